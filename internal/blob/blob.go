@@ -1,0 +1,106 @@
+// Package blob stores content-addressed blobs and the uploads that become them. Store is the
+// small core every driver implements; optional capabilities are extension interfaces that callers
+// probe for.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Errors drivers return; callers test them with errors.Is.
+var (
+	ErrNotFound       = errors.New("blob: not found")
+	ErrUploadNotFound = errors.New("blob: upload not found")
+	// ErrUploadShort means the upload's stored data is shorter than the offset the caller
+	// recorded: the bytes after the last checkpoint were lost.
+	ErrUploadShort = errors.New("blob: upload data is shorter than recorded")
+)
+
+// Info describes a stored blob.
+type Info struct {
+	Digest oci.Digest
+	Size   int64
+}
+
+// Store is what the registry needs of a blob store.
+type Store interface {
+	// Open reads blob d from offset on. It returns ErrNotFound for an unknown blob.
+	Open(ctx context.Context, d oci.Digest, offset int64) (io.ReadCloser, error)
+	// Stat returns the size of blob d, or ErrNotFound.
+	Stat(ctx context.Context, d oci.Digest) (Info, error)
+	// Create starts a new upload with the given id.
+	Create(ctx context.Context, uploadID string) (Writer, error)
+	// Resume continues upload id at offset, dropping anything stored past offset (bytes written
+	// after the caller's last checkpoint). It returns ErrUploadNotFound or ErrUploadShort.
+	Resume(ctx context.Context, uploadID string, offset int64) (Writer, error)
+	// Delete removes upload id's data; an unknown id is not an error.
+	Delete(ctx context.Context, uploadID string) error
+}
+
+// Writer appends to an upload. Commit makes the data visible as a blob; Close keeps the data
+// for a later Resume; Cancel discards it.
+type Writer interface {
+	io.Writer
+	// Size is the number of bytes in the upload so far.
+	Size() int64
+	// Sync makes what was written durable, so that a checkpoint at Size survives a crash.
+	Sync() error
+	// Commit publishes the upload as blob d, atomically: a reader sees the whole blob or none.
+	// The caller has verified d. Committing a blob that already exists is not an error.
+	Commit(ctx context.Context, d oci.Digest) (Info, error)
+	Cancel(ctx context.Context) error
+	Close() error
+}
+
+// ReadBacker is an optional Writer capability: reading the upload's data before commit, for
+// verifying a digest under an algorithm that was not computed while writing.
+type ReadBacker interface {
+	ReadBack(ctx context.Context) (io.ReadCloser, error)
+}
+
+// Deleter is an optional Store capability: removing a committed blob (garbage collection).
+type Deleter interface {
+	DeleteBlob(ctx context.Context, d oci.Digest) error
+}
+
+// Upload describes upload data held by a driver, for purging abandoned uploads.
+type Upload struct {
+	ID      string
+	ModTime int64 // unix seconds
+}
+
+// UploadLister is an optional Store capability: listing upload data, so that data with no
+// upload session (left by a crash) can be removed.
+type UploadLister interface {
+	Uploads(ctx context.Context) ([]Upload, error)
+}
+
+// Put stores r as blob d through a new upload called uploadID, verifying the digest while
+// writing. It returns an error wrapping oci.ErrDigestInvalid when the content does not match.
+func Put(ctx context.Context, s Store, uploadID string, d oci.Digest, r io.Reader) (Info, error) {
+	w, err := s.Create(ctx, uploadID)
+	if err != nil {
+		return Info{}, err
+	}
+	h := d.Algorithm().New()
+	if _, err := io.Copy(io.MultiWriter(w, h), r); err != nil {
+		return Info{}, errors.Join(err, w.Cancel(ctx))
+	}
+	if got := oci.NewDigest(d.Algorithm(), h); got != d {
+		return Info{}, errors.Join(&DigestMismatchError{Want: d, Got: got}, w.Cancel(ctx))
+	}
+	return w.Commit(ctx, d)
+}
+
+// DigestMismatchError reports content whose digest is not the one claimed.
+type DigestMismatchError struct{ Want, Got oci.Digest }
+
+func (e *DigestMismatchError) Error() string {
+	return "content digest " + string(e.Got) + " does not match " + string(e.Want)
+}
+
+func (e *DigestMismatchError) Unwrap() error { return oci.ErrDigestInvalid }

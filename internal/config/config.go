@@ -1,0 +1,265 @@
+// Package config is berth serve's typed configuration: defaults, a YAML file whose unknown keys
+// are errors, BERTH_* environment overrides, and Validate.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server's configuration.
+type Config struct {
+	// Listen is the address to serve on.
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded database and the filesystem blobs unless configured elsewhere.
+	DataDir string `yaml:"data_dir"`
+	// Database is "sqlite:PATH"; empty means sqlite:<data_dir>/berth.db.
+	Database string `yaml:"database"`
+	// Storage is "fs:PATH"; empty means fs:<data_dir>/blobs.
+	Storage string `yaml:"storage"`
+	// Registry names the default registry on first start.
+	Registry string  `yaml:"registry"`
+	TLS      TLS     `yaml:"tls"`
+	Log      Log     `yaml:"log"`
+	Limits   Limits  `yaml:"limits"`
+	Uploads  Uploads `yaml:"uploads"`
+	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// TLS enables HTTPS when both files are set.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Log configures the server log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Limits bound what clients may send.
+type Limits struct {
+	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+	MaxBlobBytes     int64 `yaml:"max_blob_bytes"`
+	MaxUploads       int   `yaml:"max_uploads"` // open upload sessions per registry
+	MaxPageSize      int   `yaml:"max_page_size"`
+	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
+}
+
+// Uploads configures upload sessions.
+type Uploads struct {
+	// TTL is how long an upload may sit idle before it is purged.
+	TTL time.Duration `yaml:"ttl"`
+}
+
+// Default returns the configuration berth runs with when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:   ":5000",
+		DataDir:  "./berth-data",
+		Registry: "default",
+		Log:      Log{Level: "info", Format: "json"},
+		Limits: Limits{
+			MaxManifestBytes: 4 << 20,
+			MaxBlobBytes:     64 << 30,
+			MaxUploads:       10_000,
+			MaxPageSize:      10_000,
+			MaxHeaderBytes:   64 << 10,
+		},
+		Uploads:         Uploads{TTL: 7 * 24 * time.Hour},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// LoadFile merges the YAML file at path into c. Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// EnvPrefix starts every environment override: BERTH_LISTEN, BERTH_TLS_CERT,
+// BERTH_LIMITS_MAX_BLOB_BYTES …
+const EnvPrefix = "BERTH_"
+
+// LoadEnv applies overrides from environment variables looked up with getenv.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	return walk(reflect.ValueOf(c).Elem(), EnvPrefix, func(name string, v reflect.Value) error {
+		s := getenv(name)
+		if s == "" {
+			return nil
+		}
+		if err := setFromString(v, s); err != nil {
+			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		}
+		return nil
+	})
+}
+
+// EnvNames lists every environment variable LoadEnv reads, for documentation and tests.
+func EnvNames() []string {
+	var out []string
+	c := Default()
+	walk(reflect.ValueOf(&c).Elem(), EnvPrefix, func(name string, v reflect.Value) error {
+		out = append(out, name)
+		return nil
+	})
+	return out
+}
+
+func walk(v reflect.Value, prefix string, fn func(string, reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := walk(fv, name+"_", fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(name, fv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setFromString(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}
+
+var registryName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$`)
+
+// Validate checks c and fills the settings derived from others (Database, Storage).
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" {
+		bad("listen: must be set, e.g. :5000")
+	}
+	if c.DataDir == "" {
+		bad("data_dir: must be set")
+	}
+	if c.Database == "" {
+		c.Database = "sqlite:" + filepath.Join(c.DataDir, "berth.db")
+	}
+	switch {
+	case strings.HasPrefix(c.Database, "sqlite:"):
+		if strings.TrimPrefix(c.Database, "sqlite:") == "" {
+			bad("database: sqlite: needs a path")
+		}
+	case strings.HasPrefix(c.Database, "postgres://"), strings.HasPrefix(c.Database, "postgresql://"):
+		bad("database: PostgreSQL is not supported by this version of berth yet; use sqlite:PATH")
+	default:
+		bad("database: %q: use sqlite:PATH", c.Database)
+	}
+	if c.Storage == "" {
+		c.Storage = "fs:" + filepath.Join(c.DataDir, "blobs")
+	}
+	switch {
+	case strings.HasPrefix(c.Storage, "fs:"):
+		if strings.TrimPrefix(c.Storage, "fs:") == "" {
+			bad("storage: fs: needs a path")
+		}
+	case strings.HasPrefix(c.Storage, "s3://"):
+		bad("storage: S3 is not supported by this version of berth yet; use fs:PATH")
+	default:
+		bad("storage: %q: use fs:PATH", c.Storage)
+	}
+	if !registryName.MatchString(c.Registry) {
+		bad("registry: %q: use 1 to 50 lower-case letters, digits and inner dashes", c.Registry)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls: cert and key must be given together")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: %q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format: %q: use json or text", c.Log.Format)
+	}
+	l := c.Limits
+	if l.MaxManifestBytes <= 0 || l.MaxManifestBytes > 4<<20 {
+		bad("limits.max_manifest_bytes: %d: must be between 1 and 4194304 (4 MiB)", l.MaxManifestBytes)
+	}
+	if l.MaxBlobBytes <= 0 {
+		bad("limits.max_blob_bytes: must be positive")
+	}
+	if l.MaxUploads <= 0 {
+		bad("limits.max_uploads: must be positive")
+	}
+	if l.MaxPageSize <= 0 {
+		bad("limits.max_page_size: must be positive")
+	}
+	if l.MaxHeaderBytes < 4096 {
+		bad("limits.max_header_bytes: must be at least 4096")
+	}
+	if c.Uploads.TTL < time.Minute {
+		bad("uploads.ttl: must be at least 1m")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout: must not be negative")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}

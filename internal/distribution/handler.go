@@ -1,0 +1,265 @@
+// Package distribution serves the OCI distribution API under /v2/: blobs, uploads, manifests,
+// tags, referrers and the catalog. Every request is authenticated and authorized (authn, then
+// policy.Decide) before its handler runs.
+package distribution
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/hosts"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// Decider is the policy the handler consults.
+type Decider interface {
+	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
+}
+
+// Limits bound what clients may send and ask for.
+type Limits struct {
+	MaxManifestBytes      int64 // at most oci.MaxManifestSize
+	MaxBlobBytes          int64
+	MaxUploadsPerRegistry int // open upload sessions; beyond it POST answers 429
+	MaxPageSize           int // tags and catalog entries per page
+}
+
+// DefaultLimits are the limits berth ships with.
+var DefaultLimits = Limits{
+	MaxManifestBytes:      oci.MaxManifestSize,
+	MaxBlobBytes:          64 << 30,
+	MaxUploadsPerRegistry: 10_000,
+	MaxPageSize:           10_000,
+}
+
+// Deps are what the handler needs.
+type Deps struct {
+	Blobs  blob.Store
+	Meta   *store.Store
+	Authn  authn.Authenticator
+	Policy Decider
+	Log    *slog.Logger
+	Limits Limits
+	Now    func() time.Time
+}
+
+// Handler serves /v2/.
+type Handler struct {
+	blobs  blob.Store
+	meta   *store.Store
+	authn  authn.Authenticator
+	policy Decider
+	log    *slog.Logger
+	limits Limits
+	now    func() time.Time
+	locks  [256]sync.Mutex // upload locks, striped by upload id
+}
+
+// New returns a handler; requests must carry their registry in ctx (hosts.WithRegistry).
+func New(d Deps) *Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Limits == (Limits{}) {
+		d.Limits = DefaultLimits
+	}
+	if d.Limits.MaxManifestBytes <= 0 || d.Limits.MaxManifestBytes > oci.MaxManifestSize {
+		d.Limits.MaxManifestBytes = oci.MaxManifestSize
+	}
+	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy,
+		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now}
+}
+
+// request is one parsed, authorized /v2/ request.
+type request struct {
+	route
+	reg       store.Registry
+	principal authn.Principal
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	if err := h.serve(w, r); err != nil {
+		httperr.Write(w, r, h.log, err)
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	rt, err := parseV2Path(r.URL.Path)
+	if err != nil {
+		return httperr.New(oci.CodeNameInvalid, "%q is not a path of the distribution API", truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
+	}
+	reg, ok := hosts.RegistryFrom(ctx)
+	if !ok {
+		return errors.New("distribution: request has no registry")
+	}
+	if rt.name != "" {
+		if err := oci.ValidateName(rt.name); err != nil {
+			return httperr.New(oci.CodeNameInvalid, "%v", err).WithDetail(map[string]string{"name": truncate(rt.name)})
+		}
+	}
+	p, err := h.authn.Authenticate(ctx, r)
+	if err != nil {
+		if errors.Is(err, authn.ErrInvalidCredentials) {
+			return httperr.New(oci.CodeUnauthorized, "%v", err)
+		}
+		return err
+	}
+	req := &request{route: rt, reg: reg, principal: p}
+	r = r.WithContext(authn.WithPrincipal(ctx, p))
+
+	action, res, ok := required(rt, r.Method, reg.Name)
+	if !ok {
+		return httperr.New(oci.CodeUnsupported, "%s is not supported on this endpoint", r.Method).
+			WithHeader("Allow", allowed(rt.kind))
+	}
+	if action != "" {
+		if err := h.authorize(ctx, p, action, res); err != nil {
+			return err
+		}
+	}
+
+	switch rt.kind {
+	case kindBase:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			w.Write([]byte("{}"))
+		}
+		return nil
+	case kindCatalog:
+		return h.catalog(w, r, req)
+	case kindTags:
+		return h.tags(w, r, req)
+	case kindReferrers:
+		return h.referrers(w, r, req)
+	case kindManifest:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return h.getManifest(w, r, req)
+		case http.MethodPut:
+			return h.putManifest(w, r, req)
+		default:
+			return h.deleteManifest(w, r, req)
+		}
+	case kindBlob:
+		if r.Method == http.MethodDelete {
+			return h.deleteBlob(w, r, req)
+		}
+		return h.getBlob(w, r, req)
+	case kindUploads:
+		return h.startUpload(w, r, req)
+	case kindUpload:
+		switch r.Method {
+		case http.MethodGet:
+			return h.uploadStatus(w, r, req)
+		case http.MethodPatch:
+			return h.patchUpload(w, r, req)
+		case http.MethodPut:
+			return h.finishUpload(w, r, req)
+		default:
+			return h.cancelUpload(w, r, req)
+		}
+	}
+	return fmt.Errorf("distribution: unrouted kind %d", rt.kind)
+}
+
+// required names the action a request needs and on what; ok is false for a method the
+// endpoint does not have.
+func required(rt route, method, registry string) (policy.Action, policy.Resource, bool) {
+	repo := policy.Resource{Registry: registry, Type: policy.TypeRepository, Name: rt.name}
+	is := func(ms ...string) bool {
+		for _, m := range ms {
+			if m == method {
+				return true
+			}
+		}
+		return false
+	}
+	switch rt.kind {
+	case kindBase:
+		return "", policy.Resource{}, is(http.MethodGet, http.MethodHead)
+	case kindCatalog:
+		return policy.ActionCatalog, policy.Resource{Registry: registry, Type: policy.TypeRegistry, Name: "catalog"}, is(http.MethodGet, http.MethodHead)
+	case kindTags, kindReferrers:
+		return policy.ActionPull, repo, is(http.MethodGet, http.MethodHead)
+	case kindManifest, kindBlob:
+		switch {
+		case is(http.MethodGet, http.MethodHead):
+			return policy.ActionPull, repo, true
+		case is(http.MethodDelete):
+			return policy.ActionDelete, repo, true
+		case is(http.MethodPut) && rt.kind == kindManifest:
+			return policy.ActionPush, repo, true
+		}
+		return "", repo, false
+	case kindUploads:
+		return policy.ActionPush, repo, is(http.MethodPost)
+	case kindUpload:
+		return policy.ActionPush, repo, is(http.MethodGet, http.MethodPatch, http.MethodPut, http.MethodDelete)
+	}
+	return "", repo, false
+}
+
+func allowed(k kind) string {
+	switch k {
+	case kindManifest:
+		return "GET, HEAD, PUT, DELETE"
+	case kindBlob:
+		return "GET, HEAD, DELETE"
+	case kindUploads:
+		return "POST"
+	case kindUpload:
+		return "GET, PATCH, PUT, DELETE"
+	}
+	return "GET, HEAD"
+}
+
+// authorize asks the policy; a refusal is 401 for the anonymous caller (so clients retry with
+// credentials) and 403 for an identified one.
+func (h *Handler) authorize(ctx context.Context, p authn.Principal, a policy.Action, res policy.Resource) error {
+	d := h.policy.Decide(ctx, p, a, res)
+	if d.Allow {
+		return nil
+	}
+	detail := []map[string]string{{"Type": res.Type, "Name": res.Name, "Action": string(a)}}
+	if p.IsAnonymous() {
+		return httperr.New(oci.CodeUnauthorized, "authentication required: %s", d.Reason).WithDetail(detail)
+	}
+	return httperr.New(oci.CodeDenied, "requested access to the resource is denied: %s", d.Reason).WithDetail(detail)
+}
+
+func newID() string {
+	var b [18]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func truncate(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}
+
+func setLocation(w http.ResponseWriter, parts ...string) {
+	w.Header().Set("Location", "/v2/"+strings.Join(parts, "/"))
+}

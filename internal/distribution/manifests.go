@@ -1,0 +1,184 @@
+package distribution
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// maxTagParams bounds the ?tag= parameters of one manifest PUT.
+const maxTagParams = 100
+
+func (h *Handler) resolveManifest(r *http.Request, req *request) (store.Manifest, error) {
+	ctx := r.Context()
+	ref, err := oci.ParseReference(req.ref)
+	if err != nil {
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			return store.Manifest{}, digestError(err)
+		}
+		return store.Manifest{}, httperr.New(oci.CodeManifestInvalid, "%v", err).WithStatus(http.StatusNotFound)
+	}
+	var m store.Manifest
+	if ref.Digest != "" {
+		m, err = h.meta.Manifest(ctx, req.reg.ID, req.name, ref.Digest)
+	} else {
+		m, err = h.meta.Tag(ctx, req.reg.ID, req.name, ref.Tag)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Manifest{}, h.notFound(r, req, oci.CodeManifestUnknown, "manifest "+ref.String())
+	}
+	return m, err
+}
+
+// notFound answers NAME_UNKNOWN when the repository itself is unknown, else code.
+func (h *Handler) notFound(r *http.Request, req *request, code oci.ErrorCode, what string) error {
+	exists, err := h.meta.RepositoryExists(r.Context(), req.reg.ID, req.name)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return httperr.New(oci.CodeNameUnknown, "repository %s is not known to registry %s", req.name, req.reg.Name).WithDetail(map[string]string{"name": req.name})
+	}
+	return httperr.New(code, "%s is not in repository %s", what, req.name)
+}
+
+func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	m, err := h.resolveManifest(r, req)
+	if err != nil {
+		return err
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", m.MediaType)
+	hdr.Set("Docker-Content-Digest", string(m.Digest))
+	hdr.Set("ETag", `"`+string(m.Digest)+`"`)
+	hdr.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	rc, err := h.blobs.Open(ctx, m.Digest, 0)
+	if errors.Is(err, blob.ErrNotFound) {
+		h.log.ErrorContext(ctx, "manifest in metadata but missing from storage", "digest", m.Digest, "repository", req.name)
+		return httperr.New(oci.CodeManifestUnknown, "manifest %s is missing from storage", m.Digest)
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.CopyN(w, rc, m.Size); err != nil {
+		h.log.DebugContext(ctx, "manifest download ended early", "digest", m.Digest, "err", err)
+	}
+	return nil
+}
+
+func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	ref, err := oci.ParseReference(req.ref)
+	if err != nil {
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			return digestError(err)
+		}
+		return httperr.New(oci.CodeManifestInvalid, "%v", err)
+	}
+	tags := r.URL.Query()["tag"]
+	if len(tags) > maxTagParams {
+		return httperr.New(oci.CodeManifestInvalid, "at most %d tag parameters may be given, got %d", maxTagParams, len(tags))
+	}
+	for _, t := range tags {
+		if err := oci.ValidateTag(t); err != nil {
+			return httperr.New(oci.CodeManifestInvalid, "tag parameter: %v", err)
+		}
+	}
+	applied := tags // reported back in OCI-Tag headers
+	if ref.Tag != "" {
+		tags = append([]string{ref.Tag}, tags...)
+	}
+	max := h.limits.MaxManifestBytes
+	if r.ContentLength > max {
+		return manifestTooLarge(max)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return httperr.New(oci.CodeManifestInvalid, "reading the manifest: %v", err)
+	}
+	if int64(len(body)) > max {
+		return manifestTooLarge(max)
+	}
+	alg := oci.SHA256
+	if ref.Digest != "" {
+		alg = ref.Digest.Algorithm()
+	}
+	d := oci.FromBytes(alg, body)
+	if ref.Digest != "" && d != ref.Digest {
+		return httperr.New(oci.CodeDigestInvalid, "the manifest's digest is %s, not %s as the URL says", d, ref.Digest)
+	}
+	parsed, err := oci.ParseManifest(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return httperr.New(oci.CodeManifestInvalid, "%v", err)
+	}
+	if _, err := blob.Put(ctx, h.blobs, newID(), d, bytes.NewReader(body)); err != nil {
+		return err
+	}
+	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
+	if parsed.Subject != nil {
+		rec.Subject = parsed.Subject.Digest
+	}
+	err = h.meta.PutManifest(ctx, req.reg.ID, req.name, rec, parsed.Blobs, parsed.Manifests, tags)
+	var missing *store.MissingError
+	if errors.As(err, &missing) {
+		return httperr.New(oci.CodeManifestBlobUnknown, "%v: push it before the manifest", missing).
+			WithDetail(map[string]string{"digest": string(missing.Digest)})
+	}
+	if err != nil {
+		return err
+	}
+	if parsed.Subject != nil {
+		w.Header().Set("OCI-Subject", string(parsed.Subject.Digest))
+	}
+	for _, t := range applied {
+		w.Header().Add("OCI-Tag", t)
+	}
+	setLocation(w, req.name, "manifests", string(d))
+	w.Header().Set("Docker-Content-Digest", string(d))
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func manifestTooLarge(max int64) error {
+	return httperr.New(oci.CodeManifestInvalid, "manifests may be at most %d bytes (%d MiB)", max, max>>20).WithStatus(http.StatusRequestEntityTooLarge)
+}
+
+func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	ref, err := oci.ParseReference(req.ref)
+	if err != nil {
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			return digestError(err)
+		}
+		return httperr.New(oci.CodeManifestInvalid, "%v", err)
+	}
+	if ref.Digest != "" {
+		_, err = h.meta.DeleteManifest(ctx, req.reg.ID, req.name, ref.Digest)
+	} else {
+		_, err = h.meta.DeleteTag(ctx, req.reg.ID, req.name, ref.Tag)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return h.notFound(r, req, oci.CodeManifestUnknown, "manifest "+ref.String())
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

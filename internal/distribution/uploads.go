@@ -1,0 +1,473 @@
+package distribution
+
+import (
+	"bytes"
+	"context"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// maxMountCandidates bounds the repositories tried for a mount with no source repository.
+const maxMountCandidates = 32
+
+func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		d, err := oci.ParseDigest(m)
+		if err != nil {
+			return digestError(err)
+		}
+		mounted, err := h.mount(ctx, req, d, q.Get("from"), q.Has("from"))
+		if err != nil {
+			return err
+		}
+		if mounted {
+			setLocation(w, req.name, "blobs", string(d))
+			w.Header().Set("Docker-Content-Digest", string(d))
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusCreated)
+			return nil
+		}
+		// Not mountable: fall back to a new upload session, as the spec asks.
+	}
+	if dq := q.Get("digest"); dq != "" {
+		d, err := oci.ParseDigest(dq)
+		if err != nil {
+			return digestError(err)
+		}
+		return h.monolithic(w, r, req, d)
+	}
+	n, err := h.meta.CountUploads(ctx, req.reg.ID)
+	if err != nil {
+		return err
+	}
+	if n >= h.limits.MaxUploadsPerRegistry {
+		return httperr.New(oci.CodeTooManyRequests, "registry %s has %d uploads in progress, the most it allows; finish or cancel some, or retry later", req.reg.Name, n).
+			WithHeader("Retry-After", "30")
+	}
+	id := newID()
+	bw, err := h.blobs.Create(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := bw.Close(); err != nil {
+		return err
+	}
+	state, err := marshalHash(oci.SHA256.New())
+	if err != nil {
+		return err
+	}
+	if err := h.meta.CreateUpload(ctx, store.Upload{ID: id, RegistryID: req.reg.ID, Repository: req.name, HashAlgorithm: string(oci.SHA256), HashState: state}); err != nil {
+		return errors.Join(err, h.blobs.Delete(ctx, id))
+	}
+	uploadHeaders(w, req.name, id, 0)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// mount links blob d into the repository from another of the same registry: the named one, or
+// with no name, any holding it that the caller may pull from.
+func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from string, hasFrom bool) (bool, error) {
+	var candidates []string
+	if hasFrom {
+		if err := oci.ValidateName(from); err != nil {
+			return false, httperr.New(oci.CodeNameInvalid, "mount source: %v", err)
+		}
+		candidates = []string{from}
+	} else {
+		var err error
+		if candidates, err = h.meta.ReposWithBlob(ctx, req.reg.ID, d, maxMountCandidates); err != nil {
+			return false, err
+		}
+	}
+	for _, src := range candidates {
+		if src == req.name {
+			continue
+		}
+		dec := h.policy.Decide(ctx, req.principal, policy.ActionPull, policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: src})
+		if !dec.Allow {
+			continue // not readable by the caller: as if absent
+		}
+		size, err := h.meta.Blob(ctx, req.reg.ID, src, d)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if _, err := h.blobs.Stat(ctx, d); err != nil {
+			if errors.Is(err, blob.ErrNotFound) {
+				continue
+			}
+			return false, err
+		}
+		if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, size); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// monolithic stores the request body as blob d in one go (POST with ?digest=).
+func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, req *request, d oci.Digest) error {
+	ctx := r.Context()
+	if r.ContentLength > h.limits.MaxBlobBytes {
+		return blobTooLarge(r.ContentLength, h.limits.MaxBlobBytes)
+	}
+	body := &limitedBody{r: r.Body, left: h.limits.MaxBlobBytes}
+	if r.ContentLength >= 0 {
+		body.declared = r.ContentLength
+	}
+	info, err := blob.Put(ctx, h.blobs, newID(), d, body)
+	if err != nil {
+		return h.uploadBodyError(err, body, d)
+	}
+	if r.ContentLength >= 0 && info.Size != r.ContentLength {
+		return httperr.New(oci.CodeSizeInvalid, "received %d bytes but Content-Length says %d", info.Size, r.ContentLength)
+	}
+	if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, info.Size); err != nil {
+		return err
+	}
+	blobCreated(w, req.name, d)
+	return nil
+}
+
+func (h *Handler) uploadBodyError(err error, body *limitedBody, d oci.Digest) error {
+	var mm *blob.DigestMismatchError
+	switch {
+	case errors.As(err, &mm):
+		return httperr.New(oci.CodeDigestInvalid, "the uploaded content's digest is %s, not %s", mm.Got, mm.Want).WithDetail(map[string]string{"digest": string(d)})
+	case body.over:
+		return blobTooLarge(-1, h.limits.MaxBlobBytes)
+	case body.readErr != nil:
+		return httperr.New(oci.CodeBlobUploadInvalid, "the request body ended early: %v", body.readErr).Wrap(err)
+	}
+	return err
+}
+
+func blobTooLarge(n, max int64) error {
+	msg := fmt.Sprintf("blobs may be at most %d bytes", max)
+	if n > 0 {
+		msg = fmt.Sprintf("the blob is %d bytes; %s", n, msg)
+	}
+	return httperr.New(oci.CodeSizeInvalid, "%s", msg).WithStatus(http.StatusRequestEntityTooLarge)
+}
+
+func blobCreated(w http.ResponseWriter, name string, d oci.Digest) {
+	setLocation(w, name, "blobs", string(d))
+	w.Header().Set("Docker-Content-Digest", string(d))
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+func uploadHeaders(w http.ResponseWriter, name, id string, size int64) {
+	setLocation(w, name, "blobs", "uploads", id)
+	w.Header().Set("Docker-Upload-UUID", id)
+	w.Header().Set("Range", rangeHeader(size))
+	w.Header().Set("Content-Length", "0")
+}
+
+// rangeHeader is the Range of an upload holding size bytes: "0-<last byte>", and "0-0" when
+// empty, as Distribution and the clients written against it expect.
+func rangeHeader(size int64) string {
+	if size == 0 {
+		return "0-0"
+	}
+	return "0-" + strconv.FormatInt(size-1, 10)
+}
+
+func (h *Handler) lock(id string) func() {
+	f := fnv.New32a()
+	f.Write([]byte(id))
+	m := &h.locks[f.Sum32()%uint32(len(h.locks))]
+	m.Lock()
+	return m.Unlock
+}
+
+// loadUpload finds the upload session named by the request.
+func (h *Handler) loadUpload(ctx context.Context, req *request) (store.Upload, error) {
+	u, err := h.meta.Upload(ctx, req.reg.ID, req.name, req.ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Upload{}, httperr.New(oci.CodeBlobUploadUnknown, "upload %s is not in progress in repository %s (it was finished, cancelled or expired)", truncate(req.ref), req.name)
+	}
+	return u, err
+}
+
+func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, req *request) error {
+	u, err := h.loadUpload(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	uploadHeaders(w, req.name, u.ID, u.Size)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	defer h.lock(req.ref)()
+	u, err := h.loadUpload(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := h.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := h.blobs.Delete(ctx, u.ID); err != nil {
+		h.log.WarnContext(ctx, "cancelled upload's data not removed", "upload", u.ID, "err", err)
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	defer h.lock(req.ref)()
+	u, err := h.loadUpload(ctx, req)
+	if err != nil {
+		return err
+	}
+	size, err := h.appendBody(ctx, r, req, &u, nil)
+	if err != nil {
+		return err
+	}
+	uploadHeaders(w, req.name, u.ID, size)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, req *request) error {
+	ctx := r.Context()
+	dq := r.URL.Query().Get("digest")
+	if dq == "" {
+		return httperr.New(oci.CodeDigestInvalid, "the digest query parameter is required to finish an upload")
+	}
+	d, err := oci.ParseDigest(dq)
+	if err != nil {
+		return digestError(err)
+	}
+	defer h.lock(req.ref)()
+	u, err := h.loadUpload(ctx, req)
+	if err != nil {
+		return err
+	}
+	var committed blob.Info
+	commit := func(bw blob.Writer, hs hash.Hash) error {
+		got, err := h.digestOf(ctx, bw, hs, oci.Algorithm(u.HashAlgorithm), d.Algorithm())
+		if err != nil {
+			return err
+		}
+		if got != d {
+			return &blob.DigestMismatchError{Want: d, Got: got}
+		}
+		committed, err = bw.Commit(ctx, d)
+		return err
+	}
+	if _, err := h.appendBody(ctx, r, req, &u, commit); err != nil {
+		var mm *blob.DigestMismatchError
+		if errors.As(err, &mm) {
+			h.discardUpload(ctx, u.ID)
+			return httperr.New(oci.CodeDigestInvalid, "the uploaded content's digest is %s, not %s", mm.Got, mm.Want).WithDetail(map[string]string{"digest": string(d)})
+		}
+		return err
+	}
+	if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, committed.Size); err != nil {
+		return err
+	}
+	if err := h.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	blobCreated(w, req.name, d)
+	return nil
+}
+
+func (h *Handler) discardUpload(ctx context.Context, id string) {
+	if err := h.meta.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.log.WarnContext(ctx, "upload session not removed", "upload", id, "err", err)
+	}
+	if err := h.blobs.Delete(ctx, id); err != nil {
+		h.log.WarnContext(ctx, "upload data not removed", "upload", id, "err", err)
+	}
+}
+
+// digestOf returns the upload's digest under want: from the running hash when it is the same
+// algorithm, otherwise by reading the data back.
+func (h *Handler) digestOf(ctx context.Context, bw blob.Writer, hs hash.Hash, have, want oci.Algorithm) (oci.Digest, error) {
+	if have == want {
+		return oci.NewDigest(want, hs), nil
+	}
+	rb, ok := bw.(blob.ReadBacker)
+	if !ok {
+		return "", httperr.New(oci.CodeUnsupported, "this storage cannot verify a %s digest for an upload hashed with %s; start the upload with ?digest= or use %s", want, have, have)
+	}
+	rc, err := rb.ReadBack(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	hw := want.New()
+	if _, err := copyBuffer(hw, rc); err != nil {
+		return "", err
+	}
+	return oci.NewDigest(want, hw), nil
+}
+
+// appendBody writes the request body to the upload at its checkpoint, honouring Content-Range,
+// then either checkpoints (commit nil) or hands the writer to commit. It returns the new size.
+func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request, u *store.Upload, commit func(blob.Writer, hash.Hash) error) (int64, error) {
+	outOfRange := func(format string, args ...any) error {
+		e := httperr.New(oci.CodeRangeInvalid, format, args...).WithStatus(http.StatusRequestedRangeNotSatisfiable)
+		e = e.WithHeader("Location", "/v2/"+req.name+"/blobs/uploads/"+u.ID).WithHeader("Range", rangeHeader(u.Size))
+		return e.WithHeader("Docker-Upload-UUID", u.ID)
+	}
+	declared := int64(-1)
+	if cr := r.Header.Get("Content-Range"); cr != "" {
+		start, end, err := parseContentRange(cr)
+		if err != nil {
+			return 0, outOfRange("%v", err)
+		}
+		if start != u.Size {
+			return 0, outOfRange("chunk starts at byte %d but the upload holds %d bytes: send the chunk that starts at %d", start, u.Size, u.Size)
+		}
+		declared = end - start + 1
+		if r.ContentLength >= 0 && r.ContentLength != declared {
+			return 0, httperr.New(oci.CodeSizeInvalid, "Content-Range %q covers %d bytes but Content-Length is %d", cr, declared, r.ContentLength)
+		}
+	} else if r.ContentLength >= 0 {
+		declared = r.ContentLength
+	}
+	room := h.limits.MaxBlobBytes - u.Size
+	if declared > room {
+		return 0, blobTooLarge(u.Size+declared, h.limits.MaxBlobBytes)
+	}
+	hs := oci.Algorithm(u.HashAlgorithm).New()
+	if err := unmarshalHash(hs, u.HashState); err != nil {
+		return 0, fmt.Errorf("upload %s hash state: %w", u.ID, err)
+	}
+	bw, err := h.blobs.Resume(ctx, u.ID, u.Size)
+	if errors.Is(err, blob.ErrUploadNotFound) || errors.Is(err, blob.ErrUploadShort) {
+		h.discardUpload(ctx, u.ID)
+		return 0, httperr.New(oci.CodeBlobUploadUnknown, "upload %s lost its data (the server restarted during it); start the upload again", u.ID).Wrap(err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer bw.Close()
+	body := &limitedBody{r: r.Body, left: room, declared: declared}
+	n, copyErr := copyBuffer(io.MultiWriter(bw, hs), body)
+	if copyErr == nil && declared >= 0 && n != declared {
+		copyErr = fmt.Errorf("received %d of %d bytes", n, declared)
+		body.readErr = copyErr
+	}
+	if n > 0 || commit == nil {
+		// Checkpoint what arrived, even after an error, so a client can resume from there.
+		if err := bw.Sync(); err != nil {
+			return 0, err
+		}
+		state, err := marshalHash(hs)
+		if err != nil {
+			return 0, err
+		}
+		if err := h.meta.CheckpointUpload(ctx, u.ID, u.Size, u.Size+n, state); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return 0, httperr.New(oci.CodeBlobUploadUnknown, "upload %s was cancelled meanwhile", u.ID)
+			}
+			return 0, err
+		}
+		u.Size += n
+		u.HashState = state
+	}
+	if copyErr != nil {
+		return 0, h.uploadBodyError(copyErr, body, "")
+	}
+	if commit != nil {
+		if err := commit(bw, hs); err != nil {
+			return 0, err
+		}
+	}
+	return u.Size, nil
+}
+
+// parseContentRange reads "start-end" (inclusive), also accepting a "bytes " or "bytes=" prefix
+// and a "/total" suffix, which some clients send.
+func parseContentRange(s string) (start, end int64, err error) {
+	v := strings.TrimSpace(s)
+	v = strings.TrimPrefix(strings.TrimPrefix(v, "bytes="), "bytes ")
+	v, _, _ = strings.Cut(v, "/")
+	a, b, ok := strings.Cut(v, "-")
+	if ok {
+		start, err = strconv.ParseInt(a, 10, 64)
+		if err == nil {
+			end, err = strconv.ParseInt(b, 10, 64)
+		}
+	}
+	if !ok || err != nil || start < 0 || end < start {
+		return 0, 0, fmt.Errorf("Content-Range %q is not of the form <start>-<end>", truncate(s))
+	}
+	return start, end, nil
+}
+
+// limitedBody reads a request body up to left bytes, noting whether the client sent more and
+// whether the body broke off.
+type limitedBody struct {
+	r        io.Reader
+	left     int64
+	declared int64
+	over     bool
+	readErr  error
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		var one [1]byte
+		if n, _ := b.r.Read(one[:]); n > 0 {
+			b.over = true
+			return 0, errors.New("body exceeds the blob size limit")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		b.readErr = err
+	}
+	return n, err
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	m, ok := h.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil, errors.New("hash state cannot be saved")
+	}
+	return m.MarshalBinary()
+}
+
+func unmarshalHash(h hash.Hash, state []byte) error {
+	m, ok := h.(encoding.BinaryUnmarshaler)
+	if !ok {
+		return errors.New("hash state cannot be restored")
+	}
+	return m.UnmarshalBinary(bytes.Clone(state))
+}

@@ -1,0 +1,215 @@
+// Package httperr is berth's error boundary for HTTP: the Error type handlers return, the OCI
+// error envelope it is written as, correlation ids, panic recovery and the access log.
+package httperr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Error is an error a handler answers with. Message and Detail go to the client; Err only to
+// the log.
+type Error struct {
+	Status  int
+	Code    oci.ErrorCode
+	Message string
+	Detail  any
+	Header  http.Header
+	Err     error
+}
+
+var _ error = (*Error)(nil)
+
+// New returns an error with the code's usual status.
+func New(code oci.ErrorCode, format string, args ...any) *Error {
+	return &Error{Status: code.Status(), Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// WithStatus returns e answering with another status.
+func (e *Error) WithStatus(status int) *Error { e.Status = status; return e }
+
+// WithDetail returns e carrying detail for the client.
+func (e *Error) WithDetail(d any) *Error { e.Detail = d; return e }
+
+// WithHeader returns e setting a response header.
+func (e *Error) WithHeader(k, v string) *Error {
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	e.Header.Set(k, v)
+	return e
+}
+
+// Wrap returns e recording cause for the log.
+func (e *Error) Wrap(cause error) *Error { e.Err = cause; return e }
+
+type envelope struct {
+	Errors []item `json:"errors"`
+}
+
+type item struct {
+	Code    oci.ErrorCode `json:"code"`
+	Message string        `json:"message"`
+	Detail  any           `json:"detail,omitempty"`
+}
+
+// Write answers with err as an OCI error envelope. An error that is not an *Error is a fault of
+// berth's: it is logged, and the client gets a 500 whose message holds only the correlation id.
+func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			return // the client went away; nobody to answer
+		}
+		log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
+		e = New(oci.CodeUnknown, "internal server error; give the operator the correlation id %s", CorrelationID(r.Context()))
+	} else if e.Status >= 500 {
+		log.ErrorContext(r.Context(), "server error", "err", e, "method", r.Method, "path", r.URL.Path)
+	} else if e.Err != nil {
+		log.DebugContext(r.Context(), "request refused", "err", e, "method", r.Method, "path", r.URL.Path)
+	}
+	for k, vs := range e.Header {
+		w.Header()[k] = vs
+	}
+	body, _ := json.Marshal(envelope{Errors: []item{{Code: e.Code, Message: e.Message, Detail: e.Detail}}})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Del("Docker-Content-Digest")
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead {
+		w.Write(body)
+	}
+}
+
+// HandlerFunc is an http handler that returns its error instead of writing it.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handle adapts h to http.Handler, writing any error it returns.
+func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			Write(w, r, log, err)
+		}
+	})
+}
+
+type correlationKey struct{}
+
+// CorrelationID returns the request's correlation id, or "".
+func CorrelationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
+}
+
+// WithCorrelationID returns ctx carrying id.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey{}, id)
+}
+
+// HeaderCorrelationID is the request and response header carrying the correlation id.
+const HeaderCorrelationID = "X-Correlation-Id"
+
+func newCorrelationID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+// validClientID accepts a client-chosen correlation id of up to 128 safe characters.
+func validClientID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// Middleware gives each request a correlation id (the client's, if it sent a valid one), turns
+// panics into 500s, and writes one access-log record per request.
+func Middleware(log *slog.Logger, now func() time.Time, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := now()
+		id := r.Header.Get(HeaderCorrelationID)
+		if !validClientID(id) {
+			id = newCorrelationID()
+		}
+		r = r.WithContext(WithCorrelationID(r.Context(), id))
+		w.Header().Set(HeaderCorrelationID, id)
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !rec.wrote {
+					Write(rec, r, log, New(oci.CodeUnknown, "internal server error; give the operator the correlation id %s", id))
+				}
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			if r.Context().Err() != nil && !rec.wrote {
+				status = 499
+			}
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("host", r.Host),
+				slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", now().Sub(start)),
+				slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()),
+				slog.String("correlation_id", id))
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(s int) {
+	if !r.wrote {
+		r.status, r.wrote = s, true
+	}
+	r.ResponseWriter.WriteHeader(s)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if !r.wrote {
+		r.status, r.wrote = http.StatusOK, true
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// orphanAge is how old upload data with no session must be before it is removed: a session
+// row is written right after its data file, and a manifest's data never has a session.
+const orphanAge = time.Hour
+
+// purgeUploads removes idle upload sessions and upload data left without one, every few
+// minutes until ctx ends.
+func (s *Server) purgeUploads(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		if err := s.PurgeUploads(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("upload purge failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PurgeUploads runs one purge pass.
+func (s *Server) PurgeUploads(ctx context.Context) error {
+	ids, err := s.meta.StaleUploads(ctx, s.now().Add(-s.cfg.Uploads.TTL), 1000)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.meta.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := s.blobs.Delete(ctx, id); err != nil {
+			return err
+		}
+	}
+	lister, ok := s.blobs.(blob.UploadLister)
+	if !ok {
+		return nil
+	}
+	ups, err := lister.Uploads(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := s.now().Add(-orphanAge).Unix()
+	for _, u := range ups {
+		if u.ModTime > cutoff {
+			continue
+		}
+		exists, err := s.meta.UploadExists(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			if err := s.blobs.Delete(ctx, u.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if len(ids) > 0 {
+		s.log.Info("purged idle uploads", "count", len(ids))
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+// Package server is berth's composition root: it builds the stores, the policy engine and the
+// HTTP handlers from a Config, and runs them until its context ends.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/blob/fsblob"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/distribution"
+	"github.com/berth-registry/berth/internal/hosts"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// Server is a running berth.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	now     func() time.Time
+	meta    *store.Store
+	blobs   blob.Store
+	hosts   *hosts.Resolver
+	handler http.Handler
+}
+
+// New opens the stores named by cfg (creating the default registry on an empty database) and
+// builds the handlers. cfg must have passed Validate.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	now := time.Now
+	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now})
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := openBlobs(cfg.Storage)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	if _, err := meta.EnsureDefaultRegistry(ctx, cfg.Registry); err != nil {
+		meta.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now)}
+	dist := distribution.New(distribution.Deps{
+		Blobs:  blobs,
+		Meta:   meta,
+		Authn:  authn.AnonymousOnly{},
+		Policy: policy.NewEngine(&policy.Snapshot{}),
+		Log:    log,
+		Now:    now,
+		Limits: distribution.Limits{
+			MaxManifestBytes:      cfg.Limits.MaxManifestBytes,
+			MaxBlobBytes:          cfg.Limits.MaxBlobBytes,
+			MaxUploadsPerRegistry: cfg.Limits.MaxUploads,
+			MaxPageSize:           cfg.Limits.MaxPageSize,
+		},
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", s.withRegistry(dist))
+	mux.Handle("/v2", s.withRegistry(dist))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
+	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
+	}))
+	s.handler = httperr.Middleware(log, now, mux)
+	return s, nil
+}
+
+func openBlobs(spec string) (blob.Store, error) {
+	switch {
+	case strings.HasPrefix(spec, "fs:"):
+		return fsblob.New(strings.TrimPrefix(spec, "fs:"))
+	default:
+		return nil, fmt.Errorf("server: unknown storage %q", spec)
+	}
+}
+
+// Handler is the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the stores.
+func (s *Server) Close() error { return s.meta.Close() }
+
+func (s *Server) withRegistry(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reg, err := s.hosts.Resolve(r.Context(), r.Host)
+		if err != nil {
+			httperr.Write(w, r, s.log, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(hosts.WithRegistry(r.Context(), reg)))
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.meta.Ping(ctx); err != nil {
+		return httperr.New(oci.CodeUnknown, "metadata database is not answering").WithStatus(http.StatusServiceUnavailable).Wrap(err)
+	}
+	if _, err := s.blobs.Stat(ctx, oci.FromBytes(oci.SHA256, nil)); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return httperr.New(oci.CodeUnknown, "blob storage is not answering").WithStatus(http.StatusServiceUnavailable).Wrap(err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ready\n"))
+	return nil
+}
+
+// Run serves on cfg.Listen until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if s.cfg.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: tls: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go s.purgeUploads(bg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("berth is serving", "addr", ln.Addr().String(), "scheme", scheme, "database", s.cfg.Database, "storage", s.cfg.Storage)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Manifest is what the store keeps of a manifest; its bytes live in the blob store.
+type Manifest struct {
+	Digest       oci.Digest
+	MediaType    string
+	ArtifactType string
+	Size         int64
+	Subject      oci.Digest // empty when the manifest has no subject
+	Annotations  map[string]string
+	CreatedAt    time.Time
+}
+
+// MissingError reports a manifest that points at content the repository does not hold.
+type MissingError struct {
+	Digest   oci.Digest
+	Manifest bool // a manifest (listed by an index) rather than a blob
+}
+
+func (e *MissingError) Error() string {
+	if e.Manifest {
+		return fmt.Sprintf("manifest %s is not in the repository", e.Digest)
+	}
+	return fmt.Sprintf("blob %s is not in the repository", e.Digest)
+}
+
+// PutManifest stores m in the repository and points tags at it, in one transaction. Every digest
+// in blobs must be a blob of the repository and every digest in children a manifest of it, or
+// PutManifest returns a *MissingError and changes nothing.
+func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, m Manifest, blobs, children []oci.Digest, tags []string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := s.ensureRepo(ctx, tx, registryID, repo)
+		if err != nil {
+			return err
+		}
+		seen := make(map[oci.Digest]bool, len(blobs)+len(children))
+		for _, list := range []struct {
+			digests  []oci.Digest
+			query    string
+			manifest bool
+		}{
+			{blobs, `SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?`, false},
+			{children, `SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?`, true},
+		} {
+			for _, d := range list.digests {
+				if seen[d] {
+					continue
+				}
+				seen[d] = true
+				var one int
+				err := tx.QueryRowContext(ctx, s.q(list.query), id, string(d)).Scan(&one)
+				if errors.Is(err, sql.ErrNoRows) {
+					return &MissingError{Digest: d, Manifest: list.manifest}
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		var ann any
+		if len(m.Annotations) > 0 {
+			b, err := json.Marshal(m.Annotations)
+			if err != nil {
+				return err
+			}
+			ann = string(b)
+		}
+		var subject any
+		if m.Subject != "" {
+			subject = string(m.Subject)
+		}
+		now := s.millis()
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, subject, annotations, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
+			id, string(m.Digest), m.MediaType, m.ArtifactType, m.Size, subject, ann, now)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			for d := range seen {
+				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifest_references (repository_id, digest, child) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
+					id, string(m.Digest), string(d)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, t := range tags {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
+				id, t, string(m.Digest), now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		var me *MissingError
+		if errors.As(err, &me) {
+			return err
+		}
+		return fmt.Errorf("store: put manifest %s in %s: %w", m.Digest, repo, err)
+	}
+	return nil
+}
+
+const manifestColumns = `m.digest, m.media_type, m.artifact_type, m.size, COALESCE(m.subject, ''), COALESCE(m.annotations, ''), m.created_at`
+
+func scanManifest(sc scanner) (Manifest, error) {
+	var m Manifest
+	var d, subject, ann string
+	var created int64
+	if err := sc.Scan(&d, &m.MediaType, &m.ArtifactType, &m.Size, &subject, &ann, &created); err != nil {
+		return Manifest{}, err
+	}
+	m.Digest, m.Subject, m.CreatedAt = oci.Digest(d), oci.Digest(subject), time.UnixMilli(created)
+	if ann != "" {
+		if err := json.Unmarshal([]byte(ann), &m.Annotations); err != nil {
+			return Manifest{}, fmt.Errorf("annotations of %s: %w", d, err)
+		}
+	}
+	return m, nil
+}
+
+// Manifest returns manifest d of the repository, or ErrNotFound.
+func (s *Store) Manifest(ctx context.Context, registryID int64, repo string, d oci.Digest) (Manifest, error) {
+	m, err := scanManifest(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?`), registryID, repo, string(d)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Manifest{}, ErrNotFound
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("store: manifest %s in %s: %w", d, repo, err)
+	}
+	return m, nil
+}
+
+// Tag returns the manifest a tag points at, or ErrNotFound.
+func (s *Store) Tag(ctx context.Context, registryID int64, repo, tag string) (Manifest, error) {
+	m, err := scanManifest(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM tags t
+		JOIN repositories r ON r.id = t.repository_id
+		JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+		WHERE r.registry_id = ? AND r.name = ? AND t.name = ?`), registryID, repo, tag))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Manifest{}, ErrNotFound
+	}
+	if err != nil {
+		return Manifest{}, fmt.Errorf("store: tag %s in %s: %w", tag, repo, err)
+	}
+	return m, nil
+}
+
+// Tags lists up to n tags of the repository after last, in byte order; more reports whether
+// others follow. It returns ErrNotFound for an unknown repository.
+func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n int) (tags []string, more bool, err error) {
+	id, err := s.repoID(ctx, s.rdb, registryID, repo)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?`), id, last, n+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
+	}
+	tags, err = scanStrings(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
+	}
+	if len(tags) > n {
+		return tags[:n], true, nil
+	}
+	return tags, false, nil
+}
+
+// DeleteManifest removes manifest d and every tag pointing at it; ErrNotFound if absent.
+// It returns the tags removed.
+func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo string, d oci.Digest) ([]string, error) {
+	var tags []string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := s.repoID(ctx, tx, registryID, repo)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name`), id, string(d))
+		if err != nil {
+			return err
+		}
+		if tags, err = scanStrings(rows); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tags WHERE repository_id = ? AND digest = ?`), id, string(d)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM manifests WHERE repository_id = ? AND digest = ?`), id, string(d))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: delete manifest %s from %s: %w", d, repo, err)
+	}
+	return tags, nil
+}
+
+// DeleteTag removes a tag, leaving its manifest; ErrNotFound if absent. It returns the digest
+// the tag pointed at.
+func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag string) (oci.Digest, error) {
+	var d string
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := s.repoID(ctx, tx, registryID, repo)
+		if err != nil {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, s.q(`DELETE FROM tags WHERE repository_id = ? AND name = ? RETURNING digest`), id, tag).Scan(&d)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: delete tag %s from %s: %w", tag, repo, err)
+	}
+	return oci.Digest(d), nil
+}
+
+// Referrers lists the manifests of the repository whose subject is d, optionally only those of
+// one artifact type, oldest first.
+func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d oci.Digest, artifactType string) ([]Manifest, error) {
+	query := `SELECT ` + manifestColumns + ` FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE r.registry_id = ? AND r.name = ? AND m.subject = ?`
+	args := []any{registryID, repo, string(d)}
+	if artifactType != "" {
+		query += ` AND m.artifact_type = ?`
+		args = append(args, artifactType)
+	}
+	query += ` ORDER BY m.created_at, m.digest`
+	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: referrers of %s: %w", d, err)
+	}
+	defer rows.Close()
+	var out []Manifest
+	for rows.Next() {
+		m, err := scanManifest(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: referrers of %s: %w", d, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Upload is a blob upload session. Size and HashState are the last checkpoint: the upload's data
+// is durable up to Size and HashState is the digest state after exactly Size bytes.
+type Upload struct {
+	ID            string
+	RegistryID    int64
+	Repository    string
+	Size          int64
+	HashAlgorithm string
+	HashState     []byte
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// CreateUpload records a new upload session.
+func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
+	now := s.millis()
+	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO uploads (id, registry_id, repository, size, hash_algorithm, hash_state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), u.ID, u.RegistryID, u.Repository, u.Size, u.HashAlgorithm, u.HashState, now, now)
+	if err != nil {
+		return fmt.Errorf("store: create upload: %w", err)
+	}
+	return nil
+}
+
+// Upload returns upload id of the repository, or ErrNotFound.
+func (s *Store) Upload(ctx context.Context, registryID int64, repo, id string) (Upload, error) {
+	var u Upload
+	var created, updated int64
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, registry_id, repository, size, hash_algorithm, hash_state, created_at, updated_at
+		FROM uploads WHERE id = ? AND registry_id = ? AND repository = ?`), id, registryID, repo).
+		Scan(&u.ID, &u.RegistryID, &u.Repository, &u.Size, &u.HashAlgorithm, &u.HashState, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Upload{}, ErrNotFound
+	}
+	if err != nil {
+		return Upload{}, fmt.Errorf("store: upload: %w", err)
+	}
+	u.CreatedAt, u.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
+	return u, nil
+}
+
+// CheckpointUpload moves upload id from size from to size to with the given hash state. It
+// returns ErrConflict if the upload is no longer at from (another request moved it), and
+// ErrNotFound if it is gone.
+func (s *Store) CheckpointUpload(ctx context.Context, id string, from, to int64, hashState []byte) error {
+	res, err := s.wdb.ExecContext(ctx, s.q(`UPDATE uploads SET size = ?, hash_state = ?, updated_at = ? WHERE id = ? AND size = ?`),
+		to, hashState, s.millis(), id, from)
+	if err != nil {
+		return fmt.Errorf("store: checkpoint upload: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		var one int
+		if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return ErrConflict
+	}
+	return nil
+}
+
+// DeleteUpload removes an upload session; ErrNotFound if it is unknown.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	res, err := s.wdb.ExecContext(ctx, s.q(`DELETE FROM uploads WHERE id = ?`), id)
+	if err != nil {
+		return fmt.Errorf("store: delete upload: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CountUploads returns the number of open upload sessions of a registry.
+func (s *Store) CountUploads(ctx context.Context, registryID int64) (int, error) {
+	var n int
+	if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads WHERE registry_id = ?`), registryID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count uploads: %w", err)
+	}
+	return n, nil
+}
+
+// StaleUploads lists the ids of uploads not touched since before.
+func (s *Store) StaleUploads(ctx context.Context, before time.Time, limit int) ([]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id FROM uploads WHERE updated_at < ? ORDER BY updated_at LIMIT ?`), before.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: stale uploads: %w", err)
+	}
+	ids, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: stale uploads: %w", err)
+	}
+	return ids, nil
+}
+
+// UploadExists reports whether upload id has a session.
+func (s *Store) UploadExists(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: upload exists: %w", err)
+	}
+	return true, nil
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs every outside tool berth's tests drive: real registry clients (Debian packages and
+# pinned `go install`s) and the OCI distribution-spec conformance suite. Idempotent: tools already
+# present at the pinned version are kept. Prints the directory to put on PATH as its last line.
+set -euo pipefail
+
+CRANE_VERSION=v0.22.1     # github.com/google/go-containerregistry
+ORAS_VERSION=v1.3.6       # oras.land/oras
+REGCTL_VERSION=v0.11.7    # github.com/regclient/regclient
+HELM_VERSION=v3.22.0      # helm.sh/helm/v3
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111   # github.com/opencontainers/distribution-spec/conformance (untagged)
+
+TOOLS_DIR=${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}
+BIN="$TOOLS_DIR/bin"
+mkdir -p "$BIN"
+
+log() { echo "install-test-tools: $*" >&2; }
+
+# Debian packages: skopeo, umoci, podman, buildah (no container runtime is needed for push/pull).
+need_apt=()
+for p in skopeo umoci podman buildah; do
+	command -v "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		log "need root to apt-get install ${need_apt[*]}"; exit 1
+	fi
+	log "apt-get install ${need_apt[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
+fi
+
+# Go-installed clients, each pinned; a stamp file records the version installed.
+goinstall() { # name module version
+	local name=$1 mod=$2 ver=$3
+	if [ -x "$BIN/$name" ] && [ "$(cat "$BIN/.$name.version" 2>/dev/null)" = "$ver" ]; then
+		return 0
+	fi
+	log "go install $mod@$ver"
+	GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "$mod@$ver" >&2
+	echo "$ver" >"$BIN/.$name.version"
+}
+goinstall crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" &
+goinstall oras oras.land/oras/cmd/oras "$ORAS_VERSION" &
+goinstall regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION" &
+wait
+goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+
+# The conformance suite is a test package in an untagged module: build it from the module cache.
+if [ ! -x "$BIN/oci-conformance" ] || [ "$(cat "$BIN/.oci-conformance.version" 2>/dev/null)" != "$CONFORMANCE_VERSION" ]; then
+	log "building the OCI conformance suite $CONFORMANCE_VERSION"
+	dir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[ -n "$dir" ] || { log "could not download the conformance module"; exit 1; }
+	work=$(mktemp -d)
+	cp -r "$dir/." "$work/"
+	chmod -R u+w "$work"
+	(cd "$work" && go build -o "$BIN/oci-conformance" . >&2)
+	rm -rf "$work"
+	echo "$CONFORMANCE_VERSION" >"$BIN/.oci-conformance.version"
+fi
+
+echo "$BIN"

@@ -71,7 +71,7 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, req *request) err
 	if tags == nil {
 		tags = []string{}
 	}
-	if more {
+	if more && len(tags) > 0 {
 		linkNext(w, "/v2/"+req.name+"/tags/list", tags[len(tags)-1], n)
 	}
 	return writeJSON(w, r, "application/json", struct {
@@ -92,7 +92,7 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, req *request) 
 	if repos == nil {
 		repos = []string{}
 	}
-	if more {
+	if more && len(repos) > 0 {
 		linkNext(w, "/v2/_catalog", repos[len(repos)-1], n)
 	}
 	return writeJSON(w, r, "application/json", struct {

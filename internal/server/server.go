@@ -69,8 +69,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		},
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", s.withRegistry(dist))
-	mux.Handle("/v2", s.withRegistry(dist))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -79,7 +77,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))
-	s.handler = httperr.Middleware(log, now, mux)
+	// /v2/ bypasses ServeMux, which would clean and redirect paths ("a//b") that the
+	// distribution API must refuse as invalid names instead.
+	v2 := s.withRegistry(dist)
+	s.handler = httperr.Middleware(log, now, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
+			v2.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	return s, nil
 }
 
@@ -183,3 +190,9 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// Meta exposes the metadata store, for tests and commands that share the process.
+func (s *Server) Meta() *store.Store { return s.meta }
+
+// InvalidateHosts makes the next request reload the registries table.
+func (s *Server) InvalidateHosts() { s.hosts.Invalidate() }

@@ -175,6 +175,9 @@ func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n
 	if err != nil {
 		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
 	}
+	if n <= 0 {
+		return nil, false, nil
+	}
 	if len(tags) > n {
 		return tags[:n], true, nil
 	}

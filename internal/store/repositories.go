@@ -54,6 +54,9 @@ func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n in
 	if err != nil {
 		return nil, false, fmt.Errorf("store: catalog: %w", err)
 	}
+	if n <= 0 {
+		return nil, false, nil
+	}
 	if len(names) > n {
 		return names[:n], true, nil
 	}

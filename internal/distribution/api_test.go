@@ -1,0 +1,392 @@
+package distribution_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+func TestBlobRange(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	data := randomBytes(t, 1000)
+	d := c.pushBlob("r/range", data)
+	path := "/v2/r/range/blobs/" + string(d)
+	tests := []struct {
+		rng    string
+		status int
+		want   []byte
+		cr     string
+	}{
+		{"", 200, data, ""},
+		{"bytes=0-99", 206, data[:100], "bytes 0-99/1000"},
+		{"bytes=900-", 206, data[900:], "bytes 900-999/1000"},
+		{"bytes=-10", 206, data[990:], "bytes 990-999/1000"},
+		{"bytes=990-5000", 206, data[990:], "bytes 990-999/1000"},
+		{"bytes=0-1,5-6", 200, data, ""}, // several ranges: ignored, whole blob
+		{"bytes=1000-", 416, nil, "bytes */1000"},
+		{"bytes=5-1", 416, nil, "bytes */1000"},
+	}
+	for _, tc := range tests {
+		r := c.do("GET", path, map[string]string{"Range": tc.rng}, nil)
+		if r.StatusCode != tc.status {
+			t.Errorf("Range %q: status %d, want %d", tc.rng, r.StatusCode, tc.status)
+			continue
+		}
+		if tc.want != nil && !bytes.Equal(r.body, tc.want) {
+			t.Errorf("Range %q: got %d bytes, not the %d expected", tc.rng, len(r.body), len(tc.want))
+		}
+		if got := r.Header.Get("Content-Range"); got != tc.cr {
+			t.Errorf("Range %q: Content-Range %q, want %q", tc.rng, got, tc.cr)
+		}
+	}
+	h := c.must(c.do("HEAD", path, nil, nil), 200, "HEAD blob")
+	if h.ContentLength != 1000 || h.Header.Get("Docker-Content-Digest") != string(d) || len(h.body) != 0 {
+		t.Errorf("HEAD: length %d digest %q body %d bytes", h.ContentLength, h.Header.Get("Docker-Content-Digest"), len(h.body))
+	}
+}
+
+func TestPagination(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.MaxPageSize = 3 }})
+	c := newClient(t, s)
+	_, d := c.pushImage("p/one", "t0", []byte("x"))
+	var want []string
+	for i := 0; i < 7; i++ {
+		tag := fmt.Sprintf("t%d", i)
+		want = append(want, tag)
+		c.must(c.do("PUT", "/v2/p/one/manifests/"+string(d)+"?tag="+tag, map[string]string{"Content-Type": oci.MediaTypeImageManifest}, mustGet(c, "/v2/p/one/manifests/t0")), 201, "tag")
+	}
+	// Follow Link headers with n=2, then without n (the server's page size, 3).
+	for _, first := range []string{"/v2/p/one/tags/list?n=2", "/v2/p/one/tags/list"} {
+		var got []string
+		next := first
+		for pages := 0; next != ""; pages++ {
+			if pages > 10 {
+				t.Fatal("pagination does not end")
+			}
+			r := c.must(c.do("GET", next, nil, nil), 200, "tags page")
+			var body struct {
+				Name string
+				Tags []string
+			}
+			decode(t, r.body, &body)
+			got = append(got, body.Tags...)
+			next = linkTarget(r.Header.Get("Link"))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("tags from %s (-want +got):\n%s", first, diff)
+		}
+	}
+	r := c.must(c.do("GET", "/v2/p/one/tags/list?n=0", nil, nil), 200, "n=0")
+	if !strings.Contains(string(r.body), `"tags":[]`) || r.Header.Get("Link") != "" {
+		t.Errorf("n=0: body %s link %q; want no tags and no Link", r.body, r.Header.Get("Link"))
+	}
+	r = c.must(c.do("GET", "/v2/p/one/tags/list?n=2&last=t5", nil, nil), 200, "last")
+	if !strings.Contains(string(r.body), `"tags":["t6"]`) {
+		t.Errorf("last=t5: %s", r.body)
+	}
+	for _, repo := range []string{"p/two", "a/three", "z/four"} {
+		c.pushBlob(repo, []byte(repo))
+	}
+	var repos []string
+	for next := "/v2/_catalog?n=1"; next != ""; {
+		r := c.must(c.do("GET", next, nil, nil), 200, "catalog page")
+		var body struct{ Repositories []string }
+		decode(t, r.body, &body)
+		repos = append(repos, body.Repositories...)
+		next = linkTarget(r.Header.Get("Link"))
+	}
+	if diff := cmp.Diff([]string{"a/three", "p/one", "p/two", "z/four"}, repos); diff != "" {
+		t.Errorf("catalog (-want +got):\n%s", diff)
+	}
+}
+
+func mustGet(c *client, path string) []byte {
+	return c.must(c.do("GET", path, nil, nil), 200, "GET "+path).body
+}
+
+func linkTarget(link string) string {
+	if link == "" {
+		return ""
+	}
+	start, end := strings.IndexByte(link, '<'), strings.IndexByte(link, '>')
+	if start < 0 || end < start || !strings.Contains(link, `rel="next"`) {
+		return ""
+	}
+	return link[start+1 : end]
+}
+
+func TestReferrers(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	_, subject := c.pushImage("ref/repo", "v1", []byte("base"))
+	empty := c.pushBlob("ref/repo", []byte("{}"))
+	put := func(artifactType string, ann string) oci.Digest {
+		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"artifactType":%q,"config":{"mediaType":%q,"digest":%q,"size":2},"layers":[{"mediaType":%q,"digest":%q,"size":2}],"subject":{"mediaType":%q,"digest":%q,"size":1},"annotations":{"note":%q}}`,
+			oci.MediaTypeImageManifest, artifactType, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeImageManifest, subject, ann)
+		d := oci.FromBytes(oci.SHA256, []byte(m))
+		r := c.must(c.do("PUT", "/v2/ref/repo/manifests/"+string(d), map[string]string{"Content-Type": oci.MediaTypeImageManifest}, []byte(m)), 201, "put referrer")
+		if got := r.Header.Get("OCI-Subject"); got != string(subject) {
+			t.Errorf("OCI-Subject = %q, want %s", got, subject)
+		}
+		return d
+	}
+	sig := put("application/vnd.example.sig", "signed")
+	sbom := put("application/vnd.example.sbom", "listed")
+
+	type index struct {
+		MediaType string
+		Manifests []oci.Descriptor
+	}
+	r := c.must(c.do("GET", "/v2/ref/repo/referrers/"+string(subject), nil, nil), 200, "referrers")
+	var all index
+	decode(t, r.body, &all)
+	if r.Header.Get("Content-Type") != oci.MediaTypeImageIndex || len(all.Manifests) != 2 {
+		t.Fatalf("referrers: content type %q, %d entries; body %s", r.Header.Get("Content-Type"), len(all.Manifests), r.body)
+	}
+	got := map[oci.Digest]string{}
+	for _, m := range all.Manifests {
+		got[m.Digest] = m.ArtifactType + " " + m.Annotations["note"]
+	}
+	if diff := cmp.Diff(map[oci.Digest]string{sig: "application/vnd.example.sig signed", sbom: "application/vnd.example.sbom listed"}, got); diff != "" {
+		t.Errorf("referrers (-want +got):\n%s", diff)
+	}
+	r = c.must(c.do("GET", "/v2/ref/repo/referrers/"+string(subject)+"?artifactType=application/vnd.example.sbom", nil, nil), 200, "filtered")
+	var filtered index
+	decode(t, r.body, &filtered)
+	if len(filtered.Manifests) != 1 || filtered.Manifests[0].Digest != sbom || r.Header.Get("OCI-Filters-Applied") != "artifactType" {
+		t.Errorf("filtered referrers: %s, OCI-Filters-Applied %q", r.body, r.Header.Get("OCI-Filters-Applied"))
+	}
+	unknown := oci.FromBytes(oci.SHA256, []byte("nothing refers to this"))
+	r = c.must(c.do("GET", "/v2/ref/repo/referrers/"+string(unknown), nil, nil), 200, "unknown subject")
+	var none index
+	decode(t, r.body, &none)
+	if none.MediaType != oci.MediaTypeImageIndex || len(none.Manifests) != 0 || !strings.Contains(string(r.body), `"manifests":[]`) {
+		t.Errorf("unknown subject: %s", r.body)
+	}
+	// Deleting the referrer removes it from the list.
+	c.must(c.do("DELETE", "/v2/ref/repo/manifests/"+string(sig), nil, nil), 202, "delete referrer")
+	r = c.must(c.do("GET", "/v2/ref/repo/referrers/"+string(subject), nil, nil), 200, "referrers after delete")
+	decode(t, r.body, &all)
+	if len(all.Manifests) != 1 || all.Manifests[0].Digest != sbom {
+		t.Errorf("after delete: %s", r.body)
+	}
+}
+
+func TestUploadSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := registrytest.New(t, registrytest.Options{Dir: dir})
+	c := newClient(t, s)
+	data := randomBytes(t, 3<<20)
+	loc := c.must(c.do("POST", "/v2/up/repo/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+	c.must(c.do("PATCH", loc, map[string]string{"Content-Range": fmt.Sprintf("0-%d", 1<<20-1)}, data[:1<<20]), 202, "first chunk")
+	s.Stop()
+
+	s = registrytest.New(t, registrytest.Options{Dir: dir})
+	c = newClient(t, s)
+	r := c.must(c.do("GET", loc, nil, nil), 204, "status after restart")
+	if got, want := r.Header.Get("Range"), fmt.Sprintf("0-%d", 1<<20-1); got != want {
+		t.Fatalf("Range after restart = %q, want %q", got, want)
+	}
+	c.must(c.do("PATCH", loc, nil, data[1<<20:2<<20]), 202, "streamed chunk")
+	d := oci.FromBytes(oci.SHA256, data)
+	c.must(c.do("PUT", loc+"?digest="+string(d), nil, data[2<<20:]), 201, "final chunk")
+	if got := mustGet(c, "/v2/up/repo/blobs/"+string(d)); !bytes.Equal(got, data) {
+		t.Errorf("blob after restart differs from what was uploaded")
+	}
+	c.must(c.do("GET", loc, nil, nil), 404, "finished upload is gone")
+}
+
+func TestSHA512ChunkedUpload(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	data := randomBytes(t, 100_000)
+	loc := c.must(c.do("POST", "/v2/s/512/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+	c.must(c.do("PATCH", loc, nil, data[:50_000]), 202, "chunk")
+	d := oci.FromBytes(oci.SHA512, data)
+	r := c.must(c.do("PUT", loc+"?digest="+string(d), nil, data[50_000:]), 201, "finish")
+	if r.Header.Get("Docker-Content-Digest") != string(d) {
+		t.Errorf("Docker-Content-Digest = %q, want %s", r.Header.Get("Docker-Content-Digest"), d)
+	}
+	if got := mustGet(c, "/v2/s/512/blobs/"+string(d)); !bytes.Equal(got, data) {
+		t.Error("sha512 blob differs")
+	}
+}
+
+func TestCancelUpload(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	loc := c.must(c.do("POST", "/v2/c/repo/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+	c.must(c.do("PATCH", loc, nil, []byte("some bytes")), 202, "chunk")
+	c.must(c.do("DELETE", loc, nil, nil), 204, "cancel")
+	if r := c.do("PATCH", loc, nil, []byte("more")); r.StatusCode != 404 || r.code() != "BLOB_UPLOAD_UNKNOWN" {
+		t.Errorf("PATCH after cancel: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestDigestMismatchDiscardsUpload(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	loc := c.must(c.do("POST", "/v2/m/repo/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+	wrong := oci.FromBytes(oci.SHA256, []byte("something else"))
+	if r := c.do("PUT", loc+"?digest="+string(wrong), nil, []byte("content")); r.StatusCode != 400 || r.code() != "DIGEST_INVALID" {
+		t.Fatalf("mismatched PUT: %d %s", r.StatusCode, r.body)
+	}
+	if r := c.do("HEAD", "/v2/m/repo/blobs/"+string(wrong), nil, nil); r.StatusCode != 404 {
+		t.Errorf("blob visible after a digest mismatch: %d", r.StatusCode)
+	}
+}
+
+func TestMount(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	data := []byte("shared layer")
+	d := c.pushBlob("src/repo", data)
+	r := c.must(c.do("POST", "/v2/dst/repo/blobs/uploads/?mount="+string(d)+"&from=src/repo", nil, nil), 201, "mount")
+	if r.Header.Get("Location") != "/v2/dst/repo/blobs/"+string(d) {
+		t.Errorf("mount Location = %q", r.Header.Get("Location"))
+	}
+	if got := mustGet(c, "/v2/dst/repo/blobs/"+string(d)); !bytes.Equal(got, data) {
+		t.Error("mounted blob differs")
+	}
+	// A mount from a repository without the blob falls back to an upload session.
+	absent := oci.FromBytes(oci.SHA256, []byte("absent"))
+	c.must(c.do("POST", "/v2/dst/repo/blobs/uploads/?mount="+string(absent)+"&from=src/repo", nil, nil), 202, "mount fallback")
+	// Without from, any repository of the registry holding the blob serves.
+	c.must(c.do("POST", "/v2/third/repo/blobs/uploads/?mount="+string(d), nil, nil), 201, "anonymous mount")
+	// Deleting the blob from one repository leaves the others.
+	c.must(c.do("DELETE", "/v2/src/repo/blobs/"+string(d), nil, nil), 202, "delete blob")
+	c.must(c.do("GET", "/v2/src/repo/blobs/"+string(d), nil, nil), 404, "deleted blob")
+	c.must(c.do("GET", "/v2/dst/repo/blobs/"+string(d), nil, nil), 200, "blob in other repository")
+}
+
+func TestRegistriesByHost(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	st := s.Meta()
+	if _, err := st.CreateRegistry(context.Background(), "team", "team.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	s.InvalidateHosts()
+	def := newClient(t, s)
+	team := newClient(t, s)
+	team.host = "TEAM.example.test:443"
+	def.pushImage("app", "v1", []byte("default layer"))
+	team.pushImage("app", "v1", []byte("team layer"))
+	team.pushImage("teamonly", "v1", []byte("x"))
+	cat := func(c *client) string { return string(c.must(c.do("GET", "/v2/_catalog", nil, nil), 200, "catalog").body) }
+	if got := cat(def); got != `{"repositories":["app"]}` {
+		t.Errorf("default catalog = %s", got)
+	}
+	if got := cat(team); got != `{"repositories":["app","teamonly"]}` {
+		t.Errorf("team catalog = %s", got)
+	}
+	dm, tm := mustGet(def, "/v2/app/manifests/v1"), mustGet(team, "/v2/app/manifests/v1")
+	if bytes.Equal(dm, tm) {
+		t.Error("the two registries serve the same manifest for app:v1")
+	}
+	// Blobs of one registry cannot be mounted into another.
+	layer := oci.FromBytes(oci.SHA256, []byte("team layer"))
+	def.must(def.do("POST", "/v2/app/blobs/uploads/?mount="+string(layer)+"&from=app", nil, nil), 202, "cross-registry mount falls back")
+	def.must(def.do("GET", "/v2/app/blobs/"+string(layer), nil, nil), 404, "other registry's blob")
+}
+
+func TestUploadLimit(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.MaxUploads = 2 }})
+	c := newClient(t, s)
+	c.must(c.do("POST", "/v2/l/repo/blobs/uploads/", nil, nil), 202, "first")
+	c.must(c.do("POST", "/v2/l/repo/blobs/uploads/", nil, nil), 202, "second")
+	r := c.do("POST", "/v2/l/repo/blobs/uploads/", nil, nil)
+	if r.StatusCode != http.StatusTooManyRequests || r.code() != "TOOMANYREQUESTS" || r.Header.Get("Retry-After") == "" {
+		t.Errorf("third upload: %d %s Retry-After %q", r.StatusCode, r.body, r.Header.Get("Retry-After"))
+	}
+}
+
+func TestBlobSizeLimit(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.MaxBlobBytes = 1000 }})
+	c := newClient(t, s)
+	big := randomBytes(t, 1001)
+	d := oci.FromBytes(oci.SHA256, big)
+	if r := c.do("POST", "/v2/b/repo/blobs/uploads/?digest="+string(d), nil, big); r.StatusCode != 413 || r.code() != "SIZE_INVALID" {
+		t.Errorf("monolithic over the limit: %d %s", r.StatusCode, r.body)
+	}
+	loc := c.must(c.do("POST", "/v2/b/repo/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+	c.must(c.do("PATCH", loc, nil, big[:600]), 202, "first chunk")
+	if r := c.do("PATCH", loc, nil, big[600:]); r.StatusCode != 413 || r.code() != "SIZE_INVALID" {
+		t.Errorf("chunk over the limit: %d %s", r.StatusCode, r.body)
+	}
+}
+
+// TestConcurrentPushes pushes the same blobs and manifest from many clients at once; every push
+// succeeds and the content is intact.
+func TestConcurrentPushes(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	layer := randomBytes(t, 1<<20)
+	const clients = 16
+	var wg sync.WaitGroup
+	errs := make(chan string, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ft := &fatalRecorder{TB: t}
+			c := &client{t: ft, base: s.URL}
+			func() {
+				defer func() { recover() }()
+				c.pushImage("con/repo", "latest", layer)
+				if i%2 == 0 { // half of them through chunked uploads
+					d := oci.FromBytes(oci.SHA256, layer)
+					loc := c.must(c.do("POST", "/v2/con/chunked/blobs/uploads/", nil, nil), 202, "start").Header.Get("Location")
+					c.must(c.do("PATCH", loc, nil, layer[:500_000]), 202, "chunk")
+					c.must(c.do("PUT", loc+"?digest="+string(d), nil, layer[500_000:]), 201, "finish")
+				}
+			}()
+			if ft.msg != "" {
+				errs <- ft.msg
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	c := newClient(t, s)
+	d := oci.FromBytes(oci.SHA256, layer)
+	for _, repo := range []string{"con/repo", "con/chunked"} {
+		if got := mustGet(c, "/v2/"+repo+"/blobs/"+string(d)); !bytes.Equal(got, layer) {
+			t.Errorf("%s: layer differs after concurrent pushes", repo)
+		}
+	}
+	body := mustGet(c, "/v2/con/repo/tags/list")
+	if string(body) != `{"name":"con/repo","tags":["latest"]}` {
+		t.Errorf("tags = %s", body)
+	}
+}
+
+// fatalRecorder lets helpers call Fatalf from other goroutines: it records and unwinds.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	panic(f.msg)
+}
+
+func (f *fatalRecorder) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	panic(f.msg)
+}
+
+func (f *fatalRecorder) Helper() {}

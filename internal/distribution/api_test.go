@@ -283,7 +283,9 @@ func TestRegistriesByHost(t *testing.T) {
 	def.pushImage("app", "v1", []byte("default layer"))
 	team.pushImage("app", "v1", []byte("team layer"))
 	team.pushImage("teamonly", "v1", []byte("x"))
-	cat := func(c *client) string { return string(c.must(c.do("GET", "/v2/_catalog", nil, nil), 200, "catalog").body) }
+	cat := func(c *client) string {
+		return string(c.must(c.do("GET", "/v2/_catalog", nil, nil), 200, "catalog").body)
+	}
 	if got := cat(def); got != `{"repositories":["app"]}` {
 		t.Errorf("default catalog = %s", got)
 	}

@@ -27,7 +27,7 @@ type Server struct {
 
 // Options adjust the server a test gets.
 type Options struct {
-	Dir    string                // data folder to reuse (for restarts); default a new temp dir
+	Dir    string               // data folder to reuse (for restarts); default a new temp dir
 	Config func(*config.Config) // edits the default configuration
 }
 

@@ -59,4 +59,3 @@ func BenchmarkPushPull(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	fmt.Printf("push %.0f MB/s, pull %.0f MB/s (%d x %d MiB layers, %d rounds)\n", mb/pushTime.Seconds(), mb/pullTime.Seconds(), layers, size>>20, b.N)
 }
-

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# berth's whole test run, as CI runs it: installs the outside tools the tests drive, checks
+# formatting and vet, runs the Go tests (unit, API over real sockets, crash and memory e2e), runs
+# each fuzz target briefly, then starts a real `berth serve` and runs the OCI conformance suite
+# and the real clients against it, and prints the push/pull benchmark.
+# Environment: FUZZTIME (default 10s per target), SKIP_CLIENTS=1 and SKIP_BENCH=1 to skip those.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=$ROOT/.work
+mkdir -p "$WORK"
+
+passed=0 failed=0 failures=()
+stage() { # name, command...
+	local name=$1; shift
+	echo "=== $name"
+	local start=$SECONDS
+	if "$@"; then
+		passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - start))s)"
+	else
+		failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start))s)"
+	fi
+}
+
+tools() {
+	local bin
+	bin=$(bash scripts/install-test-tools.sh | tail -n 1) || return 1
+	export PATH="$bin:$PATH"
+}
+stage "install test tools" tools
+
+fmt_vet() {
+	local unformatted
+	unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+	[ -z "$unformatted" ] || { echo "gofmt would change: $unformatted"; return 1; }
+	go vet ./...
+}
+stage "gofmt and go vet" fmt_vet
+
+stage "go test" go test -count=1 ./...
+
+fuzz() {
+	local t=${FUZZTIME:-10s} ok=0
+	for target in internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName \
+		internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path; do
+		local pkg=${target%%:*} name=${target##*:}
+		echo "--- fuzz $name ($t)"
+		go test -run '^$' -fuzz "^$name\$" -fuzztime "$t" "./$pkg" 2>&1 | tail -n 3 || ok=1
+	done
+	return $ok
+}
+stage "fuzz targets" fuzz
+
+# A real berth serve for the conformance suite and the clients.
+SERVER_PID=""
+serve() {
+	go build -o "$WORK/berth" ./cmd/berth || return 1
+	rm -rf "$WORK/serve-data"
+	"$WORK/berth" serve --listen 127.0.0.1:0 --data-dir "$WORK/serve-data" --log-level info >"$WORK/serve.log" 2>&1 &
+	SERVER_PID=$!
+	for _ in $(seq 100); do
+		ADDR=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | head -n 1)
+		[ -n "$ADDR" ] && curl -fsS "http://$ADDR/readyz" >/dev/null 2>&1 && { echo "berth serving on $ADDR"; return 0; }
+		sleep 0.1
+	done
+	cat "$WORK/serve.log"; return 1
+}
+stage "start berth serve" serve
+
+if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
+	stage "OCI conformance (1.1 and dev)" bash scripts/conformance.sh "$ADDR" "$WORK/conformance"
+	if [ "${SKIP_CLIENTS:-}" != 1 ]; then
+		stage "real clients" bash test/clients/run.sh "$ADDR"
+	fi
+	stop() {
+		kill -TERM "$SERVER_PID" && wait "$SERVER_PID"
+		local rc=$?
+		[ "$rc" -eq 0 ] || { echo "berth exited with $rc after SIGTERM"; tail -20 "$WORK/serve.log"; return 1; }
+		grep -q '"level":"ERROR"' "$WORK/serve.log" && { echo "berth logged errors:"; grep '"level":"ERROR"' "$WORK/serve.log" | head; return 1; }
+		return 0
+	}
+	stage "graceful shutdown, no server errors logged" stop
+fi
+
+if [ "${SKIP_BENCH:-}" != 1 ]; then
+	stage "push/pull benchmark" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+	printf 'failed stage: %s\n' "${failures[@]}"
+fi
+echo "test.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -57,7 +57,7 @@ the filesystem under ./berth-data.`,
 			}
 			log := newLogger(cfg.Log)
 			ctx := cmd.Context()
-			srv, err := server.New(ctx, cfg, log)
+			srv, err := server.New(ctx, cfg, server.Options{Log: log})
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/server"
@@ -29,6 +30,7 @@ type Server struct {
 type Options struct {
 	Dir    string               // data folder to reuse (for restarts); default a new temp dir
 	Config func(*config.Config) // edits the default configuration
+	Now    func() time.Time     // the server's clock; default time.Now
 }
 
 // New starts a server and stops it when the test ends.
@@ -53,7 +55,7 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, log)
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

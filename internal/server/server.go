@@ -36,10 +36,23 @@ type Server struct {
 	handler http.Handler
 }
 
+// Options are what a server takes besides its configuration.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
 // New opens the stores named by cfg (creating the default registry on an empty database) and
 // builds the handlers. cfg must have passed Validate.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	now := time.Now
+func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) {
+	now, log := opts.Now, opts.Log
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now})
 	if err != nil {
 		return nil, err

@@ -391,6 +391,9 @@ func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request,
 			if errors.Is(err, store.ErrNotFound) {
 				return 0, httperr.New(oci.CodeBlobUploadUnknown, "upload %s was cancelled meanwhile", u.ID)
 			}
+			if errors.Is(err, store.ErrConflict) {
+				return 0, outOfRange("another request wrote to upload %s meanwhile; ask for its status and continue from there", u.ID)
+			}
 			return 0, err
 		}
 		u.Size += n

@@ -20,26 +20,19 @@ type reply struct {
 	body []byte
 }
 
-// code returns the first OCI error code of the body, or "".
-func (r reply) code() string {
+// firstError returns the code and message of the body's first OCI error, or empty strings.
+func (r reply) firstError() (code, message string) {
 	var env struct {
 		Errors []struct{ Code, Message string } `json:"errors"`
 	}
 	if json.Unmarshal(r.body, &env) != nil || len(env.Errors) == 0 {
-		return ""
+		return "", ""
 	}
-	return env.Errors[0].Code
+	return env.Errors[0].Code, env.Errors[0].Message
 }
 
-func (r reply) message() string {
-	var env struct {
-		Errors []struct{ Code, Message string } `json:"errors"`
-	}
-	if json.Unmarshal(r.body, &env) != nil || len(env.Errors) == 0 {
-		return ""
-	}
-	return env.Errors[0].Message
-}
+func (r reply) code() string    { c, _ := r.firstError(); return c }
+func (r reply) message() string { _, m := r.firstError(); return m }
 
 type client struct {
 	t    testing.TB

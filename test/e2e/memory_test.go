@@ -100,8 +100,8 @@ func TestLargeBlobStreams(t *testing.T) {
 	growth := int64(peak.Load()) - int64(before.HeapInuse)
 	t.Logf("heap in use before %d MiB, peak %d MiB, growth %.1f MiB while pushing %d MiB",
 		before.HeapInuse>>20, peak.Load()>>20, float64(growth)/(1<<20), size>>20)
-	if growth > 16<<20 {
-		t.Errorf("heap grew by %.1f MiB while pushing a %d MiB blob; want at most 16 MiB", float64(growth)/(1<<20), size>>20)
+	if growth > 8<<20 {
+		t.Errorf("heap grew by %.1f MiB while pushing a %d MiB blob; want at most 8 MiB", float64(growth)/(1<<20), size>>20)
 	}
 	// The blob is complete and correct.
 	resp, _ = request(t, "HEAD", s.URL+"/v2/big/repo/blobs/"+d, nil, nil)

@@ -174,6 +174,23 @@ func TestReferrers(t *testing.T) {
 	if none.MediaType != oci.MediaTypeImageIndex || len(none.Manifests) != 0 || !strings.Contains(string(r.body), `"manifests":[]`) {
 		t.Errorf("unknown subject: %s", r.body)
 	}
+	// Pages of one, following Link, give both referrers.
+	seen := map[oci.Digest]bool{}
+	for next, pages := "/v2/ref/repo/referrers/"+string(subject)+"?n=1", 0; next != ""; pages++ {
+		if pages > 3 {
+			t.Fatal("referrers pagination does not end")
+		}
+		r := c.must(c.do("GET", next, nil, nil), 200, "referrers page")
+		var page index
+		decode(t, r.body, &page)
+		for _, m := range page.Manifests {
+			seen[m.Digest] = true
+		}
+		next = linkTarget(r.Header.Get("Link"))
+	}
+	if !seen[sig] || !seen[sbom] || len(seen) != 2 {
+		t.Errorf("paged referrers = %v", seen)
+	}
 	// Deleting the referrer removes it from the list.
 	c.must(c.do("DELETE", "/v2/ref/repo/manifests/"+string(sig), nil, nil), 202, "delete referrer")
 	r = c.must(c.do("GET", "/v2/ref/repo/referrers/"+string(subject), nil, nil), 200, "referrers after delete")

@@ -35,10 +35,13 @@ func (h *Handler) page(r *http.Request) (n int, last string, err error) {
 	return n, last, nil
 }
 
-func linkNext(w http.ResponseWriter, path, last string, n int) {
+func linkNext(w http.ResponseWriter, path, last string, n int, extra ...string) {
 	q := url.Values{}
 	q.Set("last", last)
 	q.Set("n", strconv.Itoa(n))
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Set(extra[i], extra[i+1])
+	}
 	w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
 }
 
@@ -106,9 +109,23 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, req *request
 		return digestError(err)
 	}
 	artifactType := r.URL.Query().Get("artifactType")
-	list, err := h.meta.Referrers(r.Context(), req.reg.ID, req.name, d, artifactType)
+	if len(artifactType) > 255 {
+		return httperr.New(oci.CodeUnsupported, "the artifactType filter is longer than 255 characters").WithStatus(http.StatusBadRequest)
+	}
+	n, last, err := h.page(r)
 	if err != nil {
 		return err
+	}
+	list, more, err := h.meta.Referrers(r.Context(), req.reg.ID, req.name, d, artifactType, last, n)
+	if err != nil {
+		return err
+	}
+	if more && len(list) > 0 {
+		var extra []string
+		if artifactType != "" {
+			extra = []string{"artifactType", artifactType}
+		}
+		linkNext(w, "/v2/"+req.name+"/referrers/"+string(d), string(list[len(list)-1].Digest), n, extra...)
 	}
 	descs := make([]oci.Descriptor, 0, len(list))
 	for _, m := range list {

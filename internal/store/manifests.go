@@ -245,29 +245,38 @@ func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag strin
 	return oci.Digest(d), nil
 }
 
-// Referrers lists the manifests of the repository whose subject is d, optionally only those of
-// one artifact type, oldest first.
-func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d oci.Digest, artifactType string) ([]Manifest, error) {
+// Referrers lists up to n manifests of the repository whose subject is d, optionally only those
+// of one artifact type, in digest order after last; more reports whether others follow.
+func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d oci.Digest, artifactType, last string, n int) (list []Manifest, more bool, err error) {
 	query := `SELECT ` + manifestColumns + ` FROM manifests m JOIN repositories r ON r.id = m.repository_id
-		WHERE r.registry_id = ? AND r.name = ? AND m.subject = ?`
-	args := []any{registryID, repo, string(d)}
+		WHERE r.registry_id = ? AND r.name = ? AND m.subject = ? AND m.digest > ?`
+	args := []any{registryID, repo, string(d), last}
 	if artifactType != "" {
 		query += ` AND m.artifact_type = ?`
 		args = append(args, artifactType)
 	}
-	query += ` ORDER BY m.created_at, m.digest`
+	query += ` ORDER BY m.digest LIMIT ?`
+	args = append(args, n+1)
 	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: referrers of %s: %w", d, err)
+		return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
 	}
 	defer rows.Close()
-	var out []Manifest
 	for rows.Next() {
 		m, err := scanManifest(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: referrers of %s: %w", d, err)
+			return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
 		}
-		out = append(out, m)
+		list = append(list, m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
+	}
+	if n <= 0 {
+		return nil, false, nil
+	}
+	if len(list) > n {
+		return list[:n], true, nil
+	}
+	return list, false, nil
 }

@@ -162,15 +162,23 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 				t.Fatal(err)
 			}
 		}
-		all, err := s.Referrers(ctx, reg.ID, "r", subj, "")
-		if err != nil || len(all) != 3 {
-			t.Errorf("Referrers = %d, %v", len(all), err)
+		all, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 10)
+		if err != nil || len(all) != 3 || more {
+			t.Errorf("Referrers = %d, %v, %v", len(all), more, err)
 		}
-		sigs, err := s.Referrers(ctx, reg.ID, "r", subj, "x/sig")
+		page, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 2)
+		if err != nil || len(page) != 2 || !more {
+			t.Fatalf("Referrers page = %d, %v, %v", len(page), more, err)
+		}
+		rest, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", string(page[1].Digest), 2)
+		if err != nil || len(rest) != 1 || more || rest[0].Digest <= page[1].Digest {
+			t.Errorf("Referrers after %s = %v, %v, %v", page[1].Digest, rest, more, err)
+		}
+		sigs, _, err := s.Referrers(ctx, reg.ID, "r", subj, "x/sig", "", 10)
 		if err != nil || len(sigs) != 2 {
 			t.Errorf("Referrers(x/sig) = %d, %v", len(sigs), err)
 		}
-		other, _ := s.Referrers(ctx, reg.ID, "other", subj, "")
+		other, _, _ := s.Referrers(ctx, reg.ID, "other", subj, "", "", 10)
 		if len(other) != 0 {
 			t.Errorf("referrers leaked across repositories: %d", len(other))
 		}

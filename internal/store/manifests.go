@@ -175,13 +175,8 @@ func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n
 	if err != nil {
 		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
 	}
-	if n <= 0 {
-		return nil, false, nil
-	}
-	if len(tags) > n {
-		return tags[:n], true, nil
-	}
-	return tags, false, nil
+	tags, more = page(tags, n)
+	return tags, more, nil
 }
 
 // DeleteManifest removes manifest d and every tag pointing at it; ErrNotFound if absent.
@@ -272,11 +267,6 @@ func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d 
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
 	}
-	if n <= 0 {
-		return nil, false, nil
-	}
-	if len(list) > n {
-		return list[:n], true, nil
-	}
-	return list, false, nil
+	list, more = page(list, n)
+	return list, more, nil
 }

@@ -54,13 +54,8 @@ func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n in
 	if err != nil {
 		return nil, false, fmt.Errorf("store: catalog: %w", err)
 	}
-	if n <= 0 {
-		return nil, false, nil
-	}
-	if len(names) > n {
-		return names[:n], true, nil
-	}
-	return names, false, nil
+	names, more = page(names, n)
+	return names, more, nil
 }
 
 // LinkBlob records that blob d (of size) is part of the repository, creating the repository.
@@ -119,6 +114,17 @@ func (s *Store) ReposWithBlob(ctx context.Context, registryID int64, d oci.Diges
 		return nil, fmt.Errorf("store: repositories with %s: %w", d, err)
 	}
 	return names, nil
+}
+
+// page trims rows fetched with LIMIT n+1 to n, reporting whether more follow.
+func page[T any](rows []T, n int) ([]T, bool) {
+	if n <= 0 {
+		return nil, false
+	}
+	if len(rows) > n {
+		return rows[:n], true
+	}
+	return rows, false
 }
 
 func scanStrings(rows *sql.Rows) ([]string, error) {

@@ -1,17 +1,18 @@
 // Package authn turns a request into a Principal: who is asking. It does not decide what they
-// may do; that is package policy's job.
+// may do; that is package policy's job. It checks passwords (through package directory), berth's
+// JWTs (through package token), and throttles failed sign-ins per identity and per address.
 package authn
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
-)
+	"strings"
+	"time"
 
-// Errors an Authenticator returns; anything else is a technical failure.
-var (
-	// ErrInvalidCredentials means credentials were sent and are wrong, expired or disabled.
-	ErrInvalidCredentials = errors.New("authn: invalid credentials")
+	"github.com/berth-registry/berth/internal/token"
 )
 
 // Kind is the kind of identity a principal is.
@@ -20,13 +21,33 @@ type Kind string
 // The kinds of principal.
 const (
 	KindAnonymous Kind = "anonymous"
+	KindAdmin     Kind = "admin"
+	KindToken     Kind = "token"
+	KindUser      Kind = "user"
+	KindSP        Kind = "sp"
 )
+
+// NullGUID is the user name that says "the password is a berth token".
+const NullGUID = "00000000-0000-0000-0000-000000000000"
 
 // Principal is an authenticated identity, or the anonymous one.
 type Principal struct {
 	Kind Kind
-	// Name is the identity's display name (user name, token name, client id).
+	// Name is the identity's display name (registry name for its admin, token name, user name,
+	// client id).
 	Name string
+	// ID is the identity's row id (the registry's id for its admin user).
+	ID int64
+	// Registry is the registry an admin user or token belongs to.
+	Registry string
+	// Scoped is set when the request carried an access token: Access then bounds what it may do,
+	// whatever the policy would allow.
+	Scoped bool
+	Access []token.Access
+	// TokenID is the jti of the token the request carried, if any.
+	TokenID string
+	// Via says how the principal proved itself: password, access_token, refresh_token, directory.
+	Via string
 }
 
 // Anonymous is the principal of a request without credentials.
@@ -34,6 +55,45 @@ var Anonymous = Principal{Kind: KindAnonymous}
 
 // IsAnonymous reports whether p carries no identity.
 func (p Principal) IsAnonymous() bool { return p.Kind == KindAnonymous || p.Kind == "" }
+
+// String names the principal for messages: `token "ci" of registry "default"`.
+func (p Principal) String() string {
+	switch p.Kind {
+	case KindAdmin:
+		return fmt.Sprintf("the admin user of registry %q", p.Registry)
+	case KindToken:
+		return fmt.Sprintf("token %q of registry %q", p.Name, p.Registry)
+	case KindUser:
+		return fmt.Sprintf("user %q", p.Name)
+	case KindSP:
+		return fmt.Sprintf("service principal %q", p.Name)
+	}
+	return "an anonymous client"
+}
+
+// Error is a refused authentication. Message is safe to send to the client.
+type Error struct {
+	Reason       string // machine-readable: unknown_identity, bad_password, invalid_token, throttled, …
+	Message      string
+	RetryAfter   time.Duration // throttled: when to come back
+	InvalidToken bool          // a bearer token was refused (challenge with error="invalid_token")
+	Identity     string        // the user name that was tried, for the logs
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// ReasonInvalidToken and ReasonThrottled complete the directory's reasons.
+const (
+	ReasonInvalidToken = "invalid_token"
+	ReasonThrottled    = "throttled"
+)
+
+// AsError returns err as an *Error, if it is one.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
 
 // Authenticator identifies the caller of a request.
 type Authenticator interface {
@@ -62,4 +122,22 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(Principal)
 	return p, ok
+}
+
+// ClientIP is the address a request came from.
+func ClientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// BearerToken returns the token of an "Authorization: Bearer" header.
+func BearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:]), true
+	}
+	return "", false
 }

@@ -57,7 +57,7 @@ the filesystem under ./berth-data.`,
 			}
 			log := newLogger(cfg.Log)
 			ctx := cmd.Context()
-			srv, err := server.New(ctx, cfg, server.Options{Log: log})
+			srv, err := server.New(ctx, cfg, server.Options{Log: log, BootstrapPassword: os.Getenv("BERTH_BOOTSTRAP_PASSWORD")})
 			if err != nil {
 				return err
 			}

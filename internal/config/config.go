@@ -34,6 +34,7 @@ type Config struct {
 	Log      Log     `yaml:"log"`
 	Limits   Limits  `yaml:"limits"`
 	Uploads  Uploads `yaml:"uploads"`
+	Auth     Auth    `yaml:"auth"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -65,6 +66,21 @@ type Uploads struct {
 	TTL time.Duration `yaml:"ttl"`
 }
 
+// Auth configures tokens and sign-in throttling.
+type Auth struct {
+	AccessTokenTTL    time.Duration `yaml:"access_token_ttl"`
+	RefreshTokenTTL   time.Duration `yaml:"refresh_token_ttl"`
+	DirectoryTokenTTL time.Duration `yaml:"directory_token_ttl"`
+	// KeyRotation is how long a signing key signs before the next replaces it.
+	KeyRotation time.Duration `yaml:"key_rotation"`
+	// Failed sign-ins: MaxFailures per identity (AddressMaxFailures per client address) within
+	// FailureWindow block further attempts for Lockout.
+	MaxFailures        int           `yaml:"max_failures"`
+	AddressMaxFailures int           `yaml:"address_max_failures"`
+	FailureWindow      time.Duration `yaml:"failure_window"`
+	Lockout            time.Duration `yaml:"lockout"`
+}
+
 // Default returns the configuration berth runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -79,7 +95,12 @@ func Default() Config {
 			MaxPageSize:      10_000,
 			MaxHeaderBytes:   64 << 10,
 		},
-		Uploads:         Uploads{TTL: 7 * 24 * time.Hour},
+		Uploads: Uploads{TTL: 7 * 24 * time.Hour},
+		Auth: Auth{
+			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
+			KeyRotation: 30 * 24 * time.Hour,
+			MaxFailures: 10, AddressMaxFailures: 50, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
+		},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -193,6 +214,16 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir: must be set")
+	}
+	for name, d := range map[string]time.Duration{"auth.access_token_ttl": c.Auth.AccessTokenTTL, "auth.refresh_token_ttl": c.Auth.RefreshTokenTTL,
+		"auth.directory_token_ttl": c.Auth.DirectoryTokenTTL, "auth.key_rotation": c.Auth.KeyRotation, "auth.failure_window": c.Auth.FailureWindow,
+		"auth.lockout": c.Auth.Lockout} {
+		if d < time.Minute {
+			bad("%s: must be at least 1m, not %s", name, d)
+		}
+	}
+	if c.Auth.MaxFailures < 1 || c.Auth.AddressMaxFailures < 1 {
+		bad("auth.max_failures and auth.address_max_failures: must be at least 1")
 	}
 	if c.Database == "" {
 		c.Database = "sqlite:" + filepath.Join(c.DataDir, "berth.db")

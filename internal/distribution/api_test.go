@@ -2,7 +2,6 @@ package distribution_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -289,14 +288,17 @@ func TestMount(t *testing.T) {
 
 func TestRegistriesByHost(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
-	st := s.Meta()
-	if _, err := st.CreateRegistry(context.Background(), "team", "team.example.test"); err != nil {
-		t.Fatal(err)
+	var reg struct {
+		Credentials struct{ Passwords []struct{ Value string } }
 	}
-	s.InvalidateHosts()
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "team", "loginServer": "team.example.test", "adminUserEnabled": true}, &reg); st != 201 {
+		t.Fatalf("create registry: %d", st)
+	}
 	def := newClient(t, s)
-	team := newClient(t, s)
-	team.host = "TEAM.example.test:443"
+	team := &client{t: t, base: s.URL, host: "TEAM.example.test:443", user: "team", pass: reg.Credentials.Passwords[0].Value}
+	// Each registry's admin user is valid on its own registry only.
+	wrong := &client{t: t, base: s.URL, host: "team.example.test", user: def.user, pass: def.pass}
+	wrong.must(wrong.do("GET", "/v2/", nil, nil), 401, "default's admin on team")
 	def.pushImage("app", "v1", []byte("default layer"))
 	team.pushImage("app", "v1", []byte("team layer"))
 	team.pushImage("teamonly", "v1", []byte("x"))
@@ -353,12 +355,13 @@ func TestConcurrentPushes(t *testing.T) {
 	const clients = 16
 	var wg sync.WaitGroup
 	errs := make(chan string, clients)
+	user, pass := s.Admin(t)
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			ft := &fatalRecorder{TB: t}
-			c := &client{t: ft, base: s.URL}
+			c := &client{t: ft, base: s.URL, user: user, pass: pass}
 			func() {
 				defer func() { recover() }()
 				c.pushImage("con/repo", "latest", layer)

@@ -1,8 +1,10 @@
 package distribution_test
 
 import (
+	"strings"
 	"testing"
 
+	ggauthn "github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -24,10 +26,15 @@ func TestGoContainerRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(ref, img); err != nil {
+	if err := remote.Write(ref, img); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("anonymous remote.Write = %v; want a 401 refusal", err)
+	}
+	user, pass := s.Admin(t)
+	auth := remote.WithAuth(&ggauthn.Basic{Username: user, Password: pass})
+	if err := remote.Write(ref, img, auth); err != nil {
 		t.Fatalf("remote.Write: %v", err)
 	}
-	got, err := remote.Image(ref)
+	got, err := remote.Image(ref, auth)
 	if err != nil {
 		t.Fatalf("remote.Image: %v", err)
 	}
@@ -44,10 +51,10 @@ func TestGoContainerRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	iref, _ := name.ParseReference(s.Host+"/compat/index:multi", name.Insecure)
-	if err := remote.WriteIndex(iref, idx); err != nil {
+	if err := remote.WriteIndex(iref, idx, auth); err != nil {
 		t.Fatalf("remote.WriteIndex: %v", err)
 	}
-	gotIdx, err := remote.Index(iref)
+	gotIdx, err := remote.Index(iref, auth)
 	if err != nil {
 		t.Fatalf("remote.Index: %v", err)
 	}
@@ -58,25 +65,25 @@ func TestGoContainerRegistry(t *testing.T) {
 	// Cross-repository mount, as remote.Write does it when told the source.
 	layers, _ := img.Layers()
 	dst, _ := name.ParseReference(s.Host+"/compat/other:v1", name.Insecure)
-	ml, err := remote.Layer(ref.Context().Digest(mustDigest(t, layers[0]).String()))
+	ml, err := remote.Layer(ref.Context().Digest(mustDigest(t, layers[0]).String()), auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.WriteLayer(dst.Context(), ml); err != nil {
+	if err := remote.WriteLayer(dst.Context(), ml, auth); err != nil {
 		t.Fatalf("WriteLayer (mount): %v", err)
 	}
-	tags, err := remote.List(ref.Context())
+	tags, err := remote.List(ref.Context(), auth)
 	if err != nil || len(tags) != 1 || tags[0] != "v1" {
 		t.Errorf("remote.List = %v, %v", tags, err)
 	}
-	cat, err := remote.Catalog(t.Context(), ref.Context().Registry)
+	cat, err := remote.Catalog(t.Context(), ref.Context().Registry, auth)
 	if err != nil || len(cat) != 3 {
 		t.Errorf("remote.Catalog = %v, %v; want 3 repositories", cat, err)
 	}
-	if err := remote.Delete(ref); err != nil {
+	if err := remote.Delete(ref, auth); err != nil {
 		t.Errorf("remote.Delete: %v", err)
 	}
-	if _, err := remote.Image(ref); err == nil {
+	if _, err := remote.Image(ref, auth); err == nil {
 		t.Error("image still pullable after delete")
 	}
 }

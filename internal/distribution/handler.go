@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
 )
 
 // Decider is the policy the handler consults.
@@ -113,23 +115,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			return httperr.New(oci.CodeNameInvalid, "%v", err).WithDetail(map[string]string{"name": truncate(rt.name)})
 		}
 	}
-	p, err := h.authn.Authenticate(ctx, r)
-	if err != nil {
-		if errors.Is(err, authn.ErrInvalidCredentials) {
-			return httperr.New(oci.CodeUnauthorized, "%v", err)
-		}
-		return err
-	}
-	req := &request{route: rt, reg: reg, principal: p}
-	r = r.WithContext(authn.WithPrincipal(ctx, p))
-
 	action, res, ok := required(rt, r.Method, reg.Name)
 	if !ok {
 		return httperr.New(oci.CodeUnsupported, "%s is not supported on this endpoint", r.Method).
 			WithHeader("Allow", allowed(rt.kind))
 	}
+	p, err := h.authn.Authenticate(ctx, r)
+	if err != nil {
+		return authnError(r, action, res, err)
+	}
+	req := &request{route: rt, reg: reg, principal: p}
+	r = r.WithContext(authn.WithPrincipal(ctx, p))
+	if action == "" && p.IsAnonymous() {
+		// The base endpoint challenges anonymous clients, so that they come back with credentials.
+		return httperr.New(oci.CodeUnauthorized, "authentication required").
+			WithHeader("WWW-Authenticate", challenge(r, policy.Resource{}, "", ""))
+	}
 	if action != "" {
-		if err := h.authorize(ctx, p, action, res); err != nil {
+		if err := h.authorize(r, p, action, res); err != nil {
 			return err
 		}
 	}
@@ -231,18 +234,71 @@ func allowed(k kind) string {
 	return "GET, HEAD"
 }
 
-// authorize asks the policy; a refusal is 401 for the anonymous caller (so clients retry with
-// credentials) and 403 for an identified one.
-func (h *Handler) authorize(ctx context.Context, p authn.Principal, a policy.Action, res policy.Resource) error {
-	d := h.policy.Decide(ctx, p, a, res)
-	if d.Allow {
+// authorize asks the policy, and for a request with an access token also the token's grant.
+// An anonymous caller gets 401 with a challenge (so clients retry with credentials), a bearer
+// token without the scope 401 with error="insufficient_scope", Basic credentials 403.
+func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource) error {
+	d := h.policy.Decide(r.Context(), p, a, res)
+	granted := !p.Scoped || token.Allows(p.Access, res.Type, res.Name, string(a))
+	if d.Allow && granted {
 		return nil
 	}
 	detail := []map[string]string{{"Type": res.Type, "Name": res.Name, "Action": string(a)}}
-	if p.IsAnonymous() {
-		return httperr.New(oci.CodeUnauthorized, "authentication required: %s", d.Reason).WithDetail(detail)
+	switch {
+	case p.IsAnonymous():
+		return httperr.New(oci.CodeUnauthorized, "%s", d.Reason).WithDetail(detail).
+			WithHeader("WWW-Authenticate", challenge(r, res, a, ""))
+	case p.Scoped:
+		reason := d.Reason
+		if d.Allow {
+			reason = fmt.Sprintf("the access token does not include %s on %s %q; ask /oauth2/token for scope %s", a, res.Type, res.Name, scope(res, a))
+		}
+		return httperr.New(oci.CodeDenied, "requested access to the resource is denied: insufficient_scope: %s", reason).WithDetail(detail).
+			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope"))
 	}
 	return httperr.New(oci.CodeDenied, "requested access to the resource is denied: %s", d.Reason).WithDetail(detail)
+}
+
+// authnError answers a refused authentication: 429 when throttled, else 401 with a challenge.
+func authnError(r *http.Request, a policy.Action, res policy.Resource, err error) error {
+	e, ok := authn.AsError(err)
+	if !ok {
+		return err
+	}
+	if e.RetryAfter > 0 {
+		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
+			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
+	}
+	code := ""
+	if e.InvalidToken {
+		code = "invalid_token"
+	}
+	return httperr.New(oci.CodeUnauthorized, "%s", e.Message).WithHeader("WWW-Authenticate", challenge(r, res, a, code))
+}
+
+// challenge is the WWW-Authenticate value that sends a client to the token endpoint.
+func challenge(r *http.Request, res policy.Resource, a policy.Action, errCode string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `Bearer realm="%s://%s/oauth2/token",service="%s"`, scheme, r.Host, r.Host)
+	if a != "" {
+		fmt.Fprintf(&b, `,scope="%s"`, scope(res, a))
+	}
+	if errCode != "" {
+		fmt.Fprintf(&b, `,error="%s"`, errCode)
+	}
+	return b.String()
+}
+
+func scope(res policy.Resource, a policy.Action) string {
+	actions := string(a)
+	if a == policy.ActionPush {
+		actions = "pull,push"
+	}
+	return res.Type + ":" + res.Name + ":" + actions
 }
 
 func newID() string {

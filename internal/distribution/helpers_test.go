@@ -38,9 +38,18 @@ type client struct {
 	t    testing.TB
 	base string
 	host string // Host header override
+	// user and pass are sent as Basic auth when user is set
+	user, pass string
 }
 
+// newClient returns a client signed in as the default registry's admin user.
 func newClient(t testing.TB, s *registrytest.Server) *client {
+	user, pass := s.Admin(t)
+	return &client{t: t, base: s.URL, user: user, pass: pass}
+}
+
+// anonymous returns a client that sends no credentials.
+func anonymous(t testing.TB, s *registrytest.Server) *client {
 	return &client{t: t, base: s.URL}
 }
 
@@ -63,6 +72,9 @@ func (c *client) do(method, path string, hdr map[string]string, body []byte) rep
 	}
 	if c.host != "" {
 		req.Host = c.host
+	}
+	if c.user != "" && req.Header.Get("Authorization") == "" {
+		req.SetBasicAuth(c.user, c.pass)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

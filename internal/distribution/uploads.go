@@ -19,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -102,7 +103,7 @@ func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from st
 			continue
 		}
 		dec := h.policy.Decide(ctx, req.principal, policy.ActionPull, policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: src})
-		if !dec.Allow {
+		if !dec.Allow || (req.principal.Scoped && !token.Allows(req.principal.Access, policy.TypeRepository, src, string(policy.ActionPull))) {
 			continue // not readable by the caller: as if absent
 		}
 		size, err := h.meta.Blob(ctx, req.reg.ID, src, d)

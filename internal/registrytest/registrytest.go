@@ -2,17 +2,22 @@
 package registrytest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/server"
 )
 
@@ -24,13 +29,26 @@ type Server struct {
 	Dir  string // data folder
 	Cfg  config.Config
 	stop func()
+
+	mu       sync.Mutex
+	adminPwd string
 }
+
+// OwnerPassword is the bootstrap owner's password on every test server.
+const OwnerPassword = "registrytest-owner-password"
+
+// cheap are argon2id costs for tests: the real ones would dominate the race detector's runs.
+var cheap = directory.Params{Time: 1, Memory: 64, Threads: 1}
 
 // Options adjust the server a test gets.
 type Options struct {
 	Dir    string               // data folder to reuse (for restarts); default a new temp dir
 	Config func(*config.Config) // edits the default configuration
 	Now    func() time.Time     // the server's clock; default time.Now
+	// RealHashing keeps argon2id's production costs.
+	RealHashing bool
+	// Log receives the server's log (text); default discarded unless BERTH_TEST_LOG is set.
+	Log io.Writer
 }
 
 // New starts a server and stops it when the test ends.
@@ -53,9 +71,16 @@ func New(t testing.TB, opts Options) *Server {
 	if os.Getenv("BERTH_TEST_LOG") != "" {
 		out = os.Stderr
 	}
+	if opts.Log != nil {
+		out = opts.Log
+	}
+	hp := &cheap
+	if opts.RealHashing {
+		hp = nil
+	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now, BootstrapPassword: OwnerPassword, HashParams: hp})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)
@@ -86,3 +111,98 @@ func New(t testing.TB, opts Options) *Server {
 
 // Stop shuts the server down now (it is also stopped at the end of the test).
 func (s *Server) Stop() { s.stop() }
+
+// OwnerToken signs in as the bootstrap owner and returns a directory token.
+func (s *Server) OwnerToken(t testing.TB) string {
+	t.Helper()
+	resp, err := http.PostForm(s.URL+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {OwnerPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+		t.Fatalf("owner sign-in: status %d, %v", resp.StatusCode, err)
+	}
+	return body.AccessToken
+}
+
+// Mgmt calls the management API as the owner and decodes the JSON reply into out (may be nil).
+// It returns the status.
+func (s *Server) Mgmt(t testing.TB, method, path string, in, out any) int {
+	t.Helper()
+	return s.MgmtAs(t, s.OwnerToken(t), method, path, in, out)
+}
+
+// MgmtAs calls the management API with a directory token.
+func (s *Server) MgmtAs(t testing.TB, tok, method, path string, in, out any) int {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decoding %s: %v", method, path, b, err)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+// Admin enables the admin user of the default registry (once) and returns its name and first
+// password.
+func (s *Server) Admin(t testing.TB) (user, password string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminPwd == "" {
+		var reg struct {
+			Credentials struct {
+				Username  string
+				Passwords []struct{ Name, Value string }
+			}
+		}
+		if st := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"adminUserEnabled": true}, &reg); st != http.StatusOK {
+			t.Fatalf("enable admin: status %d", st)
+		}
+		s.adminPwd = ""
+		if len(reg.Credentials.Passwords) > 0 {
+			s.adminPwd = reg.Credentials.Passwords[0].Value
+		} else { // enabled before (a restarted server): renew the first password
+			var creds struct{ Passwords []struct{ Name, Value string } }
+			if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/credentials/renew", map[string]string{"name": "password"}, &creds); st != http.StatusOK {
+				t.Fatalf("renew admin password: status %d", st)
+			}
+			for _, p := range creds.Passwords {
+				if p.Name == "password" {
+					s.adminPwd = p.Value
+				}
+			}
+		}
+	}
+	return "default", s.adminPwd
+}

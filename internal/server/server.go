@@ -17,12 +17,16 @@ import (
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/fsblob"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/hosts"
 	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/mgmt"
+	"github.com/berth-registry/berth/internal/oauth"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
 )
 
 // Server is a running berth.
@@ -34,6 +38,10 @@ type Server struct {
 	blobs   blob.Store
 	hosts   *hosts.Resolver
 	handler http.Handler
+	dir     *directory.Directory
+	tokens  *token.Service
+	authn   *authn.Service
+	policy  *policy.Engine
 }
 
 // Options are what a server takes besides its configuration.
@@ -41,6 +49,11 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// BootstrapPassword is the password of the owner user created on an empty database
+	// (BERTH_BOOTSTRAP_PASSWORD); empty means generate one and write it to a file.
+	BootstrapPassword string
+	// HashParams overrides argon2id's costs (tests use cheap ones); nil means the defaults.
+	HashParams *directory.Params
 }
 
 // New opens the stores named by cfg (creating the default registry on an empty database) and
@@ -67,11 +80,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now)}
+	if err := s.buildAuth(ctx, opts); err != nil {
+		meta.Close()
+		return nil, err
+	}
 	dist := distribution.New(distribution.Deps{
 		Blobs:  blobs,
 		Meta:   meta,
-		Authn:  authn.AnonymousOnly{},
-		Policy: policy.NewEngine(&policy.Snapshot{}),
+		Authn:  s.authn,
+		Policy: s.policy,
 		Log:    log,
 		Now:    now,
 		Limits: distribution.Limits{
@@ -87,6 +104,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
+	oauth.New(s.authn, s.policy, s.hosts, log).Register(mux)
+	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))
@@ -175,6 +194,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go s.purgeUploads(bg)
+	go s.policy.Watch(bg, s.meta, time.Second, s.log)
+	go s.maintainAuth(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

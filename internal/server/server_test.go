@@ -66,8 +66,18 @@ func (c *clock) Add(d time.Duration) {
 func TestPurgeUploads(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) { c.Uploads.TTL = time.Hour }})
+	user, pass := s.Admin(t)
+	do := func(method, u string) *http.Response {
+		req, _ := http.NewRequest(method, u, nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
 	post := func() string {
-		resp, err := http.Post(s.URL+"/v2/p/repo/blobs/uploads/", "", nil)
+		resp, err := do("POST", s.URL+"/v2/p/repo/blobs/uploads/"), error(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,10 +85,7 @@ func TestPurgeUploads(t *testing.T) {
 		return s.URL + resp.Header.Get("Location")
 	}
 	status := func(loc string) int {
-		resp, err := http.Get(loc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := do("GET", loc)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
@@ -119,8 +126,10 @@ func TestTLS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "{}" {
-		t.Errorf("GET /v2/ over TLS: %d %s", resp.StatusCode, body)
+	// The challenge sends clients to the token endpoint over HTTPS too.
+	want := `Bearer realm="https://` + s.Host + `/oauth2/token",service="` + s.Host + `"`
+	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || got != want {
+		t.Errorf("GET /v2/ over TLS: %d %q %s; want 401 with %s", resp.StatusCode, got, body, want)
 	}
 	if _, err := http.Get("http://" + s.Host + "/v2/"); err == nil {
 		// Go's server answers plain HTTP on a TLS port with a 400, which is still not a registry reply.

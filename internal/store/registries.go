@@ -6,31 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Registry is one registry hosted by the server.
 type Registry struct {
-	ID          int64
-	Name        string
-	LoginServer string // host[:port] clients use; empty for none
-	Default     bool   // answers requests for hosts no registry claims
+	ID           int64
+	Name         string
+	LoginServer  string // host[:port] clients use; empty for none
+	Default      bool   // answers requests for hosts no registry claims
+	AdminEnabled bool
+	CreatedAt    time.Time
 }
+
+const registryColumns = `id, name, COALESCE(login_server, ''), is_default, admin_enabled, created_at`
 
 // EnsureDefaultRegistry returns the default registry, creating it with the given name on an
 // empty database.
 func (s *Store) EnsureDefaultRegistry(ctx context.Context, name string) (Registry, error) {
 	var r Registry
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		err := scanRegistry(tx.QueryRowContext(ctx, `SELECT id, name, COALESCE(login_server, ''), is_default FROM registries WHERE is_default = 1`), &r)
+		err := scanRegistry(tx.QueryRowContext(ctx, `SELECT `+registryColumns+` FROM registries WHERE is_default = 1`), &r)
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO registries (name, is_default, created_at) VALUES (?, 1, ?)`), name, s.millis())
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		r = Registry{ID: id, Name: name, Default: true}
+		r, err = s.createRegistry(ctx, tx, name, "", true)
 		return err
 	})
 	if err != nil {
@@ -39,26 +39,61 @@ func (s *Store) EnsureDefaultRegistry(ctx context.Context, name string) (Registr
 	return r, nil
 }
 
-// CreateRegistry adds a registry answering for loginServer (may be empty).
+// CreateRegistry adds a registry answering for loginServer (may be empty), with the system
+// scope maps every registry has.
 func (s *Store) CreateRegistry(ctx context.Context, name, loginServer string) (Registry, error) {
+	var r Registry
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		r, err = s.createRegistry(ctx, tx, name, loginServer, false)
+		return err
+	})
+	if err != nil {
+		return Registry{}, fmt.Errorf("store: create registry %q: %w", name, s.classify(err))
+	}
+	return r, nil
+}
+
+func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServer string, def bool) (Registry, error) {
 	var ls any
 	if loginServer != "" {
 		ls = strings.ToLower(loginServer)
 	}
-	res, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO registries (name, login_server, created_at) VALUES (?, ?, ?)`), name, ls, s.millis())
+	now := s.millis()
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO registries (name, login_server, is_default, created_at) VALUES (?, ?, ?, ?)`), name, ls, boolInt(def), now)
 	if err != nil {
-		return Registry{}, fmt.Errorf("store: create registry %q: %w", name, err)
+		return Registry{}, err
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return Registry{}, fmt.Errorf("store: create registry %q: %w", name, err)
+		return Registry{}, err
 	}
-	return Registry{ID: id, Name: name, LoginServer: strings.ToLower(loginServer)}, nil
+	for _, m := range SystemScopeMaps {
+		if _, err := s.insertScopeMap(ctx, tx, id, m); err != nil {
+			return Registry{}, err
+		}
+	}
+	if err := s.bump(ctx, tx); err != nil {
+		return Registry{}, err
+	}
+	return Registry{ID: id, Name: name, LoginServer: strings.ToLower(loginServer), Default: def, CreatedAt: time.UnixMilli(now)}, nil
+}
+
+// RegistryByName returns the named registry, or ErrNotFound.
+func (s *Store) RegistryByName(ctx context.Context, name string) (Registry, error) {
+	var r Registry
+	err := scanRegistry(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries WHERE name = ?`), name), &r)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Registry{}, ErrNotFound
+	}
+	if err != nil {
+		return Registry{}, fmt.Errorf("store: registry %q: %w", name, err)
+	}
+	return r, nil
 }
 
 // Registries lists every registry, by name.
 func (s *Store) Registries(ctx context.Context) ([]Registry, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, name, COALESCE(login_server, ''), is_default FROM registries ORDER BY name`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+registryColumns+` FROM registries ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: registries: %w", err)
 	}
@@ -74,13 +109,86 @@ func (s *Store) Registries(ctx context.Context) ([]Registry, error) {
 	return out, rows.Err()
 }
 
+// RegistryUpdate holds the settings to change; nil fields stay as they are.
+type RegistryUpdate struct {
+	LoginServer  *string
+	AdminEnabled *bool
+}
+
+// UpdateRegistry changes a registry's settings and returns it.
+func (s *Store) UpdateRegistry(ctx context.Context, name string, u RegistryUpdate) (Registry, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if u.LoginServer != nil {
+			var ls any
+			if *u.LoginServer != "" {
+				ls = strings.ToLower(*u.LoginServer)
+			}
+			if err := s.execOne(ctx, tx, `UPDATE registries SET login_server = ? WHERE name = ?`, ls, name); err != nil {
+				return err
+			}
+		}
+		if u.AdminEnabled != nil {
+			if err := s.execOne(ctx, tx, `UPDATE registries SET admin_enabled = ? WHERE name = ?`, boolInt(*u.AdminEnabled), name); err != nil {
+				return err
+			}
+		}
+		return s.bump(ctx, tx)
+	})
+	if err != nil {
+		return Registry{}, fmt.Errorf("store: update registry %q: %w", name, s.classify(err))
+	}
+	return s.RegistryByName(ctx, name)
+}
+
+// DeleteRegistry removes a registry with its content metadata, tokens and scope maps. The
+// default registry cannot be deleted.
+func (s *Store) DeleteRegistry(ctx context.Context, name string) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var r Registry
+		err := scanRegistry(tx.QueryRowContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries WHERE name = ?`), name), &r)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if r.Default {
+			return fmt.Errorf("%w: the default registry cannot be deleted", ErrConflict)
+		}
+		for _, q := range []string{
+			`DELETE FROM secrets WHERE owner_kind = 'token' AND owner_id IN (SELECT id FROM tokens WHERE registry_id = ?)`,
+			`DELETE FROM secrets WHERE owner_kind = 'admin' AND owner_id = ?`,
+			`DELETE FROM tokens WHERE registry_id = ?`,
+			`DELETE FROM uploads WHERE registry_id = ?`,
+			`DELETE FROM registries WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.q(q), r.ID); err != nil {
+				return err
+			}
+		}
+		return s.bump(ctx, tx)
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete registry %q: %w", name, err)
+	}
+	return nil
+}
+
 type scanner interface{ Scan(...any) error }
 
 func scanRegistry(sc scanner, r *Registry) error {
-	var def int
-	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def); err != nil {
+	var def, admin int
+	var created int64
+	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def, &admin, &created); err != nil {
 		return err
 	}
-	r.Default = def == 1
+	r.Default, r.AdminEnabled, r.CreatedAt = def == 1, admin == 1, time.UnixMilli(created)
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

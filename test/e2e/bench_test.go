@@ -15,6 +15,7 @@ import (
 func BenchmarkPushPull(b *testing.B) {
 	const layers, size = 3, 64 << 20
 	s := registrytest.New(b, registrytest.Options{})
+	useAdminOf(b, s)
 	var pushTime, pullTime time.Duration
 	for i := 0; i < b.N; i++ {
 		digests := make([]string, layers)
@@ -27,6 +28,7 @@ func BenchmarkPushPull(b *testing.B) {
 			loc := absolute(s.URL, resp.Header.Get("Location"))
 			gen := newGen(size, byte(i*layers+l+1))
 			req, _ := http.NewRequest("PATCH", loc, gen)
+			req.Header.Set("Authorization", basicAuth)
 			req.ContentLength = size
 			r, err := http.DefaultClient.Do(req)
 			if err != nil || r.StatusCode != 202 {
@@ -41,7 +43,9 @@ func BenchmarkPushPull(b *testing.B) {
 		pushTime += time.Since(start)
 		start = time.Now()
 		for _, d := range digests {
-			r, err := http.Get(s.URL + "/v2/bench/repo/blobs/" + d)
+			greq, _ := http.NewRequest("GET", s.URL+"/v2/bench/repo/blobs/"+d, nil)
+			greq.Header.Set("Authorization", basicAuth)
+			r, err := http.DefaultClient.Do(greq)
 			if err != nil {
 				b.Fatal(err)
 			}

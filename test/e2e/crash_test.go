@@ -93,6 +93,7 @@ func TestKillDuringUploads(t *testing.T) {
 		started.Add(1)
 		go func() {
 			req, _ := http.NewRequest(method, url, body)
+			req.Header.Set("Authorization", basicAuth)
 			for k, v := range hdr {
 				req.Header.Set(k, v)
 			}

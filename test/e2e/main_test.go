@@ -5,16 +5,21 @@ package e2e
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/registrytest"
 )
 
 // berthBin is the berth binary built once for the tests that run it as a process.
@@ -59,6 +64,7 @@ func startBerth(t *testing.T, dir, addr string) *proc {
 	t.Helper()
 	logs := &bytes.Buffer{}
 	cmd := exec.Command(berthBin, "serve", "--listen", addr, "--data-dir", dir, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -76,6 +82,7 @@ func startBerth(t *testing.T, dir, addr string) *proc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
+				useAdmin(t, p.url)
 				return p
 			}
 		}
@@ -102,6 +109,9 @@ func request(t testing.TB, method, url string, body io.Reader, hdr map[string]st
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	if req.Header.Get("Authorization") == "" && basicAuth != "" {
+		req.Header.Set("Authorization", basicAuth)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -118,4 +128,63 @@ func absolute(base, loc string) string {
 		return loc
 	}
 	return base + loc
+}
+
+// ownerPassword is the bootstrap owner's password of the servers these tests start.
+const ownerPassword = "e2e-owner-password"
+
+// basicAuth is the Authorization header request sends: the admin user of the server under test.
+var basicAuth string
+
+// useAdmin signs in to the server at base as its owner, enables the default registry's admin user
+// (renewing its password when it was enabled before) and makes request send its credentials.
+func useAdmin(t testing.TB, base string) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {ownerPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.AccessToken == "" {
+		t.Fatalf("owner sign-in: status %d", resp.StatusCode)
+	}
+	call := func(method, path, body string, out any) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	var reg struct {
+		Credentials struct {
+			Passwords []struct{ Name, Value string }
+		}
+	}
+	call("PATCH", "/mgmt/v1/registries/default", `{"adminUserEnabled":true}`, &reg)
+	pwds := reg.Credentials.Passwords
+	if len(pwds) == 0 {
+		var creds struct {
+			Passwords []struct{ Name, Value string }
+		}
+		call("POST", "/mgmt/v1/registries/default/credentials/renew", `{"name":"password"}`, &creds)
+		pwds = creds.Passwords[:1]
+	}
+	basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte("default:"+pwds[0].Value))
+}
+
+// useAdminOf makes request send the admin credentials of a registrytest server.
+func useAdminOf(t testing.TB, s *registrytest.Server) {
+	user, pass := s.Admin(t)
+	basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }

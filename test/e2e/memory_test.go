@@ -51,6 +51,7 @@ func TestLargeBlobStreams(t *testing.T) {
 	}
 	const size = 512 << 20
 	s := registrytest.New(t, registrytest.Options{})
+	useAdminOf(t, s)
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -81,6 +82,7 @@ func TestLargeBlobStreams(t *testing.T) {
 	loc := absolute(s.URL, resp.Header.Get("Location"))
 	gen := newGen(size, 1)
 	req, _ := http.NewRequest("PATCH", loc, gen)
+	req.Header.Set("Authorization", basicAuth)
 	req.ContentLength = -1 // streamed, chunked transfer encoding
 	r, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,0 +1,202 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/hosts"
+	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
+)
+
+// Throttling limits failed sign-ins. Failures are counted in the database, so every replica
+// sees the same counts.
+type Throttling struct {
+	Identity store.ThrottleRule // per user name (and registry)
+	Address  store.ThrottleRule // per client address
+}
+
+// DefaultThrottling blocks an identity for a minute after 10 failures in 5 minutes, and an
+// address after 50.
+var DefaultThrottling = Throttling{
+	Identity: store.ThrottleRule{Max: 10, Window: 5 * time.Minute, Lockout: time.Minute},
+	Address:  store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute},
+}
+
+// Service authenticates requests and sign-ins.
+type Service struct {
+	st       *store.Store
+	dir      *directory.Directory
+	tok      *token.Service
+	throttle Throttling
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// NewService returns the authenticator of a server with identities.
+func NewService(st *store.Store, dir *directory.Directory, tok *token.Service, t Throttling, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, dir: dir, tok: tok, throttle: t, log: log, now: now}
+}
+
+// Tokens returns the token service.
+func (s *Service) Tokens() *token.Service { return s.tok }
+
+// Audience is the aud claim of tokens for reg: its login server, or its name when it has none.
+func Audience(reg store.Registry) string {
+	if reg.LoginServer != "" {
+		return reg.LoginServer
+	}
+	return reg.Name
+}
+
+var _ Authenticator = (*Service)(nil)
+
+// Authenticate implements Authenticator for /v2/: Basic credentials, a bearer access token, or
+// nothing (anonymous). The request's registry must be in ctx.
+func (s *Service) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+	reg, ok := hosts.RegistryFrom(ctx)
+	if !ok {
+		return Principal{}, errors.New("authn: request has no registry")
+	}
+	if raw, ok := BearerToken(r); ok {
+		return s.AccessToken(ctx, reg, raw)
+	}
+	if user, pass, ok := r.BasicAuth(); ok {
+		return s.Password(ctx, reg, ClientIP(r), user, pass)
+	}
+	if r.Header.Get("Authorization") != "" {
+		return Principal{}, &Error{Reason: ReasonInvalidToken, Message: "the Authorization header is neither Basic nor Bearer"}
+	}
+	return Anonymous, nil
+}
+
+// AccessToken checks a bearer access token for reg.
+func (s *Service) AccessToken(ctx context.Context, reg store.Registry, raw string) (Principal, error) {
+	c, err := s.tok.Verify(ctx, raw, Audience(reg), token.GrantAccess)
+	if err != nil {
+		return Principal{}, s.tokenError(err)
+	}
+	p := fromClaims(c, "access_token")
+	p.Scoped, p.Access = true, c.Access
+	return p, nil
+}
+
+// RefreshToken checks a refresh token for reg.
+func (s *Service) RefreshToken(ctx context.Context, reg store.Registry, raw string) (Principal, error) {
+	c, err := s.tok.Verify(ctx, raw, Audience(reg), token.GrantRefresh)
+	if err != nil {
+		return Principal{}, s.tokenError(err)
+	}
+	return fromClaims(c, "refresh_token"), nil
+}
+
+// DirectoryToken checks a directory token (the management API and /oauth2/exchange).
+func (s *Service) DirectoryToken(ctx context.Context, raw string) (Principal, error) {
+	c, err := s.tok.Verify(ctx, raw, token.DirectoryAudience, token.GrantDirectory)
+	if err != nil {
+		return Principal{}, s.tokenError(err)
+	}
+	return fromClaims(c, "directory"), nil
+}
+
+func (s *Service) tokenError(err error) error {
+	if errors.Is(err, token.ErrInvalid) {
+		return &Error{Reason: ReasonInvalidToken, Message: err.Error(), InvalidToken: true}
+	}
+	return err
+}
+
+func fromClaims(c *token.Claims, via string) Principal {
+	return Principal{Kind: Kind(c.Kind), Name: c.Subject, ID: c.PID, Registry: c.Registry, TokenID: c.ID, Via: via}
+}
+
+// Password checks a user name and password sent to reg: the admin user, a token, a service
+// principal, or the null GUID with a berth refresh or access token as the password.
+func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pass string) (Principal, error) {
+	if user == NullGUID {
+		if p, err := s.RefreshToken(ctx, reg, pass); err == nil {
+			return p, nil
+		}
+		return s.AccessToken(ctx, reg, pass)
+	}
+	key := "id:" + reg.Name + ":" + strings.ToLower(user)
+	if directory.IsGUID(user) {
+		key = "sp:" + strings.ToLower(user)
+	}
+	return s.signIn(ctx, key, ip, user, func() (directory.Identity, error) {
+		return s.dir.CheckRegistryCredential(ctx, reg, user, pass)
+	})
+}
+
+// User checks a directory user's password, for the directory token endpoint.
+func (s *Service) User(ctx context.Context, ip, name, pass string) (Principal, error) {
+	return s.signIn(ctx, "user:"+name, ip, name, func() (directory.Identity, error) { return s.dir.CheckUser(ctx, name, pass) })
+}
+
+// ServicePrincipal checks a client id and secret, for the directory token endpoint.
+func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string) (Principal, error) {
+	if !directory.IsGUID(appID) {
+		return Principal{}, &Error{Reason: directory.ReasonUnknownIdentity, Identity: appID,
+			Message: "authentication required: a service principal's client id must be a GUID"}
+	}
+	return s.signIn(ctx, "sp:"+strings.ToLower(appID), ip, appID, func() (directory.Identity, error) {
+		return s.dir.CheckServicePrincipal(ctx, appID, secret)
+	})
+}
+
+func (s *Service) signIn(ctx context.Context, key, ip, user string, check func() (directory.Identity, error)) (Principal, error) {
+	now := s.now()
+	ipKey := "ip:" + ip
+	until, err := s.st.SigninBlockedUntil(ctx, now, key, ipKey)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !until.IsZero() {
+		return Principal{}, throttled(user, until.Sub(now))
+	}
+	id, err := check()
+	var se *directory.SigninError
+	switch {
+	case errors.As(err, &se):
+		if !se.SecretWrong() {
+			return Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
+		}
+		u1, err1 := s.st.RecordSigninFailure(ctx, key, now, s.throttle.Identity)
+		u2, err2 := s.st.RecordSigninFailure(ctx, ipKey, now, s.throttle.Address)
+		if err := errors.Join(err1, err2); err != nil {
+			return Principal{}, err
+		}
+		if u2.After(u1) {
+			u1 = u2
+		}
+		if !u1.IsZero() {
+			return Principal{}, throttled(user, u1.Sub(now))
+		}
+		return Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
+	case err != nil:
+		return Principal{}, err
+	}
+	if err := s.st.ClearSigninFailures(ctx, key, now); err != nil {
+		s.log.WarnContext(ctx, "could not clear sign-in failures", "err", err)
+	}
+	return Principal{Kind: Kind(id.Kind), Name: id.Name, ID: id.ID, Registry: id.Registry, Via: "password"}, nil
+}
+
+func throttled(user string, d time.Duration) *Error {
+	secs := int(math.Ceil(d.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	return &Error{Reason: ReasonThrottled, RetryAfter: time.Duration(secs) * time.Second, Identity: user,
+		Message: fmt.Sprintf("too many failed sign-ins for this identity or address: try again in %d seconds", secs)}
+}

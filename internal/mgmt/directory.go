@@ -1,0 +1,433 @@
+package mgmt
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// userName: 1 to 64 letters, digits, and . _ @ -, starting with a letter or digit.
+var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+
+// minPassword is the shortest password a user may choose.
+const minPassword = 12
+
+type userJSON struct {
+	Name         string `json:"name"`
+	CreationDate any    `json:"creationDate"`
+	Password     string `json:"password,omitempty"`
+}
+
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	users, err := h.Store.Users(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		out = append(out, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	name := r.PathValue("name")
+	u, err := h.Store.UserByName(r.Context(), name)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("user %q", name))
+	}
+	return reply(w, http.StatusOK, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+}
+
+// password returns the chosen password, or a generated one (then also returned to show).
+func password(chosen string) (value, show string, err error) {
+	if chosen == "" {
+		v := directory.GenerateSecret()
+		return v, v, nil
+	}
+	if len(chosen) < minPassword || len(chosen) > 256 {
+		return "", "", invalid("a password must have %d to 256 characters", minPassword)
+	}
+	return chosen, "", nil
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if !userName.MatchString(req.Name) {
+		return invalid("user name %q is invalid: use up to 64 letters, digits and . _ @ -", req.Name)
+	}
+	value, show, err := password(req.Password)
+	if err != nil {
+		return err
+	}
+	hash, err := h.Dir.Hasher().Hash(ctx, value)
+	if err != nil {
+		return err
+	}
+	u, err := h.Store.CreateUser(ctx, req.Name, hash)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("user %q", req.Name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+}
+
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	u, err := h.Store.UserByName(ctx, name)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("user %q", name))
+	}
+	value, show, err := password(req.Password)
+	if err != nil {
+		return err
+	}
+	hash, err := h.Dir.Hasher().Hash(ctx, value)
+	if err != nil {
+		return err
+	}
+	if err := h.Store.PutSecret(ctx, store.KindUser, u.ID, store.Secret{Name: "password", Hash: hash, CreatedAt: h.Now()}); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+}
+
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	if p.Kind == authn.KindUser && p.Name == name {
+		return invalid("you cannot delete the user you are signed in as")
+	}
+	if err := h.Store.DeleteUser(ctx, name); err != nil {
+		return storeError(err, fmt.Sprintf("user %q", name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type groupJSON struct {
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	Members      []string `json:"members"`
+	CreationDate any      `json:"creationDate"`
+}
+
+func (h *Handler) groupJSON(r *http.Request, g store.Group) (groupJSON, error) {
+	members, err := h.Store.GroupMembers(r.Context(), g.ID)
+	if members == nil {
+		members = []string{}
+	}
+	return groupJSON{Name: g.Name, Description: g.Description, Members: members, CreationDate: timeOrNil(g.CreatedAt)}, err
+}
+
+func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	groups, err := h.Store.Groups(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]groupJSON, 0, len(groups))
+	for _, g := range groups {
+		j, err := h.groupJSON(r, g)
+		if err != nil {
+			return err
+		}
+		out = append(out, j)
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	name := r.PathValue("name")
+	g, err := h.Store.GroupByName(r.Context(), name)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("group %q", name))
+	}
+	j, err := h.groupJSON(r, g)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, j)
+}
+
+func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if !userName.MatchString(req.Name) {
+		return invalid("group name %q is invalid: use up to 64 letters, digits and . _ @ -", req.Name)
+	}
+	if len(req.Description) > 256 {
+		return invalid("the description is longer than 256 characters")
+	}
+	g, err := h.Store.CreateGroup(ctx, req.Name, req.Description)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("group %q", req.Name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	j, err := h.groupJSON(r, g)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, j)
+}
+
+func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	name := r.PathValue("name")
+	if err := h.Store.DeleteGroup(ctx, name); err != nil {
+		return storeError(err, fmt.Sprintf("group %q", name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) member(r *http.Request, user string) (store.Group, store.User, error) {
+	name := r.PathValue("name")
+	g, err := h.Store.GroupByName(r.Context(), name)
+	if err != nil {
+		return g, store.User{}, storeError(err, fmt.Sprintf("group %q", name))
+	}
+	u, err := h.Store.UserByName(r.Context(), user)
+	if err != nil {
+		return g, u, storeError(err, fmt.Sprintf("user %q", user))
+	}
+	return g, u, nil
+}
+
+func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		User string `json:"user"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	g, u, err := h.member(r, req.User)
+	if err != nil {
+		return err
+	}
+	if err := h.Store.AddGroupMember(ctx, g.ID, u.ID); err != nil {
+		return err
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	j, err := h.groupJSON(r, g)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, j)
+}
+
+func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	g, u, err := h.member(r, r.PathValue("user"))
+	if err != nil {
+		return err
+	}
+	if err := h.Store.RemoveGroupMember(ctx, g.ID, u.ID); err != nil {
+		return storeError(err, fmt.Sprintf("membership of %q in group %q", u.Name, g.Name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type spJSON struct {
+	AppID        string         `json:"appId"`
+	DisplayName  string         `json:"displayName"`
+	CreationDate any            `json:"creationDate"`
+	Credentials  []spSecretJSON `json:"passwordCredentials"`
+	Tenant       string         `json:"appOwnerOrganizationId"`
+}
+
+type spSecretJSON struct {
+	KeyID         string `json:"keyId"`
+	StartDateTime any    `json:"startDateTime"`
+	EndDateTime   any    `json:"endDateTime"`
+}
+
+// spCreated is what `az ad sp create-for-rbac` prints.
+type spCreated struct {
+	AppID       string `json:"appId"`
+	Password    string `json:"password"`
+	DisplayName string `json:"displayName,omitempty"`
+	Tenant      string `json:"tenant"`
+}
+
+func (h *Handler) spJSON(r *http.Request, sp store.ServicePrincipal) (spJSON, error) {
+	secs, err := h.Store.Secrets(r.Context(), store.KindSP, sp.ID)
+	out := spJSON{AppID: sp.AppID, DisplayName: sp.DisplayName, CreationDate: timeOrNil(sp.CreatedAt), Tenant: Tenant, Credentials: []spSecretJSON{}}
+	for _, s := range secs {
+		out.Credentials = append(out.Credentials, spSecretJSON{KeyID: s.Name, StartDateTime: timeOrNil(s.CreatedAt), EndDateTime: timeOrNil(s.ExpiresAt)})
+	}
+	return out, err
+}
+
+func (h *Handler) listSPs(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	sps, err := h.Store.ServicePrincipals(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]spJSON, 0, len(sps))
+	for _, sp := range sps {
+		j, err := h.spJSON(r, sp)
+		if err != nil {
+			return err
+		}
+		out = append(out, j)
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (h *Handler) lookupSP(r *http.Request) (store.ServicePrincipal, error) {
+	id := r.PathValue("appId")
+	sp, err := h.Store.ServicePrincipalByAppID(r.Context(), id)
+	if err != nil {
+		return sp, storeError(err, fmt.Sprintf("service principal %q", id))
+	}
+	return sp, nil
+}
+
+func (h *Handler) showSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	sp, err := h.lookupSP(r)
+	if err != nil {
+		return err
+	}
+	j, err := h.spJSON(r, sp)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, j)
+}
+
+// spSecret makes a secret that expires after years (default one).
+func (h *Handler) spSecret(r *http.Request, years int) (string, store.Secret, error) {
+	if years == 0 {
+		years = 1
+	}
+	if years < 0 || years > 10 {
+		return "", store.Secret{}, invalid("years must be between 1 and 10")
+	}
+	value := directory.GenerateSecret()
+	hash, err := h.Dir.Hasher().Hash(r.Context(), value)
+	now := h.Now()
+	return value, store.Secret{Name: directory.NewGUID(), Hash: hash, CreatedAt: now, ExpiresAt: now.AddDate(years, 0, 0)}, err
+}
+
+func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		DisplayName string `json:"displayName"`
+		Years       int    `json:"years"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.DisplayName == "" {
+		req.DisplayName = "berth-sp-" + h.Now().UTC().Format("2006-01-02-15-04-05")
+	}
+	if len(req.DisplayName) > 120 {
+		return invalid("the display name is longer than 120 characters")
+	}
+	value, sec, err := h.spSecret(r, req.Years)
+	if err != nil {
+		return err
+	}
+	sp, err := h.Store.CreateServicePrincipal(ctx, directory.NewGUID(), req.DisplayName, sec)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("service principal %q", req.DisplayName))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
+}
+
+func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("appId")
+	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
+		return storeError(err, fmt.Sprintf("service principal %q", id))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// maxSPSecrets is how many secrets a service principal may hold at once.
+const maxSPSecrets = 2
+
+func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req struct {
+		Append bool `json:"append"`
+		Years  int  `json:"years"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	sp, err := h.lookupSP(r)
+	if err != nil {
+		return err
+	}
+	value, sec, err := h.spSecret(r, req.Years)
+	if err != nil {
+		return err
+	}
+	if req.Append {
+		secs, err := h.Store.Secrets(ctx, store.KindSP, sp.ID)
+		if err != nil {
+			return err
+		}
+		if len(secs) >= maxSPSecrets {
+			return httperr409("service principal %s already has %d secrets: reset without --append to replace them", sp.AppID, maxSPSecrets)
+		}
+		err = h.Store.PutSecret(ctx, store.KindSP, sp.ID, sec)
+	} else {
+		err = h.Store.ReplaceSecrets(ctx, store.KindSP, sp.ID, sec)
+	}
+	if err != nil {
+		return err
+	}
+	h.Log.InfoContext(ctx, "service principal secret reset", "appId", sp.AppID, "keyId", sec.Name, "expires", sec.ExpiresAt.UTC().Format(time.RFC3339))
+	return reply(w, http.StatusOK, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
+}

@@ -1,0 +1,259 @@
+package mgmt
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// registryJSON is a registry as the API shows it (az's field names).
+type registryJSON struct {
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	LoginServer      string `json:"loginServer"`
+	Default          bool   `json:"default"`
+	AdminUserEnabled bool   `json:"adminUserEnabled"`
+	CreationDate     any    `json:"creationDate"`
+	// Credentials holds the admin passwords generated when the admin user was enabled for the
+	// first time; they are shown this once.
+	Credentials *credentialsJSON `json:"credentials,omitempty"`
+}
+
+type credentialsJSON struct {
+	Username  string         `json:"username"`
+	Passwords []passwordJSON `json:"passwords"`
+}
+
+type passwordJSON struct {
+	Name         string `json:"name"`
+	Value        any    `json:"value"`
+	CreationTime any    `json:"creationTime,omitempty"`
+	Expiry       any    `json:"expiry"`
+}
+
+// loginServer is what clients use for reg: its own host name, or for a registry without one the
+// host this request came to.
+func loginServer(reg store.Registry, r *http.Request) string {
+	if reg.LoginServer != "" {
+		return reg.LoginServer
+	}
+	return r.Host
+}
+
+func toRegistryJSON(reg store.Registry, r *http.Request) registryJSON {
+	return registryJSON{ID: "/registries/" + reg.Name, Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
+		AdminUserEnabled: reg.AdminEnabled, CreationDate: timeOrNil(reg.CreatedAt)}
+}
+
+// registryName follows ACR's rule, lower-cased: 5 to 50 alphanumerics (berth also allows the
+// short "default" it creates, and dashes).
+var registryName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$`)
+
+func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	regs, err := h.Store.Registries(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]registryJSON, 0, len(regs))
+	for _, reg := range regs {
+		out = append(out, toRegistryJSON(reg, r))
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (h *Handler) showRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	reg, err := h.registry(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, toRegistryJSON(reg, r))
+}
+
+type registryRequest struct {
+	Name             string  `json:"name"`
+	LoginServer      *string `json:"loginServer"`
+	AdminUserEnabled *bool   `json:"adminUserEnabled"`
+}
+
+func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	var req registryRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if !registryName.MatchString(req.Name) {
+		return invalid("registry name %q is invalid: use 3 to 50 lower-case letters, digits and dashes, starting and ending with a letter or digit", req.Name)
+	}
+	ls := ""
+	if req.LoginServer != nil {
+		ls = *req.LoginServer
+	}
+	reg, err := h.Store.CreateRegistry(ctx, req.Name, ls)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("registry %q (or its login server)", req.Name))
+	}
+	out := toRegistryJSON(reg, r)
+	if req.AdminUserEnabled != nil && *req.AdminUserEnabled {
+		if out, err = h.setAdmin(ctx, r, reg.Name, true); err != nil {
+			return err
+		}
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	return reply(w, http.StatusCreated, out)
+}
+
+func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	var req registryRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name != "" && req.Name != reg.Name {
+		return invalid("a registry cannot be renamed")
+	}
+	if req.LoginServer != nil {
+		if reg, err = h.Store.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{LoginServer: req.LoginServer}); err != nil {
+			return storeError(err, fmt.Sprintf("login server %q", *req.LoginServer))
+		}
+	}
+	out := toRegistryJSON(reg, r)
+	if req.AdminUserEnabled != nil {
+		if out, err = h.setAdmin(ctx, r, reg.Name, *req.AdminUserEnabled); err != nil {
+			return err
+		}
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+// setAdmin turns the admin user on or off. Turned on for the first time, it gets its two
+// passwords, returned in the reply this once.
+func (h *Handler) setAdmin(ctx context.Context, r *http.Request, name string, on bool) (registryJSON, error) {
+	reg, err := h.Store.UpdateRegistry(ctx, name, store.RegistryUpdate{AdminEnabled: &on})
+	if err != nil {
+		return registryJSON{}, storeError(err, fmt.Sprintf("registry %q", name))
+	}
+	out := toRegistryJSON(reg, r)
+	if !on {
+		return out, nil
+	}
+	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
+	if err != nil || len(secs) > 0 {
+		return out, err
+	}
+	creds := &credentialsJSON{Username: reg.Name}
+	for _, pw := range []string{"password", "password2"} {
+		value, err := h.putSecret(ctx, store.KindAdmin, reg.ID, pw, store.Secret{})
+		if err != nil {
+			return registryJSON{}, err
+		}
+		creds.Passwords = append(creds.Passwords, passwordJSON{Name: pw, Value: value})
+	}
+	out.Credentials = creds
+	return out, nil
+}
+
+// putSecret generates a secret, stores its hash under name, and returns it.
+func (h *Handler) putSecret(ctx context.Context, kind string, owner int64, name string, sec store.Secret) (string, error) {
+	value := directory.GenerateSecret()
+	hash, err := h.Dir.Hasher().Hash(ctx, value)
+	if err != nil {
+		return "", err
+	}
+	sec.Name, sec.Hash = name, hash
+	sec.CreatedAt = h.Now()
+	if err := h.Store.PutSecret(ctx, kind, owner, sec); err != nil {
+		return "", err
+	}
+	return value, nil
+}
+
+func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	name := r.PathValue("registry")
+	if err := h.Store.DeleteRegistry(ctx, name); err != nil {
+		return storeError(err, fmt.Sprintf("registry %q", name))
+	}
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// adminDisabled is the error of credential operations while the admin user is off.
+func adminDisabled(reg store.Registry) error {
+	return httperr409("admin user is disabled: run 'berth registry update -n %s --admin-enabled true' to enable admin first", reg.Name)
+}
+
+func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !reg.AdminEnabled {
+		return adminDisabled(reg)
+	}
+	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
+	if err != nil {
+		return err
+	}
+	out := credentialsJSON{Username: reg.Name, Passwords: []passwordJSON{}}
+	for _, s := range secs {
+		// Only the hash is kept: the value was shown once, when it was generated.
+		out.Passwords = append(out.Passwords, passwordJSON{Name: s.Name, Value: nil, CreationTime: timeOrNil(s.CreatedAt)})
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Name != "password" && req.Name != "password2" {
+		return invalid("password name %q is invalid: use password or password2", req.Name)
+	}
+	if !reg.AdminEnabled {
+		return adminDisabled(reg)
+	}
+	value, err := h.putSecret(ctx, store.KindAdmin, reg.ID, req.Name, store.Secret{})
+	if err != nil {
+		return err
+	}
+	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
+	if err != nil {
+		return err
+	}
+	out := credentialsJSON{Username: reg.Name}
+	for _, s := range secs {
+		pw := passwordJSON{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt)}
+		if s.Name == req.Name {
+			pw.Value = value
+		}
+		out.Passwords = append(out.Passwords, pw)
+	}
+	h.Log.InfoContext(ctx, "admin password renewed", "registry", reg.Name, "password", req.Name)
+	return reply(w, http.StatusOK, out)
+}

@@ -1,0 +1,361 @@
+// Package oauth serves berth's token endpoints: the Docker token protocol with ACR's extensions
+// (GET and POST /oauth2/token, POST /oauth2/exchange) and the directory token endpoint that
+// `berth auth login` uses (POST /mgmt/v1/token).
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
+)
+
+// Limits on what a token request may carry.
+const (
+	maxFormBytes = 64 << 10
+	maxScopes    = 64
+	maxScopeLen  = 1024
+)
+
+// Decider is the policy the grants are computed with.
+type Decider interface {
+	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
+}
+
+// Resolver finds the registry a service (login server) or Host names.
+type Resolver interface {
+	Resolve(ctx context.Context, host string) (store.Registry, error)
+}
+
+// Handler serves the token endpoints.
+type Handler struct {
+	authn  *authn.Service
+	tokens *token.Service
+	policy Decider
+	hosts  Resolver
+	log    *slog.Logger
+}
+
+// New returns the token endpoints' handler.
+func New(a *authn.Service, p Decider, hosts Resolver, log *slog.Logger) *Handler {
+	return &Handler{authn: a, tokens: a.Tokens(), policy: p, hosts: hosts, log: log.With("component", "oauth")}
+}
+
+// Register adds the endpoints to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("GET /oauth2/token", httperr.Handle(h.log, h.token))
+	mux.Handle("POST /oauth2/token", httperr.Handle(h.log, h.token))
+	mux.Handle("POST /oauth2/exchange", httperr.Handle(h.log, h.exchange))
+	mux.Handle("POST /mgmt/v1/token", httperr.Handle(h.log, h.directoryToken))
+}
+
+// tokenReply is the body of a successful /oauth2/token reply. access_token and token carry the
+// same value: OAuth clients read the first, older Docker clients the second.
+type tokenReply struct {
+	AccessToken  string `json:"access_token"`
+	Token        string `json:"token"`
+	ExpiresIn    int    `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	p, refresh, err := h.signIn(ctx, r, reg)
+	if err != nil {
+		return authError(err)
+	}
+	offline := r.Form.Get("offline_token") == "true" || r.Form.Get("access_type") == "offline"
+	scopes, err := scopes(r.Form["scope"])
+	if err != nil {
+		return err
+	}
+	c := token.Claims{Access: h.grant(ctx, p, reg, scopes), GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry}
+	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
+	life := h.tokens.Lifetimes().Access
+	signed, err := h.tokens.Sign(&c, life)
+	if err != nil {
+		return err
+	}
+	rep := tokenReply{AccessToken: signed, Token: signed, ExpiresIn: int(life.Seconds()), IssuedAt: c.IssuedAt.UTC().Format(time.RFC3339)}
+	if offline && refresh != "" {
+		rep.RefreshToken = refresh
+	}
+	h.log.InfoContext(ctx, "token issued", "registry", reg.Name, "principal", p.String(), "via", p.Via, "jti", c.ID, "access", c.Access)
+	return writeJSON(w, rep)
+}
+
+// signIn identifies the caller of a token request. refresh is the refresh token the caller
+// presented (and may keep using), if any.
+func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registry) (p authn.Principal, refresh string, err error) {
+	ip := authn.ClientIP(r)
+	if user, pass, ok := r.BasicAuth(); ok {
+		p, err = h.authn.Password(ctx, reg, ip, user, pass)
+		if err == nil && p.Via == "refresh_token" {
+			refresh = pass
+		}
+		return p, refresh, err
+	}
+	switch gt := r.Form.Get("grant_type"); gt {
+	case "refresh_token":
+		rt := r.Form.Get("refresh_token")
+		if rt == "" {
+			return p, "", httperr.New(oci.CodeUnsupported, "grant_type=refresh_token needs a refresh_token").WithStatus(http.StatusBadRequest)
+		}
+		p, err = h.authn.RefreshToken(ctx, reg, rt)
+		return p, rt, err
+	case "password":
+		user, pass := r.Form.Get("username"), r.Form.Get("password")
+		if user == "" && pass == "" {
+			return authn.Anonymous, "", nil
+		}
+		p, err = h.authn.Password(ctx, reg, ip, user, pass)
+		if err == nil && p.Via == "refresh_token" {
+			refresh = pass
+		}
+		return p, refresh, err
+	case "":
+		if r.Method == http.MethodGet {
+			return authn.Anonymous, "", nil
+		}
+		return p, "", httperr.New(oci.CodeUnsupported, "grant_type is required: password or refresh_token").WithStatus(http.StatusBadRequest)
+	default:
+		return p, "", httperr.New(oci.CodeUnsupported, "grant_type %q is not supported here: use password or refresh_token", truncate(gt)).WithStatus(http.StatusBadRequest)
+	}
+}
+
+// grant is the requested access that p holds: requested ∩ permitted. A partial grant is not an
+// error; the client finds out on the request that needed the missing part.
+func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Registry, scopes []token.Access) []token.Access {
+	out := []token.Access{}
+	for _, sc := range scopes {
+		res := policy.Resource{Registry: reg.Name, Type: sc.Type, Name: sc.Name}
+		var granted []string
+		for _, a := range sc.Actions {
+			if p.Scoped && !token.Allows(p.Access, sc.Type, sc.Name, a) {
+				continue
+			}
+			if h.policy.Decide(ctx, p, policy.Action(a), res).Allow {
+				granted = append(granted, a)
+			}
+		}
+		if len(granted) > 0 {
+			out = append(out, token.Access{Type: sc.Type, Name: sc.Name, Actions: granted})
+		}
+	}
+	return out
+}
+
+// scopes parses Docker scope strings ("repository:samples/a:pull,push", "registry:catalog:*"),
+// several per parameter when separated by spaces. Unknown resource types are ignored, as the
+// Docker token specification allows; malformed ones are refused.
+func scopes(params []string) ([]token.Access, error) {
+	var out []token.Access
+	index := map[string]int{}
+	for _, param := range params {
+		for _, s := range strings.Fields(param) {
+			if len(s) > maxScopeLen {
+				return nil, httperr.New(oci.CodeUnsupported, "a scope is longer than %d bytes", maxScopeLen).WithStatus(http.StatusBadRequest)
+			}
+			typ, rest, ok1 := strings.Cut(s, ":")
+			i := strings.LastIndexByte(rest, ':')
+			if !ok1 || i <= 0 {
+				return nil, httperr.New(oci.CodeUnsupported, "scope %q is not of the form type:name:actions", truncate(s)).WithStatus(http.StatusBadRequest)
+			}
+			name, actions := rest[:i], strings.Split(rest[i+1:], ",")
+			switch {
+			case typ == policy.TypeRepository:
+				if err := oci.ValidateName(name); err != nil {
+					return nil, httperr.New(oci.CodeNameInvalid, "scope %q: %v", truncate(s), err).WithStatus(http.StatusBadRequest)
+				}
+				actions = expand(actions)
+			case typ == policy.TypeRegistry && name == "catalog":
+				actions = []string{string(policy.ActionCatalog)}
+			default:
+				continue
+			}
+			k := typ + ":" + name
+			if j, ok := index[k]; ok {
+				out[j].Actions = union(out[j].Actions, actions)
+				continue
+			}
+			if len(out) >= maxScopes {
+				return nil, httperr.New(oci.CodeUnsupported, "more than %d scopes in one request", maxScopes).WithStatus(http.StatusBadRequest)
+			}
+			index[k] = len(out)
+			out = append(out, token.Access{Type: typ, Name: name, Actions: union(nil, actions)})
+		}
+	}
+	return out, nil
+}
+
+// expand keeps the known repository actions and spells out "*".
+func expand(actions []string) []string {
+	var out []string
+	for _, a := range actions {
+		if a == "*" {
+			for _, ra := range policy.RepositoryActions {
+				out = append(out, string(ra))
+			}
+			continue
+		}
+		for _, ra := range policy.RepositoryActions {
+			if a == string(ra) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func union(a, b []string) []string {
+	for _, x := range b {
+		found := false
+		for _, y := range a {
+			found = found || x == y
+		}
+		if !found {
+			a = append(a, x)
+		}
+	}
+	return a
+}
+
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if gt := r.Form.Get("grant_type"); gt != "access_token" {
+		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use access_token", truncate(gt)).WithStatus(http.StatusBadRequest)
+	}
+	raw := r.Form.Get("access_token")
+	if raw == "" {
+		return httperr.New(oci.CodeUnsupported, "access_token is required: a directory token from 'berth auth login'").WithStatus(http.StatusBadRequest)
+	}
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	p, err := h.authn.DirectoryToken(ctx, raw)
+	if err != nil {
+		return authError(err)
+	}
+	signed, err := h.refreshToken(p, reg)
+	if err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "refresh token issued", "registry", reg.Name, "principal", p.String())
+	return writeJSON(w, map[string]string{"refresh_token": signed})
+}
+
+func (h *Handler) refreshToken(p authn.Principal, reg store.Registry) (string, error) {
+	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
+		Permissions: &token.Permissions{Actions: []string{"*"}, NotActions: []string{}}}
+	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
+	return h.tokens.Sign(&c, h.tokens.Lifetimes().Refresh)
+}
+
+// directoryToken signs in a user (grant_type=password) or a service principal
+// (grant_type=client_credentials) and returns a directory token.
+func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	var p authn.Principal
+	var err error
+	ip := authn.ClientIP(r)
+	switch gt := r.Form.Get("grant_type"); gt {
+	case "password":
+		p, err = h.authn.User(ctx, ip, r.Form.Get("username"), r.Form.Get("password"))
+	case "client_credentials":
+		id, secret := r.Form.Get("client_id"), r.Form.Get("client_secret")
+		if u, pw, ok := r.BasicAuth(); ok && id == "" {
+			id, secret = u, pw
+		}
+		p, err = h.authn.ServicePrincipal(ctx, ip, id, secret)
+	default:
+		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use password or client_credentials", truncate(gt)).WithStatus(http.StatusBadRequest)
+	}
+	if err != nil {
+		return authError(err)
+	}
+	c := token.Claims{GrantType: token.GrantDirectory, Kind: string(p.Kind), PID: p.ID}
+	c.Subject, c.Audience = p.Name, []string{token.DirectoryAudience}
+	life := h.tokens.Lifetimes().Directory
+	signed, err := h.tokens.Sign(&c, life)
+	if err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "directory token issued", "principal", p.String(), "jti", c.ID)
+	return writeJSON(w, map[string]any{"access_token": signed, "token_type": "Bearer", "expires_in": int(life.Seconds())})
+}
+
+// registry is the registry a token request is for: the one its service names, else its Host's.
+func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry, error) {
+	host := r.Form.Get("service")
+	if host == "" {
+		host = r.Host
+	}
+	if len(host) > 255 {
+		return store.Registry{}, httperr.New(oci.CodeUnsupported, "service is longer than 255 bytes").WithStatus(http.StatusBadRequest)
+	}
+	return h.hosts.Resolve(ctx, host)
+}
+
+// authError answers a refused sign-in: 429 with Retry-After when throttled, else 401.
+func authError(err error) error {
+	e, ok := authn.AsError(err)
+	if !ok {
+		return err
+	}
+	if e.RetryAfter > 0 {
+		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
+			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
+	}
+	return httperr.New(oci.CodeUnauthorized, "%s", e.Message)
+}
+
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return httperr.New(oci.CodeSizeInvalid, "the request body is larger than %d bytes", maxFormBytes).WithStatus(http.StatusRequestEntityTooLarge)
+		}
+		return httperr.New(oci.CodeUnsupported, "the request is not a valid form: %v", err).WithStatus(http.StatusBadRequest)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(v)
+}
+
+func truncate(s string) string {
+	if len(s) > 120 {
+		return s[:120] + "…"
+	}
+	return s
+}

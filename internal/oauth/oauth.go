@@ -107,14 +107,15 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 // presented (and may keep using), if any.
 func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registry) (p authn.Principal, refresh string, err error) {
 	ip := authn.ClientIP(r)
-	if user, pass, ok := r.BasicAuth(); ok {
+	gt := r.Form.Get("grant_type")
+	if user, pass, ok := r.BasicAuth(); ok && (gt == "" || gt == "password") {
 		p, err = h.authn.Password(ctx, reg, ip, user, pass)
 		if err == nil && p.Via == "refresh_token" {
 			refresh = pass
 		}
 		return p, refresh, err
 	}
-	switch gt := r.Form.Get("grant_type"); gt {
+	switch gt {
 	case "refresh_token":
 		rt := r.Form.Get("refresh_token")
 		if rt == "" {

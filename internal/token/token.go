@@ -22,6 +22,12 @@ import (
 	"github.com/berth-registry/berth/internal/store"
 )
 
+func init() {
+	// aud is a single string in ACR's tokens, as most clients expect; the library would make
+	// it an array.
+	jwt.MarshalSingleStringAsArray = false
+}
+
 // Issuer is the iss claim of every berth token.
 const Issuer = "berth"
 

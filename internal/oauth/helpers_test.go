@@ -20,7 +20,9 @@ type call struct {
 }
 
 func (c call) errCode() string {
-	var env struct{ Errors []struct{ Code, Message string } }
+	var env struct {
+		Errors []struct{ Code, Message string }
+	}
 	if json.Unmarshal(c.body, &env) != nil || len(env.Errors) == 0 {
 		return ""
 	}
@@ -28,7 +30,9 @@ func (c call) errCode() string {
 }
 
 func (c call) message() string {
-	var env struct{ Errors []struct{ Code, Message string } }
+	var env struct {
+		Errors []struct{ Code, Message string }
+	}
 	if json.Unmarshal(c.body, &env) != nil || len(env.Errors) == 0 {
 		return ""
 	}
@@ -147,7 +151,9 @@ func createToken(t testing.TB, s *registrytest.Server, name string, repos map[st
 		req[k] = v
 	}
 	var tok struct {
-		Credentials struct{ Passwords []struct{ Name, Value string } }
+		Credentials struct {
+			Passwords []struct{ Name, Value string }
+		}
 	}
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens", req, &tok); st != http.StatusCreated {
 		t.Fatalf("create token %s: status %d", name, st)

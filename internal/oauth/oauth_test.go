@@ -53,7 +53,9 @@ func TestAdminUser(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
 	var reg struct {
 		AdminUserEnabled bool
-		Credentials      *struct{ Passwords []struct{ Name, Value string } }
+		Credentials      *struct {
+			Passwords []struct{ Name, Value string }
+		}
 	}
 	s.Mgmt(t, "GET", "/mgmt/v1/registries/default", nil, &reg)
 	if reg.AdminUserEnabled {
@@ -74,7 +76,9 @@ func TestAdminUser(t *testing.T) {
 		}
 	}
 	// Renewing password2 leaves password working.
-	var creds struct{ Passwords []struct{ Name, Value string } }
+	var creds struct {
+		Passwords []struct{ Name, Value string }
+	}
 	s.Mgmt(t, "POST", "/mgmt/v1/registries/default/credentials/renew", map[string]string{"name": "password2"}, &creds)
 	var newPw2 string
 	for _, p := range creds.Passwords {
@@ -236,7 +240,7 @@ func TestForgedAndExpiredTokens(t *testing.T) {
 	}()
 	now := time.Now()
 	forged := map[string]string{
-		"alg none": sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, func(jwt.MapClaims) {}, kid),
+		"alg none":  sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, func(jwt.MapClaims) {}, kid),
 		"other key": sign(jwt.SigningMethodES256, other, func(jwt.MapClaims) {}, kid),
 		"tampered payload": parts[0] + "." + base64.RawURLEncoding.EncodeToString(func() []byte {
 			cl := claims(t, good)

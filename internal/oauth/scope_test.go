@@ -69,7 +69,9 @@ func TestRepositoryScopedTokens(t *testing.T) {
 
 	// Passwords expire by the server's clock, and the message says which and when.
 	var gen struct {
-		Credentials struct{ Passwords []struct{ Name, Value, Expiry string } }
+		Credentials struct {
+			Passwords []struct{ Name, Value, Expiry string }
+		}
 	}
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens/ci-samples/credentials", map[string]any{"password2": true, "expiryInDays": 1}, &gen); st != 200 {
 		t.Fatalf("generate password2: %d", st)

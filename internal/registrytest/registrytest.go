@@ -193,7 +193,9 @@ func (s *Server) Admin(t testing.TB) (user, password string) {
 		if len(reg.Credentials.Passwords) > 0 {
 			s.adminPwd = reg.Credentials.Passwords[0].Value
 		} else { // enabled before (a restarted server): renew the first password
-			var creds struct{ Passwords []struct{ Name, Value string } }
+			var creds struct {
+				Passwords []struct{ Name, Value string }
+			}
 			if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/credentials/renew", map[string]string{"name": "password"}, &creds); st != http.StatusOK {
 				t.Fatalf("renew admin password: status %d", st)
 			}

@@ -1,0 +1,172 @@
+// Package client is the Go client of berth's management API (/mgmt/v1) and of its sign-in
+// endpoints. It is what the berth CLI uses; programs may use it the same way.
+//
+//	c := client.New("https://berth.example.com", "")
+//	tok, err := c.SignIn(ctx, "owner", password)
+//	c.AuthToken = tok.AccessToken
+//	regs, err := c.Registries(ctx)
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls one berth server.
+type Client struct {
+	// BaseURL is the server's URL, e.g. https://berth.example.com:5000.
+	BaseURL string
+	// AuthToken is the directory token sent as a bearer token.
+	AuthToken string
+	HTTP      *http.Client
+}
+
+// New returns a client of the server at baseURL with a directory token (may be empty).
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), AuthToken: token, HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+// Error is an error reply of the server.
+type Error struct {
+	Status        int
+	Code          string
+	Message       string
+	CorrelationID string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Code == "" {
+		msg = fmt.Sprintf("HTTP %d", e.Status)
+	}
+	if e.CorrelationID != "" && !strings.Contains(e.Message, e.CorrelationID) {
+		msg += " (correlation id " + e.CorrelationID + ")"
+	}
+	return msg
+}
+
+// IsStatus reports whether err is an *Error with that HTTP status.
+func IsStatus(err error, status int) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == status
+}
+
+// maxReply bounds the bytes read from a reply.
+const maxReply = 32 << 20
+
+// Do sends a JSON request to path (relative to BaseURL) and decodes the JSON reply into out
+// (when non-nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.AuthToken != "" {
+		req.Header.Set("Authorization", "Bearer "+c.AuthToken)
+	}
+	return c.send(req, out)
+}
+
+func (c *Client) send(req *http.Request, out any) error {
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode, CorrelationID: resp.Header.Get("X-Correlation-Id")}
+		var env struct {
+			Errors []struct{ Code, Message string } `json:"errors"`
+		}
+		if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
+			e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
+		}
+		return e
+	}
+	if out == nil || len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("client: decoding the reply of %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
+func (c *Client) form(ctx context.Context, u string, f url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(f.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.send(req, out)
+}
+
+// DirectoryToken is what a sign-in returns.
+type DirectoryToken struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// SignIn signs a directory user in with a password.
+func (c *Client) SignIn(ctx context.Context, user, password string) (DirectoryToken, error) {
+	var t DirectoryToken
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}}, &t)
+	return t, err
+}
+
+// SignInServicePrincipal signs a service principal in with its client id and secret.
+func (c *Client) SignInServicePrincipal(ctx context.Context, appID, secret string) (DirectoryToken, error) {
+	var t DirectoryToken
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}}, &t)
+	return t, err
+}
+
+// Exchange trades the client's directory token for a registry refresh token at realmBase
+// (scheme://host of the registry's token realm) for service (its login server).
+func (c *Client) Exchange(ctx context.Context, realmBase, service string) (string, error) {
+	var out struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	err := c.form(ctx, strings.TrimRight(realmBase, "/")+"/oauth2/exchange",
+		url.Values{"grant_type": {"access_token"}, "service": {service}, "tenant": {"berth"}, "access_token": {c.AuthToken}}, &out)
+	return out.RefreshToken, err
+}
+
+// Me describes the signed-in principal.
+type Me struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Tenant      string `json:"tenant"`
+	ServerOwner bool   `json:"serverOwner"`
+}
+
+// Me returns who the client's token belongs to.
+func (c *Client) Me(ctx context.Context) (Me, error) {
+	var m Me
+	return m, c.Do(ctx, http.MethodGet, "/mgmt/v1/me", nil, &m)
+}

@@ -1,0 +1,219 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// Registry is a registry of the server.
+type Registry struct {
+	ID               string       `json:"id"`
+	Name             string       `json:"name"`
+	LoginServer      string       `json:"loginServer"`
+	Default          bool         `json:"default"`
+	AdminUserEnabled bool         `json:"adminUserEnabled"`
+	CreationDate     *string      `json:"creationDate"`
+	Credentials      *Credentials `json:"credentials,omitempty"`
+}
+
+// Credentials are the user name and passwords of an admin user or token. A password's Value is
+// set only in the reply that generated it.
+type Credentials struct {
+	Username  string     `json:"username"`
+	Passwords []Password `json:"passwords"`
+}
+
+// Password is one named password.
+type Password struct {
+	Name         string  `json:"name"`
+	Value        *string `json:"value"`
+	CreationTime *string `json:"creationTime,omitempty"`
+	Expiry       *string `json:"expiry"`
+}
+
+// RegistryUpdate changes a registry; nil fields stay.
+type RegistryUpdate struct {
+	Name             string  `json:"name,omitempty"`
+	LoginServer      *string `json:"loginServer,omitempty"`
+	AdminUserEnabled *bool   `json:"adminUserEnabled,omitempty"`
+}
+
+func reg(name string) string { return "/mgmt/v1/registries/" + url.PathEscape(name) }
+
+// Registries lists the registries.
+func (c *Client) Registries(ctx context.Context) ([]Registry, error) {
+	var out []Registry
+	return out, c.Do(ctx, http.MethodGet, "/mgmt/v1/registries", nil, &out)
+}
+
+// Registry returns one registry.
+func (c *Client) Registry(ctx context.Context, name string) (Registry, error) {
+	var out Registry
+	return out, c.Do(ctx, http.MethodGet, reg(name), nil, &out)
+}
+
+// CreateRegistry creates a registry.
+func (c *Client) CreateRegistry(ctx context.Context, r RegistryUpdate) (Registry, error) {
+	var out Registry
+	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/registries", r, &out)
+}
+
+// UpdateRegistry changes a registry's settings.
+func (c *Client) UpdateRegistry(ctx context.Context, name string, r RegistryUpdate) (Registry, error) {
+	var out Registry
+	return out, c.Do(ctx, http.MethodPatch, reg(name), r, &out)
+}
+
+// DeleteRegistry deletes a registry.
+func (c *Client) DeleteRegistry(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, reg(name), nil, nil)
+}
+
+// AdminCredentials shows the admin user's name and password names.
+func (c *Client) AdminCredentials(ctx context.Context, registry string) (Credentials, error) {
+	var out Credentials
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/credentials", nil, &out)
+}
+
+// RenewAdminCredential regenerates password or password2 of the admin user.
+func (c *Client) RenewAdminCredential(ctx context.Context, registry, name string) (Credentials, error) {
+	var out Credentials
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/credentials/renew", map[string]string{"name": name}, &out)
+}
+
+// Token is a repository-scoped token.
+type Token struct {
+	Name         string       `json:"name"`
+	Status       string       `json:"status"`
+	ScopeMapName string       `json:"scopeMapName"`
+	CreationDate *string      `json:"creationDate"`
+	Credentials  *Credentials `json:"credentials"`
+}
+
+// RepositoryActions is one repository pattern with its scope-map actions.
+type RepositoryActions struct {
+	Repository string   `json:"repository"`
+	Actions    []string `json:"actions"`
+}
+
+// TokenCreate describes a new token: a scope map, or repositories to make one from.
+type TokenCreate struct {
+	Name         string              `json:"name"`
+	ScopeMap     *string             `json:"scopeMap,omitempty"`
+	Repositories []RepositoryActions `json:"repositories,omitempty"`
+	Status       *string             `json:"status,omitempty"`
+	NoPasswords  bool                `json:"noPasswords,omitempty"`
+	Expiry       string              `json:"expiry,omitempty"`
+	ExpiryInDays int                 `json:"expiryInDays,omitempty"`
+}
+
+// TokenUpdate changes a token; an empty ScopeMap detaches it.
+type TokenUpdate struct {
+	Status   *string `json:"status,omitempty"`
+	ScopeMap *string `json:"scopeMap,omitempty"`
+}
+
+// TokenCredentials asks for new token passwords (both when neither is set).
+type TokenCredentials struct {
+	Password1    bool   `json:"password1,omitempty"`
+	Password2    bool   `json:"password2,omitempty"`
+	Expiry       string `json:"expiry,omitempty"`
+	ExpiryInDays int    `json:"expiryInDays,omitempty"`
+}
+
+func tok(registry, name string) string { return reg(registry) + "/tokens/" + url.PathEscape(name) }
+
+// Tokens lists a registry's tokens.
+func (c *Client) Tokens(ctx context.Context, registry string) ([]Token, error) {
+	var out []Token
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/tokens", nil, &out)
+}
+
+// Token returns one token.
+func (c *Client) Token(ctx context.Context, registry, name string) (Token, error) {
+	var out Token
+	return out, c.Do(ctx, http.MethodGet, tok(registry, name), nil, &out)
+}
+
+// CreateToken creates a token; the reply shows its passwords once.
+func (c *Client) CreateToken(ctx context.Context, registry string, t TokenCreate) (Token, error) {
+	var out Token
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/tokens", t, &out)
+}
+
+// UpdateToken changes a token's status or scope map.
+func (c *Client) UpdateToken(ctx context.Context, registry, name string, u TokenUpdate) (Token, error) {
+	var out Token
+	return out, c.Do(ctx, http.MethodPatch, tok(registry, name), u, &out)
+}
+
+// DeleteToken deletes a token.
+func (c *Client) DeleteToken(ctx context.Context, registry, name string) error {
+	return c.Do(ctx, http.MethodDelete, tok(registry, name), nil, nil)
+}
+
+// GenerateTokenCredentials regenerates token passwords.
+func (c *Client) GenerateTokenCredentials(ctx context.Context, registry, name string, r TokenCredentials) (Token, error) {
+	var out Token
+	return out, c.Do(ctx, http.MethodPost, tok(registry, name)+"/credentials", r, &out)
+}
+
+// DeleteTokenCredential deletes password1 or password2 of a token.
+func (c *Client) DeleteTokenCredential(ctx context.Context, registry, name, password string) error {
+	return c.Do(ctx, http.MethodDelete, tok(registry, name)+"/credentials/"+url.PathEscape(password), nil, nil)
+}
+
+// ScopeMap is a named set of repository actions.
+type ScopeMap struct {
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	Type         string   `json:"type"`
+	Actions      []string `json:"actions"`
+	CreationDate *string  `json:"creationDate"`
+}
+
+// ScopeMapCreate describes a new scope map.
+type ScopeMapCreate struct {
+	Name         string              `json:"name"`
+	Description  string              `json:"description,omitempty"`
+	Repositories []RepositoryActions `json:"repositories"`
+}
+
+// ScopeMapUpdate adds and removes actions, and may change the description.
+type ScopeMapUpdate struct {
+	Description        *string             `json:"description,omitempty"`
+	AddRepositories    []RepositoryActions `json:"addRepositories,omitempty"`
+	RemoveRepositories []RepositoryActions `json:"removeRepositories,omitempty"`
+}
+
+func smap(registry, name string) string { return reg(registry) + "/scopeMaps/" + url.PathEscape(name) }
+
+// ScopeMaps lists a registry's scope maps.
+func (c *Client) ScopeMaps(ctx context.Context, registry string) ([]ScopeMap, error) {
+	var out []ScopeMap
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/scopeMaps", nil, &out)
+}
+
+// ScopeMap returns one scope map.
+func (c *Client) ScopeMap(ctx context.Context, registry, name string) (ScopeMap, error) {
+	var out ScopeMap
+	return out, c.Do(ctx, http.MethodGet, smap(registry, name), nil, &out)
+}
+
+// CreateScopeMap creates a scope map.
+func (c *Client) CreateScopeMap(ctx context.Context, registry string, m ScopeMapCreate) (ScopeMap, error) {
+	var out ScopeMap
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/scopeMaps", m, &out)
+}
+
+// UpdateScopeMap changes a scope map; the change applies at once to its tokens.
+func (c *Client) UpdateScopeMap(ctx context.Context, registry, name string, u ScopeMapUpdate) (ScopeMap, error) {
+	var out ScopeMap
+	return out, c.Do(ctx, http.MethodPatch, smap(registry, name), u, &out)
+}
+
+// DeleteScopeMap deletes a scope map no token uses.
+func (c *Client) DeleteScopeMap(ctx context.Context, registry, name string) error {
+	return c.Do(ctx, http.MethodDelete, smap(registry, name), nil, nil)
+}

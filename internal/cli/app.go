@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	jmespath "github.com/jmespath-community/go-jmespath"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/berth-registry/berth/client"
+)
+
+// app is what client commands share: the streams, the environment, the output options and the
+// signed-in session.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	output, query  string
+}
+
+// session is the client state `berth auth login` saves in $BERTH_CONFIG_DIR/config.json.
+type session struct {
+	Server      string `json:"server"`
+	User        string `json:"user,omitempty"`
+	Type        string `json:"type,omitempty"`
+	AccessToken string `json:"accessToken,omitempty"`
+	ExpiresOn   string `json:"expiresOn,omitempty"`
+}
+
+func (a *app) configDir() (string, error) {
+	if d := a.getenv("BERTH_CONFIG_DIR"); d != "" {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find the home folder for ~/.berth (set BERTH_CONFIG_DIR): %w", err)
+	}
+	return filepath.Join(home, ".berth"), nil
+}
+
+func (a *app) loadSession() (session, error) {
+	dir, err := a.configDir()
+	if err != nil {
+		return session{}, err
+	}
+	var s session
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)
+	}
+	return s, nil
+}
+
+func (a *app) saveSession(s session) error {
+	dir, err := a.configDir()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".config.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "config.json"))
+}
+
+// client returns a client signed in with the saved session.
+func (a *app) client() (*client.Client, session, error) {
+	s, err := a.loadSession()
+	if err != nil {
+		return nil, s, err
+	}
+	if s.Server == "" || s.AccessToken == "" {
+		return nil, s, errors.New("not signed in: run 'berth auth login --server URL -u NAME'")
+	}
+	if t, err := time.Parse(time.RFC3339, s.ExpiresOn); err == nil && time.Now().After(t) {
+		return nil, s, fmt.Errorf("the sign-in to %s expired on %s: run 'berth auth login' again", s.Server, s.ExpiresOn)
+	}
+	return client.New(s.Server, s.AccessToken), s, nil
+}
+
+// print renders v as the --output format after applying --query.
+func (a *app) print(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var g any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&g); err != nil {
+		return err
+	}
+	if a.query != "" {
+		if g, err = jmespath.Search(a.query, g); err != nil {
+			return fmt.Errorf("--query %q: %w", a.query, err)
+		}
+	}
+	switch a.output {
+	case "json", "":
+		out, err := json.MarshalIndent(g, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.stdout, "%s\n", out)
+		return err
+	case "table":
+		return a.table(g)
+	case "tsv":
+		return a.tsv(g)
+	}
+	return fmt.Errorf("--output %q is not one of json, table, tsv", a.output)
+}
+
+// rows turns a value into rows of scalar cells with column names.
+func rows(v any) (cols []string, out [][]string) {
+	var items []any
+	switch x := v.(type) {
+	case []any:
+		items = x
+	case nil:
+		return nil, nil
+	default:
+		items = []any{x}
+	}
+	seen := map[string]bool{}
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			continue
+		}
+		for k, val := range m {
+			if _, nested := val.(map[string]any); nested || seen[k] {
+				continue
+			}
+			if _, list := val.([]any); list {
+				continue
+			}
+			seen[k] = true
+			cols = append(cols, k)
+		}
+	}
+	sort.Slice(cols, func(i, j int) bool {
+		ri, rj := rank(cols[i]), rank(cols[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return cols[i] < cols[j]
+	})
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			out = append(out, []string{cell(it)})
+			continue
+		}
+		row := make([]string, len(cols))
+		for i, c := range cols {
+			row[i] = cell(m[c])
+		}
+		out = append(out, row)
+	}
+	if len(cols) == 0 && len(out) > 0 {
+		cols = []string{"Result"}
+	}
+	return cols, out
+}
+
+func rank(col string) int {
+	switch col {
+	case "name", "appId", "username":
+		return 0
+	}
+	return 1
+}
+
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []any, map[string]any:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+	return fmt.Sprint(v)
+}
+
+func (a *app) table(v any) error {
+	cols, rs := rows(v)
+	if len(cols) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	head, rule := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		head[i] = strings.ToUpper(c[:1]) + c[1:]
+		rule[i] = strings.Repeat("-", len(c))
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	fmt.Fprintln(tw, strings.Join(rule, "\t"))
+	for _, r := range rs {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func (a *app) tsv(v any) error {
+	if list, ok := v.([]any); ok {
+		scalar := true
+		for _, it := range list {
+			_, m := it.(map[string]any)
+			scalar = scalar && !m
+		}
+		if scalar {
+			for _, it := range list {
+				fmt.Fprintln(a.stdout, cell(it))
+			}
+			return nil
+		}
+	}
+	_, rs := rows(v)
+	for _, r := range rs {
+		if _, err := fmt.Fprintln(a.stdout, strings.Join(r, "\t")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secret reads a secret from stdin (fromStdin), else from a prompt without echo on a terminal.
+func (a *app) secret(prompt string, fromStdin bool) (string, error) {
+	if fromStdin {
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", fmt.Errorf("no terminal to ask for the %s: pass it on stdin with --password-stdin", strings.ToLower(strings.TrimSuffix(prompt, ": ")))
+	}
+	fmt.Fprint(a.stderr, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	return string(b), err
+}
+
+// clientCmd is a command that needs a signed-in client.
+func (a *app) run(fn func(ctx context.Context, c *client.Client) (any, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, _, err := a.client()
+		if err != nil {
+			return err
+		}
+		v, err := fn(cmd.Context(), c)
+		if err != nil || v == nil {
+			return err
+		}
+		return a.print(v)
+	}
+}

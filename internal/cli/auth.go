@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-registry/berth/client"
+)
+
+// nullGUID is the user name a registry refresh token is stored under.
+const nullGUID = "00000000-0000-0000-0000-000000000000"
+
+func (a *app) authCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "auth", Short: "Sign in to a berth server (the az login of berth)"}
+	var server, user, password string
+	var stdin, sp bool
+	login := &cobra.Command{
+		Use:   "login",
+		Short: "Sign in as a directory user or, with --service-principal, as a service principal",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.loadSession()
+			if err != nil {
+				return err
+			}
+			if server == "" {
+				server = s.Server
+			}
+			if server == "" || user == "" {
+				return errors.New("usage: berth auth login --server URL -u NAME [--password-stdin]")
+			}
+			if !strings.Contains(server, "://") {
+				server = "https://" + server
+			}
+			if password == "" {
+				if password, err = a.secret("Password: ", stdin); err != nil {
+					return err
+				}
+			}
+			c := client.New(server, "")
+			var tok client.DirectoryToken
+			kind := "user"
+			if sp {
+				kind = "servicePrincipal"
+				tok, err = c.SignInServicePrincipal(cmd.Context(), user, password)
+			} else {
+				tok, err = c.SignIn(cmd.Context(), user, password)
+			}
+			if err != nil {
+				return fmt.Errorf("sign-in to %s failed: %w", server, err)
+			}
+			s = session{Server: strings.TrimRight(server, "/"), User: user, Type: kind, AccessToken: tok.AccessToken,
+				ExpiresOn: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)}
+			if err := a.saveSession(s); err != nil {
+				return err
+			}
+			return a.print(map[string]any{"server": s.Server, "user": map[string]string{"name": user, "type": kind}, "tenant": "berth", "expiresOn": s.ExpiresOn})
+		},
+	}
+	login.Flags().StringVar(&server, "server", "", "URL of the berth server, e.g. https://berth.example.com")
+	login.Flags().StringVarP(&user, "username", "u", "", "user name, or a service principal's client id")
+	login.Flags().StringVarP(&password, "password", "p", "", "password or client secret (prefer --password-stdin or the prompt)")
+	login.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
+	login.Flags().BoolVar(&sp, "service-principal", false, "sign in as a service principal with its client id and secret")
+
+	logout := &cobra.Command{
+		Use: "logout", Short: "Forget the saved sign-in", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.loadSession()
+			if err != nil {
+				return err
+			}
+			return a.saveSession(session{Server: s.Server})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show", Short: "Show who is signed in, and where", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, s, err := a.client()
+			if err != nil {
+				return err
+			}
+			me, err := c.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.print(map[string]any{"server": s.Server, "user": map[string]string{"name": me.Name, "type": me.Type},
+				"tenant": me.Tenant, "expiresOn": s.ExpiresOn, "serverOwner": me.ServerOwner})
+		},
+	}
+	cmd.AddCommand(login, logout, show)
+	return cmd
+}
+
+// challenge is what GET /v2/ on a login server answers.
+type challenge struct {
+	realm, service string
+}
+
+// probe fetches the challenge of loginServer, with ACR's errors for the usual failures.
+func probe(ctx context.Context, scheme, loginServer, registry string) (challenge, error) {
+	u := scheme + "://" + loginServer + "/v2/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return challenge{}, err
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return challenge{}, fmt.Errorf("Could not connect to the registry login server '%s'. Please verify that the registry exists and the URL '%s' is reachable from your environment.\n"+
+			"Try running 'berth check-health -n %s --yes' to diagnose this issue. (%v)", loginServer, u, registry, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusForbidden {
+		return challenge{}, fmt.Errorf("Looks like you don't have access to registry '%s'. To see configured network rules, run 'berth registry show -n %s'. (CONNECTIVITY_FORBIDDEN_ERROR)", loginServer, registry)
+	}
+	h := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(strings.ToLower(h), "bearer ") {
+		return challenge{}, fmt.Errorf("Registry '%s' did not ask properly for a basic or a bearer authentication (status %d). (CONNECTIVITY_WWW_AUTHENTICATE_ERROR)", loginServer, resp.StatusCode)
+	}
+	params := map[string]string{}
+	for _, part := range strings.Split(h[len("bearer "):], ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if ok {
+			params[strings.ToLower(k)] = strings.Trim(v, `"`)
+		}
+	}
+	if params["realm"] == "" || params["service"] == "" {
+		return challenge{}, fmt.Errorf("Registry '%s' does not support directory sign-in: its challenge has no realm or service. (CONNECTIVITY_AAD_LOGIN_ERROR)", loginServer)
+	}
+	return challenge{realm: params["realm"], service: params["service"]}, nil
+}
+
+func (a *app) loginCmd() *cobra.Command {
+	var name, user, password string
+	var expose, stdin bool
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Sign docker (or podman, per DOCKER_COMMAND) in to a registry, as az acr login does",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if name == "" {
+				return errors.New("usage: berth login -n REGISTRY [--expose-token] [-u USER [--password-stdin]]")
+			}
+			if expose && (user != "" || password != "") {
+				return errors.New("`--expose-token` cannot be combined with `--username` or `--password`.")
+			}
+			if name != strings.ToLower(name) {
+				fmt.Fprintln(a.stderr, "WARNING: Uppercase characters are detected in the registry name. When using its server url in docker commands, to avoid authentication errors, use all lowercase.")
+			}
+			c, s, err := a.client()
+			if err != nil {
+				return err
+			}
+			reg, err := c.Registry(ctx, strings.ToLower(name))
+			if err != nil {
+				return fmt.Errorf("An error occurred while retrieving the login server for registry '%s': %w (LOGIN_SERVER_ERROR)", name, err)
+			}
+			su, err := url.Parse(s.Server)
+			if err != nil {
+				return err
+			}
+			if user != "" {
+				if password == "" {
+					if password, err = a.secret("Password: ", stdin); err != nil {
+						return err
+					}
+				}
+				return a.dockerLogin(ctx, su.Scheme, reg.LoginServer, user, password)
+			}
+			ch, err := probe(ctx, su.Scheme, reg.LoginServer, reg.Name)
+			if err != nil {
+				return err
+			}
+			ru, err := url.Parse(ch.realm)
+			if err != nil {
+				return fmt.Errorf("the challenge's realm %q is not a URL: %w", ch.realm, err)
+			}
+			refresh, err := c.Exchange(ctx, ru.Scheme+"://"+ru.Host, ch.service)
+			if err != nil {
+				status := 0
+				var ce *client.Error
+				if errors.As(err, &ce) {
+					status = ce.Status
+				}
+				return fmt.Errorf("Access to registry '%s' was denied. Response code: %d. Please try running 'berth auth login' again to refresh permissions. (CONNECTIVITY_REFRESH_TOKEN_ERROR: %v)", reg.LoginServer, status, err)
+			}
+			if expose {
+				fmt.Fprintln(a.stderr, "Note: The token in both the accessToken and refreshToken fields is a registry refresh token, not an access token. "+
+					"Use it as the password of user "+nullGUID+", or exchange it at /oauth2/token for an access token.")
+				return a.print(map[string]string{"loginServer": reg.LoginServer, "username": nullGUID, "accessToken": refresh, "refreshToken": refresh})
+			}
+			return a.dockerLogin(ctx, su.Scheme, reg.LoginServer, nullGUID, refresh)
+		},
+	}
+	cmd.Flags().StringVarP(&name, "name", "n", "", "registry name")
+	cmd.Flags().BoolVarP(&expose, "expose-token", "t", false, "print the refresh token instead of storing it with docker (needs no docker)")
+	cmd.Flags().StringVarP(&user, "username", "u", "", "log docker in with this user name (admin user, token, service principal) instead")
+	cmd.Flags().StringVarP(&password, "password", "p", "", "password for --username (prefer --password-stdin or the prompt)")
+	cmd.Flags().BoolVar(&stdin, "password-stdin", false, "read the password of --username from stdin")
+	return cmd
+}
+
+// dockerLogin stores credentials with `$DOCKER_COMMAND login --password-stdin`.
+func (a *app) dockerLogin(ctx context.Context, scheme, loginServer, user, password string) error {
+	tool := a.getenv("DOCKER_COMMAND")
+	if tool == "" {
+		tool = "docker"
+	}
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		return fmt.Errorf("DOCKER_COMMAND_ERROR: Please verify if %s client is installed and running (%v). "+
+			"To get a token without docker, use 'berth login -n REGISTRY --expose-token'", tool, err)
+	}
+	args := []string{"login", "--username", user, "--password-stdin"}
+	if strings.Contains(tool, "podman") && scheme == "http" {
+		args = append(args, "--tls-verify=false")
+	}
+	args = append(args, loginServer)
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(password)
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = a.stdout, &errb
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("Login failed: %s %s: %v: %s", tool, strings.Join(args[:len(args)-1], " "), err, strings.TrimSpace(errb.String()))
+	}
+	// docker warns that credentials are stored unencrypted; pass that on, drop the rest.
+	for _, line := range strings.Split(errb.String(), "\n") {
+		if strings.Contains(line, "unencrypted") || strings.Contains(line, "credential helper") {
+			fmt.Fprintln(a.stderr, line)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-registry/berth/client"
+)
+
+// boolFlag is a flag that takes true or false, as az's --admin-enabled does.
+type boolFlag struct {
+	set bool
+	v   bool
+}
+
+func (b *boolFlag) String() string { return strconv.FormatBool(b.v) }
+func (b *boolFlag) Type() string   { return "true|false" }
+func (b *boolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+func (b *boolFlag) ptr() *bool {
+	if !b.set {
+		return nil
+	}
+	return &b.v
+}
+
+func need(name, flag string) error {
+	if name == "" {
+		return fmt.Errorf("the %s flag is required", flag)
+	}
+	return nil
+}
+
+func (a *app) registryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "registry", Short: "Manage registries (az acr create/show/list/update/delete)"}
+	var name, loginServer string
+	var admin boolFlag
+	nameFlag := func(c *cobra.Command) { c.Flags().StringVarP(&name, "name", "n", "", "registry name") }
+
+	create := &cobra.Command{Use: "create", Short: "Create a registry", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			u := client.RegistryUpdate{Name: name, AdminUserEnabled: admin.ptr()}
+			if loginServer != "" {
+				u.LoginServer = &loginServer
+			}
+			return c.CreateRegistry(ctx, u)
+		})}
+	nameFlag(create)
+	create.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry (default: the server's)")
+	create.Flags().Var(&admin, "admin-enabled", "enable the admin user")
+
+	show := &cobra.Command{Use: "show", Short: "Show a registry", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			return c.Registry(ctx, name)
+		})}
+	nameFlag(show)
+
+	list := &cobra.Command{Use: "list", Short: "List the registries", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.Registries(ctx) })}
+
+	update := &cobra.Command{Use: "update", Short: "Change a registry's settings", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			u := client.RegistryUpdate{AdminUserEnabled: admin.ptr()}
+			if loginServer != "" {
+				u.LoginServer = &loginServer
+			}
+			if u == (client.RegistryUpdate{}) {
+				return nil, errors.New("nothing to update: give --admin-enabled or --login-server")
+			}
+			r, err := c.UpdateRegistry(ctx, name, u)
+			if err == nil && r.Credentials != nil {
+				fmt.Fprintln(a.stderr, "The admin user's passwords were generated now and are shown this once: store them safely.")
+			}
+			return r, err
+		})}
+	nameFlag(update)
+	update.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry")
+	update.Flags().Var(&admin, "admin-enabled", "enable or disable the admin user")
+
+	var yes bool
+	del := &cobra.Command{Use: "delete", Short: "Delete a registry with its content", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			if !yes {
+				return nil, fmt.Errorf("deleting registry %q deletes its content: confirm with --yes", name)
+			}
+			return nil, c.DeleteRegistry(ctx, name)
+		})}
+	nameFlag(del)
+	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+
+	cmd.AddCommand(create, show, list, update, del)
+	return cmd
+}
+
+func (a *app) credentialCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "credential", Short: "Show and renew the admin user's credentials (az acr credential)"}
+	var name, pw string
+	show := &cobra.Command{Use: "show", Short: "Show the admin user's name and passwords (values are shown only when generated)", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			return c.AdminCredentials(ctx, name)
+		})}
+	show.Flags().StringVarP(&name, "name", "n", "", "registry name")
+	renew := &cobra.Command{Use: "renew", Short: "Regenerate one admin password", Args: cobra.NoArgs,
+		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
+			if err := need(name, "--name"); err != nil {
+				return nil, err
+			}
+			if pw != "password" && pw != "password2" {
+				return nil, errors.New("--password-name must be password or password2")
+			}
+			return c.RenewAdminCredential(ctx, name, pw)
+		})}
+	renew.Flags().StringVarP(&name, "name", "n", "", "registry name")
+	renew.Flags().StringVar(&pw, "password-name", "", "password or password2")
+	cmd.AddCommand(show, renew)
+	return cmd
+}

@@ -20,7 +20,9 @@ type Env struct {
 }
 
 // OSEnv is the process's own environment.
-func OSEnv() Env { return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv} }
+func OSEnv() Env {
+	return Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
 
 // Execute runs berth with args (without the program name).
 func Execute(ctx context.Context, env Env, args []string) error {

@@ -16,11 +16,13 @@ mkdir -p "$BIN"
 
 log() { echo "install-test-tools: $*" >&2; }
 
-# Debian packages: skopeo, umoci, podman, buildah (no container runtime is needed for push/pull).
+# Debian packages: skopeo, umoci, podman, buildah (no container runtime is needed for push/pull);
+# the docker CLI (logs in client-side without a daemon) from docker.io when it is not there yet.
 need_apt=()
-for p in skopeo umoci podman buildah; do
+for p in skopeo umoci podman buildah curl; do
 	command -v "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
+command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		log "need root to apt-get install ${need_apt[*]}"; exit 1

@@ -51,12 +51,14 @@ fuzz() {
 }
 stage "fuzz targets" fuzz
 
-# A real berth serve for the conformance suite and the clients.
+# A real berth serve for the conformance suite and the clients, with a fresh owner password.
 SERVER_PID=""
+OWNER_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+export BERTH_CONFIG_DIR=$WORK/berth-cli
 serve() {
 	go build -o "$WORK/berth" ./cmd/berth || return 1
 	rm -rf "$WORK/serve-data"
-	"$WORK/berth" serve --listen 127.0.0.1:0 --data-dir "$WORK/serve-data" --log-level info >"$WORK/serve.log" 2>&1 &
+	BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD "$WORK/berth" serve --listen 127.0.0.1:0 --data-dir "$WORK/serve-data" --log-level info >"$WORK/serve.log" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 100); do
 		ADDR=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | head -n 1)
@@ -67,10 +69,24 @@ serve() {
 }
 stage "start berth serve" serve
 
+# The owner signs in with the CLI and turns the default registry's admin user on; the suite and
+# the clients use its first password.
+admin() {
+	rm -rf "$BERTH_CONFIG_DIR"
+	printf '%s' "$OWNER_PASSWORD" | "$WORK/berth" auth login --server "http://$ADDR" -u owner --password-stdin >/dev/null &&
+	ADMIN_PASSWORD=$("$WORK/berth" registry update -n default --admin-enabled true --query 'credentials.passwords[0].value' -o tsv 2>/dev/null) &&
+	[ -n "$ADMIN_PASSWORD" ]
+}
+
 if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
-	stage "OCI conformance (1.1 and dev)" bash scripts/conformance.sh "$ADDR" "$WORK/conformance"
+	stage "owner signs in, admin user enabled (berth CLI)" admin
+	stage "OCI conformance (1.1 and dev as the admin user; fails without credentials)" \
+		env OCI_USERNAME=default OCI_PASSWORD="${ADMIN_PASSWORD:-}" bash scripts/conformance.sh "$ADDR" "$WORK/conformance"
 	if [ "${SKIP_CLIENTS:-}" != 1 ]; then
-		stage "real clients" bash test/clients/run.sh "$ADDR"
+		stage "real clients (docker login as the admin user)" \
+			env BERTH_USER=default BERTH_PASSWORD="${ADMIN_PASSWORD:-}" bash test/clients/run.sh "$ADDR"
+		stage "identity scenario with real clients (admin, token, scope maps, berth login, sp)" \
+			env BERTH="$WORK/berth" BERTH_OWNER_PASSWORD="$OWNER_PASSWORD" bash test/clients/auth.sh "$ADDR" "$WORK/serve.log"
 	fi
 	stop() {
 		kill -TERM "$SERVER_PID" && wait "$SERVER_PID"

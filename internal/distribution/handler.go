@@ -251,7 +251,7 @@ func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action,
 	case p.Scoped:
 		reason := d.Reason
 		if d.Allow {
-			reason = fmt.Sprintf("the access token does not include %s on %s %q; ask /oauth2/token for scope %s", a, res.Type, res.Name, scope(res, a))
+			reason = fmt.Sprintf("the access token does not include %s on %s %q; ask /oauth2/token for scope %s", a, res.Type, res.Name, scope(r, res, a))
 		}
 		return httperr.New(oci.CodeDenied, "requested access to the resource is denied: insufficient_scope: %s", reason).WithDetail(detail).
 			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope"))
@@ -285,7 +285,7 @@ func challenge(r *http.Request, res policy.Resource, a policy.Action, errCode st
 	var b strings.Builder
 	fmt.Fprintf(&b, `Bearer realm="%s://%s/oauth2/token",service="%s"`, scheme, r.Host, r.Host)
 	if a != "" {
-		fmt.Fprintf(&b, `,scope="%s"`, scope(res, a))
+		fmt.Fprintf(&b, `,scope="%s"`, scope(r, res, a))
 	}
 	if errCode != "" {
 		fmt.Fprintf(&b, `,error="%s"`, errCode)
@@ -293,12 +293,20 @@ func challenge(r *http.Request, res policy.Resource, a policy.Action, errCode st
 	return b.String()
 }
 
-func scope(res policy.Resource, a policy.Action) string {
+// scope is the scope a request needs, Docker's way: a cross-repository mount also needs pull on
+// its source, so the challenge names both and the client's token covers both.
+func scope(r *http.Request, res policy.Resource, a policy.Action) string {
 	actions := string(a)
 	if a == policy.ActionPush {
 		actions = "pull,push"
 	}
-	return res.Type + ":" + res.Name + ":" + actions
+	s := res.Type + ":" + res.Name + ":" + actions
+	if r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
+		if from := r.URL.Query().Get("from"); from != "" && from != res.Name && oci.ValidateName(from) == nil {
+			s += " repository:" + from + ":pull"
+		}
+	}
+	return s
 }
 
 func newID() string {

@@ -35,6 +35,9 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 		if err != nil {
 			return digestError(err)
 		}
+		if err := h.mountScope(r, req, q.Get("from")); err != nil {
+			return err
+		}
 		mounted, err := h.mount(ctx, req, d, q.Get("from"), q.Has("from"))
 		if err != nil {
 			return err
@@ -83,6 +86,25 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 	return nil
 }
 
+// mountScope asks a client whose access token lacks pull on the mount source, though the policy
+// would allow it, for a token that has it (401 insufficient_scope naming both repositories), as
+// Docker's token protocol expects. Without the policy's leave, the mount just falls back.
+func (h *Handler) mountScope(r *http.Request, req *request, from string) error {
+	p := req.principal
+	if !p.Scoped || from == "" || from == req.name || oci.ValidateName(from) != nil ||
+		token.Allows(p.Access, policy.TypeRepository, from, string(policy.ActionPull)) {
+		return nil
+	}
+	src := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: from}
+	if !h.policy.Decide(r.Context(), p, policy.ActionPull, src).Allow {
+		return nil
+	}
+	dst := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: req.name}
+	return httperr.New(oci.CodeUnauthorized, "insufficient_scope: mounting from %q needs a token with pull on it: ask /oauth2/token for scope repository:%s:pull", from, from).
+		WithDetail([]map[string]string{{"Type": src.Type, "Name": from, "Action": string(policy.ActionPull)}}).
+		WithHeader("WWW-Authenticate", challenge(r, dst, policy.ActionPush, "insufficient_scope"))
+}
+
 // mount links blob d into the repository from another of the same registry: the named one, or
 // with no name, any holding it that the caller may pull from.
 func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from string, hasFrom bool) (bool, error) {
@@ -103,7 +125,10 @@ func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from st
 			continue
 		}
 		dec := h.policy.Decide(ctx, req.principal, policy.ActionPull, policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: src})
-		if !dec.Allow || (req.principal.Scoped && !token.Allows(req.principal.Access, policy.TypeRepository, src, string(policy.ActionPull))) {
+		// A named source must be in the token's grant too (mountScope asked for it); the
+		// candidates of a mount without one are bounded by the policy alone, as a client cannot
+		// know which repositories to ask a token for.
+		if !dec.Allow || (hasFrom && req.principal.Scoped && !token.Allows(req.principal.Access, policy.TypeRepository, src, string(policy.ActionPull))) {
 			continue // not readable by the caller: as if absent
 		}
 		size, err := h.meta.Blob(ctx, req.reg.ID, src, d)

@@ -143,6 +143,13 @@ func TestTokenProtocol(t *testing.T) {
 		t.Errorf("push outside the grant: %d %q %s", c.status, c.header.Get("WWW-Authenticate"), c.body)
 	}
 
+	// A mount from a repository the token lacks pull on (but the policy allows) asks for both.
+	c = do(t, "POST", s.URL+"/v2/samples/a/blobs/uploads/?mount=sha256:"+strings.Repeat("b", 64)+"&from=samples/src", bearer(r.AccessToken), nil)
+	if want := `scope="repository:samples/a:pull,push repository:samples/src:pull",error="insufficient_scope"`; c.status != 401 ||
+		!strings.HasSuffix(c.header.Get("WWW-Authenticate"), want) {
+		t.Errorf("mount without pull on its source: %d %q; want 401 ending %s", c.status, c.header.Get("WWW-Authenticate"), want)
+	}
+
 	// POST grant_type=password.
 	c = do(t, "POST", s.URL+"/oauth2/token", "", url.Values{"grant_type": {"password"}, "username": {user}, "password": {pass},
 		"service": {s.Host}, "scope": {"repository:samples/a:pull"}})

@@ -63,6 +63,9 @@ func (s *Store) CreateUser(ctx context.Context, name, hash string) (User, error)
 		if u.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
+		if err := s.bump(ctx, tx); err != nil {
+			return err
+		}
 		return s.putSecret(ctx, tx, KindUser, u.ID, Secret{Name: "password", Hash: hash})
 	})
 	if err != nil {
@@ -195,6 +198,9 @@ func (s *Store) CreateServicePrincipal(ctx context.Context, appID, displayName s
 			return err
 		}
 		if sp.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if err := s.bump(ctx, tx); err != nil {
 			return err
 		}
 		return s.putSecret(ctx, tx, KindSP, sp.ID, secret)

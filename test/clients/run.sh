@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Drives real registry clients against a running berth at $1 (host:port): each pushes and pulls
 # and checks bytes or digests. Prints one line per step and "N passed, M failed" at the end.
+# Credentials: BERTH_USER and BERTH_PASSWORD (e.g. the admin user); the docker CLI logs in with
+# them and every client reads what it stored.
 # Needs: skopeo umoci podman buildah (Debian) and crane oras regctl helm (go install) on PATH;
 # scripts/install-test-tools.sh installs them.
 set -uo pipefail
 REG=${1:?usage: run.sh HOST:PORT}
+: "${BERTH_USER:?set BERTH_USER and BERTH_PASSWORD}" "${BERTH_PASSWORD:?set BERTH_PASSWORD}"
 WORK=$(mktemp -d)
 trap 'chmod -R u+w "$WORK" 2>/dev/null; rm -rf "$WORK"' EXIT
 cd "$WORK"
 export HOME=$WORK/home DOCKER_CONFIG=$WORK/docker HELM_CONFIG_HOME=$WORK/helm/config HELM_CACHE_HOME=$WORK/helm/cache HELM_DATA_HOME=$WORK/helm/data
-mkdir -p "$HOME" "$DOCKER_CONFIG" && echo '{}' >"$DOCKER_CONFIG/config.json"   # podman/buildah need the file to exist
+mkdir -p "$HOME" "$DOCKER_CONFIG"
+# One credential store for all: docker's config.json, written by the docker CLI itself.
+export REGISTRY_AUTH_FILE=$DOCKER_CONFIG/config.json HELM_REGISTRY_CONFIG=$DOCKER_CONFIG/config.json
+printf '%s' "$BERTH_PASSWORD" | docker login "$REG" -u "$BERTH_USER" --password-stdin >/dev/null 2>&1 ||
+	{ echo "docker login $REG as $BERTH_USER failed"; exit 1; }
 S="--root $WORK/containers/storage --runroot $WORK/containers/run --storage-driver vfs"
 
 pass=0 fail=0

@@ -112,6 +112,17 @@ null_guid() {
 }
 step "berth login stores the null-GUID refresh token with docker; --expose-token works with docker login" null_guid
 
+podman_login() {
+	local authfile=$WORK/podman-auth.json
+	echo '{}' >"$authfile"
+	mkdir -p "$WORK/empty-docker"
+	# podman also reads docker's config, and refuses to log in over an identity token it finds there
+	DOCKER_CONFIG=$WORK/empty-docker DOCKER_COMMAND=podman REGISTRY_AUTH_FILE=$authfile berth login -n default &&
+	grep -q "$REG" "$authfile" &&
+	REGISTRY_AUTH_FILE=$authfile skopeo inspect --tls-verify=false "docker://$REG/other/b:v1" >/dev/null
+}
+step "DOCKER_COMMAND=podman berth login: podman stores the refresh token, skopeo pulls with it" podman_login
+
 docker_missing() {
 	DOCKER_COMMAND=no-such-docker expect_refusal DOCKER_COMMAND_ERROR berth login -n default
 }

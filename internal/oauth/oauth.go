@@ -91,7 +91,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	c := token.Claims{Access: h.grant(ctx, p, reg, scopes), GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
 	life := h.tokens.Lifetimes().Access
-	signed, err := h.tokens.Sign(&c, life)
+	signed, err := h.tokens.Sign(ctx, &c, life)
 	if err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return authError(err)
 	}
-	signed, err := h.refreshToken(p, reg)
+	signed, err := h.refreshToken(ctx, p, reg)
 	if err != nil {
 		return err
 	}
@@ -268,11 +268,11 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, map[string]string{"refresh_token": signed})
 }
 
-func (h *Handler) refreshToken(p authn.Principal, reg store.Registry) (string, error) {
+func (h *Handler) refreshToken(ctx context.Context, p authn.Principal, reg store.Registry) (string, error) {
 	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
 		Permissions: &token.Permissions{Actions: []string{"*"}, NotActions: []string{}}}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
-	return h.tokens.Sign(&c, h.tokens.Lifetimes().Refresh)
+	return h.tokens.Sign(ctx, &c, h.tokens.Lifetimes().Refresh)
 }
 
 // directoryToken signs in a user (grant_type=password) or a service principal
@@ -303,7 +303,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) error {
 	c := token.Claims{GrantType: token.GrantDirectory, Kind: string(p.Kind), PID: p.ID}
 	c.Subject, c.Audience = p.Name, []string{token.DirectoryAudience}
 	life := h.tokens.Lifetimes().Directory
-	signed, err := h.tokens.Sign(&c, life)
+	signed, err := h.tokens.Sign(ctx, &c, life)
 	if err != nil {
 		return err
 	}

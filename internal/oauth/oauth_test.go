@@ -313,7 +313,7 @@ func TestKeyRotation(t *testing.T) {
 	// A long-lived token of the first key, to see it retire.
 	long := &token.Claims{GrantType: token.GrantAccess, Kind: "admin", Registry: "default"}
 	long.Subject, long.Audience = "default", []string{"default"}
-	longTok, err := svc.Sign(long, 24*time.Hour)
+	longTok, err := svc.Sign(t.Context(), long, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

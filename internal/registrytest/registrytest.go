@@ -47,6 +47,9 @@ type Options struct {
 	Now    func() time.Time     // the server's clock; default time.Now
 	// RealHashing keeps argon2id's production costs.
 	RealHashing bool
+	// GenerateOwnerPassword leaves the bootstrap password to the server, which writes it to a
+	// file in Dir (OwnerToken then does not work).
+	GenerateOwnerPassword bool
 	// Log receives the server's log (text); default discarded unless BERTH_TEST_LOG is set.
 	Log io.Writer
 }
@@ -74,13 +77,17 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.Log != nil {
 		out = opts.Log
 	}
+	bootstrap := OwnerPassword
+	if opts.GenerateOwnerPassword {
+		bootstrap = ""
+	}
 	hp := &cheap
 	if opts.RealHashing {
 		hp = nil
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now, BootstrapPassword: OwnerPassword, HashParams: hp})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now, BootstrapPassword: bootstrap, HashParams: hp})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

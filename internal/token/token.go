@@ -205,14 +205,17 @@ func (s *Service) load(ctx context.Context, now time.Time) ([]key, error) {
 }
 
 // Sign returns the signed token for c, filling in iss, iat, nbf, exp and jti from the lifetime.
-func (s *Service) Sign(c *Claims, lifetime time.Duration) (string, error) {
+func (s *Service) Sign(ctx context.Context, c *Claims, lifetime time.Duration) (string, error) {
 	now := s.opts.Now()
-	s.mu.RLock()
-	var k key
-	if len(s.keys) > 0 {
-		k = s.keys[0]
+	k := s.newest()
+	if k.priv == nil || now.Sub(k.created) >= s.opts.Rotation {
+		// Due for rotation (the periodic Ensure has not run yet): rotate before signing, so that
+		// no token is signed with a key that retires before the token expires.
+		if err := s.Ensure(ctx); err != nil {
+			return "", err
+		}
+		k = s.newest()
 	}
-	s.mu.RUnlock()
 	if k.priv == nil {
 		return "", errors.New("token: no signing key (Ensure was not called)")
 	}
@@ -236,6 +239,15 @@ func (s *Service) Sign(c *Claims, lifetime time.Duration) (string, error) {
 		return "", fmt.Errorf("token: sign: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Service) newest() key {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.keys) == 0 {
+		return key{}
+	}
+	return s.keys[0]
 }
 
 // Verify parses a token and checks its signature, issuer, audience, time window and grant type.

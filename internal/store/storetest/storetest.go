@@ -213,4 +213,5 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 			t.Errorf("checkpoint of a deleted upload err = %v", err)
 		}
 	})
+	runIdentities(t, setup)
 }

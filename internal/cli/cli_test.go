@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+func TestJoinRepositoryArgs(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"token", "create", "--repository", "samples/*", "content/read", "content/write", "-r", "default"},
+			[]string{"token", "create", "--repository", "samples/* content/read content/write", "-r", "default"}},
+		{[]string{"--add-repository", "a", "content/read", "--remove-repository", "b", "content/write"},
+			[]string{"--add-repository", "a content/read", "--remove-repository", "b content/write"}},
+		{[]string{"--repository", "a content/read"}, []string{"--repository", "a content/read"}},
+		{[]string{"--repository"}, []string{"--repository"}},
+		{[]string{"--name", "x"}, []string{"--name", "x"}},
+	} {
+		if got := joinRepositoryArgs(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("joinRepositoryArgs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOutputFormats(t *testing.T) {
+	v := []map[string]any{{"name": "b", "status": "enabled", "credentials": map[string]any{"x": 1}}, {"name": "a", "status": "disabled"}}
+	for _, tc := range []struct{ output, query, want string }{
+		{"json", "[0].name", "\"b\"\n"},
+		{"tsv", "[].name", "b\na\n"},
+		{"tsv", "", "b\tenabled\na\tdisabled\n"},
+		{"table", "", "Name  Status\n----  ------\nb     enabled\na     disabled\n"},
+		{"table", "[?status=='disabled']", "Name  Status\n----  ------\na     disabled\n"},
+	} {
+		var out bytes.Buffer
+		a := &app{stdout: &out, output: tc.output, query: tc.query}
+		if err := a.print(v); err != nil || out.String() != tc.want {
+			t.Errorf("-o %s --query %q: %q, %v; want %q", tc.output, tc.query, out.String(), err, tc.want)
+		}
+	}
+	a := &app{stdout: &bytes.Buffer{}, output: "yaml"}
+	if err := a.print(v); err == nil {
+		t.Error("-o yaml was accepted")
+	}
+	a = &app{stdout: &bytes.Buffer{}, output: "json", query: "[?"}
+	if err := a.print(v); err == nil {
+		t.Error("a broken --query was accepted")
+	}
+}
+
+// TestCommands drives the CLI in-process against a real server: sign-in, registry, admin
+// credentials, tokens, scope maps, users, groups, service principals, and login --expose-token.
+func TestCommands(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	cfg := t.TempDir()
+	run := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+			switch k {
+			case "BERTH_CONFIG_DIR":
+				return cfg
+			case "DOCKER_COMMAND":
+				return "no-such-docker-command"
+			}
+			return ""
+		}}
+		err := Execute(context.Background(), env, args)
+		return out.String(), err
+	}
+	must := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := run(stdin, args...)
+		if err != nil {
+			t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	if _, err := run("", "registry", "list"); err == nil || !strings.Contains(err.Error(), "not signed in") {
+		t.Errorf("registry list before sign-in: %v", err)
+	}
+	if _, err := run("wrong", "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin"); err == nil {
+		t.Error("sign-in with a wrong password succeeded")
+	}
+	must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	if fi, err := os.Stat(filepath.Join(cfg, "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("session file: %v %v", fi, err)
+	}
+	if out := must("", "auth", "show", "--query", "user.name", "-o", "tsv"); out != "owner\n" {
+		t.Errorf("auth show = %q", out)
+	}
+	pw := strings.TrimSpace(must("", "registry", "update", "-n", "default", "--admin-enabled", "true", "--query", "credentials.passwords[0].value", "-o", "tsv"))
+	if len(pw) < 32 {
+		t.Fatalf("admin password %q", pw)
+	}
+	var creds struct {
+		Username  string
+		Passwords []struct {
+			Name  string
+			Value *string
+		}
+	}
+	json.Unmarshal([]byte(must("", "credential", "renew", "-n", "default", "--password-name", "password2")), &creds)
+	if creds.Username != "default" || len(creds.Passwords) != 2 || creds.Passwords[1].Value == nil || creds.Passwords[0].Value != nil {
+		t.Errorf("credential renew = %+v", creds)
+	}
+	if _, err := run("", "credential", "renew", "-n", "default", "--password-name", "password3"); err == nil {
+		t.Error("renew of password3 accepted")
+	}
+	var tok struct {
+		Name, Status string
+		Credentials  struct {
+			Username  string
+			Passwords []struct{ Name, Value string }
+		}
+	}
+	json.Unmarshal([]byte(must("", "token", "create", "-n", "ci-samples", "-r", "default", "--repository", "samples/*", "content/read", "content/write")), &tok)
+	if tok.Name != "ci-samples" || tok.Status != "enabled" || tok.Credentials.Username != "ci-samples" || len(tok.Credentials.Passwords) != 2 || tok.Credentials.Passwords[0].Value == "" {
+		t.Errorf("token create = %+v", tok)
+	}
+	if _, err := run("", "token", "create", "-n", "bad-one", "-r", "default"); err == nil || !strings.Contains(err.Error(), "usage error") {
+		t.Errorf("token create without --repository or --scope-map: %v", err)
+	}
+	if out := must("", "scope-map", "show", "-n", "ci-samples-scope-map", "-r", "default", "--query", "actions", "-o", "tsv"); out != "repositories/samples/*/content/read\nrepositories/samples/*/content/write\n" {
+		t.Errorf("scope-map show = %q", out)
+	}
+	must("", "scope-map", "update", "-n", "ci-samples-scope-map", "-r", "default", "--add-repository", "other/x", "content/delete")
+	if out := must("", "token", "list", "-r", "default", "-o", "table"); !strings.Contains(out, "ci-samples") || !strings.Contains(out, "ScopeMapName") {
+		t.Errorf("token list table:\n%s", out)
+	}
+	if out := must("", "token", "update", "-n", "ci-samples", "-r", "default", "--status", "disabled", "--query", "status", "-o", "tsv"); out != "disabled\n" {
+		t.Errorf("token update = %q", out)
+	}
+	gen := must("", "token", "credential", "generate", "-n", "ci-samples", "-r", "default", "--password2", "--expiration-in-days", "30", "--query", "credentials.passwords[?name=='password2'].expiry | [0]", "-o", "tsv")
+	if strings.TrimSpace(gen) == "" {
+		t.Errorf("generated password2 has no expiry: %q", gen)
+	}
+	must("", "token", "credential", "delete", "-n", "ci-samples", "-r", "default", "--password1")
+	if out := must("", "token", "show", "-n", "ci-samples", "-r", "default", "--query", "length(credentials.passwords)", "-o", "tsv"); out != "1\n" {
+		t.Errorf("passwords after delete = %q", out)
+	}
+	must("", "token", "delete", "-n", "ci-samples", "-r", "default")
+
+	if out := must("a-long-enough-password", "user", "create", "-n", "alice", "--password-stdin", "--query", "password", "-o", "tsv"); out != "" {
+		t.Errorf("a chosen password was echoed back: %q", out)
+	}
+	must("", "group", "create", "-n", "devs")
+	must("", "group", "member", "add", "-g", "devs", "--member-id", "alice")
+	if out := must("", "group", "member", "list", "-g", "devs", "-o", "tsv"); out != "alice\n" {
+		t.Errorf("group members = %q", out)
+	}
+	var sp struct{ AppID, Password, Tenant string }
+	json.Unmarshal([]byte(must("", "sp", "create", "-n", "robot")), &sp)
+	if sp.AppID == "" || sp.Password == "" || sp.Tenant != "berth" {
+		t.Errorf("sp create = %+v", sp)
+	}
+	if out := must("", "sp", "list", "--query", "[].displayName", "-o", "tsv"); out != "robot\n" {
+		t.Errorf("sp list = %q", out)
+	}
+
+	// login: --expose-token needs no docker; without it, the missing docker command is named.
+	var exposed map[string]string
+	json.Unmarshal([]byte(must("", "login", "-n", "default", "--expose-token")), &exposed)
+	if exposed["username"] != "00000000-0000-0000-0000-000000000000" || exposed["accessToken"] == "" || exposed["accessToken"] != exposed["refreshToken"] || exposed["loginServer"] != s.Host {
+		t.Errorf("login --expose-token = %v", exposed)
+	}
+	if _, err := run("", "login", "-n", "default"); err == nil || !strings.Contains(err.Error(), "DOCKER_COMMAND_ERROR") || !strings.Contains(err.Error(), "--expose-token") {
+		t.Errorf("login without docker: %v", err)
+	}
+	if _, err := run("", "login", "-n", "default", "--expose-token", "-u", "x"); err == nil {
+		t.Error("--expose-token with --username accepted")
+	}
+	if _, err := run("", "login", "-n", "nope"); err == nil || !strings.Contains(err.Error(), "LOGIN_SERVER_ERROR") {
+		t.Errorf("login to an unknown registry: %v", err)
+	}
+	must("", "auth", "logout")
+	if _, err := run("", "registry", "list"); err == nil {
+		t.Error("registry list after logout succeeded")
+	}
+}

@@ -1,0 +1,195 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// runIdentities tests users, groups, service principals, secrets, tokens, scope maps, role
+// assignments, signing keys, sign-in failures and the policy version.
+func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.Registry)) {
+	ctx := context.Background()
+	version := func(t *testing.T, s *store.Store) int64 {
+		v, err := s.PolicyVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	t.Run("Directory", func(t *testing.T) {
+		s, _ := setup(t)
+		v0 := version(t, s)
+		u, err := s.CreateUser(ctx, "alice", "hash-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateUser(ctx, "alice", "x"); !errors.Is(err, store.ErrExists) {
+			t.Errorf("duplicate user err = %v; want ErrExists", err)
+		}
+		if version(t, s) <= v0 {
+			t.Error("creating a user did not bump the policy version")
+		}
+		secs, err := s.Secrets(ctx, store.KindUser, u.ID)
+		if err != nil || len(secs) != 1 || secs[0].Hash != "hash-a" || !secs[0].ExpiresAt.IsZero() {
+			t.Errorf("user secrets = %+v, %v", secs, err)
+		}
+		g, err := s.CreateGroup(ctx, "devs", "developers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if err := s.AddGroupMember(ctx, g.ID, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m, err := s.GroupMembers(ctx, g.ID); err != nil || len(m) != 1 || m[0] != "alice" {
+			t.Errorf("members = %v, %v", m, err)
+		}
+		exp := time.UnixMilli(time.Now().Add(time.Hour).UnixMilli())
+		sp, err := s.CreateServicePrincipal(ctx, "11111111-2222-4333-8444-555555555555", "ci", store.Secret{Name: "k1", Hash: "h1", ExpiresAt: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.ServicePrincipalByAppID(ctx, "11111111-2222-4333-8444-555555555555"); err != nil || got.ID != sp.ID {
+			t.Errorf("ServicePrincipalByAppID = %+v, %v", got, err)
+		}
+		if err := s.PutSecret(ctx, store.KindSP, sp.ID, store.Secret{Name: "k2", Hash: "h2"}); err != nil {
+			t.Fatal(err)
+		}
+		if secs, _ := s.Secrets(ctx, store.KindSP, sp.ID); len(secs) != 2 || !secs[0].ExpiresAt.Equal(exp) {
+			t.Errorf("sp secrets = %+v", secs)
+		}
+		if err := s.ReplaceSecrets(ctx, store.KindSP, sp.ID, store.Secret{Name: "k3", Hash: "h3"}); err != nil {
+			t.Fatal(err)
+		}
+		if secs, _ := s.Secrets(ctx, store.KindSP, sp.ID); len(secs) != 1 || secs[0].Name != "k3" {
+			t.Errorf("after replace = %+v", secs)
+		}
+		if err := s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra1", PrincipalKind: store.KindUser, PrincipalID: u.ID, Role: "Owner", Scope: "/"}); err != nil {
+			t.Fatal(err)
+		}
+		// Deleting the user takes its secrets, memberships and assignments along.
+		if err := s.DeleteUser(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UserByName(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("deleted user err = %v", err)
+		}
+		ras, _ := s.RoleAssignments(ctx)
+		secs, _ = s.Secrets(ctx, store.KindUser, u.ID)
+		members, _ := s.GroupMembers(ctx, g.ID)
+		if len(ras) != 0 || len(secs) != 0 || len(members) != 0 {
+			t.Errorf("left behind: assignments %v, secrets %v, members %v", ras, secs, members)
+		}
+		if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("second delete err = %v", err)
+		}
+	})
+
+	t.Run("TokensAndScopeMaps", func(t *testing.T) {
+		s, reg := setup(t)
+		maps, err := s.ScopeMaps(ctx, reg.ID)
+		if err != nil || len(maps) != len(store.SystemScopeMaps) || !maps[0].System {
+			t.Fatalf("system maps = %+v, %v", maps, err)
+		}
+		if _, err := s.UpdateScopeMap(ctx, reg.ID, "_repositories_pull", nil, nil); !errors.Is(err, store.ErrSystemScopeMap) {
+			t.Errorf("update of a system map err = %v", err)
+		}
+		m := &store.ScopeMap{Name: "ci-map", Rules: []store.ScopeRule{{Repository: "samples/*", Action: "content/read"}}}
+		tok, err := s.CreateToken(ctx, reg.ID, store.Token{Name: "ci", Status: "enabled"}, m, []store.Secret{{Name: "password1", Hash: "p1"}})
+		if err != nil || tok.ScopeMap != "ci-map" || tok.Status != "enabled" {
+			t.Fatalf("CreateToken = %+v, %v", tok, err)
+		}
+		if _, err := s.CreateToken(ctx, reg.ID, store.Token{Name: "ci2", Status: "enabled", ScopeMap: "nope"}, nil, nil); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("token with an unknown map err = %v", err)
+		}
+		v := version(t, s)
+		if _, err := s.UpdateScopeMap(ctx, reg.ID, "ci-map", nil, []store.ScopeRule{{Repository: "samples/*", Action: "content/write"}}); err != nil {
+			t.Fatal(err)
+		}
+		if version(t, s) <= v {
+			t.Error("a scope-map change did not bump the policy version")
+		}
+		if got, _ := s.ScopeMap(ctx, reg.ID, "ci-map"); len(got.Rules) != 1 || got.Rules[0].Action != "content/write" {
+			t.Errorf("rules after update = %+v", got.Rules)
+		}
+		if err := s.DeleteScopeMap(ctx, reg.ID, "ci-map"); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("delete of a map in use err = %v", err)
+		}
+		off := "disabled"
+		if got, err := s.UpdateToken(ctx, reg.ID, "ci", store.TokenUpdate{Status: &off}); err != nil || got.Status != "disabled" {
+			t.Errorf("UpdateToken = %+v, %v", got, err)
+		}
+		if err := s.DeleteToken(ctx, reg.ID, "ci"); err != nil {
+			t.Fatal(err)
+		}
+		if secs, _ := s.Secrets(ctx, store.KindToken, tok.ID); len(secs) != 0 {
+			t.Errorf("a deleted token's secrets remain: %v", secs)
+		}
+		if err := s.DeleteScopeMap(ctx, reg.ID, "ci-map"); err != nil {
+			t.Errorf("delete of an unused map: %v", err)
+		}
+	})
+
+	t.Run("SigningKeys", func(t *testing.T) {
+		s, _ := setup(t)
+		now := time.UnixMilli(time.Now().UnixMilli())
+		for i, k := range []store.SigningKey{
+			{KID: "old", Algorithm: "ES256", PrivateKey: []byte{1}, CreatedAt: now.Add(-2 * time.Hour), RetireAt: now.Add(-time.Minute)},
+			{KID: "cur", Algorithm: "ES256", PrivateKey: []byte{2}, CreatedAt: now.Add(-time.Hour), RetireAt: now.Add(time.Hour)},
+			{KID: "new", Algorithm: "ES256", PrivateKey: []byte{3}, CreatedAt: now, RetireAt: now.Add(2 * time.Hour)},
+		} {
+			if err := s.AddSigningKey(ctx, k); err != nil {
+				t.Fatalf("key %d: %v", i, err)
+			}
+		}
+		keys, err := s.SigningKeys(ctx, now)
+		if err != nil || len(keys) != 2 || keys[0].KID != "new" || keys[1].KID != "cur" {
+			t.Errorf("SigningKeys = %+v, %v", keys, err)
+		}
+		if err := s.DeleteRetiredSigningKeys(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		if keys, _ := s.SigningKeys(ctx, now.Add(-time.Hour)); len(keys) != 2 {
+			t.Errorf("the retired key was not deleted: %+v", keys)
+		}
+	})
+
+	t.Run("SigninFailures", func(t *testing.T) {
+		s, _ := setup(t)
+		now := time.UnixMilli(time.Now().UnixMilli())
+		rule := store.ThrottleRule{Max: 3, Window: time.Minute, Lockout: 30 * time.Second}
+		for i := 1; i <= 3; i++ {
+			until, err := s.RecordSigninFailure(ctx, "id:x", now, rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if blocked := !until.IsZero(); blocked != (i == 3) {
+				t.Errorf("failure %d: blocked until %v", i, until)
+			}
+		}
+		if until, _ := s.SigninBlockedUntil(ctx, now, "ip:1", "id:x"); !until.Equal(now.Add(30 * time.Second)) {
+			t.Errorf("SigninBlockedUntil = %v", until)
+		}
+		if until, _ := s.SigninBlockedUntil(ctx, now.Add(31*time.Second), "id:x"); !until.IsZero() {
+			t.Errorf("still blocked after the lockout: %v", until)
+		}
+		// Failures outside the window do not add up.
+		s.RecordSigninFailure(ctx, "id:y", now, rule)
+		s.RecordSigninFailure(ctx, "id:y", now.Add(2*time.Minute), rule)
+		if until, _ := s.RecordSigninFailure(ctx, "id:y", now.Add(2*time.Minute), rule); !until.IsZero() {
+			t.Error("failures from an old window counted")
+		}
+		if err := s.ClearSigninFailures(ctx, "id:y", now); err != nil {
+			t.Fatal(err)
+		}
+		if until, _ := s.RecordSigninFailure(ctx, "id:y", now.Add(2*time.Minute), rule); !until.IsZero() {
+			t.Error("cleared failures still counted")
+		}
+	})
+}

@@ -136,7 +136,9 @@ func TestServicePrincipalSecrets(t *testing.T) {
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/servicePrincipals/"+sp.AppID+"/credentials/reset", map[string]any{"append": true}, nil); st != 409 {
 		t.Errorf("a third secret: %d; want 409", st)
 	}
-	var info struct{ PasswordCredentials []struct{ KeyID, EndDateTime string } }
+	var info struct {
+		PasswordCredentials []struct{ KeyID, EndDateTime string }
+	}
 	s.Mgmt(t, "GET", "/mgmt/v1/servicePrincipals/"+sp.AppID, nil, &info)
 	if len(info.PasswordCredentials) != 2 {
 		t.Fatalf("credentials = %+v", info)

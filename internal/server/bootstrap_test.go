@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -15,8 +16,8 @@ import (
 
 func TestBootstrapGeneratedPassword(t *testing.T) {
 	dir := t.TempDir()
-	var logs bytes.Buffer
-	s := registrytest.New(t, registrytest.Options{Dir: dir, GenerateOwnerPassword: true, Log: &logs})
+	logs := &lockedBuffer{}
+	s := registrytest.New(t, registrytest.Options{Dir: dir, GenerateOwnerPassword: true, Log: logs})
 	file := filepath.Join(dir, server.BootstrapPasswordFile)
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -68,4 +69,22 @@ func TestBootstrapGivenPassword(t *testing.T) {
 	if st := s.Mgmt(t, "GET", "/mgmt/v1/me", nil, &me); st != 200 || me.Name != "owner" || !me.ServerOwner {
 		t.Errorf("me = %d %+v", st, me)
 	}
+}
+
+// lockedBuffer is a log the server writes to while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/token"
 )
 
@@ -87,6 +90,21 @@ const (
 	ReasonInvalidToken = "invalid_token"
 	ReasonThrottled    = "throttled"
 )
+
+// Reply turns a refused authentication into its reply: 429 TOOMANYREQUESTS with Retry-After
+// when throttled, else 401 UNAUTHORIZED (the caller adds its challenge). ok is false for an err
+// that is no *Error (a technical failure).
+func Reply(err error) (reply *httperr.Error, e *Error, ok bool) {
+	e, ok = AsError(err)
+	if !ok {
+		return nil, nil, false
+	}
+	if e.RetryAfter > 0 {
+		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
+			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()))), e, true
+	}
+	return httperr.New(oci.CodeUnauthorized, "%s", e.Message), e, true
+}
 
 // AsError returns err as an *Error, if it is one.
 func AsError(err error) (*Error, bool) {

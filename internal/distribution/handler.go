@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -261,19 +260,18 @@ func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action,
 
 // authnError answers a refused authentication: 429 when throttled, else 401 with a challenge.
 func authnError(r *http.Request, a policy.Action, res policy.Resource, err error) error {
-	e, ok := authn.AsError(err)
+	reply, e, ok := authn.Reply(err)
 	if !ok {
 		return err
 	}
 	if e.RetryAfter > 0 {
-		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
-			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
+		return reply
 	}
 	code := ""
 	if e.InvalidToken {
 		code = "invalid_token"
 	}
-	return httperr.New(oci.CodeUnauthorized, "%s", e.Message).WithHeader("WWW-Authenticate", challenge(r, res, a, code))
+	return reply.WithHeader("WWW-Authenticate", challenge(r, res, a, code))
 }
 
 // challenge is the WWW-Authenticate value that sends a client to the token endpoint.

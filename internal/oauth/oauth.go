@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -325,15 +324,10 @@ func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry
 
 // authError answers a refused sign-in: 429 with Retry-After when throttled, else 401.
 func authError(err error) error {
-	e, ok := authn.AsError(err)
-	if !ok {
-		return err
+	if reply, _, ok := authn.Reply(err); ok {
+		return reply
 	}
-	if e.RetryAfter > 0 {
-		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
-			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
-	}
-	return httperr.New(oci.CodeUnauthorized, "%s", e.Message)
+	return err
 }
 
 func parseForm(w http.ResponseWriter, r *http.Request) error {

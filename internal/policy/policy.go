@@ -173,13 +173,7 @@ func decideRoles(s *Snapshot, p authn.Principal, a Action, res Resource) Decisio
 	if !s.exists(p) {
 		return deny("%s no longer exists", p)
 	}
-	keys := []string{fmt.Sprintf("%s:%d", p.Kind, p.ID)}
-	if p.Kind == authn.KindUser {
-		for _, g := range s.groups[p.ID] {
-			keys = append(keys, fmt.Sprintf("group:%d", g))
-		}
-	}
-	for _, k := range keys {
+	for _, k := range s.keys(p) {
 		for _, as := range s.assignments[k] {
 			if as.role == RoleOwner && (as.scope == "/" || as.scope == "/registries/"+res.Registry) {
 				return allow("role assignment %s gives %s the role %s at scope %s", as.id, p, as.role, as.scope)
@@ -194,13 +188,7 @@ func IsServerOwner(s *Snapshot, p authn.Principal) bool {
 	if !s.exists(p) {
 		return false
 	}
-	keys := []string{fmt.Sprintf("%s:%d", p.Kind, p.ID)}
-	if p.Kind == authn.KindUser {
-		for _, g := range s.groups[p.ID] {
-			keys = append(keys, fmt.Sprintf("group:%d", g))
-		}
-	}
-	for _, k := range keys {
+	for _, k := range s.keys(p) {
 		for _, as := range s.assignments[k] {
 			if as.role == RoleOwner && as.scope == "/" {
 				return true
@@ -208,6 +196,17 @@ func IsServerOwner(s *Snapshot, p authn.Principal) bool {
 		}
 	}
 	return false
+}
+
+// keys are the assignment keys that speak for p: its own and, for a user, its groups'.
+func (s *Snapshot) keys(p authn.Principal) []string {
+	keys := []string{fmt.Sprintf("%s:%d", p.Kind, p.ID)}
+	if p.Kind == authn.KindUser {
+		for _, g := range s.groups[p.ID] {
+			keys = append(keys, fmt.Sprintf("group:%d", g))
+		}
+	}
+	return keys
 }
 
 // exists reports whether a user or service principal still exists under its id.

@@ -118,17 +118,6 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request) (Principal, error)
 }
 
-// AnonymousOnly is the authenticator of a server with no identities configured: every caller
-// is anonymous, whatever it sends.
-type AnonymousOnly struct{}
-
-var _ Authenticator = AnonymousOnly{}
-
-// Authenticate implements Authenticator.
-func (AnonymousOnly) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
-	return Anonymous, nil
-}
-
 type principalKey struct{}
 
 // WithPrincipal returns ctx carrying p.

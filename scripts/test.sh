@@ -37,7 +37,7 @@ fmt_vet() {
 }
 stage "gofmt and go vet" fmt_vet
 
-stage "go test (race detector on)" go test -race -count=1 ./...
+stage "go test (race detector on)" env BERTH_REQUIRE_CLIENTS=1 go test -race -count=1 ./...
 
 fuzz() {
 	local t=${FUZZTIME:-10s} ok=0

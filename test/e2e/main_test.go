@@ -188,3 +188,7 @@ func useAdminOf(t testing.TB, s *registrytest.Server) {
 	user, pass := s.Admin(t)
 	basicAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
+
+func basicHeader(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}

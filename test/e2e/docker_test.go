@@ -32,7 +32,9 @@ func TestDockerLoginExpiry(t *testing.T) {
 	clk := registrytest.NewClock()
 	s := registrytest.New(t, registrytest.Options{Now: clk.Now})
 	var tok struct {
-		Credentials struct{ Passwords []struct{ Name, Value string } }
+		Credentials struct {
+			Passwords []struct{ Name, Value string }
+		}
 	}
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens", map[string]any{"name": "short-lived",
 		"scopeMap": "_repositories_push", "expiryInDays": 1}, &tok); st != http.StatusCreated {

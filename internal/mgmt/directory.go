@@ -149,15 +149,7 @@ func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	if err != nil {
 		return err
 	}
-	out := make([]groupJSON, 0, len(groups))
-	for _, g := range groups {
-		j, err := h.groupJSON(r, g)
-		if err != nil {
-			return err
-		}
-		out = append(out, j)
-	}
-	return reply(w, http.StatusOK, out)
+	return replyList(w, groups, func(g store.Group) (groupJSON, error) { return h.groupJSON(r, g) })
 }
 
 func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -305,15 +297,7 @@ func (h *Handler) listSPs(w http.ResponseWriter, r *http.Request, _ authn.Princi
 	if err != nil {
 		return err
 	}
-	out := make([]spJSON, 0, len(sps))
-	for _, sp := range sps {
-		j, err := h.spJSON(r, sp)
-		if err != nil {
-			return err
-		}
-		out = append(out, j)
-	}
-	return reply(w, http.StatusOK, out)
+	return replyList(w, sps, func(sp store.ServicePrincipal) (spJSON, error) { return h.spJSON(r, sp) })
 }
 
 func (h *Handler) lookupSP(r *http.Request) (store.ServicePrincipal, error) {

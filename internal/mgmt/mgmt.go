@@ -229,3 +229,16 @@ func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry
 func httperr409(format string, args ...any) error {
 	return httperr.New(CodeConflict, format, args...).WithStatus(http.StatusConflict)
 }
+
+// replyList converts each item with conv and replies with the list ([] when empty).
+func replyList[T, J any](w http.ResponseWriter, items []T, conv func(T) (J, error)) error {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		j, err := conv(it)
+		if err != nil {
+			return err
+		}
+		out = append(out, j)
+	}
+	return reply(w, http.StatusOK, out)
+}

@@ -86,15 +86,7 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	if err != nil {
 		return err
 	}
-	out := make([]tokenJSON, 0, len(toks))
-	for _, t := range toks {
-		j, err := h.tokenJSON(r, t, nil)
-		if err != nil {
-			return err
-		}
-		out = append(out, j)
-	}
-	return reply(w, http.StatusOK, out)
+	return replyList(w, toks, func(t store.Token) (tokenJSON, error) { return h.tokenJSON(r, t, nil) })
 }
 
 func (h *Handler) showToken(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {

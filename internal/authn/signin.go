@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,7 +158,7 @@ func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string
 func (s *Service) signIn(ctx context.Context, key, ip, user string, check func() (directory.Identity, error)) (Principal, error) {
 	now := s.now()
 	ipKey := "ip:" + ip
-	until, err := s.st.SigninBlockedUntil(ctx, now, key, ipKey)
+	until, recorded, err := s.st.SigninBlockedUntil(ctx, now, key, ipKey)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -186,8 +187,10 @@ func (s *Service) signIn(ctx context.Context, key, ip, user string, check func()
 	case err != nil:
 		return Principal{}, err
 	}
-	if err := s.st.ClearSigninFailures(ctx, key, now); err != nil {
-		s.log.WarnContext(ctx, "could not clear sign-in failures", "err", err)
+	if slices.Contains(recorded, key) { // most sign-ins have no failures to forget: no write
+		if err := s.st.ClearSigninFailures(ctx, key, now); err != nil {
+			s.log.WarnContext(ctx, "could not clear sign-in failures", "err", err)
+		}
 	}
 	return Principal{Kind: Kind(id.Kind), Name: id.Name, ID: id.ID, Registry: id.Registry, Via: "password"}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -103,23 +104,36 @@ func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, now time.Time) err
 	return nil
 }
 
-// SigninBlockedUntil returns the latest time until which any of keys is blocked; zero if none is.
-func (s *Store) SigninBlockedUntil(ctx context.Context, now time.Time, keys ...string) (time.Time, error) {
-	var until time.Time
-	for _, k := range keys {
-		var b int64
-		err := s.rdb.QueryRowContext(ctx, s.q(`SELECT blocked_until FROM signin_failures WHERE key = ?`), k).Scan(&b)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return time.Time{}, fmt.Errorf("store: signin failures: %w", err)
-		}
-		if t := time.UnixMilli(b); b > 0 && t.After(now) && t.After(until) {
+// SigninBlockedUntil returns the latest time until which any of keys is blocked (zero if none
+// is) and which of the keys have failures on record, in one query: a good sign-in needs to clear
+// only those, so the common case writes nothing.
+func (s *Store) SigninBlockedUntil(ctx context.Context, now time.Time, keys ...string) (until time.Time, recorded []string, err error) {
+	if len(keys) == 0 {
+		return time.Time{}, nil, nil
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	type row struct {
+		key     string
+		blocked int64
+	}
+	rows, err := queryAll(ctx, s.rdb, s.q(`SELECT key, blocked_until FROM signin_failures WHERE key IN (`+marks+`)`), args, func(sc scanner) (row, error) {
+		var r row
+		return r, sc.Scan(&r.key, &r.blocked)
+	})
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("store: signin failures: %w", err)
+	}
+	for _, r := range rows {
+		recorded = append(recorded, r.key)
+		if t := time.UnixMilli(r.blocked); r.blocked > 0 && t.After(now) && t.After(until) {
 			until = t
 		}
 	}
-	return until, nil
+	return until, recorded, nil
 }
 
 // ThrottleRule says how many failures within Window block a key, and for how long.

@@ -173,10 +173,10 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 				t.Errorf("failure %d: blocked until %v", i, until)
 			}
 		}
-		if until, _ := s.SigninBlockedUntil(ctx, now, "ip:1", "id:x"); !until.Equal(now.Add(30 * time.Second)) {
-			t.Errorf("SigninBlockedUntil = %v", until)
+		if until, recorded, _ := s.SigninBlockedUntil(ctx, now, "ip:1", "id:x"); !until.Equal(now.Add(30*time.Second)) || len(recorded) != 1 || recorded[0] != "id:x" {
+			t.Errorf("SigninBlockedUntil = %v, %v", until, recorded)
 		}
-		if until, _ := s.SigninBlockedUntil(ctx, now.Add(31*time.Second), "id:x"); !until.IsZero() {
+		if until, _, _ := s.SigninBlockedUntil(ctx, now.Add(31*time.Second), "id:x"); !until.IsZero() {
 			t.Errorf("still blocked after the lockout: %v", until)
 		}
 		// Failures outside the window do not add up.

@@ -80,10 +80,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", req.Name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+	return h.commit(ctx, w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
 func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -122,11 +119,7 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p authn.Pri
 	if err := h.Store.DeleteUser(ctx, name); err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 type groupJSON struct {
@@ -200,11 +193,7 @@ func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	if err := h.Store.DeleteGroup(ctx, name); err != nil {
 		return storeError(err, fmt.Sprintf("group %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 func (h *Handler) member(r *http.Request, user string) (store.Group, store.User, error) {
@@ -254,11 +243,7 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, _ authn.P
 	if err := h.Store.RemoveGroupMember(ctx, g.ID, u.ID); err != nil {
 		return storeError(err, fmt.Sprintf("membership of %q in group %q", u.Name, g.Name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 type spJSON struct {
@@ -358,10 +343,7 @@ func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ authn.Princ
 	if err != nil {
 		return storeError(err, fmt.Sprintf("service principal %q", req.DisplayName))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
+	return h.commit(ctx, w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
 }
 
 func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -370,11 +352,7 @@ func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Princ
 	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
 		return storeError(err, fmt.Sprintf("service principal %q", id))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 // maxSPSecrets is how many secrets a service principal may hold at once.

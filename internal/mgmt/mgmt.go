@@ -151,6 +151,18 @@ func (h *Handler) changed(ctx context.Context) error {
 	return h.Policy.Refresh(ctx, h.Store)
 }
 
+// commit publishes a change, then replies with v and status, or 204 with no body when v is nil.
+func (h *Handler) commit(ctx context.Context, w http.ResponseWriter, status int, v any) error {
+	if err := h.changed(ctx); err != nil {
+		return err
+	}
+	if v == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return reply(w, status, v)
+}
+
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	return reply(w, http.StatusOK, map[string]any{"name": p.Name, "type": p.Kind, "tenant": Tenant,
 		"serverOwner": policy.IsServerOwner(h.Policy.Snapshot(), p)})

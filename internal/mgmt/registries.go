@@ -103,10 +103,7 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, _ authn
 			return err
 		}
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusCreated, out)
+	return h.commit(ctx, w, http.StatusCreated, out)
 }
 
 func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -133,10 +130,7 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, _ authn
 			return err
 		}
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusOK, out)
+	return h.commit(ctx, w, http.StatusOK, out)
 }
 
 // setAdmin turns the admin user on or off. Turned on for the first time, it gets its two
@@ -187,11 +181,7 @@ func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ authn
 	if err := h.Store.DeleteRegistry(ctx, name); err != nil {
 		return storeError(err, fmt.Sprintf("registry %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 // adminDisabled is the error of credential operations while the admin user is off.

@@ -232,11 +232,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	if err := h.Store.DeleteToken(ctx, reg.ID, name); err != nil {
 		return storeError(err, fmt.Sprintf("token %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
 func (h *Handler) generateTokenCredentials(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -367,10 +363,7 @@ func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ authn
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", req.Name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusCreated, toScopeMapJSON(m))
+	return h.commit(ctx, w, http.StatusCreated, toScopeMapJSON(m))
 }
 
 func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -420,10 +413,7 @@ func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ authn
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	return reply(w, http.StatusOK, toScopeMapJSON(m))
+	return h.commit(ctx, w, http.StatusOK, toScopeMapJSON(m))
 }
 
 func (h *Handler) deleteScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
@@ -436,9 +426,5 @@ func (h *Handler) deleteScopeMap(w http.ResponseWriter, r *http.Request, _ authn
 	if err := h.Store.DeleteScopeMap(ctx, reg.ID, name); err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", name))
 	}
-	if err := h.changed(ctx); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return h.commit(ctx, w, http.StatusNoContent, nil)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -131,13 +132,72 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// ClientIP is the address a request came from.
+type clientIPKey struct{}
+
+// WithClientIP returns ctx carrying the client address the server resolved for a request.
+func WithClientIP(ctx context.Context, ip netip.Addr) context.Context {
+	return context.WithValue(ctx, clientIPKey{}, ip)
+}
+
+// ClientAddr is the address a request came from: the one the server resolved (through trusted
+// proxies) if any, else the peer's.
+func ClientAddr(r *http.Request) netip.Addr {
+	if ip, ok := r.Context().Value(clientIPKey{}).(netip.Addr); ok {
+		return ip
+	}
+	return peerAddr(r)
+}
+
+// ClientIP is ClientAddr as text.
 func ClientIP(r *http.Request) string {
+	if ip := ClientAddr(r); ip.IsValid() {
+		return ip.String()
+	}
+	return r.RemoteAddr
+}
+
+func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.WithZone("").Unmap()
+}
+
+// maxForwardedHops bounds how much of X-Forwarded-For is read.
+const maxForwardedHops = 32
+
+// ResolveClientIP finds the client behind trusted proxies: when the peer is trusted, the
+// X-Forwarded-For entries are walked from the right (the nearest hop) and the first address
+// that is not a trusted proxy is the client. A peer that is not trusted is the client, whatever
+// headers it sends.
+func ResolveClientIP(r *http.Request, trusted func(netip.Addr) bool) netip.Addr {
+	ip := peerAddr(r)
+	if !ip.IsValid() || trusted == nil || !trusted(ip) {
+		return ip
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+		if len(hops) > maxForwardedHops {
+			hops = hops[len(hops)-maxForwardedHops:]
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip // a garbled entry: believe nothing further left
+		}
+		ip = hop.WithZone("").Unmap()
+		if !trusted(ip) {
+			return ip
+		}
+	}
+	return ip
 }
 
 // BearerToken returns the token of an "Authorization: Bearer" header.

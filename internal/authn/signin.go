@@ -31,8 +31,18 @@ var DefaultThrottling = Throttling{
 	Address:  store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute},
 }
 
+// ModeSource tells the role assignment mode a registry is in now ("rbac" or "rbac-abac").
+type ModeSource interface {
+	RegistryMode(registry string) string
+}
+
+// ReasonModeChanged is the reason of a token issued before its registry's mode changed.
+const ReasonModeChanged = "mode_changed"
+
 // Service authenticates requests and sign-ins.
 type Service struct {
+	// Modes, when set, binds registry tokens to the mode they were issued under.
+	Modes    ModeSource
 	st       *store.Store
 	dir      *directory.Directory
 	tok      *token.Service
@@ -87,6 +97,9 @@ func (s *Service) AccessToken(ctx context.Context, reg store.Registry, raw strin
 	if err != nil {
 		return Principal{}, s.tokenError(err)
 	}
+	if err := s.checkMode(reg, c); err != nil {
+		return Principal{}, err
+	}
 	p := fromClaims(c, "access_token")
 	p.Scoped, p.Access = true, c.Access
 	return p, nil
@@ -98,7 +111,33 @@ func (s *Service) RefreshToken(ctx context.Context, reg store.Registry, raw stri
 	if err != nil {
 		return Principal{}, s.tokenError(err)
 	}
+	if err := s.checkMode(reg, c); err != nil {
+		return Principal{}, err
+	}
 	return fromClaims(c, "refresh_token"), nil
+}
+
+// Mode is the mode that tokens for reg are issued under now ("" without a ModeSource).
+func (s *Service) Mode(reg store.Registry) string {
+	if s.Modes == nil {
+		return ""
+	}
+	return s.Modes.RegistryMode(reg.Name)
+}
+
+// checkMode refuses a token issued under another role assignment mode than reg's current one.
+// Tokens without the claim predate modes and count as rbac.
+func (s *Service) checkMode(reg store.Registry, c *token.Claims) error {
+	now := s.Mode(reg)
+	issued := c.Mode
+	if issued == "" {
+		issued = "rbac"
+	}
+	if now == "" || issued == now {
+		return nil
+	}
+	return &Error{Reason: ReasonModeChanged, InvalidToken: true, Identity: c.Subject,
+		Message: fmt.Sprintf("the token was issued when registry %q was in role assignment mode %s; it is now in mode %s, which invalidates older tokens: sign in again", reg.Name, issued, now)}
 }
 
 // DirectoryToken checks a directory token (the management API and /oauth2/exchange).

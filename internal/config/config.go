@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,6 +36,7 @@ type Config struct {
 	Limits   Limits  `yaml:"limits"`
 	Uploads  Uploads `yaml:"uploads"`
 	Auth     Auth    `yaml:"auth"`
+	Network  Network `yaml:"network"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -64,6 +66,15 @@ type Limits struct {
 type Uploads struct {
 	// TTL is how long an upload may sit idle before it is purged.
 	TTL time.Duration `yaml:"ttl"`
+}
+
+// Network configures how client addresses are found and who may reach the management API.
+// Lists are YAML sequences, or comma-separated in the environment.
+type Network struct {
+	// TrustedProxies are the addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ManagementAllow, when not empty, is the only addresses/CIDRs that may use /mgmt/v1/.
+	ManagementAllow []string `yaml:"management_allow"`
 }
 
 // Auth configures tokens and sign-in throttling.
@@ -185,6 +196,17 @@ func setFromString(v reflect.Value, s string) error {
 	switch v.Kind() {
 	case reflect.String:
 		v.SetString(s)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported kind %s", v.Kind())
+		}
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
 	case reflect.Int, reflect.Int64:
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -224,6 +246,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxFailures < 1 || c.Auth.AddressMaxFailures < 1 {
 		bad("auth.max_failures and auth.address_max_failures: must be at least 1")
+	}
+	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow} {
+		for _, it := range list {
+			if _, err := netip.ParsePrefix(it); err != nil {
+				if _, err := netip.ParseAddr(it); err != nil {
+					bad("%s: %q is not an IP address or CIDR", name, it)
+				}
+			}
+		}
 	}
 	if c.Database == "" {
 		c.Database = "sqlite:" + filepath.Join(c.DataDir, "berth.db")

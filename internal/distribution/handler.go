@@ -89,6 +89,8 @@ type request struct {
 	route
 	reg       store.Registry
 	principal authn.Principal
+	// filtered: the catalog shows only the repositories the principal may pull.
+	filtered bool
 }
 
 // ServeHTTP implements http.Handler.
@@ -131,9 +133,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			WithHeader("WWW-Authenticate", challenge(r, policy.Resource{}, "", ""))
 	}
 	if action != "" {
-		if err := h.authorize(r, p, action, res); err != nil {
+		d, err := h.authorize(r, p, action, res)
+		if err != nil {
 			return err
 		}
+		req.filtered = d.Filtered
 	}
 
 	switch rt.kind {
@@ -236,12 +240,17 @@ func allowed(k kind) string {
 // authorize asks the policy, and for a request with an access token also the token's grant.
 // An anonymous caller gets 401 with a challenge (so clients retry with credentials), a bearer
 // token without the scope 401 with error="insufficient_scope", Basic credentials 403.
-func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource) error {
+func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource) (policy.Decision, error) {
 	d := h.policy.Decide(r.Context(), p, a, res)
 	granted := !p.Scoped || token.Allows(p.Access, res.Type, res.Name, string(a))
 	if d.Allow && granted {
-		return nil
+		return d, nil
 	}
+	return d, h.refusal(r, p, a, res, d)
+}
+
+// refusal is the reply to a request the policy or the token's grant refuses.
+func (h *Handler) refusal(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource, d policy.Decision) error {
 	detail := []map[string]string{{"Type": res.Type, "Name": res.Name, "Action": string(a)}}
 	switch {
 	case p.IsAnonymous():

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -88,7 +89,13 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, req *request) 
 	if err != nil {
 		return err
 	}
-	repos, more, err := h.meta.Catalog(r.Context(), req.reg.ID, last, n)
+	var repos []string
+	var more bool
+	if req.filtered {
+		repos, more, err = h.filteredCatalog(r, req, last, n)
+	} else {
+		repos, more, err = h.meta.Catalog(r.Context(), req.reg.ID, last, n)
+	}
 	if err != nil {
 		return err
 	}
@@ -101,6 +108,37 @@ func (h *Handler) catalog(w http.ResponseWriter, r *http.Request, req *request) 
 	return writeJSON(w, r, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
+}
+
+// catalogBatch is how many names a filtered catalog reads from the store at a time.
+const catalogBatch = 500
+
+// filteredCatalog pages through the catalog keeping the repositories the principal may pull:
+// what identities without catalog rights see instead of a 401.
+func (h *Handler) filteredCatalog(r *http.Request, req *request, last string, n int) ([]string, bool, error) {
+	ctx := r.Context()
+	out := []string{}
+	for n > 0 {
+		batch, more, err := h.meta.Catalog(ctx, req.reg.ID, last, catalogBatch)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, name := range batch {
+			res := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: name}
+			if !h.policy.Decide(ctx, req.principal, policy.ActionPull, res).Allow {
+				continue
+			}
+			if len(out) == n {
+				return out, true, nil
+			}
+			out = append(out, name)
+		}
+		if !more || len(batch) == 0 {
+			return out, false, nil
+		}
+		last = batch[len(batch)-1]
+	}
+	return out, false, nil
 }
 
 func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, req *request) error {

@@ -1,6 +1,7 @@
 // Package mgmt serves the management API, /mgmt/v1/…: registries and their settings, admin
-// credentials, tokens, scope maps, users, groups and service principals. Callers present a
-// directory token; until role assignments land, only holders of Owner at "/" may call it.
+// credentials, tokens, scope maps, network rules, users, groups, service principals, role
+// assignments and explanations. Callers present a directory token; each endpoint needs a
+// control-plane permission (package policy) at the registry it names, or at "/".
 package mgmt
 
 import (
@@ -68,60 +69,77 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p authn.Principal)
 
 // Register adds the API's routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	routes := map[string]handlerFunc{
-		"GET /mgmt/v1/me": h.me,
+	routes := map[string]route{
+		"GET /mgmt/v1/me": {"", h.me},
 
-		"GET /mgmt/v1/registries":                               h.listRegistries,
-		"POST /mgmt/v1/registries":                              h.createRegistry,
-		"GET /mgmt/v1/registries/{registry}":                    h.showRegistry,
-		"PATCH /mgmt/v1/registries/{registry}":                  h.updateRegistry,
-		"DELETE /mgmt/v1/registries/{registry}":                 h.deleteRegistry,
-		"GET /mgmt/v1/registries/{registry}/credentials":        h.showCredentials,
-		"POST /mgmt/v1/registries/{registry}/credentials/renew": h.renewCredential,
+		"GET /mgmt/v1/registries":                               {"", h.listRegistries},
+		"POST /mgmt/v1/registries":                              {policy.PermRegistryWrite, h.createRegistry},
+		"GET /mgmt/v1/registries/{registry}":                    {policy.PermRegistryRead, h.showRegistry},
+		"PATCH /mgmt/v1/registries/{registry}":                  {policy.PermRegistryWrite, h.updateRegistry},
+		"DELETE /mgmt/v1/registries/{registry}":                 {policy.PermRegistryDelete, h.deleteRegistry},
+		"GET /mgmt/v1/registries/{registry}/credentials":        {policy.PermCredentialsRead, h.showCredentials},
+		"POST /mgmt/v1/registries/{registry}/credentials/renew": {policy.PermCredentialsWrite, h.renewCredential},
 
-		"GET /mgmt/v1/registries/{registry}/tokens":                               h.listTokens,
-		"POST /mgmt/v1/registries/{registry}/tokens":                              h.createToken,
-		"GET /mgmt/v1/registries/{registry}/tokens/{token}":                       h.showToken,
-		"PATCH /mgmt/v1/registries/{registry}/tokens/{token}":                     h.updateToken,
-		"DELETE /mgmt/v1/registries/{registry}/tokens/{token}":                    h.deleteToken,
-		"POST /mgmt/v1/registries/{registry}/tokens/{token}/credentials":          h.generateTokenCredentials,
-		"DELETE /mgmt/v1/registries/{registry}/tokens/{token}/credentials/{name}": h.deleteTokenCredential,
+		"GET /mgmt/v1/registries/{registry}/tokens":                               {policy.PermCredentialsRead, h.listTokens},
+		"POST /mgmt/v1/registries/{registry}/tokens":                              {policy.PermCredentialsWrite, h.createToken},
+		"GET /mgmt/v1/registries/{registry}/tokens/{token}":                       {policy.PermCredentialsRead, h.showToken},
+		"PATCH /mgmt/v1/registries/{registry}/tokens/{token}":                     {policy.PermCredentialsWrite, h.updateToken},
+		"DELETE /mgmt/v1/registries/{registry}/tokens/{token}":                    {policy.PermCredentialsWrite, h.deleteToken},
+		"POST /mgmt/v1/registries/{registry}/tokens/{token}/credentials":          {policy.PermCredentialsWrite, h.generateTokenCredentials},
+		"DELETE /mgmt/v1/registries/{registry}/tokens/{token}/credentials/{name}": {policy.PermCredentialsWrite, h.deleteTokenCredential},
 
-		"GET /mgmt/v1/registries/{registry}/scopeMaps":          h.listScopeMaps,
-		"POST /mgmt/v1/registries/{registry}/scopeMaps":         h.createScopeMap,
-		"GET /mgmt/v1/registries/{registry}/scopeMaps/{map}":    h.showScopeMap,
-		"PATCH /mgmt/v1/registries/{registry}/scopeMaps/{map}":  h.updateScopeMap,
-		"DELETE /mgmt/v1/registries/{registry}/scopeMaps/{map}": h.deleteScopeMap,
+		"GET /mgmt/v1/registries/{registry}/scopeMaps":          {policy.PermCredentialsRead, h.listScopeMaps},
+		"POST /mgmt/v1/registries/{registry}/scopeMaps":         {policy.PermCredentialsWrite, h.createScopeMap},
+		"GET /mgmt/v1/registries/{registry}/scopeMaps/{map}":    {policy.PermCredentialsRead, h.showScopeMap},
+		"PATCH /mgmt/v1/registries/{registry}/scopeMaps/{map}":  {policy.PermCredentialsWrite, h.updateScopeMap},
+		"DELETE /mgmt/v1/registries/{registry}/scopeMaps/{map}": {policy.PermCredentialsWrite, h.deleteScopeMap},
 
-		"GET /mgmt/v1/users":           h.listUsers,
-		"POST /mgmt/v1/users":          h.createUser,
-		"GET /mgmt/v1/users/{name}":    h.showUser,
-		"PATCH /mgmt/v1/users/{name}":  h.updateUser,
-		"DELETE /mgmt/v1/users/{name}": h.deleteUser,
+		"GET /mgmt/v1/users":           {policy.PermDirectoryRead, h.listUsers},
+		"POST /mgmt/v1/users":          {policy.PermDirectoryWrite, h.createUser},
+		"GET /mgmt/v1/users/{name}":    {policy.PermDirectoryRead, h.showUser},
+		"PATCH /mgmt/v1/users/{name}":  {policy.PermDirectoryWrite, h.updateUser},
+		"DELETE /mgmt/v1/users/{name}": {policy.PermDirectoryWrite, h.deleteUser},
 
-		"GET /mgmt/v1/groups":                          h.listGroups,
-		"POST /mgmt/v1/groups":                         h.createGroup,
-		"GET /mgmt/v1/groups/{name}":                   h.showGroup,
-		"DELETE /mgmt/v1/groups/{name}":                h.deleteGroup,
-		"POST /mgmt/v1/groups/{name}/members":          h.addMember,
-		"DELETE /mgmt/v1/groups/{name}/members/{user}": h.removeMember,
+		"GET /mgmt/v1/groups":                          {policy.PermDirectoryRead, h.listGroups},
+		"POST /mgmt/v1/groups":                         {policy.PermDirectoryWrite, h.createGroup},
+		"GET /mgmt/v1/groups/{name}":                   {policy.PermDirectoryRead, h.showGroup},
+		"DELETE /mgmt/v1/groups/{name}":                {policy.PermDirectoryWrite, h.deleteGroup},
+		"POST /mgmt/v1/groups/{name}/members":          {policy.PermDirectoryWrite, h.addMember},
+		"DELETE /mgmt/v1/groups/{name}/members/{user}": {policy.PermDirectoryWrite, h.removeMember},
 
-		"GET /mgmt/v1/servicePrincipals":                            h.listSPs,
-		"POST /mgmt/v1/servicePrincipals":                           h.createSP,
-		"GET /mgmt/v1/servicePrincipals/{appId}":                    h.showSP,
-		"DELETE /mgmt/v1/servicePrincipals/{appId}":                 h.deleteSP,
-		"POST /mgmt/v1/servicePrincipals/{appId}/credentials/reset": h.resetSPCredential,
+		"GET /mgmt/v1/servicePrincipals":                            {policy.PermDirectoryRead, h.listSPs},
+		"POST /mgmt/v1/servicePrincipals":                           {policy.PermDirectoryWrite, h.createSP},
+		"GET /mgmt/v1/servicePrincipals/{appId}":                    {policy.PermDirectoryRead, h.showSP},
+		"DELETE /mgmt/v1/servicePrincipals/{appId}":                 {policy.PermDirectoryWrite, h.deleteSP},
+		"POST /mgmt/v1/servicePrincipals/{appId}/credentials/reset": {policy.PermDirectoryWrite, h.resetSPCredential},
+
+		"GET /mgmt/v1/registries/{registry}/networkRules":            {policy.PermRegistryRead, h.listNetworkRules},
+		"POST /mgmt/v1/registries/{registry}/networkRules":           {policy.PermRegistryWrite, h.addNetworkRule},
+		"DELETE /mgmt/v1/registries/{registry}/networkRules/{value}": {policy.PermRegistryWrite, h.removeNetworkRule},
+		"GET /mgmt/v1/registries/{registry}/explain":                 {"", h.explain},
+
+		"GET /mgmt/v1/roleDefinitions":         {"", h.listRoleDefinitions},
+		"GET /mgmt/v1/roleAssignments":         {"", h.listRoleAssignments},
+		"POST /mgmt/v1/roleAssignments":        {"", h.createRoleAssignment},
+		"DELETE /mgmt/v1/roleAssignments/{id}": {"", h.deleteRoleAssignment},
 	}
-	for pattern, fn := range routes {
-		mux.Handle(pattern, httperr.Handle(h.Log, h.authorized(fn)))
+	for pattern, rt := range routes {
+		mux.Handle(pattern, httperr.Handle(h.Log, h.authorized(rt)))
 	}
 	mux.Handle("/mgmt/v1/", httperr.Handle(h.Log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(CodeNotFound, "%s %s is not an endpoint of the management API", r.Method, r.URL.Path).WithStatus(http.StatusNotFound)
 	}))
 }
 
-// authorized checks the directory token and the caller's right to manage the server.
-func (h *Handler) authorized(fn handlerFunc) httperr.HandlerFunc {
+// route is an endpoint and the permission it needs: at the registry of its path, or at "/" for
+// the others. Endpoints with perm "" check inside (role assignments, whose scope is in the body).
+type route struct {
+	perm policy.Permission
+	fn   handlerFunc
+}
+
+// authorized checks the directory token and the caller's permission.
+func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ctx := r.Context()
 		raw, ok := authn.BearerToken(r)
@@ -137,11 +155,27 @@ func (h *Handler) authorized(fn handlerFunc) httperr.HandlerFunc {
 			}
 			return err
 		}
-		if r.URL.Path != "/mgmt/v1/me" && !policy.IsServerOwner(h.Policy.Snapshot(), p) {
-			return httperr.New(oci.CodeDenied, "%s may not manage this server: that needs the Owner role at scope '/'", p)
+		if rt.perm != "" {
+			if err := h.require(p, rt.perm, r.PathValue("registry")); err != nil {
+				return err
+			}
 		}
-		return fn(w, r.WithContext(authn.WithPrincipal(ctx, p)), p)
+		return rt.fn(w, r.WithContext(authn.WithPrincipal(ctx, p)), p)
 	}
+}
+
+// require answers 403 DENIED unless p holds perm at registry ("" for "/"). A registry the caller
+// may not read at all is reported as missing, so names do not leak.
+func (h *Handler) require(p authn.Principal, perm policy.Permission, registry string) error {
+	snap := h.Policy.Snapshot()
+	d := policy.DecideControl(snap, p, perm, registry)
+	if d.Allow {
+		return nil
+	}
+	if registry != "" && d.Code == policy.CodeNoRegistry || registry != "" && !policy.HasAnyRole(snap, p, registry) {
+		return httperr.New(CodeNotFound, "registry %q was not found", registry).WithStatus(http.StatusNotFound)
+	}
+	return httperr.New(oci.CodeDenied, "%s; see 'berth role definition list' for the roles that give it", d.Reason)
 }
 
 // changed publishes a change: the policy snapshot is reloaded before the reply, so the next
@@ -164,8 +198,14 @@ func (h *Handler) commit(ctx context.Context, w http.ResponseWriter, status int,
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	perms := policy.Permissions(h.Policy.Snapshot(), p, "")
+	if perms == nil {
+		perms = []policy.Permission{}
+	}
 	return reply(w, http.StatusOK, map[string]any{"name": p.Name, "type": p.Kind, "tenant": Tenant,
-		"serverOwner": policy.IsServerOwner(h.Policy.Snapshot(), p)})
+		"serverOwner": policy.DecideControl(h.Policy.Snapshot(), p, policy.PermAssignmentsWrite, "").Allow &&
+			policy.DecideControl(h.Policy.Snapshot(), p, policy.PermDirectoryWrite, "").Allow,
+		"permissions": perms})
 }
 
 // decode reads a JSON body into v, refusing unknown fields and oversized bodies.

@@ -57,16 +57,23 @@ func TestAuthorization(t *testing.T) {
 		{"no token", "", 401, "berth auth login"},
 		{"garbage token", "Bearer xyz", 401, "malformed"},
 		{"basic auth", "Basic b3duZXI6eA==", 401, "authentication required"},
-		{"user without Owner", "Bearer " + aliceTok, 403, `may not manage this server`},
-		{"owner", "Bearer " + s.OwnerToken(t), 200, "default"},
+		{"user without a role", "Bearer " + aliceTok, 403, `has no role that gives registries/write at /`},
+		{"owner", "Bearer " + s.OwnerToken(t), 201, `"name":"team1"`},
 	} {
-		st, body := raw(t, s, "GET", "/mgmt/v1/registries", tc.auth, "")
+		st, body := raw(t, s, "POST", "/mgmt/v1/registries", tc.auth, `{"name":"team1"}`)
 		if st != tc.status || !strings.Contains(body, tc.want) {
 			t.Errorf("%s: %d %s; want %d with %q", tc.name, st, body, tc.status, tc.want)
 		}
 	}
 	if st, body := raw(t, s, "GET", "/mgmt/v1/me", "Bearer "+aliceTok, ""); st != 200 || !strings.Contains(body, `"serverOwner":false`) {
 		t.Errorf("me for alice: %d %s", st, body)
+	}
+	// Registries alice has no role on are not listed, and look missing.
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries", "Bearer "+aliceTok, ""); st != 200 || strings.TrimSpace(body) != "[]" {
+		t.Errorf("list for alice: %d %s", st, body)
+	}
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries/team1", "Bearer "+aliceTok, ""); st != 404 {
+		t.Errorf("show team1 for alice: %d %s", st, body)
 	}
 	// A directory token is no registry token, and the other way round.
 	if st, _ := raw(t, s, "GET", "/v2/", "Bearer "+aliceTok, ""); st != 401 {

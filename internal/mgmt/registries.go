@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -18,7 +20,13 @@ type registryJSON struct {
 	LoginServer      string `json:"loginServer"`
 	Default          bool   `json:"default"`
 	AdminUserEnabled bool   `json:"adminUserEnabled"`
-	CreationDate     any    `json:"creationDate"`
+	// RoleAssignmentMode is rbac or rbac-abac.
+	RoleAssignmentMode        string         `json:"roleAssignmentMode"`
+	AnonymousPullEnabled      bool           `json:"anonymousPullEnabled"`
+	AnonymousPullRepositories []string       `json:"anonymousPullRepositories"`
+	PublicNetworkAccess       string         `json:"publicNetworkAccess"` // Enabled or Disabled
+	NetworkRuleSet            networkRuleSet `json:"networkRuleSet"`
+	CreationDate              any            `json:"creationDate"`
 	// Credentials holds the admin passwords generated when the admin user was enabled for the
 	// first time; they are shown this once.
 	Credentials *credentialsJSON `json:"credentials,omitempty"`
@@ -45,23 +53,53 @@ func loginServer(reg store.Registry, r *http.Request) string {
 	return r.Host
 }
 
+type networkRuleSet struct {
+	DefaultAction string       `json:"defaultAction"`
+	IPRules       []ipRuleJSON `json:"ipRules"`
+}
+
+type ipRuleJSON struct {
+	Action string `json:"action"`
+	Value  string `json:"value"`
+}
+
 func toRegistryJSON(reg store.Registry, r *http.Request) registryJSON {
-	return registryJSON{ID: "/registries/" + reg.Name, Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
-		AdminUserEnabled: reg.AdminEnabled, CreationDate: timeOrNil(reg.CreatedAt)}
+	out := registryJSON{ID: policy.RegistryScope(reg.Name), Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
+		AdminUserEnabled: reg.AdminEnabled, RoleAssignmentMode: reg.RoleAssignmentMode, AnonymousPullEnabled: reg.AnonymousPullEnabled,
+		AnonymousPullRepositories: reg.AnonymousPullRepositories, PublicNetworkAccess: enabled(reg.PublicNetworkAccess),
+		NetworkRuleSet: networkRuleSet{DefaultAction: reg.DefaultAction, IPRules: []ipRuleJSON{}}, CreationDate: timeOrNil(reg.CreatedAt)}
+	if out.AnonymousPullRepositories == nil {
+		out.AnonymousPullRepositories = []string{}
+	}
+	for _, nr := range reg.NetworkRules {
+		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, ipRuleJSON{Action: nr.Action, Value: nr.Value})
+	}
+	return out
+}
+
+func enabled(b bool) string {
+	if b {
+		return "Enabled"
+	}
+	return "Disabled"
 }
 
 // registryName follows ACR's rule, lower-cased: 5 to 50 alphanumerics (berth also allows the
 // short "default" it creates, and dashes).
 var registryName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$`)
 
-func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+// listRegistries lists the registries the caller may read.
+func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	regs, err := h.Store.Registries(r.Context())
 	if err != nil {
 		return err
 	}
+	snap := h.Policy.Snapshot()
 	out := make([]registryJSON, 0, len(regs))
 	for _, reg := range regs {
-		out = append(out, toRegistryJSON(reg, r))
+		if policy.DecideControl(snap, p, policy.PermRegistryRead, reg.Name).Allow {
+			out = append(out, toRegistryJSON(reg, r))
+		}
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -75,12 +113,72 @@ func (h *Handler) showRegistry(w http.ResponseWriter, r *http.Request, _ authn.P
 }
 
 type registryRequest struct {
-	Name             string  `json:"name"`
-	LoginServer      *string `json:"loginServer"`
-	AdminUserEnabled *bool   `json:"adminUserEnabled"`
+	Name                      string    `json:"name"`
+	LoginServer               *string   `json:"loginServer"`
+	AdminUserEnabled          *bool     `json:"adminUserEnabled"`
+	RoleAssignmentMode        *string   `json:"roleAssignmentMode"`
+	AnonymousPullEnabled      *bool     `json:"anonymousPullEnabled"`
+	AnonymousPullRepositories *[]string `json:"anonymousPullRepositories"`
+	PublicNetworkAccess       *string   `json:"publicNetworkAccess"`
+	NetworkRuleSet            *struct {
+		DefaultAction *string `json:"defaultAction"`
+	} `json:"networkRuleSet"`
 }
 
-func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+// settings validates the settings of a request and returns them as a store update.
+func (req registryRequest) settings() (store.RegistryUpdate, error) {
+	u := store.RegistryUpdate{LoginServer: req.LoginServer, AnonymousPullEnabled: req.AnonymousPullEnabled}
+	if req.RoleAssignmentMode != nil {
+		m, ok := policy.ParseMode(*req.RoleAssignmentMode)
+		if !ok {
+			return u, invalid("roleAssignmentMode %q is invalid: use rbac or rbac-abac", *req.RoleAssignmentMode)
+		}
+		mode := m.String()
+		u.RoleAssignmentMode = &mode
+	}
+	if req.AnonymousPullRepositories != nil {
+		repos := []string{}
+		for _, p := range *req.AnonymousPullRepositories {
+			if err := directory.ValidatePattern(p); err != nil {
+				return u, invalid("anonymousPullRepositories: %v", err)
+			}
+			repos = append(repos, p)
+		}
+		if len(repos) > maxAnonymousPatterns {
+			return u, invalid("anonymousPullRepositories: at most %d patterns", maxAnonymousPatterns)
+		}
+		u.AnonymousPullRepositories = &repos
+	}
+	if req.PublicNetworkAccess != nil {
+		var on bool
+		switch strings.ToLower(*req.PublicNetworkAccess) {
+		case "enabled", "true":
+			on = true
+		case "disabled", "false":
+		default:
+			return u, invalid("publicNetworkAccess %q is invalid: use Enabled or Disabled", *req.PublicNetworkAccess)
+		}
+		u.PublicNetworkAccess = &on
+	}
+	if req.NetworkRuleSet != nil && req.NetworkRuleSet.DefaultAction != nil {
+		var a string
+		switch strings.ToLower(*req.NetworkRuleSet.DefaultAction) {
+		case "allow":
+			a = store.ActionAllow
+		case "deny":
+			a = store.ActionDeny
+		default:
+			return u, invalid("networkRuleSet.defaultAction %q is invalid: use Allow or Deny", *req.NetworkRuleSet.DefaultAction)
+		}
+		u.DefaultAction = &a
+	}
+	return u, nil
+}
+
+// maxAnonymousPatterns bounds the anonymous pull patterns of a registry.
+const maxAnonymousPatterns = 100
+
+func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	var req registryRequest
 	if err := decode(w, r, &req); err != nil {
@@ -93,9 +191,22 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, _ authn
 	if req.LoginServer != nil {
 		ls = *req.LoginServer
 	}
+	u, err := req.settings()
+	if err != nil {
+		return err
+	}
+	if req.AdminUserEnabled != nil && *req.AdminUserEnabled {
+		if err := h.require(p, policy.PermCredentialsWrite, ""); err != nil {
+			return err
+		}
+	}
 	reg, err := h.Store.CreateRegistry(ctx, req.Name, ls)
 	if err != nil {
 		return storeError(err, fmt.Sprintf("registry %q (or its login server)", req.Name))
+	}
+	u.LoginServer = nil
+	if reg, err = h.Store.UpdateRegistry(ctx, reg.Name, u); err != nil {
+		return err
 	}
 	out := toRegistryJSON(reg, r)
 	if req.AdminUserEnabled != nil && *req.AdminUserEnabled {
@@ -106,7 +217,7 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, _ authn
 	return h.commit(ctx, w, http.StatusCreated, out)
 }
 
-func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -119,10 +230,21 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, _ authn
 	if req.Name != "" && req.Name != reg.Name {
 		return invalid("a registry cannot be renamed")
 	}
-	if req.LoginServer != nil {
-		if reg, err = h.Store.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{LoginServer: req.LoginServer}); err != nil {
-			return storeError(err, fmt.Sprintf("login server %q", *req.LoginServer))
+	u, err := req.settings()
+	if err != nil {
+		return err
+	}
+	if req.AdminUserEnabled != nil {
+		// Turning the admin user on hands out passwords: that is data access configuration.
+		if err := h.require(p, policy.PermCredentialsWrite, reg.Name); err != nil {
+			return err
 		}
+	}
+	if reg, err = h.Store.UpdateRegistry(ctx, reg.Name, u); err != nil {
+		return storeError(err, fmt.Sprintf("registry %q or login server", reg.Name))
+	}
+	if u.RoleAssignmentMode != nil {
+		h.Log.InfoContext(ctx, "role assignment mode set; tokens issued under the other mode are no longer accepted", "registry", reg.Name, "mode", *u.RoleAssignmentMode)
 	}
 	out := toRegistryJSON(reg, r)
 	if req.AdminUserEnabled != nil {

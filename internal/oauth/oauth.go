@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -27,9 +28,10 @@ const (
 	maxScopeLen  = 1024
 )
 
-// Decider is the policy the grants are computed with.
+// Decider is the policy the grants are computed with, and the registries' network rules.
 type Decider interface {
 	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
+	Network(registry string, ip netip.Addr) policy.Decision
 }
 
 // Resolver finds the registry a service (login server) or Host names.
@@ -78,6 +80,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.network(r, reg); err != nil {
+		return err
+	}
 	p, refresh, err := h.signIn(ctx, r, reg)
 	if err != nil {
 		return authError(err)
@@ -87,7 +92,8 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := token.Claims{Access: h.grant(ctx, p, reg, scopes), GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry}
+	c := token.Claims{Access: h.grant(ctx, p, reg, scopes), GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
+		Mode: h.authn.Mode(reg)}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
 	life := h.tokens.Lifetimes().Access
 	signed, err := h.tokens.Sign(ctx, &c, life)
@@ -255,6 +261,9 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.network(r, reg); err != nil {
+		return err
+	}
 	p, err := h.authn.DirectoryToken(ctx, raw)
 	if err != nil {
 		return authError(err)
@@ -268,7 +277,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) refreshToken(ctx context.Context, p authn.Principal, reg store.Registry) (string, error) {
-	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
+	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry, Mode: h.authn.Mode(reg),
 		Permissions: &token.Permissions{Actions: []string{"*"}, NotActions: []string{}}}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
 	return h.tokens.Sign(ctx, &c, h.tokens.Lifetimes().Refresh)
@@ -320,6 +329,21 @@ func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry
 		return store.Registry{}, httperr.New(oci.CodeUnsupported, "service is longer than 255 bytes").WithStatus(http.StatusBadRequest)
 	}
 	return h.hosts.Resolve(ctx, host)
+}
+
+// network refuses a client the registry's network rules do not let in, before any sign-in.
+func (h *Handler) network(r *http.Request, reg store.Registry) error {
+	d := h.policy.Network(reg.Name, authn.ClientAddr(r))
+	if d.Allow {
+		return nil
+	}
+	h.log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
+	return NetworkDenied(d)
+}
+
+// NetworkDenied is the reply to a client that network rules refuse: 403 DENIED, as ACR.
+func NetworkDenied(d policy.Decision) error {
+	return httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden)
 }
 
 // authError answers a refused sign-in: 429 with Retry-After when throttled, else 401.

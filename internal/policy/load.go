@@ -4,79 +4,168 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/internal/store"
 )
 
+// Input is everything a snapshot is compiled from, as the store holds it.
+type Input struct {
+	Version           int64
+	Registries        []store.Registry
+	ScopeMaps         []store.ScopeMap
+	Tokens            []store.Token
+	Assignments       []store.RoleAssignment
+	Memberships       map[int64][]int64 // user id → group ids
+	Users             []store.User
+	Groups            []store.Group
+	ServicePrincipals []store.ServicePrincipal
+}
+
 // Load compiles a snapshot from the store. The version is read first, so a change made while
 // loading leaves the snapshot older than the store, and the next Refresh loads again.
 func Load(ctx context.Context, st *store.Store) (*Snapshot, error) {
-	v, err := st.PolicyVersion(ctx)
-	if err != nil {
+	var in Input
+	var err error
+	if in.Version, err = st.PolicyVersion(ctx); err != nil {
 		return nil, err
 	}
-	regs, err := st.Registries(ctx)
-	if err != nil {
-		return nil, err
-	}
-	maps, err := st.ScopeMaps(ctx, 0)
-	if err != nil {
-		return nil, err
-	}
-	toks, err := st.Tokens(ctx, 0)
-	if err != nil {
-		return nil, err
-	}
-	ras, err := st.RoleAssignments(ctx)
-	if err != nil {
-		return nil, err
-	}
-	groups, err := st.Memberships(ctx)
-	if err != nil {
-		return nil, err
-	}
-	users, err := st.Users(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sps, err := st.ServicePrincipals(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s := &Snapshot{users: make(map[int64]string, len(users)), sps: make(map[int64]string, len(sps)), Version: v, registries: make(map[string]registryPolicy, len(regs)), tokens: make(map[int64]tokenPolicy, len(toks)),
-		assignments: make(map[string][]assignment), groups: groups}
-	for _, u := range users {
-		s.users[u.ID] = u.Name
-	}
-	for _, sp := range sps {
-		s.sps[sp.ID] = sp.AppID
-	}
-	regName := make(map[int64]string, len(regs))
-	for _, r := range regs {
-		s.registries[r.Name] = registryPolicy{id: r.ID, adminEnabled: r.AdminEnabled}
-		regName[r.ID] = r.Name
-	}
-	rules := make(map[int64][]rule, len(maps))
-	for _, m := range maps {
-		for _, r := range m.Rules {
-			rules[m.ID] = append(rules[m.ID], compileRule(r))
+	for _, step := range []func() error{
+		func() (err error) { in.Registries, err = st.Registries(ctx); return },
+		func() (err error) { in.ScopeMaps, err = st.ScopeMaps(ctx, 0); return },
+		func() (err error) { in.Tokens, err = st.Tokens(ctx, 0); return },
+		func() (err error) { in.Assignments, err = st.RoleAssignments(ctx); return },
+		func() (err error) { in.Memberships, err = st.Memberships(ctx); return },
+		func() (err error) { in.Users, err = st.Users(ctx); return },
+		func() (err error) { in.Groups, err = st.Groups(ctx); return },
+		func() (err error) { in.ServicePrincipals, err = st.ServicePrincipals(ctx); return },
+	} {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("policy: load: %w", err)
 		}
 	}
-	for _, t := range toks {
-		s.tokens[t.ID] = tokenPolicy{name: t.Name, registry: regName[t.RegistryID], enabled: t.Status == "enabled",
-			scopeMap: t.ScopeMap, rules: rules[t.ScopeMapID]}
-	}
-	for _, a := range ras {
-		k := fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID)
-		s.assignments[k] = append(s.assignments[k], assignment{id: a.ID, role: a.Role, scope: a.Scope})
-	}
-	return s, nil
+	return Compile(in), nil
 }
 
-func compileRule(r store.ScopeRule) rule {
-	out := rule{pattern: r.Repository, action: r.Action}
+// Compile builds the snapshot of in. It never fails: a stored rule that no longer compiles
+// grants nothing, and Explain says why.
+func Compile(in Input) *Snapshot {
+	s := &Snapshot{
+		Version:     in.Version,
+		registries:  make(map[string]*registryPolicy, len(in.Registries)),
+		tokens:      make(map[int64]*tokenPolicy, len(in.Tokens)),
+		assignments: make(map[principalKey][]*assignment),
+		groups:      in.Memberships,
+		users:       make(map[int64]string, len(in.Users)),
+		sps:         make(map[int64]string, len(in.ServicePrincipals)),
+		groupNames:  make(map[int64]string, len(in.Groups)),
+	}
+	if s.groups == nil {
+		s.groups = map[int64][]int64{}
+	}
+	for _, u := range in.Users {
+		s.users[u.ID] = u.Name
+	}
+	for _, sp := range in.ServicePrincipals {
+		s.sps[sp.ID] = sp.AppID
+	}
+	for _, g := range in.Groups {
+		s.groupNames[g.ID] = g.Name
+	}
+	regName := make(map[int64]string, len(in.Registries))
+	for _, r := range in.Registries {
+		s.registries[r.Name] = compileRegistry(r)
+		regName[r.ID] = r.Name
+	}
+	rules := make(map[int64][]rule, len(in.ScopeMaps))
+	for _, m := range in.ScopeMaps {
+		for _, r := range m.Rules {
+			rules[m.ID] = append(rules[m.ID], compileRule(r, fmt.Sprintf("scope map %q grants %s on '%s'", m.Name, r.Action, r.Repository)))
+		}
+	}
+	for _, t := range in.Tokens {
+		tp := &tokenPolicy{name: t.Name, registry: regName[t.RegistryID], enabled: t.Status == "enabled", scopeMap: t.ScopeMap, rules: rules[t.ScopeMapID]}
+		for i := range tp.rules {
+			if r := &tp.rules[i]; r.all && (r.action == "content/read" || r.action == "metadata/read") {
+				tp.catalogRule = r
+				break
+			}
+		}
+		s.tokens[t.ID] = tp
+	}
+	for _, a := range in.Assignments {
+		k := principalKey{a.PrincipalKind, a.PrincipalID}
+		s.assignments[k] = append(s.assignments[k], s.compileAssignment(a))
+	}
+	return s
+}
+
+func compileRegistry(r store.Registry) *registryPolicy {
+	rp := &registryPolicy{id: r.ID, name: r.Name, adminEnabled: r.AdminEnabled,
+		adminReason: fmt.Sprintf("the admin user of registry %q may do everything in it", r.Name),
+		anonAll:     r.AnonymousPullEnabled,
+		anonReason:  fmt.Sprintf("anonymous pull is enabled for every repository of registry %q", r.Name),
+		network:     networkPolicy{public: r.PublicNetworkAccess, defaultDeny: r.DefaultAction == store.ActionDeny}}
+	if m, ok := ParseMode(r.RoleAssignmentMode); ok {
+		rp.mode = m
+	}
+	for _, p := range r.AnonymousPullRepositories {
+		rp.anonRules = append(rp.anonRules, compileRule(store.ScopeRule{Repository: p, Action: "content/read"},
+			fmt.Sprintf("anonymous pull is enabled for '%s' on registry %q", p, r.Name)))
+	}
+	for _, nr := range r.NetworkRules {
+		p, err := netip.ParsePrefix(nr.Value)
+		if err != nil {
+			continue // validated when added; an unreadable rule allows nothing
+		}
+		rp.network.rules = append(rp.network.rules, netRule{prefix: p, desc: fmt.Sprintf("network rule %s allows it", nr.Value)})
+	}
+	return rp
+}
+
+func (s *Snapshot) compileAssignment(a store.RoleAssignment) *assignment {
+	as := &assignment{id: a.ID, principal: principalKey{a.PrincipalKind, a.PrincipalID}, roleName: a.Role, scope: a.Scope}
+	if a.Scope != ServerScope {
+		as.registry = strings.TrimPrefix(a.Scope, "/registries/")
+	}
+	as.desc = fmt.Sprintf("role assignment %s (%s for %s at %s", a.ID, a.Role, s.principalName(as.principal), a.Scope)
+	if a.Condition != "" {
+		as.desc += ", with a condition"
+	}
+	as.desc += ")"
+	role, ok := RoleByName(a.Role)
+	if !ok {
+		as.condErr = fmt.Sprintf("role %q is not a built-in role and grants nothing", a.Role)
+		return as
+	}
+	if a.Condition != "" {
+		c, err := ParseCondition(a.Condition, a.ConditionVersion)
+		if err != nil {
+			as.condErr = fmt.Sprintf("its condition no longer compiles and grants nothing: %v", err)
+			return as
+		}
+		as.cond = c
+	}
+	as.role = role
+	return as
+}
+
+func (s *Snapshot) principalName(k principalKey) string {
+	switch k.kind {
+	case store.KindUser:
+		return fmt.Sprintf("user %q", s.users[k.id])
+	case store.KindGroup:
+		return fmt.Sprintf("group %q", s.groupNames[k.id])
+	case store.KindSP:
+		return fmt.Sprintf("service principal %q", s.sps[k.id])
+	}
+	return k.kind
+}
+
+func compileRule(r store.ScopeRule, desc string) rule {
+	out := rule{pattern: r.Repository, action: r.Action, desc: desc}
 	switch {
 	case r.Repository == "*":
 		out.all = true

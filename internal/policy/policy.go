@@ -1,11 +1,15 @@
-// Package policy decides whether a principal may perform an action on a resource. Decide is a
-// pure function of an immutable Snapshot, compiled from the store by Load; the Engine publishes
-// snapshots and reloads when the store's policy version changes.
+// Package policy decides whether a principal may perform an action: on the data plane (pull,
+// push, delete … on a repository, or listing the catalog), on the control plane (the management
+// API's permissions), and whether a client address may reach a registry at all. Decide is a pure
+// function of an immutable Snapshot, compiled from the store by Load; the Engine publishes
+// snapshots and reloads when the store's policy version changes. Every decision carries its
+// reason, and Explain traces every rule that was considered.
 package policy
 
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 
@@ -43,32 +47,68 @@ type Resource struct {
 
 // Decision is the answer to one question, with the reason that explains it.
 type Decision struct {
-	Allow  bool
+	Allow bool
+	// Filtered, on a catalog decision, means the principal may list the catalog but sees only
+	// the repositories it may pull.
+	Filtered bool
+	// Code is the reason in a word (see the Code constants); Reason is the sentence.
+	Code   string
 	Reason string
 }
 
-// Role names honoured so far.
+// Reason codes.
 const (
-	RoleOwner = "Owner"
+	CodeAdmin             = "admin_user"
+	CodeScopeMap          = "scope_map"
+	CodeRoleAssignment    = "role_assignment"
+	CodeAnonymousPull     = "anonymous_pull"
+	CodeCatalogFiltered   = "catalog_filtered"
+	CodeNoRegistry        = "registry_not_found"
+	CodeAdminDisabled     = "admin_disabled"
+	CodeOtherRegistry     = "other_registry"
+	CodeTokenGone         = "token_not_found"
+	CodeTokenDisabled     = "token_disabled"
+	CodeNoScopeMap        = "no_scope_map"
+	CodeNotInScopeMap     = "not_in_scope_map"
+	CodeIdentityGone      = "identity_not_found"
+	CodeNoAssignment      = "no_role_assignment"
+	CodeNotHonoured       = "role_not_honoured"
+	CodeConditionFalse    = "condition_not_met"
+	CodeAnonymous         = "anonymous"
+	CodeNetworkAllowed    = "network_allowed"
+	CodeIPDenied          = "ip_denied"
+	CodePublicAccessOff   = "public_access_disabled"
+	CodeControlPermission = "control_permission"
 )
 
 // Snapshot is the compiled policy of the server at one moment. It is immutable.
 type Snapshot struct {
 	// Version increases with every change, so replicas can tell whether theirs is current.
 	Version    int64
-	registries map[string]registryPolicy
-	tokens     map[int64]tokenPolicy
-	// assignments by principal ("user:7", "group:2", "sp:3")
-	assignments map[string][]assignment
+	registries map[string]*registryPolicy
+	tokens     map[int64]*tokenPolicy
+	// assignments by principal
+	assignments map[principalKey][]*assignment
 	groups      map[int64][]int64 // user id → group ids
-	// names of users and service principals by id, so that a token of a deleted identity never
-	// speaks for a new one that got the same id
-	users, sps map[int64]string
+	// names by id: a token of a deleted identity never speaks for a new one that got the same id
+	users, sps, groupNames map[int64]string
+}
+
+type principalKey struct {
+	kind string // user, group, sp
+	id   int64
 }
 
 type registryPolicy struct {
 	id           int64
+	name         string
 	adminEnabled bool
+	adminReason  string
+	mode         Mode
+	anonAll      bool
+	anonReason   string
+	anonRules    []rule
+	network      networkPolicy
 }
 
 type tokenPolicy struct {
@@ -76,16 +116,18 @@ type tokenPolicy struct {
 	enabled        bool
 	scopeMap       string
 	rules          []rule
+	catalogRule    *rule // the first '*' read rule, which lists the whole catalog
 }
 
 type rule struct {
 	pattern string
-	prefix  string // "samples/" for "samples/*"; "" with all for "*"
-	all     bool
-	action  string
+	prefix  string // "samples/" for "samples/*"
+	all     bool   // "*"
+	action  string // scope-map action: content/read …
+	desc    string // "scope map "m" grants content/read on 'samples/*'"
 }
 
-func (r rule) matches(repo string) bool {
+func (r *rule) matches(repo string) bool {
 	switch {
 	case r.all:
 		return true
@@ -96,8 +138,18 @@ func (r rule) matches(repo string) bool {
 }
 
 type assignment struct {
-	id, role, scope string
+	id        string
+	principal principalKey
+	role      *Role
+	roleName  string // as stored, for an unknown role
+	registry  string // "" for the scope "/"
+	scope     string
+	cond      *Condition
+	condErr   string // a stored condition that no longer compiles grants nothing
+	desc      string
 }
+
+func (as *assignment) covers(registry string) bool { return as.registry == "" || as.registry == registry }
 
 // scopeMapAction is the scope-map action an action needs.
 func scopeMapAction(a Action) string {
@@ -116,98 +168,206 @@ func scopeMapAction(a Action) string {
 	return ""
 }
 
-// Decide answers whether p may do a on res under snapshot s. It does no I/O.
+// Decide answers whether p may do a on res under snapshot s. It does no I/O, and allocates
+// nothing when it allows.
 func Decide(s *Snapshot, p authn.Principal, a Action, res Resource) Decision {
+	return decide(s, p, a, res, nil)
+}
+
+func decide(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) Decision {
 	reg, ok := s.registries[res.Registry]
 	if !ok {
-		return deny("registry %q does not exist", res.Registry)
+		return deny(CodeNoRegistry, "registry %q does not exist", res.Registry)
 	}
 	switch p.Kind {
 	case authn.KindAdmin:
-		if p.Registry != res.Registry {
-			return deny("the admin user of registry %q has no rights on registry %q", p.Registry, res.Registry)
+		var d Decision
+		switch {
+		case p.Registry != res.Registry:
+			d = deny(CodeOtherRegistry, "the admin user of registry %q has no rights on registry %q", p.Registry, res.Registry)
+		case !reg.adminEnabled:
+			d = deny(CodeAdminDisabled, "admin user is disabled on registry %q", res.Registry)
+		default:
+			d = Decision{Allow: true, Code: CodeAdmin, Reason: reg.adminReason}
 		}
-		if !reg.adminEnabled {
-			return deny("admin user is disabled on registry %q", res.Registry)
-		}
-		return allow("the admin user of registry %q may do everything in it", res.Registry)
+		tr.add("admin user", res.Registry, d.Allow, d.Reason)
+		return d
 	case authn.KindToken:
-		return decideToken(s, p, a, res)
+		return decideToken(s, p, a, res, tr)
 	case authn.KindUser, authn.KindSP:
-		return decideRoles(s, p, a, res)
+		return decideRoles(s, reg, p, a, res, tr)
 	}
-	return deny("authentication required: anonymous access is not enabled on registry %q", res.Registry)
+	return decideAnonymous(reg, a, res, tr)
 }
 
-func decideToken(s *Snapshot, p authn.Principal, a Action, res Resource) Decision {
+func decideAnonymous(reg *registryPolicy, a Action, res Resource, tr *trace) Decision {
+	if a == ActionPull && res.Type == TypeRepository {
+		if reg.anonAll {
+			tr.add("anonymous pull", "registry-wide", true, "anonymous pull is enabled for the whole registry")
+			return Decision{Allow: true, Code: CodeAnonymousPull, Reason: reg.anonReason}
+		}
+		for i := range reg.anonRules {
+			if r := &reg.anonRules[i]; r.matches(res.Name) {
+				tr.add("anonymous pull", r.pattern, true, r.desc)
+				return Decision{Allow: true, Code: CodeAnonymousPull, Reason: r.desc}
+			}
+		}
+		if tr != nil {
+			tr.add("anonymous pull", "", false, anonymousSummary(reg))
+		}
+		return deny(CodeAnonymous, "authentication required: anonymous pull is not enabled for repository %q of registry %q", res.Name, res.Registry)
+	}
+	tr.add("anonymous", "", false, "anonymous clients may only pull (and list tags)")
+	if res.Type == TypeRegistry {
+		return deny(CodeAnonymous, "authentication required: anonymous clients cannot list the catalog of registry %q", res.Registry)
+	}
+	return deny(CodeAnonymous, "authentication required: anonymous clients may only pull, not %s", a)
+}
+
+func anonymousSummary(reg *registryPolicy) string {
+	if len(reg.anonRules) == 0 {
+		return "anonymous pull is off"
+	}
+	var ps []string
+	for _, r := range reg.anonRules {
+		ps = append(ps, r.pattern)
+	}
+	return "anonymous pull covers only " + strings.Join(ps, ", ")
+}
+
+func decideToken(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) Decision {
 	t, ok := s.tokens[p.ID]
+	var d Decision
 	switch {
 	case !ok || t.name != p.Name:
-		return deny("token %q no longer exists", p.Name)
+		d = deny(CodeTokenGone, "token %q no longer exists", p.Name)
 	case t.registry != res.Registry:
-		return deny("token %q belongs to registry %q, not %q", t.name, t.registry, res.Registry)
+		d = deny(CodeOtherRegistry, "token %q belongs to registry %q, not %q", t.name, t.registry, res.Registry)
 	case !t.enabled:
-		return deny("token is disabled: token %q", t.name)
+		d = deny(CodeTokenDisabled, "token is disabled: token %q", t.name)
 	case t.scopeMap == "":
-		return deny("token %q has no scope map", t.name)
+		d = deny(CodeNoScopeMap, "token %q has no scope map", t.name)
+	}
+	if d.Code != "" {
+		tr.add("token", p.Name, false, d.Reason)
+		return d
+	}
+	if tr != nil {
+		tr.add("token", t.name, true, fmt.Sprintf("enabled, scope map %q", t.scopeMap))
 	}
 	if res.Type == TypeRegistry {
-		// The catalog is listed only by tokens whose map reads the whole registry, as in ACR.
-		for _, r := range t.rules {
-			if r.all && (r.action == "content/read" || r.action == "metadata/read") {
-				return allow("scope map %q of token %q grants %s on '*'", t.scopeMap, t.name, r.action)
-			}
+		if t.catalogRule != nil {
+			tr.add("scope map", t.scopeMap, true, t.catalogRule.desc+", which lists the whole catalog")
+			return Decision{Allow: true, Code: CodeScopeMap, Reason: t.catalogRule.desc}
 		}
-		return deny("scope map %q of token %q does not cover the whole registry ('*'), which listing the catalog needs", t.scopeMap, t.name)
+		tr.add("scope map", t.scopeMap, false, "no rule on '*': the catalog is filtered to the repositories the token may pull")
+		return Decision{Allow: true, Filtered: true, Code: CodeCatalogFiltered, Reason: "the catalog lists only the repositories the token may pull"}
 	}
 	want := scopeMapAction(a)
-	for _, r := range t.rules {
-		if r.action == want && r.matches(res.Name) {
-			return allow("scope map %q of token %q grants %s on '%s'", t.scopeMap, t.name, want, r.pattern)
+	for i := range t.rules {
+		if r := &t.rules[i]; r.action == want && r.matches(res.Name) {
+			tr.add("scope map", t.scopeMap, true, r.desc)
+			return Decision{Allow: true, Code: CodeScopeMap, Reason: r.desc}
 		}
 	}
-	return deny("scope map %q of token %q does not grant %s on repository %q", t.scopeMap, t.name, want, res.Name)
+	d = deny(CodeNotInScopeMap, "scope map %q of token %q does not grant %s on repository %q", t.scopeMap, t.name, want, res.Name)
+	tr.add("scope map", t.scopeMap, false, d.Reason)
+	return d
 }
 
-func decideRoles(s *Snapshot, p authn.Principal, a Action, res Resource) Decision {
+func decideRoles(s *Snapshot, reg *registryPolicy, p authn.Principal, a Action, res Resource, tr *trace) Decision {
 	if !s.exists(p) {
-		return deny("%s no longer exists", p)
+		d := deny(CodeIdentityGone, "%s no longer exists", p)
+		tr.add("identity", p.Name, false, d.Reason)
+		return d
 	}
-	for _, k := range s.keys(p) {
-		for _, as := range s.assignments[k] {
-			if as.role == RoleOwner && (as.scope == "/" || as.scope == "/registries/"+res.Registry) {
-				return allow("role assignment %s gives %s the role %s at scope %s", as.id, p, as.role, as.scope)
+	bit := a.bit()
+	var notHonoured, condFalse, found *assignment
+	s.eachAssignment(p, func(as *assignment) bool {
+		switch {
+		case !as.covers(res.Registry):
+			if tr != nil {
+				tr.add("role assignment", as.id, false, as.desc+": its scope does not cover registry "+quote(res.Registry))
 			}
+		case as.role == nil:
+			if tr != nil {
+				tr.add("role assignment", as.id, false, as.desc+": "+as.condErr)
+			}
+		case as.role.data[reg.mode]&bit == 0:
+			if as.role.data[1-reg.mode]&bit != 0 && notHonoured == nil {
+				notHonoured = as
+			}
+			if tr != nil {
+				tr.add("role assignment", as.id, false, as.desc+": "+notGiven(as.role, reg.mode, a))
+			}
+		case as.cond != nil && res.Type == TypeRepository && !as.cond.Eval(DataAction(a), res.Name):
+			if condFalse == nil {
+				condFalse = as
+			}
+			if tr != nil {
+				tr.add("role assignment", as.id, false, fmt.Sprintf("%s: its condition is false for %s on repository %q", as.desc, DataAction(a), res.Name))
+			}
+		default:
+			if tr != nil {
+				detail := as.desc
+				if as.cond != nil {
+					detail += fmt.Sprintf(": its condition holds for %s on repository %q", DataAction(a), res.Name)
+				}
+				tr.add("role assignment", as.id, true, detail)
+			}
+			found = as
+			return true
 		}
-	}
-	return deny("no role assignment gives %s the right to %s on registry %q", p, a, res.Registry)
-}
-
-// IsServerOwner reports whether p holds Owner at "/", directly or through a group.
-func IsServerOwner(s *Snapshot, p authn.Principal) bool {
-	if !s.exists(p) {
 		return false
+	})
+	if found != nil {
+		return Decision{Allow: true, Code: CodeRoleAssignment, Reason: found.desc}
 	}
-	for _, k := range s.keys(p) {
-		for _, as := range s.assignments[k] {
-			if as.role == RoleOwner && as.scope == "/" {
-				return true
-			}
-		}
+	if a == ActionCatalog {
+		return Decision{Allow: true, Filtered: true, Code: CodeCatalogFiltered,
+			Reason: "no role gives the whole catalog, so it lists only the repositories the identity may pull"}
 	}
-	return false
+	switch {
+	case condFalse != nil:
+		return deny(CodeConditionFalse, "%s has %s on registry %q, but the condition of role assignment %s does not allow %s on repository %q",
+			p, condFalse.role.Name, res.Registry, condFalse.id, DataAction(a), res.Name)
+	case notHonoured != nil:
+		return deny(CodeNotHonoured, "role %s (assignment %s) is not honoured in mode %s on registry %q; assign '%s'",
+			notHonoured.role.Name, notHonoured.id, reg.mode, res.Registry, replacement(notHonoured.role, reg.mode))
+	}
+	return deny(CodeNoAssignment, "no role assignment gives %s %s on %s in registry %q (mode %s)", p, DataAction(a), resourceName(res), res.Registry, reg.mode)
 }
 
-// keys are the assignment keys that speak for p: its own and, for a user, its groups'.
-func (s *Snapshot) keys(p authn.Principal) []string {
-	keys := []string{fmt.Sprintf("%s:%d", p.Kind, p.ID)}
-	if p.Kind == authn.KindUser {
-		for _, g := range s.groups[p.ID] {
-			keys = append(keys, fmt.Sprintf("group:%d", g))
-		}
+func notGiven(r *Role, m Mode, a Action) string {
+	if r.data[1-m]&a.bit() != 0 {
+		return fmt.Sprintf("%s is not honoured in mode %s; assign '%s'", r.Name, m, replacement(r, m))
 	}
-	return keys
+	return fmt.Sprintf("%s does not give %s", r.Name, DataAction(a))
 }
+
+func replacement(r *Role, m Mode) string {
+	if m == ModeRBACABAC {
+		return r.Replacement
+	}
+	switch r.Name {
+	case RoleRepositoryReader:
+		return RoleAcrPull
+	case RoleRepositoryWriter:
+		return RoleAcrPush
+	case RoleRepositoryContributor:
+		return RoleAcrPush + "' and '" + RoleAcrDelete
+	}
+	return RoleAcrPull
+}
+
+func resourceName(res Resource) string {
+	if res.Type == TypeRegistry {
+		return "the catalog"
+	}
+	return "repository " + quote(res.Name)
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
 
 // exists reports whether a user or service principal still exists under its id.
 func (s *Snapshot) exists(p authn.Principal) bool {
@@ -220,12 +380,17 @@ func (s *Snapshot) exists(p authn.Principal) bool {
 	return false
 }
 
-func allow(format string, args ...any) Decision {
-	return Decision{Allow: true, Reason: fmt.Sprintf(format, args...)}
+// Mode returns a registry's role assignment mode.
+func (s *Snapshot) Mode(registry string) (Mode, bool) {
+	r, ok := s.registries[registry]
+	if !ok {
+		return 0, false
+	}
+	return r.mode, true
 }
 
-func deny(format string, args ...any) Decision {
-	return Decision{Reason: fmt.Sprintf(format, args...)}
+func deny(code, format string, args ...any) Decision {
+	return Decision{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Engine holds the current snapshot.
@@ -246,6 +411,19 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 // Decide answers with the current snapshot.
 func (e *Engine) Decide(ctx context.Context, p authn.Principal, a Action, res Resource) Decision {
 	return Decide(e.snap.Load(), p, a, res)
+}
+
+// Network answers with the current snapshot whether ip may reach registry.
+func (e *Engine) Network(registry string, ip netip.Addr) Decision {
+	return e.snap.Load().Network(registry, ip)
+}
+
+// RegistryMode returns a registry's mode as tokens record it ("" for an unknown registry).
+func (e *Engine) RegistryMode(registry string) string {
+	if m, ok := e.snap.Load().Mode(registry); ok {
+		return m.String()
+	}
+	return ""
 }
 
 // Publish makes s the current snapshot.

@@ -45,6 +45,7 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 		return err
 	}
 	s.policy = policy.NewEngine(nil)
+	s.authn.Modes = s.policy
 	return s.policy.Refresh(ctx, s.meta)
 }
 

@@ -112,14 +112,37 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	// /v2/ bypasses ServeMux, which would clean and redirect paths ("a//b") that the
 	// distribution API must refuse as invalid names instead.
 	v2 := s.withRegistry(dist)
-	s.handler = httperr.Middleware(log, now, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	trusted, err := policy.ParseAddressList(cfg.Network.TrustedProxies)
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("server: network.trusted_proxies: %w", err)
+	}
+	mgmtAllow, err := policy.ParseAddressList(cfg.Network.ManagementAllow)
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("server: network.management_allow: %w", err)
+	}
+	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/mgmt/") && len(mgmtAllow) > 0 && !mgmtAllow.Contains(authn.ClientAddr(r)) {
+			httperr.Write(w, r, log, httperr.New(oci.CodeDenied, "client with IP '%s' is not allowed to use the management API (network.management_allow)",
+				authn.ClientIP(r)).WithStatus(http.StatusForbidden))
+			return
+		}
 		mux.ServeHTTP(w, r)
-	}))
+	})))
 	return s, nil
+}
+
+// withClientIP resolves each request's client address once, through the trusted proxies.
+func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := authn.ResolveClientIP(r, trusted.Contains)
+		next.ServeHTTP(w, r.WithContext(authn.WithClientIP(r.Context(), ip)))
+	})
 }
 
 func openBlobs(spec string) (blob.Store, error) {
@@ -142,6 +165,13 @@ func (s *Server) withRegistry(next http.Handler) http.Handler {
 		reg, err := s.hosts.Resolve(r.Context(), r.Host)
 		if err != nil {
 			httperr.Write(w, r, s.log, err)
+			return
+		}
+		// Network rules come before any authentication.
+		if d := s.policy.Network(reg.Name, authn.ClientAddr(r)); !d.Allow {
+			s.log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
+			w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+			httperr.Write(w, r, s.log, oauth.NetworkDenied(d))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(hosts.WithRegistry(r.Context(), reg)))

@@ -16,10 +16,44 @@ type Registry struct {
 	LoginServer  string // host[:port] clients use; empty for none
 	Default      bool   // answers requests for hosts no registry claims
 	AdminEnabled bool
-	CreatedAt    time.Time
+	// RoleAssignmentMode is ModeRBAC or ModeRBACABAC.
+	RoleAssignmentMode string
+	// AnonymousPullEnabled lets clients without credentials pull every repository;
+	// AnonymousPullRepositories lets them pull the listed names and "prefix/*" patterns.
+	AnonymousPullEnabled      bool
+	AnonymousPullRepositories []string
+	// PublicNetworkAccess off refuses every client; DefaultAction Deny refuses the addresses no
+	// network rule allows.
+	PublicNetworkAccess bool
+	DefaultAction       string
+	NetworkRules        []NetworkRule
+	CreatedAt           time.Time
 }
 
-const registryColumns = `id, name, COALESCE(login_server, ''), is_default, admin_enabled, created_at`
+// The role assignment modes.
+const (
+	ModeRBAC     = "rbac"
+	ModeRBACABAC = "rbac-abac"
+)
+
+// The network default actions.
+const (
+	ActionAllow = "Allow"
+	ActionDeny  = "Deny"
+)
+
+// MaxNetworkRules is how many IP rules a registry may have, as in ACR.
+const MaxNetworkRules = 200
+
+// NetworkRule allows the addresses of a CIDR (a single address is a /32 or /128).
+type NetworkRule struct {
+	Value     string // canonical CIDR
+	Action    string // Allow
+	CreatedAt time.Time
+}
+
+const registryColumns = `id, name, COALESCE(login_server, ''), is_default, admin_enabled, role_assignment_mode,
+	anonymous_pull_enabled, anonymous_pull_repositories, public_network_access, default_action, created_at`
 
 // EnsureDefaultRegistry returns the default registry, creating it with the given name on an
 // empty database.
@@ -75,7 +109,8 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 	if err := s.bump(ctx, tx); err != nil {
 		return Registry{}, err
 	}
-	return Registry{ID: id, Name: name, LoginServer: strings.ToLower(loginServer), Default: def, CreatedAt: time.UnixMilli(now)}, nil
+	return Registry{ID: id, Name: name, LoginServer: strings.ToLower(loginServer), Default: def, RoleAssignmentMode: ModeRBAC,
+		PublicNetworkAccess: true, DefaultAction: ActionAllow, CreatedAt: time.UnixMilli(now)}, nil
 }
 
 // RegistryByName returns the named registry, or ErrNotFound.
@@ -87,6 +122,9 @@ func (s *Store) RegistryByName(ctx context.Context, name string) (Registry, erro
 	}
 	if err != nil {
 		return Registry{}, fmt.Errorf("store: registry %q: %w", name, err)
+	}
+	if r.NetworkRules, err = s.networkRules(ctx, r.ID); err != nil {
+		return Registry{}, err
 	}
 	return r, nil
 }
@@ -106,13 +144,28 @@ func (s *Store) Registries(ctx context.Context) ([]Registry, error) {
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: registries: %w", err)
+	}
+	rules, err := s.allNetworkRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].NetworkRules = rules[out[i].ID]
+	}
+	return out, nil
 }
 
 // RegistryUpdate holds the settings to change; nil fields stay as they are.
 type RegistryUpdate struct {
-	LoginServer  *string
-	AdminEnabled *bool
+	LoginServer               *string
+	AdminEnabled              *bool
+	RoleAssignmentMode        *string
+	AnonymousPullEnabled      *bool
+	AnonymousPullRepositories *[]string
+	PublicNetworkAccess       *bool
+	DefaultAction             *string
 }
 
 // UpdateRegistry changes a registry's settings and returns it.
@@ -127,9 +180,25 @@ func (s *Store) UpdateRegistry(ctx context.Context, name string, u RegistryUpdat
 				return err
 			}
 		}
-		if u.AdminEnabled != nil {
-			if err := s.execOne(ctx, tx, `UPDATE registries SET admin_enabled = ? WHERE name = ?`, boolInt(*u.AdminEnabled), name); err != nil {
-				return err
+		set := func(column string, v any) error {
+			return s.execOne(ctx, tx, `UPDATE registries SET `+column+` = ? WHERE name = ?`, v, name)
+		}
+		for _, c := range []struct {
+			column string
+			set    bool
+			value  func() any
+		}{
+			{"admin_enabled", u.AdminEnabled != nil, func() any { return boolInt(*u.AdminEnabled) }},
+			{"role_assignment_mode", u.RoleAssignmentMode != nil, func() any { return *u.RoleAssignmentMode }},
+			{"anonymous_pull_enabled", u.AnonymousPullEnabled != nil, func() any { return boolInt(*u.AnonymousPullEnabled) }},
+			{"anonymous_pull_repositories", u.AnonymousPullRepositories != nil, func() any { return strings.Join(*u.AnonymousPullRepositories, " ") }},
+			{"public_network_access", u.PublicNetworkAccess != nil, func() any { return boolInt(*u.PublicNetworkAccess) }},
+			{"default_action", u.DefaultAction != nil, func() any { return *u.DefaultAction }},
+		} {
+			if c.set {
+				if err := set(c.column, c.value()); err != nil {
+					return err
+				}
 			}
 		}
 		return s.bump(ctx, tx)
@@ -166,6 +235,9 @@ func (s *Store) DeleteRegistry(ctx context.Context, name string) error {
 				return err
 			}
 		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM role_assignments WHERE scope = ?`), "/registries/"+r.Name); err != nil {
+			return err
+		}
 		return s.bump(ctx, tx)
 	})
 	if err != nil {
@@ -177,12 +249,17 @@ func (s *Store) DeleteRegistry(ctx context.Context, name string) error {
 type scanner interface{ Scan(...any) error }
 
 func scanRegistry(sc scanner, r *Registry) error {
-	var def, admin int
+	var def, admin, anon, public int
 	var created int64
-	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def, &admin, &created); err != nil {
+	var repos string
+	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def, &admin, &r.RoleAssignmentMode, &anon, &repos, &public, &r.DefaultAction, &created); err != nil {
 		return err
 	}
 	r.Default, r.AdminEnabled, r.CreatedAt = def == 1, admin == 1, time.UnixMilli(created)
+	r.AnonymousPullEnabled, r.PublicNetworkAccess = anon == 1, public == 1
+	if repos != "" {
+		r.AnonymousPullRepositories = strings.Fields(repos)
+	}
 	return nil
 }
 

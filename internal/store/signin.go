@@ -39,13 +39,15 @@ func (s *Store) CreateRoleAssignment(ctx context.Context, a RoleAssignment) erro
 // RoleAssignments lists every assignment, oldest first.
 func (s *Store) RoleAssignments(ctx context.Context) ([]RoleAssignment, error) {
 	return queryAll(ctx, s.rdb, `SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
-		FROM role_assignments ORDER BY created_at, id`, nil, func(sc scanner) (RoleAssignment, error) {
-		var a RoleAssignment
-		var created int64
-		err := sc.Scan(&a.ID, &a.PrincipalKind, &a.PrincipalID, &a.Role, &a.Scope, &a.Condition, &a.ConditionVersion, &created)
-		a.CreatedAt = time.UnixMilli(created)
-		return a, err
-	})
+		FROM role_assignments ORDER BY created_at, id`, nil, scanRoleAssignment)
+}
+
+func scanRoleAssignment(sc scanner) (RoleAssignment, error) {
+	var a RoleAssignment
+	var created int64
+	err := sc.Scan(&a.ID, &a.PrincipalKind, &a.PrincipalID, &a.Role, &a.Scope, &a.Condition, &a.ConditionVersion, &created)
+	a.CreatedAt = time.UnixMilli(created)
+	return a, err
 }
 
 // Memberships maps each user id to the ids of its groups.

@@ -75,6 +75,9 @@ type Claims struct {
 	Kind        string       `json:"berth_kind"`
 	PID         int64        `json:"berth_pid"`
 	Registry    string       `json:"berth_registry,omitempty"`
+	// Mode is the role assignment mode of the registry when the token was issued: a token from
+	// before a mode switch is refused.
+	Mode string `json:"berth_mode,omitempty"`
 }
 
 // Lifetimes of the tokens issued.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,7 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	t.Run("DefaultRegistryOnce", func(t *testing.T) {
 		s, reg := setup(t)
 		again, err := s.EnsureDefaultRegistry(ctx, "other")
-		if err != nil || again != reg {
+		if err != nil || !reflect.DeepEqual(again, reg) {
 			t.Errorf("second EnsureDefaultRegistry = %+v, %v; want %+v", again, err, reg)
 		}
 		if _, err := s.CreateRegistry(ctx, "default", ""); err == nil {

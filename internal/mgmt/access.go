@@ -1,0 +1,442 @@
+package mgmt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+func (h *Handler) listNetworkRules(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	reg, err := h.registry(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, toRegistryJSON(reg, r).NetworkRuleSet)
+}
+
+func (h *Handler) addNetworkRule(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Value  string `json:"value"`
+		Action string `json:"action"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Action != "" && !strings.EqualFold(req.Action, store.ActionAllow) {
+		return invalid("network rule action %q is invalid: rules allow; the registry's default action decides the rest", req.Action)
+	}
+	p, err := policy.ParseNetworkRule(req.Value)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	if err := h.Store.AddNetworkRule(ctx, reg.Name, p.String()); err != nil {
+		if errors.Is(err, store.ErrLimit) {
+			return httperr409("registry %q already has %d network rules, the most allowed; combine addresses into CIDR ranges", reg.Name, store.MaxNetworkRules)
+		}
+		return storeError(err, fmt.Sprintf("network rule %s", p))
+	}
+	if reg, err = h.Store.RegistryByName(ctx, reg.Name); err != nil {
+		return err
+	}
+	return h.commit(ctx, w, http.StatusCreated, toRegistryJSON(reg, r).NetworkRuleSet)
+}
+
+func (h *Handler) removeNetworkRule(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	p, err := policy.ParseNetworkRule(r.PathValue("value"))
+	if err != nil {
+		return invalid("%v", err)
+	}
+	if err := h.Store.RemoveNetworkRule(ctx, reg.Name, p.String()); err != nil {
+		return storeError(err, fmt.Sprintf("network rule %s of registry %q", p, reg.Name))
+	}
+	if reg, err = h.Store.RegistryByName(ctx, reg.Name); err != nil {
+		return err
+	}
+	return h.commit(ctx, w, http.StatusOK, toRegistryJSON(reg, r).NetworkRuleSet)
+}
+
+type roleDefinitionJSON struct {
+	Name        string `json:"roleName"`
+	ID          string `json:"id,omitempty"`
+	Description string `json:"description"`
+	// DataActions per mode, and the control-plane permissions.
+	DataActions        map[string][]string `json:"dataActions"`
+	Actions            []policy.Permission `json:"actions"`
+	ConditionsAllowed  bool                `json:"conditionsAllowed"`
+	ReplacementInABAC  string              `json:"replacementInRbacAbac,omitempty"`
+	HonouredInRBAC     bool                `json:"honouredInRbac"`
+	HonouredInRBACABAC bool                `json:"honouredInRbacAbac"`
+}
+
+func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+	return replyList(w, policy.Roles, func(role *policy.Role) (roleDefinitionJSON, error) {
+		out := roleDefinitionJSON{Name: role.Name, ID: role.ID, Description: role.Description, Actions: role.Control(),
+			ConditionsAllowed: role.Conditions, DataActions: map[string][]string{}}
+		if out.Actions == nil {
+			out.Actions = []policy.Permission{}
+		}
+		for _, m := range []policy.Mode{policy.ModeRBAC, policy.ModeRBACABAC} {
+			da := role.DataActions(m)
+			if da == nil {
+				da = []string{}
+			}
+			out.DataActions[m.String()] = da
+		}
+		out.HonouredInRBAC = len(out.DataActions["rbac"]) > 0 || len(out.Actions) > 0
+		out.HonouredInRBACABAC = len(out.DataActions["rbac-abac"]) > 0 || len(out.Actions) > 0
+		if len(out.DataActions["rbac"]) > 0 && len(out.DataActions["rbac-abac"]) == 0 {
+			out.ReplacementInABAC = role.Replacement
+		}
+		return out, nil
+	})
+}
+
+type roleAssignmentJSON struct {
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	PrincipalID        string `json:"principalId"`
+	PrincipalName      string `json:"principalName"`
+	PrincipalType      string `json:"principalType"` // User, Group, ServicePrincipal
+	RoleDefinitionName string `json:"roleDefinitionName"`
+	RoleDefinitionID   string `json:"roleDefinitionId,omitempty"`
+	Scope              string `json:"scope"`
+	Condition          any    `json:"condition"`
+	ConditionVersion   any    `json:"conditionVersion"`
+	CreatedOn          any    `json:"createdOn"`
+}
+
+var principalTypes = map[string]string{store.KindUser: "User", store.KindGroup: "Group", store.KindSP: "ServicePrincipal"}
+
+// directoryNames maps principals to their names, for listings.
+type directoryNames map[string]map[int64]string
+
+func (h *Handler) directoryNames(ctx context.Context) (directoryNames, error) {
+	out := directoryNames{store.KindUser: {}, store.KindGroup: {}, store.KindSP: {}}
+	users, err := h.Store.Users(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		out[store.KindUser][u.ID] = u.Name
+	}
+	groups, err := h.Store.Groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		out[store.KindGroup][g.ID] = g.Name
+	}
+	sps, err := h.Store.ServicePrincipals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range sps {
+		out[store.KindSP][sp.ID] = sp.AppID
+	}
+	return out, nil
+}
+
+func toAssignmentJSON(a store.RoleAssignment, names directoryNames) roleAssignmentJSON {
+	out := roleAssignmentJSON{ID: a.ID, Name: a.ID, PrincipalID: fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID),
+		PrincipalName: names[a.PrincipalKind][a.PrincipalID], PrincipalType: principalTypes[a.PrincipalKind],
+		RoleDefinitionName: a.Role, Scope: a.Scope, CreatedOn: timeOrNil(a.CreatedAt)}
+	if role, ok := policy.RoleByName(a.Role); ok {
+		out.RoleDefinitionID = role.ID
+	}
+	if a.Condition != "" {
+		out.Condition, out.ConditionVersion = a.Condition, a.ConditionVersion
+	}
+	return out
+}
+
+// scopeRegistry reads a scope: "/" (→ "") or "/registries/NAME" (→ NAME).
+func scopeRegistry(scope string) (string, error) {
+	if scope == policy.ServerScope {
+		return "", nil
+	}
+	name, ok := strings.CutPrefix(scope, "/registries/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", invalid("scope %q is invalid: use '/' for the whole server or '/registries/NAME' for one registry", scope)
+	}
+	return name, nil
+}
+
+func (h *Handler) listRoleAssignments(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	all, err := h.Store.RoleAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	names, err := h.directoryNames(ctx)
+	if err != nil {
+		return err
+	}
+	snap := h.Policy.Snapshot()
+	var kind string
+	var id int64
+	if a := q.Get("assignee"); a != "" {
+		if kind, id, err = h.resolveAssignee(ctx, a); err != nil {
+			return err
+		}
+	}
+	var out []store.RoleAssignment
+	for _, a := range all {
+		reg, _ := scopeRegistry(a.Scope)
+		switch {
+		case !policy.DecideControl(snap, p, policy.PermAssignmentsRead, reg).Allow:
+		case q.Get("scope") != "" && q.Get("scope") != a.Scope:
+		case q.Get("role") != "" && !strings.EqualFold(q.Get("role"), a.Role):
+		case kind != "" && (a.PrincipalKind != kind || a.PrincipalID != id):
+		default:
+			out = append(out, a)
+		}
+	}
+	return replyList(w, out, func(a store.RoleAssignment) (roleAssignmentJSON, error) { return toAssignmentJSON(a, names), nil })
+}
+
+// resolveAssignee finds a principal by "user:NAME", "group:NAME", "sp:APPID", a client id, or a
+// bare name (a user, else a group).
+func (h *Handler) resolveAssignee(ctx context.Context, assignee string) (kind string, id int64, err error) {
+	prefix, name, explicit := strings.Cut(assignee, ":")
+	if !explicit {
+		name = assignee
+		switch {
+		case directory.IsGUID(strings.ToLower(assignee)):
+			prefix = store.KindSP
+		default:
+			u, uerr := h.Store.UserByName(ctx, name)
+			g, gerr := h.Store.GroupByName(ctx, name)
+			switch {
+			case uerr == nil && gerr == nil:
+				return "", 0, invalid("%q is both a user and a group: say user:%s or group:%s", name, name, name)
+			case uerr == nil:
+				return store.KindUser, u.ID, nil
+			case gerr == nil:
+				return store.KindGroup, g.ID, nil
+			case errors.Is(uerr, store.ErrNotFound) && errors.Is(gerr, store.ErrNotFound):
+				return "", 0, httperr.New(CodeNotFound, "no user or group is named %q (a service principal is named by its client id)", name).WithStatus(http.StatusNotFound)
+			}
+			return "", 0, errors.Join(uerr, gerr)
+		}
+	}
+	switch strings.ToLower(prefix) {
+	case store.KindUser:
+		u, err := h.Store.UserByName(ctx, name)
+		return store.KindUser, u.ID, storeError(err, fmt.Sprintf("user %q", name))
+	case store.KindGroup:
+		g, err := h.Store.GroupByName(ctx, name)
+		return store.KindGroup, g.ID, storeError(err, fmt.Sprintf("group %q", name))
+	case store.KindSP, "serviceprincipal":
+		sp, err := h.Store.ServicePrincipalByAppID(ctx, strings.ToLower(name))
+		return store.KindSP, sp.ID, storeError(err, fmt.Sprintf("service principal %q", name))
+	}
+	return "", 0, invalid("assignee %q is invalid: use a user or group name, a service principal's client id, or user:NAME, group:NAME, sp:CLIENT_ID", assignee)
+}
+
+type roleAssignmentRequest struct {
+	Assignee         string `json:"assignee"`
+	Role             string `json:"role"`
+	Scope            string `json:"scope"`
+	Condition        string `json:"condition"`
+	ConditionVersion string `json:"conditionVersion"`
+}
+
+func (h *Handler) createRoleAssignment(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	ctx := r.Context()
+	var req roleAssignmentRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Scope == "" {
+		return invalid("scope is required: '/' or '/registries/NAME'")
+	}
+	reg, err := scopeRegistry(req.Scope)
+	if err != nil {
+		return err
+	}
+	if err := h.require(p, policy.PermAssignmentsWrite, reg); err != nil {
+		return err
+	}
+	role, ok := policy.RoleByName(req.Role)
+	if !ok {
+		return invalid("role %q is not a built-in role: see 'berth role definition list'", req.Role)
+	}
+	if req.Condition == "" && req.ConditionVersion != "" {
+		return invalid("conditionVersion is set but there is no condition")
+	}
+	if req.Condition != "" {
+		if !role.Conditions {
+			return invalid("role %q does not take conditions; the repository roles (%s, %s, %s) do", role.Name,
+				policy.RoleRepositoryReader, policy.RoleRepositoryWriter, policy.RoleRepositoryContributor)
+		}
+		if req.ConditionVersion == "" {
+			req.ConditionVersion = policy.ConditionVersion
+		}
+		if _, err := policy.ParseCondition(req.Condition, req.ConditionVersion); err != nil {
+			return invalid("%v", err)
+		}
+	}
+	kind, id, err := h.resolveAssignee(ctx, req.Assignee)
+	if err != nil {
+		return err
+	}
+	existing, err := h.Store.RoleAssignments(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range existing {
+		if a.PrincipalKind == kind && a.PrincipalID == id && a.Role == role.Name && a.Scope == req.Scope && a.Condition == req.Condition {
+			return httperr.New(CodeAlreadyExists, "the role assignment already exists: %s", a.ID).WithStatus(http.StatusConflict)
+		}
+	}
+	a := store.RoleAssignment{ID: directory.NewGUID(), PrincipalKind: kind, PrincipalID: id, Role: role.Name, Scope: req.Scope,
+		Condition: req.Condition, ConditionVersion: req.ConditionVersion}
+	if err := h.Store.CreateRoleAssignment(ctx, a); err != nil {
+		return storeError(err, "role assignment")
+	}
+	created, err := h.Store.RoleAssignmentByID(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	names, err := h.directoryNames(ctx)
+	if err != nil {
+		return err
+	}
+	h.Log.InfoContext(ctx, "role assignment created", "id", a.ID, "role", a.Role, "scope", a.Scope, "principal_kind", kind, "principal_id", id, "by", p.String())
+	return h.commit(ctx, w, http.StatusCreated, toAssignmentJSON(created, names))
+}
+
+func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	a, err := h.Store.RoleAssignmentByID(ctx, id)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("role assignment %q", id))
+	}
+	reg, err := scopeRegistry(a.Scope)
+	if err != nil {
+		return err
+	}
+	if err := h.require(p, policy.PermAssignmentsWrite, reg); err != nil {
+		return err
+	}
+	keepOwner := func(rest []store.RoleAssignment) error {
+		for _, o := range rest {
+			if o.Role == policy.RoleOwner && o.Scope == policy.ServerScope {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: it is the last Owner assignment at '/'; assign Owner at '/' to someone else first, or nobody could manage the server", store.ErrConflict)
+	}
+	if err := h.Store.DeleteRoleAssignment(ctx, id, keepOwner); err != nil {
+		return storeError(err, fmt.Sprintf("role assignment %q", id))
+	}
+	h.Log.InfoContext(ctx, "role assignment deleted", "id", id, "role", a.Role, "scope", a.Scope, "by", p.String())
+	return h.commit(ctx, w, http.StatusNoContent, nil)
+}
+
+// explain answers GET …/explain?identity=&repository=&action=&ip=. Anyone may explain their own
+// identity; explaining another's needs registries/read.
+func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+	ctx := r.Context()
+	reg, err := h.registry(ctx, r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	who, err := h.explainIdentity(ctx, reg, q.Get("identity"))
+	if err != nil {
+		return err
+	}
+	if who.Kind != p.Kind || who.ID != p.ID {
+		if err := h.require(p, policy.PermRegistryRead, reg.Name); err != nil {
+			return err
+		}
+	}
+	action := policy.Action(q.Get("action"))
+	if action == "catalog" {
+		action = policy.ActionCatalog
+	}
+	res := policy.Resource{Registry: reg.Name, Type: policy.TypeRepository, Name: q.Get("repository")}
+	switch {
+	case action == policy.ActionCatalog:
+		res = policy.Resource{Registry: reg.Name, Type: policy.TypeRegistry, Name: "catalog"}
+	case policy.DataAction(action) == "":
+		return invalid("action %q is invalid: use pull, push, delete, metadata_read, metadata_write or catalog", action)
+	case res.Name == "":
+		return invalid("repository is required for action %s", action)
+	default:
+		if err := oci.ValidateName(res.Name); err != nil {
+			return invalid("repository: %v", err)
+		}
+	}
+	var ip netip.Addr
+	if s := q.Get("ip"); s != "" {
+		if ip, err = netip.ParseAddr(s); err != nil {
+			return invalid("ip %q is not an IP address", s)
+		}
+	}
+	return reply(w, http.StatusOK, policy.Explain(h.Policy.Snapshot(), who, action, res, ip))
+}
+
+// explainIdentity reads who to explain: anonymous, admin, token:NAME, user:NAME, sp:CLIENT_ID,
+// a client id, or a bare name (a user, else a token of the registry).
+func (h *Handler) explainIdentity(ctx context.Context, reg store.Registry, s string) (authn.Principal, error) {
+	kind, name, explicit := strings.Cut(s, ":")
+	if !explicit {
+		kind, name = "", s
+	}
+	switch {
+	case s == "":
+		return authn.Principal{}, invalid("identity is required: a user name, a service principal's client id, token:NAME, admin or anonymous")
+	case s == "anonymous":
+		return authn.Anonymous, nil
+	case s == "admin":
+		return authn.Principal{Kind: authn.KindAdmin, Name: reg.Name, ID: reg.ID, Registry: reg.Name}, nil
+	case kind == "token":
+		t, err := h.Store.Token(ctx, reg.ID, name)
+		if err != nil {
+			return authn.Principal{}, storeError(err, fmt.Sprintf("token %q of registry %q", name, reg.Name))
+		}
+		return authn.Principal{Kind: authn.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
+	case kind == "sp" || kind == "" && directory.IsGUID(strings.ToLower(name)):
+		sp, err := h.Store.ServicePrincipalByAppID(ctx, strings.ToLower(name))
+		if err != nil {
+			return authn.Principal{}, storeError(err, fmt.Sprintf("service principal %q", name))
+		}
+		return authn.Principal{Kind: authn.KindSP, Name: sp.AppID, ID: sp.ID}, nil
+	case kind == "user" || kind == "":
+		u, err := h.Store.UserByName(ctx, name)
+		if err == nil {
+			return authn.Principal{Kind: authn.KindUser, Name: u.Name, ID: u.ID}, nil
+		}
+		if kind == "" && errors.Is(err, store.ErrNotFound) {
+			if t, terr := h.Store.Token(ctx, reg.ID, name); terr == nil {
+				return authn.Principal{Kind: authn.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
+			}
+		}
+		return authn.Principal{}, storeError(err, fmt.Sprintf("user %q", name))
+	}
+	return authn.Principal{}, invalid("identity %q is invalid: use a user name, a client id, token:NAME, admin or anonymous", s)
+}

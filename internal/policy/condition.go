@@ -29,7 +29,9 @@ type Condition struct {
 func (c *Condition) String() string { return c.text }
 
 // Eval reports whether the condition holds for dataAction on repository. It does not allocate.
-func (c *Condition) Eval(dataAction, repository string) bool { return c.root.eval(dataAction, repository) }
+func (c *Condition) Eval(dataAction, repository string) bool {
+	return c.root.eval(dataAction, repository)
+}
 
 type cop uint8
 

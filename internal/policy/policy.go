@@ -149,7 +149,9 @@ type assignment struct {
 	desc      string
 }
 
-func (as *assignment) covers(registry string) bool { return as.registry == "" || as.registry == registry }
+func (as *assignment) covers(registry string) bool {
+	return as.registry == "" || as.registry == registry
+}
 
 // scopeMapAction is the scope-map action an action needs.
 func scopeMapAction(a Action) string {

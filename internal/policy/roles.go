@@ -165,23 +165,23 @@ func (r *Role) has(p Permission) bool {
 
 // Names of the built-in roles.
 const (
-	RoleAcrPull                = "AcrPull"
-	RoleAcrPush                = "AcrPush"
-	RoleAcrDelete              = "AcrDelete"
-	RoleOwner                  = "Owner"
-	RoleContributor            = "Contributor"
-	RoleReader                 = "Reader"
-	RoleRepositoryReader       = "Container Registry Repository Reader"
-	RoleRepositoryWriter       = "Container Registry Repository Writer"
-	RoleRepositoryContributor  = "Container Registry Repository Contributor"
-	RoleCatalogLister          = "Container Registry Repository Catalog Lister"
-	RoleConfigurationAdmin     = "Container Registry Contributor and Data Access Configuration Administrator"
-	RoleConfigurationReader    = "Container Registry Configuration Reader and Data Access Configuration Reader"
-	RoleAccessControlAdmin     = "Role Based Access Control Administrator"
-	readActions                = bitPull | bitMetadataRead
-	writeActions               = readActions | bitPush | bitMetadataWrite
-	contributeActions          = writeActions | bitDelete
-	allActions                 = contributeActions | bitCatalog
+	RoleAcrPull               = "AcrPull"
+	RoleAcrPush               = "AcrPush"
+	RoleAcrDelete             = "AcrDelete"
+	RoleOwner                 = "Owner"
+	RoleContributor           = "Contributor"
+	RoleReader                = "Reader"
+	RoleRepositoryReader      = "Container Registry Repository Reader"
+	RoleRepositoryWriter      = "Container Registry Repository Writer"
+	RoleRepositoryContributor = "Container Registry Repository Contributor"
+	RoleCatalogLister         = "Container Registry Repository Catalog Lister"
+	RoleConfigurationAdmin    = "Container Registry Contributor and Data Access Configuration Administrator"
+	RoleConfigurationReader   = "Container Registry Configuration Reader and Data Access Configuration Reader"
+	RoleAccessControlAdmin    = "Role Based Access Control Administrator"
+	readActions               = bitPull | bitMetadataRead
+	writeActions              = readActions | bitPush | bitMetadataWrite
+	contributeActions         = writeActions | bitDelete
+	allActions                = contributeActions | bitCatalog
 )
 
 var (

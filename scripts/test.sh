@@ -44,7 +44,7 @@ fuzz() {
 	# exceeded" when a -fuzztime duration ends mid-run (golang/go#75804), a failure with no input.
 	local t=${FUZZTIME:-150000x} ok=0
 	for target in internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName \
-		internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path; do
+		internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition; do
 		local pkg=${target%%:*} name=${target##*:}
 		echo "--- fuzz $name ($t)"
 		go test -run '^$' -fuzz "^$name\$" -fuzztime "$t" "./$pkg" 2>&1 | tail -n 3 || ok=1

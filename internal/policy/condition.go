@@ -194,6 +194,10 @@ func (t ctoken) String() string {
 		return "'" + t.text + "'"
 	case tAttribute:
 		return "@" + t.text
+	case tBad:
+		if len(t.text) > 1 {
+			return t.text
+		}
 	}
 	return "'" + t.text + "'"
 }
@@ -241,7 +245,7 @@ func (p *cparser) next() {
 	case c == '\'':
 		end := strings.IndexByte(p.src[p.off+1:], '\'')
 		if end < 0 {
-			p.tok = ctoken{kind: tBad, text: "unterminated string", pos: start}
+			p.tok = ctoken{kind: tBad, text: "an unterminated string (a closing ' is missing)", pos: start}
 			p.off = len(p.src)
 			return
 		}
@@ -250,7 +254,7 @@ func (p *cparser) next() {
 	case c == '@':
 		end := strings.IndexByte(p.src[p.off:], ']')
 		if end < 0 {
-			p.tok = ctoken{kind: tBad, text: "attribute without its closing ']'", pos: start}
+			p.tok = ctoken{kind: tBad, text: "an attribute without its closing ']'", pos: start}
 			p.off = len(p.src)
 			return
 		}
@@ -353,7 +357,7 @@ func (p *cparser) primary(depth int) (*cnode, error) {
 	case t.kind == tAttribute:
 		return p.comparison()
 	case t.kind == tBad:
-		return nil, p.errorf(t, "unexpected %s", t.text)
+		return nil, p.errorf(t, "unexpected %s", t)
 	}
 	return nil, p.errorf(t, "expected '(', '!', ActionMatches{'…'} or @Request[%s], found %s", RepositoryNameAttribute, t)
 }

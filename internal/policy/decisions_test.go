@@ -133,7 +133,7 @@ var conditionTexts = map[string]string{
 
 var (
 	everyAction = []Action{ActionPull, ActionPush, ActionDelete, ActionMetadataRead, ActionMetadataWrite, ActionCatalog}
-	testRepos  = []string{"team-a/x", "team-b/x"}
+	testRepos   = []string{"team-a/x", "team-b/x"}
 )
 
 // fixture is the directory every cell runs in: registry r (and other), user alice (1), user bob

@@ -13,8 +13,26 @@ type Registry struct {
 	LoginServer      string       `json:"loginServer"`
 	Default          bool         `json:"default"`
 	AdminUserEnabled bool         `json:"adminUserEnabled"`
-	CreationDate     *string      `json:"creationDate"`
-	Credentials      *Credentials `json:"credentials,omitempty"`
+	// RoleAssignmentMode is rbac or rbac-abac.
+	RoleAssignmentMode        string         `json:"roleAssignmentMode"`
+	AnonymousPullEnabled      bool           `json:"anonymousPullEnabled"`
+	AnonymousPullRepositories []string       `json:"anonymousPullRepositories"`
+	PublicNetworkAccess       string         `json:"publicNetworkAccess"`
+	NetworkRuleSet            NetworkRuleSet `json:"networkRuleSet"`
+	CreationDate              *string        `json:"creationDate"`
+	Credentials               *Credentials   `json:"credentials,omitempty"`
+}
+
+// NetworkRuleSet is a registry's network access: the default action and the allow rules.
+type NetworkRuleSet struct {
+	DefaultAction string   `json:"defaultAction"`
+	IPRules       []IPRule `json:"ipRules"`
+}
+
+// IPRule allows an address or CIDR.
+type IPRule struct {
+	Action string `json:"action"`
+	Value  string `json:"value"`
 }
 
 // Credentials are the user name and passwords of an admin user or token. A password's Value is
@@ -34,9 +52,19 @@ type Password struct {
 
 // RegistryUpdate changes a registry; nil fields stay.
 type RegistryUpdate struct {
-	Name             string  `json:"name,omitempty"`
-	LoginServer      *string `json:"loginServer,omitempty"`
-	AdminUserEnabled *bool   `json:"adminUserEnabled,omitempty"`
+	Name                      string                `json:"name,omitempty"`
+	LoginServer               *string               `json:"loginServer,omitempty"`
+	AdminUserEnabled          *bool                 `json:"adminUserEnabled,omitempty"`
+	RoleAssignmentMode        *string               `json:"roleAssignmentMode,omitempty"`
+	AnonymousPullEnabled      *bool                 `json:"anonymousPullEnabled,omitempty"`
+	AnonymousPullRepositories *[]string             `json:"anonymousPullRepositories,omitempty"`
+	PublicNetworkAccess       *string               `json:"publicNetworkAccess,omitempty"`
+	NetworkRuleSet            *NetworkRuleSetUpdate `json:"networkRuleSet,omitempty"`
+}
+
+// NetworkRuleSetUpdate changes the default action.
+type NetworkRuleSetUpdate struct {
+	DefaultAction *string `json:"defaultAction,omitempty"`
 }
 
 func reg(name string) string { return "/mgmt/v1/registries/" + url.PathEscape(name) }

@@ -58,30 +58,8 @@ func TestOutputFormats(t *testing.T) {
 // credentials, tokens, scope maps, users, groups, service principals, and login --expose-token.
 func TestCommands(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
-	cfg := t.TempDir()
-	run := func(stdin string, args ...string) (string, error) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
-			switch k {
-			case "BERTH_CONFIG_DIR":
-				return cfg
-			case "DOCKER_COMMAND":
-				return "no-such-docker-command"
-			}
-			return ""
-		}}
-		err := Execute(context.Background(), env, args)
-		return out.String(), err
-	}
-	must := func(stdin string, args ...string) string {
-		t.Helper()
-		out, err := run(stdin, args...)
-		if err != nil {
-			t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
-		}
-		return out
-	}
+	c := newCLI(t)
+	run, must, cfg := c.run, c.must, c.cfg
 	if _, err := run("", "registry", "list"); err == nil || !strings.Contains(err.Error(), "not signed in") {
 		t.Errorf("registry list before sign-in: %v", err)
 	}
@@ -183,4 +161,39 @@ func TestCommands(t *testing.T) {
 	if _, err := run("", "registry", "list"); err == nil {
 		t.Error("registry list after logout succeeded")
 	}
+}
+
+// cliRunner runs the CLI in-process with its own config folder.
+type cliRunner struct {
+	t   *testing.T
+	cfg string
+}
+
+func newCLI(t *testing.T) *cliRunner { return &cliRunner{t: t, cfg: t.TempDir()} }
+
+// run returns the command's output and error.
+func (c *cliRunner) run(stdin string, args ...string) (string, error) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		switch k {
+		case "BERTH_CONFIG_DIR":
+			return c.cfg
+		case "DOCKER_COMMAND":
+			return "no-such-docker-command"
+		}
+		return ""
+	}}
+	err := Execute(context.Background(), env, args)
+	return out.String(), err
+}
+
+// must fails the test on an error.
+func (c *cliRunner) must(stdin string, args ...string) string {
+	c.t.Helper()
+	out, err := c.run(stdin, args...)
+	if err != nil {
+		c.t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -46,9 +47,11 @@ func (a *app) registryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Manage registries (az acr create/show/list/update/delete)"}
 	var name, loginServer string
 	var admin boolFlag
+	var access accessFlags
+	var create, update *cobra.Command
 	nameFlag := func(c *cobra.Command) { c.Flags().StringVarP(&name, "name", "n", "", "registry name") }
 
-	create := &cobra.Command{Use: "create", Short: "Create a registry", Args: cobra.NoArgs,
+	create = &cobra.Command{Use: "create", Short: "Create a registry", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -57,11 +60,13 @@ func (a *app) registryCmd() *cobra.Command {
 			if loginServer != "" {
 				u.LoginServer = &loginServer
 			}
+			access.apply(create, &u)
 			return c.CreateRegistry(ctx, u)
 		})}
 	nameFlag(create)
 	create.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry (default: the server's)")
 	create.Flags().Var(&admin, "admin-enabled", "enable the admin user")
+	access.add(create)
 
 	show := &cobra.Command{Use: "show", Short: "Show a registry", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
@@ -75,7 +80,7 @@ func (a *app) registryCmd() *cobra.Command {
 	list := &cobra.Command{Use: "list", Short: "List the registries", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.Registries(ctx) })}
 
-	update := &cobra.Command{Use: "update", Short: "Change a registry's settings", Args: cobra.NoArgs,
+	update = &cobra.Command{Use: "update", Short: "Change a registry's settings", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -84,8 +89,9 @@ func (a *app) registryCmd() *cobra.Command {
 			if loginServer != "" {
 				u.LoginServer = &loginServer
 			}
-			if u == (client.RegistryUpdate{}) {
-				return nil, errors.New("nothing to update: give --admin-enabled or --login-server")
+			access.apply(update, &u)
+			if reflect.ValueOf(u).IsZero() {
+				return nil, errors.New("nothing to update: give --admin-enabled, --login-server, --anonymous-pull-enabled, --anonymous-pull-repositories, --public-network-enabled, --default-action or --role-assignment-mode")
 			}
 			r, err := c.UpdateRegistry(ctx, name, u)
 			if err == nil && r.Credentials != nil {
@@ -96,6 +102,7 @@ func (a *app) registryCmd() *cobra.Command {
 	nameFlag(update)
 	update.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry")
 	update.Flags().Var(&admin, "admin-enabled", "enable or disable the admin user")
+	access.add(update)
 
 	var yes bool
 	del := &cobra.Command{Use: "delete", Short: "Delete a registry with its content", Args: cobra.NoArgs,

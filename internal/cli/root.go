@@ -46,7 +46,8 @@ func Root(env Env) *cobra.Command {
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, table or tsv")
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
 	root.AddCommand(serveCmd(), versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
-		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd())
+		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
+		a.networkRuleCmd(), a.roleCmd(), a.explainCmd())
 	return root
 }
 

@@ -1,0 +1,150 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// NetworkRules lists a registry's network rules.
+func (c *Client) NetworkRules(ctx context.Context, registry string) (NetworkRuleSet, error) {
+	var out NetworkRuleSet
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/networkRules", nil, &out)
+}
+
+// AddNetworkRule allows an IPv4/IPv6 address or CIDR.
+func (c *Client) AddNetworkRule(ctx context.Context, registry, value string) (NetworkRuleSet, error) {
+	var out NetworkRuleSet
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/networkRules", map[string]string{"value": value, "action": "Allow"}, &out)
+}
+
+// RemoveNetworkRule removes the rule for an address or CIDR.
+func (c *Client) RemoveNetworkRule(ctx context.Context, registry, value string) (NetworkRuleSet, error) {
+	var out NetworkRuleSet
+	return out, c.Do(ctx, http.MethodDelete, reg(registry)+"/networkRules/"+url.PathEscape(value), nil, &out)
+}
+
+// RoleDefinition is a built-in role.
+type RoleDefinition struct {
+	RoleName           string              `json:"roleName"`
+	ID                 string              `json:"id,omitempty"`
+	Description        string              `json:"description"`
+	DataActions        map[string][]string `json:"dataActions"`
+	Actions            []string            `json:"actions"`
+	ConditionsAllowed  bool                `json:"conditionsAllowed"`
+	ReplacementInABAC  string              `json:"replacementInRbacAbac,omitempty"`
+	HonouredInRBAC     bool                `json:"honouredInRbac"`
+	HonouredInRBACABAC bool                `json:"honouredInRbacAbac"`
+}
+
+// RoleDefinitions lists the built-in roles.
+func (c *Client) RoleDefinitions(ctx context.Context) ([]RoleDefinition, error) {
+	var out []RoleDefinition
+	return out, c.Do(ctx, http.MethodGet, "/mgmt/v1/roleDefinitions", nil, &out)
+}
+
+// RoleAssignment gives a principal a role at a scope.
+type RoleAssignment struct {
+	ID                 string  `json:"id"`
+	Name               string  `json:"name"`
+	PrincipalID        string  `json:"principalId"`
+	PrincipalName      string  `json:"principalName"`
+	PrincipalType      string  `json:"principalType"`
+	RoleDefinitionName string  `json:"roleDefinitionName"`
+	RoleDefinitionID   string  `json:"roleDefinitionId,omitempty"`
+	Scope              string  `json:"scope"`
+	Condition          *string `json:"condition"`
+	ConditionVersion   *string `json:"conditionVersion"`
+	CreatedOn          *string `json:"createdOn"`
+}
+
+// RoleAssignmentCreate is a new assignment. Assignee is a user or group name, a service
+// principal's client id, or user:NAME, group:NAME, sp:CLIENT_ID.
+type RoleAssignmentCreate struct {
+	Assignee         string `json:"assignee"`
+	Role             string `json:"role"`
+	Scope            string `json:"scope"`
+	Condition        string `json:"condition,omitempty"`
+	ConditionVersion string `json:"conditionVersion,omitempty"`
+}
+
+// RoleAssignmentFilter narrows a listing; empty fields match everything.
+type RoleAssignmentFilter struct {
+	Assignee, Role, Scope string
+}
+
+// RoleAssignments lists the assignments the caller may read.
+func (c *Client) RoleAssignments(ctx context.Context, f RoleAssignmentFilter) ([]RoleAssignment, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"assignee": f.Assignee, "role": f.Role, "scope": f.Scope} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/mgmt/v1/roleAssignments"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []RoleAssignment
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// CreateRoleAssignment assigns a role.
+func (c *Client) CreateRoleAssignment(ctx context.Context, a RoleAssignmentCreate) (RoleAssignment, error) {
+	var out RoleAssignment
+	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/roleAssignments", a, &out)
+}
+
+// DeleteRoleAssignment removes an assignment by id.
+func (c *Client) DeleteRoleAssignment(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/mgmt/v1/roleAssignments/"+url.PathEscape(id), nil, nil)
+}
+
+// Explanation is a decision with every rule considered.
+type Explanation struct {
+	Identity   string    `json:"identity"`
+	Registry   string    `json:"registry"`
+	Mode       string    `json:"mode,omitempty"`
+	Resource   string    `json:"resource"`
+	Action     string    `json:"action"`
+	DataAction string    `json:"dataAction"`
+	IP         string    `json:"ip,omitempty"`
+	Allowed    bool      `json:"allowed"`
+	Network    *Decision `json:"network,omitempty"`
+	Decision   Decision  `json:"decision"`
+	Steps      []Step    `json:"steps"`
+}
+
+// Decision is allow or deny with its reason.
+type Decision struct {
+	Allow    bool   `json:"allow"`
+	Filtered bool   `json:"filtered,omitempty"`
+	Code     string `json:"code"`
+	Reason   string `json:"reason"`
+}
+
+// Step is one rule a decision considered.
+type Step struct {
+	Source  string `json:"source"`
+	Ref     string `json:"ref,omitempty"`
+	Matched bool   `json:"matched"`
+	Detail  string `json:"detail"`
+}
+
+// ExplainRequest names the question.
+type ExplainRequest struct {
+	Registry, Identity, Repository, Action, IP string
+}
+
+// Explain asks why identity may or may not do action on repository.
+func (c *Client) Explain(ctx context.Context, r ExplainRequest) (Explanation, error) {
+	q := url.Values{"identity": {r.Identity}, "action": {r.Action}}
+	if r.Repository != "" {
+		q.Set("repository", r.Repository)
+	}
+	if r.IP != "" {
+		q.Set("ip", r.IP)
+	}
+	var out Explanation
+	return out, c.Do(ctx, http.MethodGet, reg(r.Registry)+"/explain?"+q.Encode(), nil, &out)
+}

@@ -8,11 +8,11 @@ import (
 
 // Registry is a registry of the server.
 type Registry struct {
-	ID               string       `json:"id"`
-	Name             string       `json:"name"`
-	LoginServer      string       `json:"loginServer"`
-	Default          bool         `json:"default"`
-	AdminUserEnabled bool         `json:"adminUserEnabled"`
+	ID               string `json:"id"`
+	Name             string `json:"name"`
+	LoginServer      string `json:"loginServer"`
+	Default          bool   `json:"default"`
+	AdminUserEnabled bool   `json:"adminUserEnabled"`
 	// RoleAssignmentMode is rbac or rbac-abac.
 	RoleAssignmentMode        string         `json:"roleAssignmentMode"`
 	AnonymousPullEnabled      bool           `json:"anonymousPullEnabled"`

@@ -89,6 +89,8 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 			env BERTH_USER=default BERTH_PASSWORD="${ADMIN_PASSWORD:-}" bash test/clients/run.sh "$ADDR"
 		stage "identity scenario with real clients (admin, token, scope maps, berth login, sp)" \
 			env BERTH="$WORK/berth" BERTH_OWNER_PASSWORD="$OWNER_PASSWORD" bash test/clients/auth.sh "$ADDR" "$WORK/serve.log"
+		stage "authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)" \
+			env BERTH="$WORK/berth" bash test/clients/access.sh
 	fi
 	stop() {
 		kill -TERM "$SERVER_PID" && wait "$SERVER_PID"

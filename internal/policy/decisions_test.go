@@ -1,135 +1,28 @@
 package policy
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/policy/policytest"
 	"github.com/berth-registry/berth/internal/store"
 )
 
-// expected is testdata/decisions.txt, read.
-type expected struct {
-	roles       map[string][2][]string // role → per mode (rbac, rbac-abac) → actions
-	conditional map[string]bool
-	conditions  map[string]map[string][]string // name → action → repositories
-	scopes      map[string]bool                // scope → covers r
-	fixed       map[string][2]fixedRow
-	control     map[string][]string
-	roleOrder   []string
-}
-
-type fixedRow struct{ actions, repos []string }
-
-func fields(s string) []string {
-	f := strings.Fields(s)
-	if len(f) == 1 && f[0] == "-" {
-		return nil
-	}
-	return f
-}
-
-func readExpected(t *testing.T) expected {
+func readExpected(t *testing.T) policytest.Table {
 	t.Helper()
-	f, err := os.Open("testdata/decisions.txt")
+	e, err := policytest.Read("testdata/decisions.txt")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	e := expected{roles: map[string][2][]string{}, conditional: map[string]bool{}, conditions: map[string]map[string][]string{},
-		scopes: map[string]bool{}, fixed: map[string][2]fixedRow{}, control: map[string][]string{}}
-	modeIndex := func(s string) int {
-		m, ok := ParseMode(s)
-		if !ok {
-			t.Fatalf("bad mode %q", s)
-		}
-		return int(m)
-	}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		kind, rest, _ := strings.Cut(line, " ")
-		cols := strings.Split(rest, "|")
-		for i := range cols {
-			cols[i] = strings.TrimSpace(cols[i])
-		}
-		bad := func() { t.Fatalf("testdata/decisions.txt:%d: malformed %q", n, line) }
-		switch kind {
-		case "role":
-			if len(cols) != 3 {
-				bad()
-			}
-			r := e.roles[cols[0]]
-			r[modeIndex(cols[1])] = fields(cols[2])
-			if _, seen := e.roles[cols[0]]; !seen {
-				e.roleOrder = append(e.roleOrder, cols[0])
-			}
-			e.roles[cols[0]] = r
-		case "conditional":
-			e.conditional[rest] = true
-		case "condition":
-			if len(cols) != 3 {
-				bad()
-			}
-			if e.conditions[cols[0]] == nil {
-				e.conditions[cols[0]] = map[string][]string{}
-			}
-			for _, a := range fields(cols[1]) {
-				e.conditions[cols[0]][a] = fields(cols[2])
-			}
-		case "scope":
-			if len(cols) != 2 {
-				bad()
-			}
-			e.scopes[cols[0]] = cols[1] == "yes"
-		case "fixed":
-			if len(cols) != 4 {
-				bad()
-			}
-			r := e.fixed[cols[0]]
-			r[modeIndex(cols[1])] = fixedRow{fields(cols[2]), fields(cols[3])}
-			e.fixed[cols[0]] = r
-		case "control":
-			if len(cols) != 2 {
-				bad()
-			}
-			e.control[cols[0]] = fields(cols[1])
-		default:
-			bad()
-		}
-	}
-	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-const nameAttr = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]"
+const nameAttr = policytest.NameAttribute
 
-var conditionTexts = map[string]string{
-	"none":   "",
-	"equals": nameAttr + " StringEqualsIgnoreCase 'TEAM-A/X'",
-	"prefix": nameAttr + " StringStartsWithIgnoreCase 'team-a/'",
-	"like":   nameAttr + " StringLike 'team-?/x' AND !(" + nameAttr + " StringStartsWith 'team-b')",
-	"idiom": `(
- (
-  !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})
-  AND
-  !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'})
- )
- OR
- (
-  ` + nameAttr + ` StringEqualsIgnoreCase 'team-a/x'
- )
-)`,
-}
+var conditionTexts = policytest.ConditionTexts
 
 var (
 	everyAction = []Action{ActionPull, ActionPush, ActionDelete, ActionMetadataRead, ActionMetadataWrite, ActionCatalog}
@@ -200,8 +93,8 @@ func cell(allow bool, filtered bool) string {
 
 func TestDecisionTable(t *testing.T) {
 	e := readExpected(t)
-	if len(e.roles) != len(Roles) {
-		t.Errorf("the table has %d roles, berth %d", len(e.roles), len(Roles))
+	if len(e.Roles) != len(Roles) {
+		t.Errorf("the table has %d roles, berth %d", len(e.Roles), len(Roles))
 	}
 	cells, mismatches := 0, 0
 	check := func(what string, got Decision, want string) {
@@ -215,19 +108,19 @@ func TestDecisionTable(t *testing.T) {
 	}
 	for _, mode := range []string{"rbac", "rbac-abac"} {
 		mi := map[string]int{"rbac": 0, "rbac-abac": 1}[mode]
-		for _, roleName := range e.roleOrder {
+		for _, roleName := range e.RoleOrder {
 			conds := []string{"none"}
-			if e.conditional[roleName] {
+			if e.Conditional[roleName] {
 				conds = []string{"none", "equals", "prefix", "like", "idiom"}
 			}
-			for scope, covers := range e.scopes {
+			for scope, covers := range e.Scopes {
 				for _, cond := range conds {
 					for _, h := range holders {
 						in := fixture(mode, "")
 						in.Assignments = []store.RoleAssignment{{ID: "ra", PrincipalKind: h.kind, PrincipalID: h.id, Role: roleName, Scope: scope,
 							Condition: conditionTexts[cond], ConditionVersion: map[bool]string{true: "2.0"}[cond != "none"]}}
 						s := Compile(in)
-						roleActions := e.roles[roleName][mi]
+						roleActions := e.Roles[roleName][mi]
 						for _, a := range everyAction {
 							given := covers && slices.Contains(roleActions, actionName(a))
 							if a == ActionCatalog {
@@ -237,7 +130,7 @@ func TestDecisionTable(t *testing.T) {
 								continue
 							}
 							for _, repo := range testRepos {
-								want := given && slices.Contains(e.conditions[cond][string(a)], repo)
+								want := given && slices.Contains(e.Conditions[cond][string(a)], repo)
 								what := fmt.Sprintf("%s %s/%s/%s/%s %s %s", mode, h.name, roleName, scope, cond, a, repo)
 								check(what, Decide(s, h.principal, a, Resource{Registry: "r", Type: TypeRepository, Name: repo}), cell(want, false))
 							}
@@ -246,7 +139,7 @@ func TestDecisionTable(t *testing.T) {
 				}
 			}
 		}
-		for name, rows := range e.fixed {
+		for name, rows := range e.Fixed {
 			row := rows[mi]
 			anonymous := ""
 			var p authn.Principal
@@ -262,7 +155,7 @@ func TestDecisionTable(t *testing.T) {
 			}
 			s := Compile(fixture(mode, anonymous))
 			for _, a := range everyAction {
-				given := slices.Contains(row.actions, actionName(a))
+				given := slices.Contains(row.Actions, actionName(a))
 				if a == ActionCatalog {
 					// Authenticated identities without the catalog see it filtered; anonymous ones do not.
 					check(fmt.Sprintf("%s %s catalog", mode, name), Decide(s, p, a, Resource{Registry: "r", Type: TypeRegistry, Name: "catalog"}),
@@ -270,7 +163,7 @@ func TestDecisionTable(t *testing.T) {
 					continue
 				}
 				for _, repo := range testRepos {
-					want := given && slices.Contains(row.repos, repo)
+					want := given && slices.Contains(row.Repos, repo)
 					check(fmt.Sprintf("%s %s %s %s", mode, name, a, repo), Decide(s, p, a, Resource{Registry: "r", Type: TypeRepository, Name: repo}), cell(want, false))
 				}
 			}
@@ -278,8 +171,8 @@ func TestDecisionTable(t *testing.T) {
 	}
 	// Control plane: each role at "/" and at its registry gives its permissions there; at
 	// another registry, nothing here.
-	for roleName, perms := range e.control {
-		for scope, covers := range e.scopes {
+	for roleName, perms := range e.Control {
+		for scope, covers := range e.Scopes {
 			in := fixture("rbac", "")
 			in.Assignments = []store.RoleAssignment{{ID: "ra", PrincipalKind: store.KindUser, PrincipalID: 1, Role: roleName, Scope: scope}}
 			s := Compile(in)

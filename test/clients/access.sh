@@ -6,6 +6,7 @@
 # that still pushes; network rules with default action Deny. `berth explain` names the deciding
 # rule in each. Needs BERTH (the berth binary), and docker crane skopeo curl on PATH.
 set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${BERTH:?set BERTH to the berth binary}"
 WORK=$(mktemp -d)
 SERVER_PID=
@@ -26,23 +27,7 @@ for _ in $(seq 100); do
 done
 [ -n "$REG" ] || { echo "berth did not start"; cat "$WORK/serve.log"; exit 1; }
 
-pass=0 fail=0
-step() {
-	local name=$1; shift
-	if "$@" >"$WORK/step.out" 2>&1; then
-		echo "ok   $name"; pass=$((pass + 1))
-	else
-		echo "FAIL $name"; tail -25 "$WORK/step.out" | sed 's/^/     /'; fail=$((fail + 1))
-	fi
-}
-berth() { "$BERTH" "$@"; }
-dlogin() { printf '%s' "$2" | docker login "$REG" -u "$1" --password-stdin; }
-expect_refusal() {
-	local pattern=$1; shift
-	local out
-	if out=$("$@" 2>&1); then echo "succeeded, but should have been refused: $*"; return 1; fi
-	echo "$out" | grep -q -- "$pattern" || { echo "refused without '$pattern':"; echo "$out"; return 1; }
-}
+source "$HERE/lib.sh"
 explains() { # PATTERN explain-args…: berth explain prints PATTERN
 	local pattern=$1; shift
 	local out
@@ -53,7 +38,6 @@ token_for() { # USER:PASSWORD SCOPE → an access token
 	curl -fsS -u "$1" "http://$REG/oauth2/token?service=$REG&scope=$2" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
 }
 head -c 100000 /dev/urandom >rand.bin && tar -cf layer.tar rand.bin
-push() { crane append --insecure --oci-empty-base -f layer.tar -t "$REG/$1"; }
 
 setup() {
 	printf '%s' "$OWNER_PASSWORD" | berth auth login --server "http://$REG" -u owner --password-stdin &&
@@ -70,9 +54,7 @@ acrpull() {
 	crane manifest --insecure "$REG/team-a/x:v1" >/dev/null &&
 	skopeo inspect --tls-verify=false "docker://$REG/team-b/x:v1" >/dev/null &&
 	expect_refusal '401\|UNAUTHORIZED\|denied' push team-a/x:v2 &&
-	tok=$(token_for "$SP:$SECRET" "repository:team-a/x:pull,push") && [ -n "$tok" ] &&
-	hdr=$(curl -s -D - -o body.json -X POST -H "Authorization: Bearer $tok" "http://$REG/v2/team-a/x/blobs/uploads/") &&
-	echo "$hdr" | grep -q '^HTTP/1.1 401' && echo "$hdr" | grep -qi 'error="insufficient_scope"' &&
+	insufficient_scope "$SP:$SECRET" team-a/x &&
 	explains 'access: denied (no_role_assignment)' --identity "$SP" --repository team-a/x --action push &&
 	explains 'allowed (role_assignment).*AcrPull' --identity "$SP" --repository team-a/x --action pull
 }

@@ -5,6 +5,7 @@
 # allows. $2 is the server's log, checked at the end for every secret the scenario handled.
 # Needs: BERTH (the berth binary), BERTH_OWNER_PASSWORD, and docker crane skopeo oras on PATH.
 set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REG=${1:?usage: auth.sh HOST:PORT SERVER_LOG}
 SERVER_LOG=${2:?usage: auth.sh HOST:PORT SERVER_LOG}
 : "${BERTH:?set BERTH to the berth binary}" "${BERTH_OWNER_PASSWORD:?set BERTH_OWNER_PASSWORD}"
@@ -16,37 +17,8 @@ export REGISTRY_AUTH_FILE=$DOCKER_CONFIG/config.json
 mkdir -p "$HOME" "$DOCKER_CONFIG"
 secrets=()
 
-pass=0 fail=0
-step() { # name, then a command run in this shell (so it can set variables); output shown on failure
-	local name=$1; shift
-	if "$@" >"$WORK/step.out" 2>&1; then
-		echo "ok   $name"; pass=$((pass + 1))
-	else
-		echo "FAIL $name"; tail -20 "$WORK/step.out" | sed 's/^/     /'; fail=$((fail + 1))
-	fi
-}
-berth() { "$BERTH" "$@"; }
-dlogin() { printf '%s' "$2" | docker login "$REG" -u "$1" --password-stdin; }
-refused() { ! "$@"; }
+source "$HERE/lib.sh"
 head -c 200000 /dev/urandom >rand.bin && tar -cf layer.tar rand.bin
-push() { crane append --insecure --oci-empty-base -f layer.tar -t "$REG/$1"; }
-# insufficient_scope USER:PASSWORD REPO: the Docker token flow for a push to REPO gives a token
-# without it, and the push is refused with 401 and error="insufficient_scope", naming the cause.
-insufficient_scope() {
-	local tok hdr
-	tok=$(curl -fsS -u "$1" "http://$REG/oauth2/token?service=$REG&scope=repository:$2:pull,push" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-	[ -n "$tok" ] || { echo "no token"; return 1; }
-	hdr=$(curl -s -D - -o body.json -X POST -H "Authorization: Bearer $tok" "http://$REG/v2/$2/blobs/uploads/")
-	echo "$hdr" | grep -q '^HTTP/1.1 401' && echo "$hdr" | grep -qi 'www-authenticate:.*error="insufficient_scope"' &&
-		grep -q 'insufficient_scope' body.json || { echo "$hdr"; cat body.json; return 1; }
-}
-# expect_refusal OUTPUT_PATTERN command…: the command fails and says why
-expect_refusal() {
-	local pattern=$1; shift
-	local out
-	if out=$("$@" 2>&1); then echo "succeeded, but should have been refused"; return 1; fi
-	echo "$out" | grep -q -- "$pattern" || { echo "refused without '$pattern':"; echo "$out"; return 1; }
-}
 
 step "owner signs in (berth auth login --password-stdin)" \
 	bash -c "printf '%s' \"\$BERTH_OWNER_PASSWORD\" | '$BERTH' auth login --server http://$REG -u owner --password-stdin"

@@ -1,0 +1,96 @@
+package mgmt_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+// TestControlPlaneRoles: what a Reader, a data-access administrator and an RBAC administrator at
+// one registry may do through the management API.
+func TestControlPlaneRoles(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	token := func(name string) string {
+		var u struct{ Password string }
+		if st := s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": name}, &u); st != http.StatusCreated {
+			t.Fatalf("create user %s: %d", name, st)
+		}
+		_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {name}, "password": {u.Password}})
+		return "Bearer " + tok
+	}
+	assign := func(user, role, scope string) {
+		if st := s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": user, "role": role, "scope": scope}, nil); st != http.StatusCreated {
+			t.Fatalf("assign %s to %s: %d", role, user, st)
+		}
+	}
+	reader, admin, rbac := token("reader1"), token("dataadmin"), token("rbacadmin")
+	assign("reader1", "Reader", "/registries/default")
+	assign("dataadmin", "Container Registry Contributor and Data Access Configuration Administrator", "/registries/default")
+	assign("rbacadmin", "Role Based Access Control Administrator", "/registries/default")
+	for _, tc := range []struct {
+		who, auth, method, path, body string
+		status                        int
+	}{
+		{"reader", reader, "GET", "/mgmt/v1/registries/default", "", 200},
+		{"reader", reader, "GET", "/mgmt/v1/registries/default/tokens", "", 200},
+		{"reader", reader, "PATCH", "/mgmt/v1/registries/default", `{"anonymousPullEnabled":true}`, 403},
+		{"reader", reader, "POST", "/mgmt/v1/registries/default/tokens", `{"name":"tok-1","scopeMap":"_repositories_pull"}`, 403},
+		{"reader", reader, "POST", "/mgmt/v1/roleAssignments", `{"assignee":"reader1","role":"Owner","scope":"/registries/default"}`, 403},
+		{"reader", reader, "GET", "/mgmt/v1/users", "", 403}, // the directory needs a role at "/"
+		{"data admin", admin, "PATCH", "/mgmt/v1/registries/default", `{"networkRuleSet":{"defaultAction":"Deny"}}`, 200},
+		{"data admin", admin, "POST", "/mgmt/v1/registries/default/tokens", `{"name":"tok-1","scopeMap":"_repositories_pull"}`, 201},
+		{"data admin", admin, "POST", "/mgmt/v1/roleAssignments", `{"assignee":"dataadmin","role":"Owner","scope":"/registries/default"}`, 403},
+		{"data admin", admin, "POST", "/mgmt/v1/registries", `{"name":"elsewhere"}`, 403}, // creating needs a role at "/"
+		{"rbac admin", rbac, "POST", "/mgmt/v1/roleAssignments", `{"assignee":"reader1","role":"AcrPush","scope":"/registries/default"}`, 201},
+		{"rbac admin", rbac, "POST", "/mgmt/v1/roleAssignments", `{"assignee":"reader1","role":"AcrPush","scope":"/"}`, 403},
+		{"rbac admin", rbac, "PATCH", "/mgmt/v1/registries/default", `{"anonymousPullEnabled":true}`, 403},
+	} {
+		if st, body := raw(t, s, tc.method, tc.path, tc.auth, tc.body); st != tc.status {
+			t.Errorf("%s: %s %s = %d %s; want %d", tc.who, tc.method, tc.path, st, body, tc.status)
+		}
+	}
+}
+
+func TestNetworkRules(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	owner := "Bearer " + s.OwnerToken(t)
+	add := func(value string) (int, string) {
+		return raw(t, s, "POST", "/mgmt/v1/registries/default/networkRules", owner, fmt.Sprintf(`{"value":%q}`, value))
+	}
+	for _, tc := range []struct {
+		value  string
+		status int
+		want   string
+	}{
+		{"203.0.113.7", 201, `"value":"203.0.113.7/32"`},
+		{"2001:DB8::/32", 201, `"value":"2001:db8::/32"`},
+		{"203.0.113.7/32", 409, "already exists"},
+		{"10.0.0.0/33", 400, "not an IP address or CIDR"},
+		{"example.com", 400, "not an IP address or CIDR"},
+	} {
+		if st, body := add(tc.value); st != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("add %q: %d %s; want %d with %q", tc.value, st, body, tc.status, tc.want)
+		}
+	}
+	for i := 0; i < 198; i++ {
+		if st, body := add(fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)); st != 201 {
+			t.Fatalf("rule %d: %d %s", i, st, body)
+		}
+	}
+	if st, body := add("192.0.2.1"); st != 409 || !strings.Contains(body, "200 network rules") {
+		t.Errorf("rule 201: %d %s", st, body)
+	}
+	if st, body := raw(t, s, "DELETE", "/mgmt/v1/registries/default/networkRules/"+url.PathEscape("2001:db8::/32"), owner, ""); st != 200 || strings.Contains(body, "2001:db8") {
+		t.Errorf("remove: %d %s", st, body)
+	}
+	if st, _ := raw(t, s, "DELETE", "/mgmt/v1/registries/default/networkRules/"+url.PathEscape("2001:db8::/32"), owner, ""); st != 404 {
+		t.Errorf("remove twice: %d", st)
+	}
+	if st, body := raw(t, s, "PATCH", "/mgmt/v1/registries/default", owner, `{"networkRuleSet":{"defaultAction":"Block"}}`); st != 400 || !strings.Contains(body, "use Allow or Deny") {
+		t.Errorf("bad default action: %d %s", st, body)
+	}
+}

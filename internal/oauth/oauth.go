@@ -31,7 +31,7 @@ const (
 // Decider is the policy the grants are computed with, and the registries' network rules.
 type Decider interface {
 	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
-	Network(registry string, ip netip.Addr) policy.Decision
+	Networker
 }
 
 // Resolver finds the registry a service (login server) or Host names.
@@ -333,16 +333,22 @@ func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry
 
 // network refuses a client the registry's network rules do not let in, before any sign-in.
 func (h *Handler) network(r *http.Request, reg store.Registry) error {
-	d := h.policy.Network(reg.Name, authn.ClientAddr(r))
+	return CheckNetwork(r, h.policy, reg, h.log)
+}
+
+// Networker answers whether a client address may reach a registry.
+type Networker interface {
+	Network(registry string, ip netip.Addr) policy.Decision
+}
+
+// CheckNetwork is the network-rule check of /v2/ and the token endpoints: nil for a client the
+// registry lets in, else 403 DENIED as ACR ("client with IP '…' is not allowed access"), logged.
+func CheckNetwork(r *http.Request, n Networker, reg store.Registry, log *slog.Logger) error {
+	d := n.Network(reg.Name, authn.ClientAddr(r))
 	if d.Allow {
 		return nil
 	}
-	h.log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
-	return NetworkDenied(d)
-}
-
-// NetworkDenied is the reply to a client that network rules refuse: 403 DENIED, as ACR.
-func NetworkDenied(d policy.Decision) error {
+	log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
 	return httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden)
 }
 

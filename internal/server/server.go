@@ -137,8 +137,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	return s, nil
 }
 
-// withClientIP resolves each request's client address once, through the trusted proxies.
+// withClientIP resolves each request's client address once, through the trusted proxies. Without
+// trusted proxies the peer is the client, which authn.ClientAddr reads directly: nothing to do.
 func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := authn.ResolveClientIP(r, trusted.Contains)
 		next.ServeHTTP(w, r.WithContext(authn.WithClientIP(r.Context(), ip)))
@@ -168,10 +172,9 @@ func (s *Server) withRegistry(next http.Handler) http.Handler {
 			return
 		}
 		// Network rules come before any authentication.
-		if d := s.policy.Network(reg.Name, authn.ClientAddr(r)); !d.Allow {
-			s.log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
+		if err := oauth.CheckNetwork(r, s.policy, reg, s.log); err != nil {
 			w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
-			httperr.Write(w, r, s.log, oauth.NetworkDenied(d))
+			httperr.Write(w, r, s.log, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(hosts.WithRegistry(r.Context(), reg)))

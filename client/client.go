@@ -98,14 +98,7 @@ func (c *Client) send(req *http.Request, out any) error {
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode, CorrelationID: resp.Header.Get("X-Correlation-Id")}
-		var env struct {
-			Errors []struct{ Code, Message string } `json:"errors"`
-		}
-		if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
-			e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
-		}
-		return e
+		return replyError(resp, b)
 	}
 	if out == nil || len(b) == 0 {
 		return nil
@@ -114,6 +107,18 @@ func (c *Client) send(req *http.Request, out any) error {
 		return fmt.Errorf("client: decoding the reply of %s %s: %w", req.Method, req.URL.Path, err)
 	}
 	return nil
+}
+
+// replyError is the *Error of a reply with an error status and body b.
+func replyError(resp *http.Response, b []byte) *Error {
+	e := &Error{Status: resp.StatusCode, CorrelationID: resp.Header.Get("X-Correlation-Id")}
+	var env struct {
+		Errors []struct{ Code, Message string } `json:"errors"`
+	}
+	if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
+		e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
+	}
+	return e
 }
 
 func (c *Client) form(ctx context.Context, u string, f url.Values, out any) error {

@@ -102,9 +102,9 @@ func Reply(err error) (reply *httperr.Error, e *Error, ok bool) {
 	}
 	if e.RetryAfter > 0 {
 		return httperr.New(oci.CodeTooManyRequests, "%s", e.Message).WithStatus(http.StatusTooManyRequests).
-			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()))), e, true
+			WithHeader("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds()))).WithReason(e.Reason).Wrap(e), e, true
 	}
-	return httperr.New(oci.CodeUnauthorized, "%s", e.Message), e, true
+	return httperr.New(oci.CodeUnauthorized, "%s", e.Message).WithReason(e.Reason).Wrap(e), e, true
 }
 
 // AsError returns err as an *Error, if it is one.

@@ -191,7 +191,7 @@ func rows(v any) (cols []string, out [][]string) {
 
 func rank(col string) int {
 	switch col {
-	case "name", "appId", "username":
+	case "name", "appId", "username", "time":
 		return 0
 	}
 	return 1

@@ -37,6 +37,8 @@ type Config struct {
 	Uploads  Uploads `yaml:"uploads"`
 	Auth     Auth    `yaml:"auth"`
 	Network  Network `yaml:"network"`
+	Events   Events  `yaml:"events"`
+	Metrics  Metrics `yaml:"metrics"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -77,6 +79,19 @@ type Network struct {
 	ManagementAllow []string `yaml:"management_allow"`
 }
 
+// Events configures the audit: login and repository events.
+type Events struct {
+	// Retention is how long events are kept; older ones are purged every hour.
+	Retention time.Duration `yaml:"retention"`
+	// Queue is how many events may wait to be written before requests wait for room.
+	Queue int `yaml:"queue"`
+}
+
+// Metrics configures the Prometheus endpoint, GET /metrics (behind network.management_allow).
+type Metrics struct {
+	Enabled bool `yaml:"enabled"`
+}
+
 // Auth configures tokens and sign-in throttling.
 type Auth struct {
 	AccessTokenTTL    time.Duration `yaml:"access_token_ttl"`
@@ -112,6 +127,8 @@ func Default() Config {
 			KeyRotation: 30 * 24 * time.Hour,
 			MaxFailures: 10, AddressMaxFailures: 50, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
 		},
+		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096},
+		Metrics:         Metrics{Enabled: true},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -316,6 +333,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.TTL < time.Minute {
 		bad("uploads.ttl: must be at least 1m")
+	}
+	if c.Events.Retention < time.Hour {
+		bad("events.retention: must be at least 1h, not %s (90 days is 2160h)", c.Events.Retention)
+	}
+	if c.Events.Queue < 1 || c.Events.Queue > 1_000_000 {
+		bad("events.queue: must be between 1 and 1000000")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout: must not be negative")

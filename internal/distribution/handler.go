@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/hosts"
@@ -55,6 +56,11 @@ type Deps struct {
 	Log    *slog.Logger
 	Limits Limits
 	Now    func() time.Time
+	// Audit receives login events for credentials sent to /v2/ itself and repository events;
+	// nil keeps none.
+	Audit audit.Recorder
+	// OnUpload, if set, is told how long each finished upload session took (metrics).
+	OnUpload func(d time.Duration, size int64)
 }
 
 // Handler serves /v2/.
@@ -63,7 +69,10 @@ type Handler struct {
 	meta   *store.Store
 	authn  authn.Authenticator
 	policy Decider
+	audit  audit.Recorder
 	log    *slog.Logger
+	// onUpload is Deps.OnUpload.
+	onUpload func(time.Duration, int64)
 	limits Limits
 	now    func() time.Time
 	locks  [256]sync.Mutex // upload locks, striped by upload id
@@ -80,7 +89,10 @@ func New(d Deps) *Handler {
 	if d.Limits.MaxManifestBytes <= 0 || d.Limits.MaxManifestBytes > oci.MaxManifestSize {
 		d.Limits.MaxManifestBytes = oci.MaxManifestSize
 	}
-	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy,
+	if d.Audit == nil {
+		d.Audit = audit.Discard
+	}
+	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy, audit: d.Audit, onUpload: d.OnUpload,
 		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now}
 }
 
@@ -91,6 +103,16 @@ type request struct {
 	principal authn.Principal
 	// filtered: the catalog shows only the repositories the principal may pull.
 	filtered bool
+	// event is the repository event of a manifest pull, push, delete or untag, which the
+	// handler completes.
+	event *store.RepositoryEvent
+}
+
+// describe completes the request's repository event with the manifest it concerns.
+func (req *request) describe(m store.Manifest) {
+	if req.event != nil {
+		req.event.Digest, req.event.MediaType, req.event.ArtifactType, req.event.Size = string(m.Digest), m.MediaType, m.ArtifactType, m.Size
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -122,11 +144,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 			WithHeader("Allow", allowed(rt.kind))
 	}
 	p, err := h.authn.Authenticate(ctx, r)
+	h.loginEvent(r, reg, p, err)
 	if err != nil {
 		return authnError(r, action, res, err)
 	}
 	req := &request{route: rt, reg: reg, principal: p}
 	r = r.WithContext(authn.WithPrincipal(ctx, p))
+	if !p.IsAnonymous() {
+		httperr.SetIdentity(ctx, p.String())
+	}
+	if rt.kind == kindManifest && r.Method != http.MethodHead {
+		return h.manifest(w, r, req, action, res)
+	}
 	if action == "" && p.IsAnonymous() {
 		// The base endpoint challenges anonymous clients, so that they come back with credentials.
 		return httperr.New(oci.CodeUnauthorized, "authentication required").
@@ -155,15 +184,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		return h.tags(w, r, req)
 	case kindReferrers:
 		return h.referrers(w, r, req)
-	case kindManifest:
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			return h.getManifest(w, r, req)
-		case http.MethodPut:
-			return h.putManifest(w, r, req)
-		default:
-			return h.deleteManifest(w, r, req)
-		}
+	case kindManifest: // HEAD; the others go through h.manifest
+		return h.getManifest(w, r, req)
 	case kindBlob:
 		if r.Method == http.MethodDelete {
 			return h.deleteBlob(w, r, req)
@@ -184,6 +206,95 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return fmt.Errorf("distribution: unrouted kind %d", rt.kind)
+}
+
+// loginEvent records the sign-in of a request that sent credentials to /v2/ itself: Basic
+// credentials (accepted or not), or a bearer token that was refused. Requests with an accepted
+// bearer token are not sign-ins: the token request was.
+func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Principal, err error) {
+	user, _, basic := r.BasicAuth()
+	if !basic && (err == nil || r.Header.Get("Authorization") == "") {
+		return
+	}
+	e := audit.NewLogin(r, reg.Name, authn.Audience(reg), audit.OpRegistry)
+	e.Identity = truncate(user)
+	e.Status, e.Result = http.StatusOK, store.ResultSuccess
+	if err == nil {
+		e.Identity, e.IdentityKind = audit.Identity(p)
+		e.TokenID = p.TokenID
+	} else {
+		e.Status, e.Reason, e.Message = audit.Describe(authnError(r, "", policy.Resource{}, err))
+		e.Result = store.ResultFailure
+		if ae, ok := authn.AsError(err); ok {
+			e.Reason, e.Message = ae.Reason, ae.Message
+			if ae.Identity != "" {
+				e.Identity = truncate(ae.Identity)
+			}
+		}
+	}
+	e.Duration = audit.Elapsed(r)
+	h.audit.Login(r.Context(), e)
+}
+
+// manifest serves a manifest GET, PUT or DELETE, and records it as a repository event: pull,
+// push, delete or untag. Refusals of authenticated callers are recorded too; those of anonymous
+// ones are the first step of the token flow, not events.
+func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request, action policy.Action, res policy.Resource) (err error) {
+	op := audit.OpPull
+	switch r.Method {
+	case http.MethodPut:
+		op = audit.OpPush
+	case http.MethodDelete:
+		op = audit.OpDelete
+		if !strings.Contains(req.ref, ":") {
+			op = audit.OpUntag
+		}
+	}
+	e := audit.NewRepository(r, req.reg.Name, authn.Audience(req.reg), op, req.name)
+	e.Identity, e.IdentityKind = audit.Identity(req.principal)
+	if !strings.Contains(req.ref, ":") {
+		e.Tag = truncate(req.ref)
+	}
+	req.event = &e
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		var he *httperr.Error
+		if req.principal.IsAnonymous() && errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+			return
+		}
+		e.Status, e.Result = sw.status, store.ResultSuccess
+		if err != nil {
+			e.Status, e.Reason, e.Message = audit.Describe(err)
+			e.Result = store.ResultFailure
+		} else if e.Status == 0 {
+			e.Status = http.StatusOK
+		}
+		e.Duration = audit.Elapsed(r)
+		h.audit.Repository(r.Context(), e)
+	}()
+	if _, err := h.authorize(r, req.principal, action, res); err != nil {
+		return err
+	}
+	switch r.Method {
+	case http.MethodGet:
+		return h.getManifest(sw, r, req)
+	case http.MethodPut:
+		return h.putManifest(sw, r, req)
+	}
+	return h.deleteManifest(sw, r, req)
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
 }
 
 // required names the action a request needs and on what; ok is false for a method the
@@ -255,16 +366,17 @@ func (h *Handler) refusal(r *http.Request, p authn.Principal, a policy.Action, r
 	switch {
 	case p.IsAnonymous():
 		return httperr.New(oci.CodeUnauthorized, "%s", d.Reason).WithDetail(detail).
-			WithHeader("WWW-Authenticate", challenge(r, res, a, ""))
+			WithHeader("WWW-Authenticate", challenge(r, res, a, "")).WithReason(d.Code)
 	case p.Scoped:
-		reason := d.Reason
-		if d.Allow {
+		reason, code := d.Reason, d.Code
+		if d.Allow { // the policy allows it, the access token does not
 			reason = fmt.Sprintf("the access token does not include %s on %s %q; ask /oauth2/token for scope %s", a, res.Type, res.Name, scope(r, res, a))
+			code = "insufficient_scope"
 		}
 		return httperr.New(oci.CodeDenied, "requested access to the resource is denied: insufficient_scope: %s", reason).WithDetail(detail).
-			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope"))
+			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope")).WithReason(code)
 	}
-	return httperr.New(oci.CodeDenied, "requested access to the resource is denied: %s", d.Reason).WithDetail(detail)
+	return httperr.New(oci.CodeDenied, "requested access to the resource is denied: %s", d.Reason).WithDetail(detail).WithReason(d.Code)
 }
 
 // authnError answers a refused authentication: 429 when throttled, else 401 with a challenge.

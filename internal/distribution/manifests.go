@@ -55,6 +55,7 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return err
 	}
+	req.describe(m)
 	hdr := w.Header()
 	hdr.Set("Content-Type", m.MediaType)
 	hdr.Set("Docker-Content-Digest", string(m.Digest))
@@ -129,6 +130,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 		return err
 	}
 	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
+	req.describe(rec)
 	if parsed.Subject != nil {
 		rec.Subject = parsed.Subject.Digest
 	}
@@ -166,6 +168,9 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, req *re
 			return digestError(err)
 		}
 		return httperr.New(oci.CodeManifestInvalid, "%v", err)
+	}
+	if req.event != nil {
+		req.event.Digest = string(ref.Digest)
 	}
 	if ref.Digest != "" {
 		_, err = h.meta.DeleteManifest(ctx, req.reg.ID, req.name, ref.Digest)

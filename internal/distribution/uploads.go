@@ -322,6 +322,9 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, req *requ
 	if err := h.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	if h.onUpload != nil {
+		h.onUpload(h.now().Sub(u.CreatedAt), committed.Size)
+	}
 	blobCreated(w, req.name, d)
 	return nil
 }

@@ -9,10 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berth-registry/berth/internal/oci"
@@ -27,6 +29,9 @@ type Error struct {
 	Detail  any
 	Header  http.Header
 	Err     error
+	// Reason is a machine-readable cause for events and metrics (ip_denied, bad_password, …);
+	// it is not sent.
+	Reason string
 }
 
 var _ error = (*Error)(nil)
@@ -60,6 +65,9 @@ func (e *Error) WithHeader(k, v string) *Error {
 	return e
 }
 
+// WithReason returns e carrying a machine-readable reason for events and metrics.
+func (e *Error) WithReason(reason string) *Error { e.Reason = reason; return e }
+
 // Wrap returns e recording cause for the log.
 func (e *Error) Wrap(cause error) *Error { e.Err = cause; return e }
 
@@ -74,7 +82,8 @@ type item struct {
 }
 
 // Write answers with err as an OCI error envelope. An error that is not an *Error is a fault of
-// berth's: it is logged, and the client gets a 500 whose message holds only the correlation id.
+// berth's: it is logged, and the client gets a 500. Every message ends with the request's
+// correlation id, so that the text a user pastes finds the events and log lines of the request.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -82,7 +91,7 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 			return // the client went away; nobody to answer
 		}
 		log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
-		e = New(oci.CodeUnknown, "internal server error; give the operator the correlation id %s", CorrelationID(r.Context()))
+		e = New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
 	} else if e.Status >= 500 {
 		log.ErrorContext(r.Context(), "server error", "err", e, "method", r.Method, "path", r.URL.Path)
 	} else if e.Err != nil {
@@ -91,7 +100,10 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	for k, vs := range e.Header {
 		w.Header()[k] = vs
 	}
-	body, _ := json.Marshal(envelope{Errors: []item{{Code: e.Code, Message: e.Message, Detail: e.Detail}}})
+	if info := InfoFrom(r.Context()); info != nil && info.Reason == "" {
+		info.Reason = e.Reason
+	}
+	body, _ := json.Marshal(envelope{Errors: []item{{Code: e.Code, Message: WithCorrelation(e.Message, CorrelationID(r.Context())), Detail: e.Detail}}})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Del("Docker-Content-Digest")
@@ -149,16 +161,69 @@ func validClientID(s string) bool {
 	return true
 }
 
+// WithCorrelation appends the correlation id to a message for a client: "…; correlation id: ID".
+func WithCorrelation(msg, id string) string {
+	if id == "" || strings.HasSuffix(msg, id) {
+		return msg
+	}
+	return msg + "; correlation id: " + id
+}
+
+// Info is what the handlers of a request tell the access log and the metrics about it. The
+// middleware puts one in the request's context; handlers fill it in.
+type Info struct {
+	// Start is when the request arrived.
+	Start time.Time
+	// Identity names who made the request, once authentication knows ("" for anonymous).
+	Identity string
+	// Reason is the machine-readable reason of a refusal (set by Write from Error.Reason).
+	Reason string
+}
+
+type infoKey struct{}
+
+// InfoFrom returns the request's Info, or nil outside the middleware.
+func InfoFrom(ctx context.Context) *Info {
+	info, _ := ctx.Value(infoKey{}).(*Info)
+	return info
+}
+
+// SetIdentity records who made the request, for the access log.
+func SetIdentity(ctx context.Context, identity string) {
+	if info := InfoFrom(ctx); info != nil {
+		info.Identity = identity
+	}
+}
+
+// Outcome is one finished request, as the middleware reports it to an Observer.
+type Outcome struct {
+	Status   int
+	BytesIn  int64
+	BytesOut int64
+	Duration time.Duration
+}
+
+// Observer is told about each finished request (metrics).
+type Observer func(r *http.Request, o Outcome)
+
 // Middleware gives each request a correlation id (the client's, if it sent a valid one), turns
-// panics into 500s, and writes one access-log record per request.
-func Middleware(log *slog.Logger, now func() time.Time, next http.Handler) http.Handler {
+// panics into 500s, writes one access-log record per request and reports it to observe (which
+// may be nil).
+func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := now()
 		id := r.Header.Get(HeaderCorrelationID)
 		if !validClientID(id) {
 			id = newCorrelationID()
 		}
-		r = r.WithContext(WithCorrelationID(r.Context(), id))
+		info := &Info{Start: start}
+		ctx := context.WithValue(WithCorrelationID(r.Context(), id), infoKey{}, info)
+		r = r.WithContext(ctx)
+		var in *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			in = &countingBody{ReadCloser: r.Body}
+			r.Body = in
+		}
 		w.Header().Set(HeaderCorrelationID, id)
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
@@ -168,7 +233,7 @@ func Middleware(log *slog.Logger, now func() time.Time, next http.Handler) http.
 				}
 				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				if !rec.wrote {
-					Write(rec, r, log, New(oci.CodeUnknown, "internal server error; give the operator the correlation id %s", id))
+					Write(rec, r, log, New(oci.CodeUnknown, "internal server error: give the operator the correlation id"))
 				}
 			}
 			status := rec.status
@@ -178,14 +243,38 @@ func Middleware(log *slog.Logger, now func() time.Time, next http.Handler) http.
 			if r.Context().Err() != nil && !rec.wrote {
 				status = 499
 			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			o := Outcome{Status: status, BytesOut: rec.bytes, Duration: now().Sub(start)}
+			if in != nil {
+				o.BytesIn = in.n
+			}
+			attrs := []slog.Attr{
 				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("host", r.Host),
-				slog.Int("status", status), slog.Int64("bytes", rec.bytes), slog.Duration("duration", now().Sub(start)),
+				slog.Int("status", status), slog.Int64("bytes_in", o.BytesIn), slog.Int64("bytes_out", o.BytesOut),
+				slog.Float64("duration_ms", float64(o.Duration.Microseconds())/1000),
 				slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()),
-				slog.String("correlation_id", id))
+				slog.String("correlation_id", id), slog.String("identity", info.Identity),
+			}
+			if info.Reason != "" {
+				attrs = append(attrs, slog.String("reason", info.Reason))
+			}
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+			if observe != nil {
+				observe(r, o)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type recorder struct {

@@ -117,6 +117,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /mgmt/v1/registries/{registry}/networkRules":           {policy.PermRegistryWrite, h.addNetworkRule},
 		"DELETE /mgmt/v1/registries/{registry}/networkRules/{value}": {policy.PermRegistryWrite, h.removeNetworkRule},
 		"GET /mgmt/v1/registries/{registry}/explain":                 {"", h.explain},
+		"GET /mgmt/v1/registries/{registry}/events/{kind}":           {policy.PermRegistryRead, h.events},
+		"GET /mgmt/v1/events/{kind}":                                 {policy.PermRegistryRead, h.events},
 
 		"GET /mgmt/v1/roleDefinitions":         {"", h.listRoleDefinitions},
 		"GET /mgmt/v1/roleAssignments":         {"", h.listRoleAssignments},
@@ -155,6 +157,7 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 			}
 			return err
 		}
+		httperr.SetIdentity(ctx, p.String())
 		if rt.perm != "" {
 			if err := h.require(p, rt.perm, r.PathValue("registry")); err != nil {
 				return err

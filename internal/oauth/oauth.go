@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
@@ -45,12 +46,55 @@ type Handler struct {
 	tokens *token.Service
 	policy Decider
 	hosts  Resolver
+	audit  audit.Recorder
 	log    *slog.Logger
 }
 
-// New returns the token endpoints' handler.
-func New(a *authn.Service, p Decider, hosts Resolver, log *slog.Logger) *Handler {
-	return &Handler{authn: a, tokens: a.Tokens(), policy: p, hosts: hosts, log: log.With("component", "oauth")}
+// New returns the token endpoints' handler; every sign-in attempt becomes a login event in rec.
+func New(a *authn.Service, p Decider, hosts Resolver, rec audit.Recorder, log *slog.Logger) *Handler {
+	if rec == nil {
+		rec = audit.Discard
+	}
+	return &Handler{authn: a, tokens: a.Tokens(), policy: p, hosts: hosts, audit: rec, log: log.With("component", "oauth")}
+}
+
+// attempt is the login event of one request to a token endpoint, recorded by done.
+type attempt struct {
+	store.LoginEvent
+}
+
+// begin starts the login event of r. Until a sign-in says who the caller is, the identity is
+// the one the request claims (a user name or client id), unverified.
+func (h *Handler) begin(r *http.Request, op string) *attempt {
+	a := &attempt{audit.NewLogin(r, "", r.Host, op)}
+	if user, _, ok := r.BasicAuth(); ok {
+		a.Identity = user
+	}
+	return a
+}
+
+func (a *attempt) registry(reg store.Registry) {
+	a.Registry, a.LoginServer = reg.Name, authn.Audience(reg)
+}
+
+func (a *attempt) principal(p authn.Principal) {
+	a.Identity, a.IdentityKind = audit.Identity(p)
+}
+
+// done records the attempt, which ended with err (nil: a token was issued).
+func (h *Handler) done(r *http.Request, a *attempt, err error) {
+	a.Status, a.Result = http.StatusOK, store.ResultSuccess
+	if err != nil {
+		a.Status, a.Reason, a.Message = audit.Describe(err)
+		a.Result = store.ResultFailure
+		if e, ok := authn.AsError(err); ok && e.Identity != "" && a.IdentityKind == "" {
+			a.Identity = e.Identity
+		}
+	}
+	a.Identity = truncate(a.Identity)
+	a.Duration = audit.Elapsed(r)
+	httperr.SetIdentity(r.Context(), a.Identity)
+	h.audit.Login(r.Context(), a.LoginEvent)
 }
 
 // Register adds the endpoints to mux.
@@ -71,15 +115,21 @@ type tokenReply struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
-func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
+	a := h.begin(r, audit.OpToken)
+	defer func() { h.done(r, a, err) }()
 	if err := parseForm(w, r); err != nil {
 		return err
+	}
+	if u := r.Form.Get("username"); u != "" && a.Identity == "" {
+		a.Identity = u
 	}
 	reg, err := h.registry(ctx, r)
 	if err != nil {
 		return err
 	}
+	a.registry(reg)
 	if err := h.network(r, reg); err != nil {
 		return err
 	}
@@ -87,12 +137,18 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return authError(err)
 	}
+	a.principal(p)
 	offline := r.Form.Get("offline_token") == "true" || r.Form.Get("access_type") == "offline"
 	scopes, err := scopes(r.Form["scope"])
 	if err != nil {
 		return err
 	}
-	c := token.Claims{Access: h.grant(ctx, p, reg, scopes), GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
+	g := h.grant(ctx, p, reg, scopes)
+	a.Granted, a.Refused = g.granted, g.refused
+	if len(g.refused) > 0 {
+		a.Reason, a.Message = ReasonInsufficientScope, truncate(g.why)
+	}
+	c := token.Claims{Access: g.access, GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
 		Mode: h.authn.Mode(reg)}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
 	life := h.tokens.Lifetimes().Access
@@ -100,6 +156,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.TokenID = c.ID
 	rep := tokenReply{AccessToken: signed, Token: signed, ExpiresIn: int(life.Seconds()), IssuedAt: c.IssuedAt.UTC().Format(time.RFC3339)}
 	if offline && refresh != "" {
 		rep.RefreshToken = refresh
@@ -148,26 +205,50 @@ func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registr
 	}
 }
 
+// ReasonInsufficientScope is the reason of a token request that was granted less than it asked.
+const ReasonInsufficientScope = "insufficient_scope"
+
+// grantResult is what a token request gets: the access, the granted and refused scopes as
+// strings for the login event, and why the first refused one was refused.
+type grantResult struct {
+	access           []token.Access
+	granted, refused []string
+	why              string
+}
+
 // grant is the requested access that p holds: requested ∩ permitted. A partial grant is not an
 // error; the client finds out on the request that needed the missing part.
-func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Registry, scopes []token.Access) []token.Access {
-	out := []token.Access{}
+func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Registry, scopes []token.Access) grantResult {
+	g := grantResult{access: []token.Access{}, granted: []string{}, refused: []string{}}
 	for _, sc := range scopes {
 		res := policy.Resource{Registry: reg.Name, Type: sc.Type, Name: sc.Name}
-		var granted []string
+		var granted, refused []string
 		for _, a := range sc.Actions {
 			if p.Scoped && !token.Allows(p.Access, sc.Type, sc.Name, a) {
+				refused = append(refused, a)
+				if g.why == "" {
+					g.why = "the token presented does not include " + a + " on " + sc.Name
+				}
 				continue
 			}
-			if h.policy.Decide(ctx, p, policy.Action(a), res).Allow {
+			if d := h.policy.Decide(ctx, p, policy.Action(a), res); d.Allow {
 				granted = append(granted, a)
+			} else {
+				refused = append(refused, a)
+				if g.why == "" {
+					g.why = d.Reason
+				}
 			}
 		}
 		if len(granted) > 0 {
-			out = append(out, token.Access{Type: sc.Type, Name: sc.Name, Actions: granted})
+			g.access = append(g.access, token.Access{Type: sc.Type, Name: sc.Name, Actions: granted})
+			g.granted = append(g.granted, sc.Type+":"+sc.Name+":"+strings.Join(granted, ","))
+		}
+		if len(refused) > 0 {
+			g.refused = append(g.refused, sc.Type+":"+sc.Name+":"+strings.Join(refused, ","))
 		}
 	}
-	return out
+	return g
 }
 
 // scopes parses Docker scope strings ("repository:samples/a:pull,push", "registry:catalog:*"),
@@ -245,8 +326,10 @@ func union(a, b []string) []string {
 	return a
 }
 
-func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
+	a := h.begin(r, audit.OpExchange)
+	defer func() { h.done(r, a, err) }()
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
@@ -261,6 +344,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.registry(reg)
 	if err := h.network(r, reg); err != nil {
 		return err
 	}
@@ -268,30 +352,37 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return authError(err)
 	}
-	signed, err := h.refreshToken(ctx, p, reg)
+	a.principal(p)
+	signed, jti, err := h.refreshToken(ctx, p, reg)
 	if err != nil {
 		return err
 	}
+	a.TokenID = jti
 	h.log.InfoContext(ctx, "refresh token issued", "registry", reg.Name, "principal", p.String())
 	return writeJSON(w, map[string]string{"refresh_token": signed})
 }
 
-func (h *Handler) refreshToken(ctx context.Context, p authn.Principal, reg store.Registry) (string, error) {
+func (h *Handler) refreshToken(ctx context.Context, p authn.Principal, reg store.Registry) (signed, jti string, err error) {
 	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry, Mode: h.authn.Mode(reg),
 		Permissions: &token.Permissions{Actions: []string{"*"}, NotActions: []string{}}}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
-	return h.tokens.Sign(ctx, &c, h.tokens.Lifetimes().Refresh)
+	signed, err = h.tokens.Sign(ctx, &c, h.tokens.Lifetimes().Refresh)
+	return signed, c.ID, err
 }
 
 // directoryToken signs in a user (grant_type=password) or a service principal
 // (grant_type=client_credentials) and returns a directory token.
-func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
+	a := h.begin(r, audit.OpDirectory)
+	defer func() { h.done(r, a, err) }()
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
+	if u := r.Form.Get("username") + r.Form.Get("client_id"); u != "" && a.Identity == "" {
+		a.Identity = u
+	}
 	var p authn.Principal
-	var err error
 	ip := authn.ClientIP(r)
 	switch gt := r.Form.Get("grant_type"); gt {
 	case "password":
@@ -308,6 +399,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return authError(err)
 	}
+	a.principal(p)
 	c := token.Claims{GrantType: token.GrantDirectory, Kind: string(p.Kind), PID: p.ID}
 	c.Subject, c.Audience = p.Name, []string{token.DirectoryAudience}
 	life := h.tokens.Lifetimes().Directory
@@ -315,6 +407,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.TokenID = c.ID
 	h.log.InfoContext(ctx, "directory token issued", "principal", p.String(), "jti", c.ID)
 	return writeJSON(w, map[string]any{"access_token": signed, "token_type": "Bearer", "expires_in": int(life.Seconds())})
 }
@@ -349,7 +442,7 @@ func CheckNetwork(r *http.Request, n Networker, reg store.Registry, log *slog.Lo
 		return nil
 	}
 	log.InfoContext(r.Context(), "client refused by network rules", "registry", reg.Name, "ip", authn.ClientIP(r), "reason", d.Code)
-	return httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden)
+	return httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden).WithReason(d.Code)
 }
 
 // authError answers a refused sign-in: 429 with Retry-After when throttled, else 401.

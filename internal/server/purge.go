@@ -72,3 +72,29 @@ func (s *Server) PurgeUploads(ctx context.Context) error {
 	}
 	return nil
 }
+
+// purgeEvents deletes events older than the retention, every hour until ctx ends.
+func (s *Server) purgeEvents(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if _, err := s.PurgeEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("event purge failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PurgeEvents deletes the events older than the retention (events.retention) and returns how
+// many it deleted.
+func (s *Server) PurgeEvents(ctx context.Context) (int64, error) {
+	n, err := s.meta.PurgeEvents(ctx, s.now().Add(-s.cfg.Events.Retention))
+	if n > 0 {
+		s.log.Info("purged events past their retention", "count", n, "retention", s.cfg.Events.Retention.String())
+	}
+	return n, err
+}

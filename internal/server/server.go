@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/fsblob"
@@ -21,6 +22,7 @@ import (
 	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/hosts"
 	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/metrics"
 	"github.com/berth-registry/berth/internal/mgmt"
 	"github.com/berth-registry/berth/internal/oauth"
 	"github.com/berth-registry/berth/internal/oci"
@@ -42,6 +44,8 @@ type Server struct {
 	tokens  *token.Service
 	authn   *authn.Service
 	policy  *policy.Engine
+	audit   *audit.Writer
+	metrics *metrics.Metrics
 }
 
 // Options are what a server takes besides its configuration.
@@ -84,13 +88,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		meta.Close()
 		return nil, err
 	}
+	s.metrics = metrics.New(metrics.Gauges{
+		QueueDepth:    func() float64 { return float64(s.audit.Depth()) },
+		QueueCapacity: func() float64 { return float64(s.audit.Capacity()) },
+		PolicyVersion: func() float64 { return float64(s.policy.Snapshot().Version) },
+	})
+	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login})
 	dist := distribution.New(distribution.Deps{
 		Blobs:  blobs,
 		Meta:   meta,
 		Authn:  s.authn,
 		Policy: s.policy,
-		Log:    log,
-		Now:    now,
+		Log:      log,
+		Now:      now,
+		Audit:    s.audit,
+		OnUpload: s.metrics.Upload,
 		Limits: distribution.Limits{
 			MaxManifestBytes:      cfg.Limits.MaxManifestBytes,
 			MaxBlobBytes:          cfg.Limits.MaxBlobBytes,
@@ -104,7 +116,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
-	oauth.New(s.authn, s.policy, s.hosts, log).Register(mux)
+	oauth.New(s.authn, s.policy, s.hosts, s.audit, log).Register(mux)
+	if cfg.Metrics.Enabled {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
@@ -122,12 +137,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		meta.Close()
 		return nil, fmt.Errorf("server: network.management_allow: %w", err)
 	}
-	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, s.metrics.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, "/mgmt/") && len(mgmtAllow) > 0 && !mgmtAllow.Contains(authn.ClientAddr(r)) {
+		if (strings.HasPrefix(r.URL.Path, "/mgmt/") || r.URL.Path == "/metrics") && len(mgmtAllow) > 0 && !mgmtAllow.Contains(authn.ClientAddr(r)) {
 			httperr.Write(w, r, log, httperr.New(oci.CodeDenied, "client with IP '%s' is not allowed to use the management API (network.management_allow)",
 				authn.ClientIP(r)).WithStatus(http.StatusForbidden))
 			return
@@ -161,8 +176,12 @@ func openBlobs(spec string) (blob.Store, error) {
 // Handler is the server's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the stores.
-func (s *Server) Close() error { return s.meta.Close() }
+// Close writes the queued events and releases the stores.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(s.audit.Close(ctx), s.meta.Close())
+}
 
 func (s *Server) withRegistry(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -173,12 +192,25 @@ func (s *Server) withRegistry(next http.Handler) http.Handler {
 		}
 		// Network rules come before any authentication.
 		if err := oauth.CheckNetwork(r, s.policy, reg, s.log); err != nil {
+			s.refusedLogin(r, reg, err)
 			w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 			httperr.Write(w, r, s.log, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(hosts.WithRegistry(r.Context(), reg)))
 	})
+}
+
+// refusedLogin records the login event of a /v2/ request the network rules refused: every such
+// request is an attempt to reach the registry, credentials or not.
+func (s *Server) refusedLogin(r *http.Request, reg store.Registry, err error) {
+	e := audit.NewLogin(r, reg.Name, authn.Audience(reg), audit.OpRegistry)
+	if user, _, ok := r.BasicAuth(); ok {
+		e.Identity = truncate(user)
+	}
+	e.Status, e.Reason, e.Message = audit.Describe(err)
+	e.Result, e.Duration = store.ResultFailure, audit.Elapsed(r)
+	s.audit.Login(r.Context(), e)
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
@@ -229,6 +261,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.purgeUploads(bg)
 	go s.policy.Watch(bg, s.meta, time.Second, s.log)
 	go s.maintainAuth(bg)
+	go s.purgeEvents(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -244,6 +277,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := hs.Shutdown(sctx); err != nil {
 		hs.Close()
 		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	if err := s.audit.Close(sctx); err != nil {
+		return fmt.Errorf("server: shutdown: writing the queued events: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("server: %w", err)

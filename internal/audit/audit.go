@@ -1,0 +1,296 @@
+// Package audit records login and repository events off the request path. Events go into a
+// bounded queue that one goroutine drains into the store in batches: a burst becomes a few
+// transactions, and a full queue makes the requests that record events wait (back pressure)
+// rather than lose them. Events the store refuses even after retries are written to the log, so
+// none disappears silently.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// Recorder takes events. Recording may wait while the queue is full; it never drops an event.
+type Recorder interface {
+	Login(ctx context.Context, e store.LoginEvent)
+	Repository(ctx context.Context, e store.RepositoryEvent)
+}
+
+// Discard is a Recorder that keeps nothing, for handlers built without audit.
+var Discard Recorder = discard{}
+
+type discard struct{}
+
+func (discard) Login(context.Context, store.LoginEvent)           {}
+func (discard) Repository(context.Context, store.RepositoryEvent) {}
+
+// Sink is where batches go: the store.
+type Sink interface {
+	InsertEvents(ctx context.Context, logins []store.LoginEvent, repos []store.RepositoryEvent) error
+}
+
+// Options tune a Writer.
+type Options struct {
+	// Queue is how many events may wait to be written; 0 means 4096.
+	Queue int
+	// Batch is the most events written in one transaction; 0 means 500.
+	Batch int
+	// Retries is how often a failed batch is tried again before it goes to the log; 0 means 5.
+	Retries int
+	// OnLogin, if set, is called for each login event as it is recorded (metrics).
+	OnLogin func(store.LoginEvent)
+}
+
+type item struct {
+	login *store.LoginEvent
+	repo  *store.RepositoryEvent
+}
+
+// Writer is the batched Recorder.
+type Writer struct {
+	sink Sink
+	log  *slog.Logger
+	opts Options
+
+	mu      sync.RWMutex // held shared by senders, exclusively by Close
+	closed  bool
+	ch      chan item
+	done    chan struct{}
+	waits   atomic.Int64 // times a sender found the queue full
+	written atomic.Int64
+	failed  atomic.Int64
+}
+
+// NewWriter starts a writer; Close stops it after writing what is queued.
+func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
+	if opts.Queue <= 0 {
+		opts.Queue = 4096
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	if opts.Retries <= 0 {
+		opts.Retries = 5
+	}
+	w := &Writer{sink: sink, log: log.With("component", "audit"), opts: opts, ch: make(chan item, opts.Queue), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// Login queues a login event.
+func (w *Writer) Login(ctx context.Context, e store.LoginEvent) {
+	if w.opts.OnLogin != nil {
+		w.opts.OnLogin(e)
+	}
+	w.put(ctx, item{login: &e})
+}
+
+// Repository queues a repository event.
+func (w *Writer) Repository(ctx context.Context, e store.RepositoryEvent) {
+	w.put(ctx, item{repo: &e})
+}
+
+// put queues it, waiting while the queue is full. It does not give up when ctx ends: a client
+// that hangs up has still made its attempt, and the writer always makes progress.
+func (w *Writer) put(ctx context.Context, it item) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		// After Close nothing drains the queue: write it here, synchronously.
+		w.write(context.WithoutCancel(ctx), []item{it})
+		return
+	}
+	select {
+	case w.ch <- it:
+		return
+	default:
+	}
+	w.waits.Add(1)
+	w.ch <- it
+}
+
+// Depth is the number of queued events.
+func (w *Writer) Depth() int { return len(w.ch) }
+
+// Capacity is the queue's size.
+func (w *Writer) Capacity() int { return cap(w.ch) }
+
+// Stats are the writer's counters.
+type Stats struct {
+	Written int64 // events stored
+	Failed  int64 // events the store refused, written to the log instead
+	Waits   int64 // times a request waited for room in the queue
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() Stats {
+	return Stats{Written: w.written.Load(), Failed: w.failed.Load(), Waits: w.waits.Load()}
+}
+
+// Close writes what is queued and stops the writer; events recorded later are written
+// synchronously. It returns when the queue is empty or ctx ends.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]item, 0, w.opts.Batch)
+	for it := range w.ch {
+		batch = append(batch[:0], it)
+	fill:
+		for len(batch) < w.opts.Batch {
+			select {
+			case more, ok := <-w.ch:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, more)
+			default:
+				break fill
+			}
+		}
+		w.write(context.Background(), batch)
+	}
+}
+
+// write stores a batch, retrying with back-off; what the store keeps refusing goes to the log.
+func (w *Writer) write(ctx context.Context, batch []item) {
+	var logins []store.LoginEvent
+	var repos []store.RepositoryEvent
+	for _, it := range batch {
+		if it.login != nil {
+			logins = append(logins, *it.login)
+		} else {
+			repos = append(repos, *it.repo)
+		}
+	}
+	delay := 50 * time.Millisecond
+	var err error
+	for try := 0; try <= w.opts.Retries; try++ {
+		if try > 0 {
+			time.Sleep(delay)
+			delay *= 2
+		}
+		if err = w.sink.InsertEvents(ctx, logins, repos); err == nil {
+			w.written.Add(int64(len(batch)))
+			return
+		}
+		w.log.Warn("could not store events; retrying", "err", err, "events", len(batch), "try", try+1)
+	}
+	w.failed.Add(int64(len(batch)))
+	for _, e := range logins {
+		b, _ := json.Marshal(e)
+		w.log.Error("login event not stored", "err", err, "event", string(b))
+	}
+	for _, e := range repos {
+		b, _ := json.Marshal(e)
+		w.log.Error("repository event not stored", "err", err, "event", string(b))
+	}
+}
+
+// Operations of login events: the endpoint the attempt came to.
+const (
+	OpToken     = "token"     // /oauth2/token
+	OpExchange  = "exchange"  // /oauth2/exchange
+	OpRegistry  = "registry"  // credentials sent to /v2/ itself (Basic, or a bearer token that was refused)
+	OpDirectory = "directory" // /mgmt/v1/token
+)
+
+// Operations of repository events.
+const (
+	OpPush   = "push"
+	OpPull   = "pull"
+	OpDelete = "delete"
+	OpUntag  = "untag"
+)
+
+// NewLogin starts a login event for a request: when it began, the caller, its user agent and
+// the correlation id. Elapsed gives its duration when it is recorded.
+func NewLogin(r *http.Request, registry, loginServer, op string) store.LoginEvent {
+	return store.LoginEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, IP: authn.ClientIP(r),
+		UserAgent: truncate(r.UserAgent(), 512), CorrelationID: httperr.CorrelationID(r.Context()), Granted: []string{}, Refused: []string{}}
+}
+
+// NewRepository starts a repository event for a request.
+func NewRepository(r *http.Request, registry, loginServer, op, repository string) store.RepositoryEvent {
+	return store.RepositoryEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, Repository: repository,
+		IP: authn.ClientIP(r), UserAgent: truncate(r.UserAgent(), 512), CorrelationID: httperr.CorrelationID(r.Context())}
+}
+
+func started(r *http.Request) time.Time {
+	if info := httperr.InfoFrom(r.Context()); info != nil {
+		return info.Start.UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Elapsed is how long the request has taken so far.
+func Elapsed(r *http.Request) store.Millis {
+	return store.Millis(time.Since(started(r)))
+}
+
+// Describe turns the error a request failed with into an event's status, reason and message:
+// a refused sign-in, a reply berth chose (with its reason), or a fault of berth's.
+func Describe(err error) (status int, reason, message string) {
+	if reply, e, ok := authn.Reply(err); ok {
+		return reply.Status, e.Reason, truncate(e.Message, 1024)
+	}
+	var he *httperr.Error
+	if errors.As(err, &he) {
+		reason = he.Reason
+		if reason == "" {
+			reason = strings.ToLower(string(he.Code))
+		}
+		return he.Status, reason, truncate(he.Message, 1024)
+	}
+	return http.StatusInternalServerError, "internal_error", "internal server error"
+}
+
+// Identity names a principal in events: the registry for its admin user, else its name.
+func Identity(p authn.Principal) (name, kind string) {
+	if p.IsAnonymous() {
+		return "", string(authn.KindAnonymous)
+	}
+	if p.Kind == authn.KindAdmin && p.Name == "" {
+		return p.Registry, string(p.Kind)
+	}
+	return p.Name, string(p.Kind)
+}
+
+// Result is the result of an HTTP status.
+func Result(status int) string {
+	if status < 400 {
+		return store.ResultSuccess
+	}
+	return store.ResultFailure
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,268 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Results of an event.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+)
+
+// LoginEvent is one sign-in attempt: its JSON form is what `berth logs login-events` prints.
+type LoginEvent struct {
+	ID            int64     `json:"id"`
+	Time          time.Time `json:"time"`
+	Registry      string    `json:"registry"`
+	LoginServer   string    `json:"loginServer"`
+	Operation     string    `json:"operation"`
+	Identity      string    `json:"identity"`
+	IdentityKind  string    `json:"identityKind"`
+	IP            string    `json:"callerIpAddress"`
+	UserAgent     string    `json:"userAgent"`
+	Status        int       `json:"status"`
+	Result        string    `json:"result"`
+	Reason        string    `json:"reason"`
+	Message       string    `json:"message"`
+	Granted       []string  `json:"grantedScopes"`
+	Refused       []string  `json:"refusedScopes"`
+	Duration      Millis    `json:"durationMs"`
+	CorrelationID string    `json:"correlationId"`
+	TokenID       string    `json:"jwtId"`
+}
+
+// RepositoryEvent is one push, pull, delete or untag of a manifest.
+type RepositoryEvent struct {
+	ID            int64     `json:"id"`
+	Time          time.Time `json:"time"`
+	Registry      string    `json:"registry"`
+	LoginServer   string    `json:"loginServer"`
+	Operation     string    `json:"operation"`
+	Repository    string    `json:"repository"`
+	Tag           string    `json:"tag"`
+	Digest        string    `json:"digest"`
+	MediaType     string    `json:"mediaType"`
+	ArtifactType  string    `json:"artifactType"`
+	Size          int64     `json:"size"`
+	Identity      string    `json:"identity"`
+	IdentityKind  string    `json:"identityKind"`
+	IP            string    `json:"callerIpAddress"`
+	UserAgent     string    `json:"userAgent"`
+	Status        int       `json:"status"`
+	Result        string    `json:"result"`
+	Reason        string    `json:"reason"`
+	Message       string    `json:"message"`
+	Duration      Millis    `json:"durationMs"`
+	CorrelationID string    `json:"correlationId"`
+}
+
+// Millis is a duration written in JSON as (fractional) milliseconds.
+type Millis time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (m Millis) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "%.3f", float64(time.Duration(m).Microseconds())/1000), nil
+}
+
+// EventFilter selects events. Zero fields match everything.
+type EventFilter struct {
+	// Registries limits the events to these registry names ("" names directory sign-ins); nil
+	// means every registry.
+	Registries    []string
+	Identity      string // case-insensitive
+	Result        string
+	Reason        string
+	IP            string
+	Operation     string
+	Repository    string // repository events only
+	CorrelationID string
+	Since, Until  time.Time
+	// Before returns only events with a smaller id (the next page of a newest-first listing).
+	Before int64
+	// Limit caps the number of events; 0 means 100.
+	Limit int
+}
+
+// MaxEventPage bounds one page of events.
+const MaxEventPage = 10_000
+
+// InsertEvents writes a batch of events in one transaction.
+func (s *Store) InsertEvents(ctx context.Context, logins []LoginEvent, repos []RepositoryEvent) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if len(logins) > 0 {
+			st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO login_events (time, registry, login_server, operation, identity, identity_kind, ip,
+				user_agent, status, result, reason, message, granted, refused, duration_us, correlation_id, token_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, e := range logins {
+				if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Identity, e.IdentityKind, e.IP,
+					e.UserAgent, e.Status, e.Result, e.Reason, e.Message, strings.Join(e.Granted, " "), strings.Join(e.Refused, " "),
+					time.Duration(e.Duration).Microseconds(), e.CorrelationID, e.TokenID); err != nil {
+					return err
+				}
+			}
+		}
+		if len(repos) > 0 {
+			st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO repository_events (time, registry, login_server, operation, repository, tag, digest,
+				media_type, artifact_type, size, identity, identity_kind, ip, user_agent, status, result, reason, message, duration_us, correlation_id)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, e := range repos {
+				if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Repository, e.Tag, e.Digest,
+					e.MediaType, e.ArtifactType, e.Size, e.Identity, e.IdentityKind, e.IP, e.UserAgent, e.Status, e.Result, e.Reason, e.Message,
+					time.Duration(e.Duration).Microseconds(), e.CorrelationID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: insert events: %w", err)
+	}
+	return nil
+}
+
+// where builds the WHERE clause of an event query.
+func (f EventFilter) where(repository bool) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		conds = append(conds, cond)
+		args = append(args, v)
+	}
+	if f.Registries != nil {
+		if len(f.Registries) == 0 {
+			conds = append(conds, "1 = 0")
+		} else {
+			conds = append(conds, "registry IN (?"+strings.Repeat(", ?", len(f.Registries)-1)+")")
+			for _, r := range f.Registries {
+				args = append(args, r)
+			}
+		}
+	}
+	for _, c := range []struct {
+		col, v string
+	}{{"result", f.Result}, {"reason", f.Reason}, {"ip", f.IP}, {"operation", f.Operation}, {"correlation_id", f.CorrelationID}} {
+		if c.v != "" {
+			add(c.col+" = ?", c.v)
+		}
+	}
+	if f.Identity != "" {
+		add("LOWER(identity) = ?", strings.ToLower(f.Identity))
+	}
+	if repository && f.Repository != "" {
+		add("repository = ?", f.Repository)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", f.Until.UnixMilli())
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+func (f EventFilter) limit() int {
+	switch {
+	case f.Limit <= 0:
+		return 100
+	case f.Limit > MaxEventPage:
+		return MaxEventPage
+	}
+	return f.Limit
+}
+
+// LoginEvents lists the login events f selects, newest first.
+func (s *Store) LoginEvents(ctx context.Context, f EventFilter) ([]LoginEvent, error) {
+	where, args := f.where(false)
+	return queryAll(ctx, s.rdb, s.q(`SELECT id, time, registry, login_server, operation, identity, identity_kind, ip, user_agent, status, result,
+		reason, message, granted, refused, duration_us, correlation_id, token_id FROM login_events`+where+
+		fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.limit())), args, func(sc scanner) (LoginEvent, error) {
+		var e LoginEvent
+		var t, us int64
+		var granted, refused string
+		err := sc.Scan(&e.ID, &t, &e.Registry, &e.LoginServer, &e.Operation, &e.Identity, &e.IdentityKind, &e.IP, &e.UserAgent, &e.Status,
+			&e.Result, &e.Reason, &e.Message, &granted, &refused, &us, &e.CorrelationID, &e.TokenID)
+		e.Time, e.Duration = time.UnixMilli(t).UTC(), Millis(time.Duration(us)*time.Microsecond)
+		e.Granted, e.Refused = fields(granted), fields(refused)
+		return e, err
+	})
+}
+
+// RepositoryEvents lists the repository events f selects, newest first.
+func (s *Store) RepositoryEvents(ctx context.Context, f EventFilter) ([]RepositoryEvent, error) {
+	where, args := f.where(true)
+	return queryAll(ctx, s.rdb, s.q(`SELECT id, time, registry, login_server, operation, repository, tag, digest, media_type, artifact_type, size,
+		identity, identity_kind, ip, user_agent, status, result, reason, message, duration_us, correlation_id FROM repository_events`+where+
+		fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.limit())), args, func(sc scanner) (RepositoryEvent, error) {
+		var e RepositoryEvent
+		var t, us int64
+		err := sc.Scan(&e.ID, &t, &e.Registry, &e.LoginServer, &e.Operation, &e.Repository, &e.Tag, &e.Digest, &e.MediaType, &e.ArtifactType,
+			&e.Size, &e.Identity, &e.IdentityKind, &e.IP, &e.UserAgent, &e.Status, &e.Result, &e.Reason, &e.Message, &us, &e.CorrelationID)
+		e.Time, e.Duration = time.UnixMilli(t).UTC(), Millis(time.Duration(us)*time.Microsecond)
+		return e, err
+	})
+}
+
+// CountEvents counts the login and repository events, for tests and metrics.
+func (s *Store) CountEvents(ctx context.Context) (logins, repos int64, err error) {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM login_events), (SELECT COUNT(*) FROM repository_events)`).Scan(&logins, &repos); err != nil {
+		return 0, 0, fmt.Errorf("store: count events: %w", err)
+	}
+	return logins, repos, nil
+}
+
+// purgeBatch bounds one purge transaction, so that writers are not held up for long.
+const purgeBatch = 5000
+
+// PurgeEvents deletes the events older than before and returns how many it deleted.
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for _, table := range []string{"login_events", "repository_events"} {
+		for {
+			var n int64
+			err := s.tx(ctx, func(tx *sql.Tx) error {
+				res, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+table+` WHERE id IN (SELECT id FROM `+table+` WHERE time < ? ORDER BY id LIMIT ?)`),
+					before.UnixMilli(), purgeBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return total, fmt.Errorf("store: purge events: %w", err)
+			}
+			total += n
+			if n < purgeBatch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func fields(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Fields(s)
+}

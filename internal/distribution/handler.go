@@ -73,9 +73,9 @@ type Handler struct {
 	log    *slog.Logger
 	// onUpload is Deps.OnUpload.
 	onUpload func(time.Duration, int64)
-	limits Limits
-	now    func() time.Time
-	locks  [256]sync.Mutex // upload locks, striped by upload id
+	limits   Limits
+	now      func() time.Time
+	locks    [256]sync.Mutex // upload locks, striped by upload id
 }
 
 // New returns a handler; requests must carry their registry in ctx (hosts.WithRegistry).

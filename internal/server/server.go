@@ -95,10 +95,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	})
 	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login})
 	dist := distribution.New(distribution.Deps{
-		Blobs:  blobs,
-		Meta:   meta,
-		Authn:  s.authn,
-		Policy: s.policy,
+		Blobs:    blobs,
+		Meta:     meta,
+		Authn:    s.authn,
+		Policy:   s.policy,
 		Log:      log,
 		Now:      now,
 		Audit:    s.audit,

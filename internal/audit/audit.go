@@ -249,7 +249,10 @@ func started(r *http.Request) time.Time {
 
 // Elapsed is how long the request has taken so far.
 func Elapsed(r *http.Request) store.Millis {
-	return store.Millis(time.Since(started(r)))
+	if info := httperr.InfoFrom(r.Context()); info != nil {
+		return store.Millis(info.Elapsed())
+	}
+	return 0
 }
 
 // Describe turns the error a request failed with into an event's status, reason and message:
@@ -293,4 +296,13 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// LoginServer is the login server of reg as events name it: its configured one, else the Host
+// the request came to.
+func LoginServer(r *http.Request, reg store.Registry) string {
+	if reg.LoginServer != "" {
+		return reg.LoginServer
+	}
+	return truncate(r.Host, 255)
 }

@@ -115,18 +115,30 @@ func (d *Directory) CheckUser(ctx context.Context, name, password string) (Ident
 	return id, err
 }
 
+// SPMessage answers an unknown client id and a wrong client secret alike; ACR's words for it are
+// "Application not registered with AAD".
+const SPMessage = "authentication required: application not registered with the directory, or wrong client secret"
+
 // CheckServicePrincipal checks a service principal's client id and secret.
 func (d *Directory) CheckServicePrincipal(ctx context.Context, appID, secret string) (Identity, error) {
 	sp, err := d.st.ServicePrincipalByAppID(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) {
-		return Identity{}, d.unknown(ctx, secret)
+		return Identity{}, spMessage(d.unknown(ctx, secret))
 	}
 	if err != nil {
 		return Identity{}, err
 	}
 	id := Identity{Kind: store.KindSP, ID: sp.ID, Name: sp.AppID}
 	_, err = d.match(ctx, id, store.KindSP, sp.ID, secret)
-	return id, err
+	return id, spMessage(err)
+}
+
+func spMessage(err error) error {
+	var se *SigninError
+	if errors.As(err, &se) && se.Message == GenericMessage {
+		se.Message = SPMessage
+	}
+	return err
 }
 
 // unknown spends what a real check would, then refuses.

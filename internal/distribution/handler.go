@@ -216,7 +216,7 @@ func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Princi
 	if !basic && (err == nil || r.Header.Get("Authorization") == "") {
 		return
 	}
-	e := audit.NewLogin(r, reg.Name, authn.Audience(reg), audit.OpRegistry)
+	e := audit.NewLogin(r, reg.Name, audit.LoginServer(r, reg), audit.OpRegistry)
 	e.Identity = truncate(user)
 	e.Status, e.Result = http.StatusOK, store.ResultSuccess
 	if err == nil {
@@ -237,8 +237,8 @@ func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Princi
 }
 
 // manifest serves a manifest GET, PUT or DELETE, and records it as a repository event: pull,
-// push, delete or untag. Refusals of authenticated callers are recorded too; those of anonymous
-// ones are the first step of the token flow, not events.
+// push, delete or untag. Refusals are recorded too, except the 401 challenge of a request
+// without credentials, which is the first step of the token flow.
 func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request, action policy.Action, res policy.Resource) (err error) {
 	op := audit.OpPull
 	switch r.Method {
@@ -250,7 +250,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 			op = audit.OpUntag
 		}
 	}
-	e := audit.NewRepository(r, req.reg.Name, authn.Audience(req.reg), op, req.name)
+	e := audit.NewRepository(r, req.reg.Name, audit.LoginServer(r, req.reg), op, req.name)
 	e.Identity, e.IdentityKind = audit.Identity(req.principal)
 	if !strings.Contains(req.ref, ":") {
 		e.Tag = truncate(req.ref)
@@ -259,7 +259,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
 		var he *httperr.Error
-		if req.principal.IsAnonymous() && errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+		if req.principal.IsAnonymous() && !req.principal.Scoped && errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 			return
 		}
 		e.Status, e.Result = sw.status, store.ResultSuccess

@@ -178,7 +178,11 @@ type Info struct {
 	Identity string
 	// Reason is the machine-readable reason of a refusal (set by Write from Error.Reason).
 	Reason string
+	began  time.Time // the wall clock's start (Start is the server's clock, which tests set)
 }
+
+// Elapsed is how long the request has run.
+func (i *Info) Elapsed() time.Duration { return time.Since(i.began) }
 
 type infoKey struct{}
 
@@ -216,7 +220,7 @@ func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next h
 		if !validClientID(id) {
 			id = newCorrelationID()
 		}
-		info := &Info{Start: start}
+		info := &Info{Start: start, began: time.Now()}
 		ctx := context.WithValue(WithCorrelationID(r.Context(), id), infoKey{}, info)
 		r = r.WithContext(ctx)
 		var in *countingBody

@@ -74,7 +74,10 @@ func (h *Handler) begin(r *http.Request, op string) *attempt {
 }
 
 func (a *attempt) registry(reg store.Registry) {
-	a.Registry, a.LoginServer = reg.Name, authn.Audience(reg)
+	a.Registry = reg.Name
+	if reg.LoginServer != "" {
+		a.LoginServer = reg.LoginServer
+	}
 }
 
 func (a *attempt) principal(p authn.Principal) {
@@ -146,7 +149,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (err error) {
 	g := h.grant(ctx, p, reg, scopes)
 	a.Granted, a.Refused = g.granted, g.refused
 	if len(g.refused) > 0 {
-		a.Reason, a.Message = ReasonInsufficientScope, truncate(g.why)
+		a.Reason, a.Message = ReasonInsufficientScope, g.why
 	}
 	c := token.Claims{Access: g.access, GrantType: token.GrantAccess, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry,
 		Mode: h.authn.Mode(reg)}

@@ -204,7 +204,7 @@ func (s *Server) withRegistry(next http.Handler) http.Handler {
 // refusedLogin records the login event of a /v2/ request the network rules refused: every such
 // request is an attempt to reach the registry, credentials or not.
 func (s *Server) refusedLogin(r *http.Request, reg store.Registry, err error) {
-	e := audit.NewLogin(r, reg.Name, authn.Audience(reg), audit.OpRegistry)
+	e := audit.NewLogin(r, reg.Name, audit.LoginServer(r, reg), audit.OpRegistry)
 	if user, _, ok := r.BasicAuth(); ok {
 		e.Identity = truncate(user)
 	}

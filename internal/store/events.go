@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,6 +68,16 @@ type Millis time.Duration
 // MarshalJSON implements json.Marshaler.
 func (m Millis) MarshalJSON() ([]byte, error) {
 	return fmt.Appendf(nil, "%.3f", float64(time.Duration(m).Microseconds())/1000), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("durationMs: %w", err)
+	}
+	*m = Millis(time.Duration(f * float64(time.Millisecond)))
+	return nil
 }
 
 // EventFilter selects events. Zero fields match everything.

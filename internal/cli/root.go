@@ -47,7 +47,7 @@ func Root(env Env) *cobra.Command {
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
 	root.AddCommand(serveCmd(), versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
 		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
-		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd())
+		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root
 }
 

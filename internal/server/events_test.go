@@ -95,7 +95,9 @@ func TestLoginEvents(t *testing.T) {
 		t.Fatalf("assign: %d", st)
 	}
 	var tok struct {
-		Credentials struct{ Passwords []struct{ Name, Value string } }
+		Credentials struct {
+			Passwords []struct{ Name, Value string }
+		}
 	}
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens", map[string]any{"name": "ci-token", "repositories": []map[string]any{{"repository": "app", "actions": []string{"content/read"}}}}, &tok); st != http.StatusCreated {
 		t.Fatalf("create token: %d", st)

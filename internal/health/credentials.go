@@ -254,6 +254,9 @@ func (r *run) storedCredentials() error {
 	if repo != "" {
 		scope = "repository:" + repo + ":pull"
 	}
+	// The pull check uses what a client would send: the first stored credentials, good or not.
+	first := creds[0]
+	r.pullAuth = &first
 	for _, c := range creds {
 		detail := ""
 		expired := false
@@ -269,10 +272,6 @@ func (r *run) storedCredentials() error {
 				return r.fail(check, "UNEXPECTED_ERROR", err.Error(), 0)
 			case status == http.StatusOK:
 				r.ok(check, "Stored credentials for %s in %s (user %s) : OK", r.loginServer, c.source, c.user)
-				if r.pullAuth == nil {
-					cc := c
-					r.pullAuth = &cc
-				}
 				continue
 			case status == http.StatusTooManyRequests:
 				if err := r.fail(check, "CONNECTIVITY_TOOMANYREQUESTS_ERROR", c.source+": "+msg, status); err != nil {

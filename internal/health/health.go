@@ -134,9 +134,10 @@ type run struct {
 	scheme      string
 	realm       string
 	service     string
-	refresh     string // from the refresh-token check
-	anonymous   *bool  // whether the registry allows anonymous pull, when known
-	pullAuth    *credential
+	refresh     string      // from the refresh-token check
+	anonymous   *bool       // whether the registry allows anonymous pull, when known
+	pullAuth    *credential // what the pull check signs in with
+	unreachable bool        // DNS failed
 }
 
 // Run runs the checks and returns their results; the error is non-nil when any check failed.

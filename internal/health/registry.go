@@ -92,6 +92,7 @@ func (r *run) dns() error {
 	}
 	ips, err := net.DefaultResolver.LookupHost(r.ctx, strings.Trim(host, "[]"))
 	if err != nil || len(ips) == 0 {
+		r.unreachable = true // the connection checks that follow could only repeat this
 		return r.fail("dns", "CONNECTIVITY_DNS_ERROR", fmt.Sprint(err), 0)
 	}
 	r.ok("dns", "DNS lookup to %s at IP %s : OK", r.loginServer, ips[0])
@@ -101,7 +102,7 @@ func (r *run) dns() error {
 // challenge asks GET /v2/ for its challenge, and checks on the way the TLS certificate and the
 // clock against the reply's Date.
 func (r *run) challenge() error {
-	if r.loginServer == "" {
+	if r.loginServer == "" || r.unreachable {
 		return nil
 	}
 	const check = "challenge"

@@ -91,6 +91,8 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 			env BERTH="$WORK/berth" BERTH_OWNER_PASSWORD="$OWNER_PASSWORD" bash test/clients/auth.sh "$ADDR" "$WORK/serve.log"
 		stage "authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)" \
 			env BERTH="$WORK/berth" bash test/clients/access.sh
+		stage "troubleshooting table with real clients (client text, login event, check-health code, explain for 15 causes; own server)" \
+			env BERTH="$WORK/berth" TABLE="$WORK/troubleshooting-table.md" bash test/clients/troubleshoot.sh
 	fi
 	stop() {
 		kill -TERM "$SERVER_PID" && wait "$SERVER_PID"

@@ -161,13 +161,19 @@ func (a *app) loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg, err := c.Registry(ctx, strings.ToLower(name))
-			if err != nil {
-				return fmt.Errorf("An error occurred while retrieving the login server for registry '%s': %w (LOGIN_SERVER_ERROR)", name, err)
-			}
 			su, err := url.Parse(s.Server)
 			if err != nil {
 				return err
+			}
+			reg, err := c.Registry(ctx, strings.ToLower(name))
+			switch {
+			case client.IsStatus(err, http.StatusForbidden):
+				// An identity with data-plane roles only cannot read the registry's settings (az acr
+				// login falls back to the name and the cloud's suffix): assume the server's host.
+				fmt.Fprintf(a.stderr, "WARNING: cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s\n", name, su.Host)
+				reg = client.Registry{Name: strings.ToLower(name), LoginServer: su.Host}
+			case err != nil:
+				return fmt.Errorf("An error occurred while retrieving the login server for registry '%s': %w (LOGIN_SERVER_ERROR)", name, err)
 			}
 			if user != "" {
 				if password == "" {

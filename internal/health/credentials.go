@@ -34,8 +34,10 @@ func (r *run) credentialFiles() []struct{ tool, path string } {
 	env := r.Getenv
 	home := env("HOME")
 	var out []struct{ tool, path string }
+	seen := map[string]bool{}
 	add := func(tool, path string) {
-		if path != "" {
+		if path != "" && !seen[path] { // podman may be pointed at docker's file
+			seen[path] = true
 			out = append(out, struct{ tool, path string }{tool, path})
 		}
 	}
@@ -282,7 +284,7 @@ func (r *run) storedCredentials() error {
 			detail = fmt.Sprintf("%s (user %s): %s", c.source, c.user, msg)
 		}
 		code := "STORED_CREDENTIALS_INVALID_ERROR"
-		if expired {
+		if expired || strings.Contains(detail, "password expired") {
 			code = "STORED_CREDENTIALS_EXPIRED_ERROR"
 		}
 		if anon, _ := r.anonymousPull(repo); anon {

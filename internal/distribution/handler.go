@@ -233,6 +233,7 @@ func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Princi
 		}
 	}
 	e.Duration = audit.Elapsed(r)
+	httperr.SetIdentity(r.Context(), e.Identity)
 	h.audit.Login(r.Context(), e)
 }
 

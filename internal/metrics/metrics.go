@@ -75,7 +75,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Observe counts a finished request; it is an httperr.Observer.
 func (m *Metrics) Observe(r *http.Request, o httperr.Outcome) {
-	route := Route(r.Method, r.URL.Path)
+	route := Route(r.URL.Path)
 	m.requests.WithLabelValues(route, method(r.Method), strconv.Itoa(o.Status)).Inc()
 	m.duration.WithLabelValues(route).Observe(o.Duration.Seconds())
 	if o.BytesIn > 0 {
@@ -99,7 +99,7 @@ func (m *Metrics) Upload(d time.Duration, _ int64) { m.uploads.Observe(d.Seconds
 
 // Route is a request's path reduced to a label of few values: repository names, digests and
 // ids are dropped.
-func Route(method, path string) string {
+func Route(path string) string {
 	switch {
 	case path == "/v2/" || path == "/v2":
 		return "/v2/"

@@ -487,3 +487,35 @@ func TestRepositoryEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessLog: one request line per request with its correlation id and identity; no
+// password, secret or token anywhere in the log.
+func TestAccessLog(t *testing.T) {
+	var log lockedBuffer
+	s := registrytest.New(t, registrytest.Options{Log: &log})
+	owner := s.OwnerToken(t)
+	user, pwd := s.Admin(t)
+	_, body := call(t, "GET", s.URL+"/oauth2/token?service="+url.QueryEscape(s.Host)+"&scope=repository:a:pull", "log-token", basic(user, pwd))
+	access := between(body, `"access_token":"`, `"`)
+	call(t, "GET", s.URL+"/v2/", "log-v2", bearer(access))
+	call(t, "GET", s.URL+"/v2/", "log-basic-bad", basic(user, pwd+"x"))
+	s.Stop()
+	out := log.String()
+	for _, secret := range []string{pwd, owner, access, registrytest.OwnerPassword} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the log holds a secret (%.8s…)", secret)
+		}
+	}
+	for _, want := range []string{
+		`msg=request method=GET path=/oauth2/token`, `status=200`, `correlation_id=log-token`, `identity=default`,
+		`correlation_id=log-v2 identity="the admin user of registry \"default\""`,
+		`correlation_id=log-basic-bad identity=default reason=bad_password`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	if n := strings.Count(out, "msg=request "); n < 6 {
+		t.Errorf("%d request lines", n)
+	}
+}

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+// TestLogsCommands: failed sign-ins show up in `berth logs login-events` with each output
+// format and filter, and -o jsonl exports them.
+func TestLogsCommands(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	for _, user := range []string{"mallory", "mallory", "trudy"} {
+		req, _ := http.NewRequest("GET", s.URL+"/oauth2/token?service="+url.QueryEscape(s.Host), nil)
+		req.SetBasicAuth(user, "guess")
+		req.Header.Set("X-Correlation-Id", "cli-"+user)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out = c.must("", "logs", "login-events", "-n", "default", "--identity", "mallory", "--reason", "unknown_identity", "--query", "[].identity", "-o", "tsv"); out == "mallory\nmallory\n" {
+			break
+		}
+	}
+	if out != "mallory\nmallory\n" {
+		t.Fatalf("identity filter: %q", out)
+	}
+	table := c.must("", "logs", "login-events", "--correlation-id", "cli-trudy", "-o", "table")
+	if lines := strings.Split(strings.TrimSpace(table), "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "Time") ||
+		!strings.Contains(lines[2], "trudy") || !strings.Contains(lines[2], "unknown_identity") || !strings.Contains(lines[2], "failure") {
+		t.Errorf("table:\n%s", table)
+	}
+	jsonl := c.must("", "logs", "login-events", "--result", "failure", "-o", "jsonl", "--limit", "0")
+	lines := strings.Split(strings.TrimSpace(jsonl), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("jsonl: %d lines:\n%s", len(lines), jsonl)
+	}
+	for _, l := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e["result"] != "failure" || e["operation"] != "token" {
+			t.Errorf("jsonl line %s: %v", l, err)
+		}
+	}
+	if out := c.must("", "logs", "repository-events", "-n", "default"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("repository events: %q", out)
+	}
+	for _, bad := range [][]string{{"--result", "maybe"}, {"--since", "last week"}, {"-o", "jsonl", "--query", "[0]"}, {"-n", "nosuch"}} {
+		if _, err := c.run("", append([]string{"logs", "login-events"}, bad...)...); err == nil {
+			t.Errorf("logs login-events %v was accepted", bad)
+		}
+	}
+}
+
+// TestCheckHealthText: without -o, check-health prints az acr check-health's lines, each error
+// with its code, message and fix, and exits with an error; -o json gives the results.
+func TestCheckHealthText(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	out, err := c.run("", "check-health", "-n", "default")
+	if err == nil || !strings.Contains(err.Error(), "1 error") {
+		t.Errorf("err %v", err)
+	}
+	for _, want := range []string{"An error occurred: DOCKER_COMMAND_ERROR\nPlease verify if no-such-docker-command client is installed and running.\n",
+		"  fix: Install docker or podman", "#docker_command_error for more information.", "Please refer to https://"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Challenge endpoint") {
+		t.Errorf("ran on after the first error without --ignore-errors:\n%s", out)
+	}
+	out, _ = c.run("", "check-health", "-n", "default", "--ignore-errors")
+	if !strings.Contains(out, "Challenge endpoint "+s.URL+"/v2/ : OK") || !strings.Contains(out, "Fetch access token for registry '"+s.Host+"' : OK") {
+		t.Errorf("--ignore-errors:\n%s", out)
+	}
+	out, _ = c.run("", "check-health", "-n", "default", "--ignore-errors", "-o", "json", "--query", "[?check=='refresh token'].status | [0]")
+	if strings.TrimSpace(out) != `"ok"` {
+		t.Errorf("-o json --query: %q", out)
+	}
+}

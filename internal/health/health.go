@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/client"
+	"github.com/berth-registry/berth/internal/oci"
 )
 
 // Status of a check.
@@ -153,6 +154,14 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	if o.Report == nil {
 		o.Report = func(Result) {}
+	}
+	if repo, ref := splitRepository(o.Repository); repo != "" {
+		if err := oci.ValidateName(repo); err != nil {
+			return nil, fmt.Errorf("--repository %q: %w", o.Repository, err)
+		}
+		if _, err := oci.ParseReference(ref); err != nil {
+			return nil, fmt.Errorf("--repository %q: %w", o.Repository, err)
+		}
 	}
 	r := &run{Options: o, ctx: ctx, tool: o.Getenv("DOCKER_COMMAND"), scheme: "https"}
 	if r.tool == "" {

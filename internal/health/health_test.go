@@ -189,6 +189,14 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 	}
 }
 
+func TestBadRepository(t *testing.T) {
+	for _, repo := range []string{"UPPER/case", "a//b", "ok/repo:bad tag!", "a@sha256:zz"} {
+		if _, err := health.Run(t.Context(), health.Options{Name: "127.0.0.1:1", Repository: repo}); err == nil || !strings.Contains(err.Error(), "--repository") {
+			t.Errorf("--repository %q: %v", repo, err)
+		}
+	}
+}
+
 // challengeServer answers /v2/ with a bearer challenge and the Date it is given.
 func challengeServer(date time.Time) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

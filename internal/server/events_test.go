@@ -229,6 +229,18 @@ func TestLoginEvents(t *testing.T) {
 		call(t, "GET", tokenURL("repository:app:pull"), "c-admin-off", basic(admin, adminPwd))
 		check(t, "c-admin-off", want{status: 401, op: "token", identity: "default", result: "failure", reason: "admin_disabled"})
 	})
+	t.Run("correlation ids on management and OAuth errors", func(t *testing.T) {
+		// call checks the header and the end of the message of each.
+		if st, _ := call(t, "GET", s.URL+"/mgmt/v1/registries/nosuch", "c-mgmt-404", bearer(owner)); st != http.StatusNotFound {
+			t.Errorf("status %d", st)
+		}
+		if st, _ := call(t, "POST", s.URL+"/oauth2/token?grant_type=magic", "c-oauth-400", nil); st != http.StatusBadRequest {
+			t.Errorf("status %d", st)
+		}
+		if st, _ := call(t, "GET", s.URL+"/v2/UPPER/name/tags/list", "c-oci-400", nil); st < 400 {
+			t.Errorf("status %d", st)
+		}
+	})
 	t.Run("filters and export", func(t *testing.T) {
 		var evs []store.LoginEvent
 		s.MgmtAs(t, owner, "GET", "/mgmt/v1/registries/default/events/login?reason=bad_password&result=failure&identity=DEFAULT", nil, &evs)

@@ -70,6 +70,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	trusted, err := policy.ParseAddressList(cfg.Network.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server: network.trusted_proxies: %w", err)
+	}
+	mgmtAllow, err := policy.ParseAddressList(cfg.Network.ManagementAllow)
+	if err != nil {
+		return nil, fmt.Errorf("server: network.management_allow: %w", err)
+	}
 	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now})
 	if err != nil {
 		return nil, err
@@ -127,16 +135,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	// /v2/ bypasses ServeMux, which would clean and redirect paths ("a//b") that the
 	// distribution API must refuse as invalid names instead.
 	v2 := s.withRegistry(dist)
-	trusted, err := policy.ParseAddressList(cfg.Network.TrustedProxies)
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("server: network.trusted_proxies: %w", err)
-	}
-	mgmtAllow, err := policy.ParseAddressList(cfg.Network.ManagementAllow)
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("server: network.management_allow: %w", err)
-	}
 	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, s.metrics.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)

@@ -46,13 +46,18 @@ func (e *env) getenv(k string) string { return e.vars[k] }
 // storeDocker writes a docker config.json with one entry.
 func (e *env) storeDocker(t *testing.T, key, user, password string) {
 	t.Helper()
-	dir := e.vars["DOCKER_CONFIG"]
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	writeAuth(t, filepath.Join(e.vars["DOCKER_CONFIG"], "config.json"), key, user, password)
+}
+
+// writeAuth writes an auth file (docker's, podman's and helm's share the format) with one entry.
+func writeAuth(t *testing.T, path, key, user, password string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cfg := map[string]any{"auths": map[string]any{key: map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password))}}}
 	b, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -153,6 +158,13 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 		},
 			[]string{"REGISTRY_NAME_UPPERCASE_ERROR"}, "do not apply", nil},
 		{"refused credentials", func(e *env, o *health.Options) { e.storeDocker(t, s.Host, admin, "wrong") }, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "unknown user name or wrong password", nil},
+		{"refused credentials in helm's registry config", func(e *env, o *health.Options) {
+			writeAuth(t, filepath.Join(e.home, ".config", "helm", "registry", "config.json"), s.Host, admin, "wrong")
+		}, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "registry/config.json", nil},
+		{"refused credentials in podman's auth file", func(e *env, o *health.Options) {
+			e.vars["REGISTRY_AUTH_FILE"] = filepath.Join(e.home, "podman-auth.json")
+			writeAuth(t, e.vars["REGISTRY_AUTH_FILE"], "https://"+s.Host+"/v1/", admin, "wrong")
+		}, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "podman-auth.json", nil},
 		{"expired token", func(e *env, o *health.Options) {
 			exp := base64.RawURLEncoding.EncodeToString([]byte(`{"exp":1700000000}`))
 			e.storeDocker(t, s.Host, "00000000-0000-0000-0000-000000000000", "eyJhbGciOiJSUzI1NiJ9."+exp+".c2ln")

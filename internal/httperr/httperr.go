@@ -247,7 +247,7 @@ func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next h
 			if r.Context().Err() != nil && !rec.wrote {
 				status = 499
 			}
-			o := Outcome{Status: status, BytesOut: rec.bytes, Duration: now().Sub(start)}
+			o := Outcome{Status: status, BytesOut: rec.bytes, Duration: info.Elapsed()}
 			if in != nil {
 				o.BytesIn = in.n
 			}

@@ -37,7 +37,21 @@ fmt_vet() {
 }
 stage "gofmt and go vet" fmt_vet
 
-stage "go test (race detector on)" env BERTH_REQUIRE_CLIENTS=1 go test -race -count=1 ./...
+# A throw-away PostgreSQL (Debian's, installed when missing) for the store suite's second dialect
+# and for the whole server suite over PostgreSQL.
+PG_DIR=$(mktemp -u /tmp/berth-postgres.XXXXXX) # outside the clone: the postgres user must reach it
+postgres_up() {
+	local dsn
+	dsn=$(bash scripts/postgres.sh start "$PG_DIR" | tail -n 1) && [ -n "$dsn" ] || return 1
+	export BERTH_TEST_POSTGRES=$dsn BERTH_REQUIRE_POSTGRES=1
+	echo "PostgreSQL at ${dsn%%\?*}"
+}
+stage "start PostgreSQL" postgres_up
+trap 'bash scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"' EXIT
+
+stage "go test (race detector on; store suite on SQLite and PostgreSQL)" env BERTH_REQUIRE_CLIENTS=1 go test -race -count=1 ./...
+stage "go test of the server packages with PostgreSQL as the metadata store" \
+	env BERTH_TEST_BACKEND=postgres go test -count=1 ./internal/... ./test/e2e
 
 fuzz() {
 	# A count, not a duration: go1.26's fuzz coordinator can report a bare "context deadline

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -9,12 +11,66 @@ import (
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/server"
+	"github.com/berth-registry/berth/internal/store"
 )
 
-func serveCmd() *cobra.Command {
-	var file string
+// serverFlags are the flags serve and migrate share: the configuration file and the settings
+// that override it.
+type serverFlags struct {
+	file  string
+	flags config.Config
+}
+
+func (sf *serverFlags) add(cmd *cobra.Command, all bool) {
 	def := config.Default()
-	var flags config.Config
+	f := cmd.Flags()
+	f.StringVar(&sf.file, "config", "", "YAML configuration file")
+	f.StringVar(&sf.flags.DataDir, "data-dir", def.DataDir, "folder for the embedded database and filesystem blobs")
+	f.StringVar(&sf.flags.Database, "database", "", "metadata database: sqlite:PATH (default sqlite:<data-dir>/berth.db) or postgres://USER:PASSWORD@HOST:PORT/DB")
+	f.StringVar(&sf.flags.Log.Level, "log-level", def.Log.Level, "log level: debug, info, warn, error")
+	f.StringVar(&sf.flags.Log.Format, "log-format", def.Log.Format, "log format: json or text")
+	if !all {
+		return
+	}
+	f.StringVar(&sf.flags.Listen, "listen", def.Listen, "address to listen on")
+	f.StringVar(&sf.flags.Storage, "storage", "", "blob storage: fs:PATH (default fs:<data-dir>/blobs)")
+	f.StringVar(&sf.flags.Registry, "registry", def.Registry, "name of the default registry, set on first start")
+	f.StringVar(&sf.flags.TLS.Cert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
+	f.StringVar(&sf.flags.TLS.Key, "tls-key", "", "TLS private key file (PEM)")
+}
+
+// load builds the configuration: defaults, the file, BERTH_* variables, then the flags given.
+func (sf *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
+	cfg := config.Default()
+	if sf.file != "" {
+		if err := cfg.LoadFile(sf.file); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.LoadEnv(os.Getenv); err != nil {
+		return cfg, err
+	}
+	f := cmd.Flags()
+	set := func(name string, dst *string, v string) {
+		if f.Lookup(name) != nil && f.Changed(name) {
+			*dst = v
+		}
+	}
+	fl := sf.flags
+	set("listen", &cfg.Listen, fl.Listen)
+	set("data-dir", &cfg.DataDir, fl.DataDir)
+	set("database", &cfg.Database, fl.Database)
+	set("storage", &cfg.Storage, fl.Storage)
+	set("registry", &cfg.Registry, fl.Registry)
+	set("tls-cert", &cfg.TLS.Cert, fl.TLS.Cert)
+	set("tls-key", &cfg.TLS.Key, fl.TLS.Key)
+	set("log-level", &cfg.Log.Level, fl.Log.Level)
+	set("log-format", &cfg.Log.Format, fl.Log.Format)
+	return cfg, cfg.Validate()
+}
+
+func serveCmd() *cobra.Command {
+	var sf serverFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry server",
@@ -25,34 +81,13 @@ keys are errors), BERTH_* environment variables (BERTH_LISTEN, BERTH_DATA_DIR, B
 BERTH_STORAGE, BERTH_TLS_CERT, BERTH_LIMITS_MAX_BLOB_BYTES …), and flags.
 
 With no settings at all berth listens on :5000 and keeps its metadata in SQLite and its blobs on
-the filesystem under ./berth-data.`,
+the filesystem under ./berth-data. SQLite's schema is migrated on start; a PostgreSQL database
+(shared by replicas) must be migrated first with 'berth migrate', and serve refuses a schema older
+or newer than it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg := config.Default()
-			if file != "" {
-				if err := cfg.LoadFile(file); err != nil {
-					return err
-				}
-			}
-			if err := cfg.LoadEnv(os.Getenv); err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			set := func(name string, dst *string, v string) {
-				if f.Changed(name) {
-					*dst = v
-				}
-			}
-			set("listen", &cfg.Listen, flags.Listen)
-			set("data-dir", &cfg.DataDir, flags.DataDir)
-			set("database", &cfg.Database, flags.Database)
-			set("storage", &cfg.Storage, flags.Storage)
-			set("registry", &cfg.Registry, flags.Registry)
-			set("tls-cert", &cfg.TLS.Cert, flags.TLS.Cert)
-			set("tls-key", &cfg.TLS.Key, flags.TLS.Key)
-			set("log-level", &cfg.Log.Level, flags.Log.Level)
-			set("log-format", &cfg.Log.Format, flags.Log.Format)
-			if err := cfg.Validate(); err != nil {
+			cfg, err := sf.load(cmd)
+			if err != nil {
 				return err
 			}
 			log := newLogger(cfg.Log)
@@ -65,17 +100,44 @@ the filesystem under ./berth-data.`,
 			return srv.Run(ctx)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&file, "config", "", "YAML configuration file")
-	f.StringVar(&flags.Listen, "listen", def.Listen, "address to listen on")
-	f.StringVar(&flags.DataDir, "data-dir", def.DataDir, "folder for the embedded database and filesystem blobs")
-	f.StringVar(&flags.Database, "database", "", "metadata database: sqlite:PATH (default sqlite:<data-dir>/berth.db)")
-	f.StringVar(&flags.Storage, "storage", "", "blob storage: fs:PATH (default fs:<data-dir>/blobs)")
-	f.StringVar(&flags.Registry, "registry", def.Registry, "name of the default registry, set on first start")
-	f.StringVar(&flags.TLS.Cert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
-	f.StringVar(&flags.TLS.Key, "tls-key", "", "TLS private key file (PEM)")
-	f.StringVar(&flags.Log.Level, "log-level", def.Log.Level, "log level: debug, info, warn, error")
-	f.StringVar(&flags.Log.Format, "log-format", def.Log.Format, "log format: json or text")
+	sf.add(cmd, true)
+	return cmd
+}
+
+func migrateCmd() *cobra.Command {
+	var sf serverFlags
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the metadata database's pending schema migrations",
+		Long: `Apply the metadata database's pending schema migrations, in one transaction, and print
+the versions applied. Run it before starting (or upgrading) replicas over PostgreSQL; it is safe
+to run while other replicas start (they wait) and to run twice (the second applies nothing).
+It takes the same --config, BERTH_DATABASE and --database as serve.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sf.load(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(cmd.Context(), cfg.Database, store.Options{NoMigrate: true})
+			if err == nil {
+				st.Close()
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: the schema is current; nothing to apply\n", store.Redact(cfg.Database))
+				return nil
+			}
+			if !errors.Is(err, store.ErrSchemaOld) {
+				return err
+			}
+			st, err = store.Open(cmd.Context(), cfg.Database, store.Options{})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: migrated to the current schema\n", store.Redact(cfg.Database))
+			return nil
+		},
+	}
+	sf.add(cmd, false)
 	return cmd
 }
 

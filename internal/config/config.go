@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,7 +26,7 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// DataDir holds the embedded database and the filesystem blobs unless configured elsewhere.
 	DataDir string `yaml:"data_dir"`
-	// Database is "sqlite:PATH"; empty means sqlite:<data_dir>/berth.db.
+	// Database is "sqlite:PATH" or "postgres://…"; empty means sqlite:<data_dir>/berth.db.
 	Database string `yaml:"database"`
 	// Storage is "fs:PATH"; empty means fs:<data_dir>/blobs.
 	Storage string `yaml:"storage"`
@@ -282,9 +283,11 @@ func (c *Config) Validate() error {
 			bad("database: sqlite: needs a path")
 		}
 	case strings.HasPrefix(c.Database, "postgres://"), strings.HasPrefix(c.Database, "postgresql://"):
-		bad("database: PostgreSQL is not supported by this version of berth yet; use sqlite:PATH")
+		if _, err := url.Parse(c.Database); err != nil {
+			bad("database: not a valid postgres:// URL")
+		}
 	default:
-		bad("database: %q: use sqlite:PATH", c.Database)
+		bad("database: %q: use sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB", c.Database)
 	}
 	if c.Storage == "" {
 		c.Storage = "fs:" + filepath.Join(c.DataDir, "blobs")

@@ -73,7 +73,10 @@ func TestValidate(t *testing.T) {
 		{"tls half", func(c *Config) { c.TLS.Cert = "c.pem" }, "tls"},
 		{"bad registry", func(c *Config) { c.Registry = "Bad_Name" }, "registry"},
 		{"manifest limit", func(c *Config) { c.Limits.MaxManifestBytes = 5 << 20 }, "max_manifest_bytes"},
-		{"postgres not yet", func(c *Config) { c.Database = "postgres://u@h/db" }, "PostgreSQL"},
+		{"postgres URL", func(c *Config) { c.Database = "postgres://u:p@h:bad port/db" }, "postgres"},
+		{"unknown database", func(c *Config) { c.Database = "mysql://u@h/db" }, "database"},
+		{"events retention", func(c *Config) { c.Events.Retention = time.Minute }, "events.retention"},
+		{"events queue", func(c *Config) { c.Events.Queue = 0 }, "events.queue"},
 		{"unknown storage", func(c *Config) { c.Storage = "gcs://b" }, "storage"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"empty listen", func(c *Config) { c.Listen = "" }, "listen"},
@@ -85,5 +88,10 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Validate() = %v; want an error about %s", tc.name, err, tc.want)
 		}
+	}
+	c := Default()
+	c.Database = "postgres://berth:secret@db.example:5432/berth?sslmode=require"
+	if err := c.Validate(); err != nil {
+		t.Errorf("a postgres:// database: %v", err)
 	}
 }

@@ -1,4 +1,6 @@
-// Package registrytest runs a real berth server on a loopback socket for tests.
+// Package registrytest runs a real berth server on a loopback socket for tests. With
+// BERTH_TEST_BACKEND=postgres its metadata is in a PostgreSQL schema of its own
+// (BERTH_TEST_POSTGRES), so that the same tests run on both databases.
 package registrytest
 
 import (
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +22,8 @@ import (
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/server"
+	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/store/pgtest"
 )
 
 // Server is a berth serving on 127.0.0.1 for the length of a test.
@@ -64,6 +69,9 @@ func New(t testing.TB, opts Options) *Server {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.Listen = "127.0.0.1:0"
+	if os.Getenv("BERTH_TEST_BACKEND") == "postgres" {
+		cfg.Database = postgresFor(t, dir)
+	}
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}
@@ -114,6 +122,26 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// postgresFor is the PostgreSQL database of the data folder dir: a new, migrated schema, or the
+// one a server on dir had before (a restart).
+func postgresFor(t testing.TB, dir string) string {
+	t.Helper()
+	file := filepath.Join(dir, "postgres-dsn")
+	if b, err := os.ReadFile(file); err == nil {
+		return string(b)
+	}
+	dsn := pgtest.DSN(t)
+	st, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatalf("migrate %s: %v", store.Redact(dsn), err)
+	}
+	st.Close()
+	if err := os.WriteFile(file, []byte(dsn), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dsn
 }
 
 // Stop shuts the server down now (it is also stopped at the end of the test).

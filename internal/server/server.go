@@ -78,7 +78,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("server: network.management_allow: %w", err)
 	}
-	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now})
+	// Replicas over a shared PostgreSQL leave migrations to 'berth migrate'; SQLite migrates here.
+	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now, NoMigrate: store.IsPostgres(cfg.Database)})
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +264,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("berth is serving", "addr", ln.Addr().String(), "scheme", scheme, "database", s.cfg.Database, "storage", s.cfg.Storage)
+	s.log.Info("berth is serving", "addr", ln.Addr().String(), "scheme", scheme, "database", store.Redact(s.cfg.Database), "storage", s.cfg.Storage)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)

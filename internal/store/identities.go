@@ -56,11 +56,8 @@ type Secret struct {
 func (s *Store) CreateUser(ctx context.Context, name, hash string) (User, error) {
 	u := User{Name: name, CreatedAt: time.UnixMilli(s.millis())}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO users (name, created_at) VALUES (?, ?)`), name, u.CreatedAt.UnixMilli())
-		if err != nil {
-			return err
-		}
-		if u.ID, err = res.LastInsertId(); err != nil {
+		var err error
+		if u.ID, err = insertID(ctx, tx, s.q(`INSERT INTO users (name, created_at) VALUES (?, ?)`), name, u.CreatedAt.UnixMilli()); err != nil {
 			return err
 		}
 		if err := s.bump(ctx, tx); err != nil {
@@ -114,10 +111,8 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // CreateGroup adds a group.
 func (s *Store) CreateGroup(ctx context.Context, name, description string) (Group, error) {
 	g := Group{Name: name, Description: description, CreatedAt: time.UnixMilli(s.millis())}
-	res, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)`), name, description, g.CreatedAt.UnixMilli())
-	if err == nil {
-		g.ID, err = res.LastInsertId()
-	}
+	var err error
+	g.ID, err = insertID(ctx, s.wdb, s.q(`INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)`), name, description, g.CreatedAt.UnixMilli())
 	if err != nil {
 		return Group{}, fmt.Errorf("store: create group %q: %w", name, s.classify(err))
 	}
@@ -193,11 +188,8 @@ func (s *Store) GroupMembers(ctx context.Context, groupID int64) ([]string, erro
 func (s *Store) CreateServicePrincipal(ctx context.Context, appID, displayName string, secret Secret) (ServicePrincipal, error) {
 	sp := ServicePrincipal{AppID: appID, DisplayName: displayName, CreatedAt: time.UnixMilli(s.millis())}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO service_principals (app_id, display_name, created_at) VALUES (?, ?, ?)`), appID, displayName, sp.CreatedAt.UnixMilli())
-		if err != nil {
-			return err
-		}
-		if sp.ID, err = res.LastInsertId(); err != nil {
+		var err error
+		if sp.ID, err = insertID(ctx, tx, s.q(`INSERT INTO service_principals (app_id, display_name, created_at) VALUES (?, ?, ?)`), appID, displayName, sp.CreatedAt.UnixMilli()); err != nil {
 			return err
 		}
 		if err := s.bump(ctx, tx); err != nil {
@@ -382,6 +374,19 @@ func notFound(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
 	return fmt.Errorf("store: %s: %w", what, err)
+}
+
+// rowQuerier runs a query for one row: *sql.DB and *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// insertID runs an INSERT and returns the id of the new row (RETURNING, which SQLite and
+// PostgreSQL both have; database/sql's LastInsertId is SQLite's alone).
+func insertID(ctx context.Context, db rowQuerier, query string, args ...any) (int64, error) {
+	var id int64
+	err := db.QueryRowContext(ctx, query+" RETURNING id", args...).Scan(&id)
+	return id, err
 }
 
 type rowsQuerier interface {

@@ -93,11 +93,7 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 		ls = strings.ToLower(loginServer)
 	}
 	now := s.millis()
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO registries (name, login_server, is_default, created_at) VALUES (?, ?, ?, ?)`), name, ls, boolInt(def), now)
-	if err != nil {
-		return Registry{}, err
-	}
-	id, err := res.LastInsertId()
+	id, err := insertID(ctx, tx, s.q(`INSERT INTO registries (name, login_server, is_default, created_at) VALUES (?, ?, ?, ?)`), name, ls, boolInt(def), now)
 	if err != nil {
 		return Registry{}, err
 	}

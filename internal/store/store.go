@@ -1,6 +1,7 @@
 // Package store keeps berth's metadata in SQL: registries, repositories, manifests, tags,
-// referrers and upload sessions. It is written against database/sql with one schema per dialect
-// (SQLite embedded by default; PostgreSQL for scale-out), so callers never see which one runs.
+// referrers, upload sessions, identities, policy and events. It is written against database/sql
+// with one schema per dialect (SQLite embedded by default; PostgreSQL through pgx for several
+// replicas), so callers never see which one runs.
 package store
 
 import (
@@ -18,7 +19,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL through database/sql, registered as "pgx"
+	_ "modernc.org/sqlite"             // the pure-Go SQLite driver, registered as "sqlite"
 )
 
 // Errors callers branch on with errors.Is.
@@ -28,6 +30,8 @@ var (
 	ErrConflict = errors.New("store: conflict")
 	// ErrSchemaTooNew means the database was migrated by a newer berth.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this berth")
+	// ErrSchemaOld means migrations are pending and Open was told not to apply them.
+	ErrSchemaOld = errors.New("store: database schema is older than this berth: run 'berth migrate'")
 )
 
 //go:embed migrations
@@ -39,9 +43,38 @@ type dialect struct {
 	migrations string // folder in migrationFS
 	// rebind turns '?' placeholders into the engine's form.
 	rebind func(string) string
+	// lock, if set, is run first in every write transaction: PostgreSQL's writers take one
+	// transaction-scoped advisory lock, so that they are serialised as SQLite's are, on every
+	// replica, and the store's check-then-write transactions keep their meaning.
+	lock string
 }
 
 var sqliteDialect = dialect{name: "sqlite", migrations: "migrations/sqlite", rebind: func(q string) string { return q }}
+
+// writerLock is the key of the advisory lock PostgreSQL writers share ("berth" in ASCII).
+const writerLock = 0x6265727468
+
+var postgresDialect = dialect{name: "postgres", migrations: "migrations/postgres", rebind: dollarPlaceholders,
+	lock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writerLock)}
+
+// dollarPlaceholders turns the '?' placeholders of a query into PostgreSQL's $1, $2, …; berth's
+// queries have no '?' in literals.
+func dollarPlaceholders(q string) string {
+	if !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
 
 // Store is the SQL metadata store.
 type Store struct {
@@ -55,10 +88,19 @@ type Store struct {
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// NoMigrate refuses a database with pending migrations (ErrSchemaOld) instead of applying
+	// them: replicas over a shared database leave migrations to 'berth migrate'.
+	NoMigrate bool
 }
 
-// Open connects to the database named by dsn: "sqlite:PATH" (or a bare path). It applies
-// pending migrations and refuses a schema newer than it knows.
+// IsPostgres reports whether dsn names a PostgreSQL database.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database named by dsn: "sqlite:PATH" (or a bare path), or
+// "postgres://USER@HOST:PORT/DB?…". It applies pending migrations (unless opts.NoMigrate) and
+// refuses a schema newer than it knows.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	now := opts.Now
 	if now == nil {
@@ -66,8 +108,19 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	var s *Store
 	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, fmt.Errorf("store: PostgreSQL is not built into this version of berth yet (database %q)", redactDSN(dsn))
+	case IsPostgres(dsn):
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", redactDSN(dsn), err)
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(16)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
+		}
+		s = &Store{d: postgresDialect, rdb: db, wdb: db, now: now}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
@@ -96,15 +149,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		rdb.SetMaxIdleConns(8)
 		s = &Store{d: sqliteDialect, rdb: rdb, wdb: wdb, now: now}
 	}
-	if err := s.migrate(ctx); err != nil {
+	if _, err := s.Migrate(ctx, !opts.NoMigrate); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// Dialect names the SQL engine: sqlite or postgres.
+func (s *Store) Dialect() string { return s.d.name }
+
 // Close releases the database.
 func (s *Store) Close() error {
+	if s.rdb == s.wdb {
+		return s.wdb.Close()
+	}
 	return errors.Join(s.wdb.Close(), s.rdb.Close())
 }
 
@@ -121,56 +180,79 @@ func (s *Store) millis() int64 { return s.now().UnixMilli() }
 
 func (s *Store) q(query string) string { return s.d.rebind(query) }
 
-// migrate applies the embedded migrations not yet recorded in schema_migrations.
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.wdb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
+type migration struct {
+	version int
+	name    string
+}
+
+// migrations lists the dialect's embedded migrations in order.
+func (s *Store) migrations() ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFS, s.d.migrations)
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var migs []mig
+	var migs []migration
 	for _, e := range entries {
 		v, _, ok := strings.Cut(e.Name(), "_")
 		n, err := strconv.Atoi(v)
 		if !ok || err != nil {
-			return fmt.Errorf("store: migration file %q is not named NNNN_name.sql", e.Name())
+			return nil, fmt.Errorf("store: migration file %q is not named NNNN_name.sql", e.Name())
 		}
-		migs = append(migs, mig{n, e.Name()})
+		migs = append(migs, migration{n, e.Name()})
 	}
 	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
-	var current int
-	if err := s.wdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
+	return migs, nil
+}
+
+// Migrate applies the embedded migrations not yet recorded in schema_migrations, in one
+// transaction (one replica migrates; the others wait, then find nothing to do), and returns the
+// versions it applied. With apply false it only checks: pending migrations are ErrSchemaOld.
+// A schema newer than this berth knows is ErrSchemaTooNew either way.
+func (s *Store) Migrate(ctx context.Context, apply bool) ([]int, error) {
+	migs, err := s.migrations()
+	if err != nil {
+		return nil, err
 	}
-	if len(migs) > 0 && current > migs[len(migs)-1].version {
-		return fmt.Errorf("%w: schema version %d, this berth knows up to %d", ErrSchemaTooNew, current, migs[len(migs)-1].version)
-	}
-	for _, m := range migs {
-		if m.version <= current {
-			continue
+	var applied []int
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
 		}
-		body, err := fs.ReadFile(migrationFS, s.d.migrations+"/"+m.name)
-		if err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return err
 		}
-		err = s.tx(ctx, func(tx *sql.Tx) error {
+		if len(migs) > 0 && current > migs[len(migs)-1].version {
+			return fmt.Errorf("%w: schema version %d, this berth knows up to %d", ErrSchemaTooNew, current, migs[len(migs)-1].version)
+		}
+		for _, m := range migs {
+			if m.version <= current {
+				continue
+			}
+			if !apply {
+				return fmt.Errorf("%w (schema version %d, this berth needs %d)", ErrSchemaOld, current, migs[len(migs)-1].version)
+			}
+			body, err := fs.ReadFile(migrationFS, s.d.migrations+"/"+m.name)
+			if err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
 			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, s.millis())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, s.millis()); err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
 		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrSchemaTooNew) || errors.Is(err, ErrSchemaOld) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: migrate: %w", err)
 	}
-	return nil
+	return applied, nil
 }
 
 // tx runs fn in a write transaction, committing if it returns nil.
@@ -179,10 +261,23 @@ func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	if s.d.lock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
+			return errors.Join(err, tx.Rollback())
+		}
+	}
 	if err := fn(tx); err != nil {
 		return errors.Join(err, tx.Rollback())
 	}
 	return tx.Commit()
+}
+
+// Redact returns dsn without its password, for logs and messages.
+func Redact(dsn string) string {
+	if IsPostgres(dsn) {
+		return redactDSN(dsn)
+	}
+	return dsn
 }
 
 func redactDSN(dsn string) string {

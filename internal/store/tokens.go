@@ -57,12 +57,8 @@ type Token struct {
 }
 
 func (s *Store) insertScopeMap(ctx context.Context, tx *sql.Tx, registryID int64, m ScopeMap) (int64, error) {
-	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO scope_maps (registry_id, name, description, system, created_at) VALUES (?, ?, ?, ?, ?)`),
+	id, err := insertID(ctx, tx, s.q(`INSERT INTO scope_maps (registry_id, name, description, system, created_at) VALUES (?, ?, ?, ?, ?)`),
 		registryID, m.Name, m.Description, boolInt(m.System), s.millis())
-	if err != nil {
-		return 0, err
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, err
 	}
@@ -242,12 +238,8 @@ func (s *Store) CreateToken(ctx context.Context, registryID int64, t Token, newM
 			}
 			mapID = id
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO tokens (registry_id, name, scope_map_id, status, created_at) VALUES (?, ?, ?, ?, ?)`),
+		id, err := insertID(ctx, tx, s.q(`INSERT INTO tokens (registry_id, name, scope_map_id, status, created_at) VALUES (?, ?, ?, ?, ?)`),
 			registryID, t.Name, mapID, t.Status, s.millis())
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
 		if err != nil {
 			return err
 		}

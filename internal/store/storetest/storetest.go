@@ -215,4 +215,5 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 	})
 	runIdentities(t, setup)
+	runAccessAndEvents(t, setup)
 }

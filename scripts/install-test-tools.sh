@@ -9,6 +9,7 @@ ORAS_VERSION=v1.3.6       # oras.land/oras
 REGCTL_VERSION=v0.11.7    # github.com/regclient/regclient
 HELM_VERSION=v3.22.0      # helm.sh/helm/v3
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111   # github.com/opencontainers/distribution-spec/conformance (untagged)
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c          # github.com/minio/minio (the S3 server; builds in ~5 min, then cached)
 
 TOOLS_DIR=${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}
 BIN="$TOOLS_DIR/bin"
@@ -48,6 +49,7 @@ goinstall oras oras.land/oras/cmd/oras "$ORAS_VERSION" &
 goinstall regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION" &
 wait
 goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+goinstall minio github.com/minio/minio "$MINIO_VERSION"
 
 # The conformance suite is a test package in an untagged module: build it from the module cache.
 if [ ! -x "$BIN/oci-conformance" ] || [ "$(cat "$BIN/.oci-conformance.version" 2>/dev/null)" != "$CONFORMANCE_VERSION" ]; then

@@ -47,11 +47,23 @@ postgres_up() {
 	echo "PostgreSQL at ${dsn%%\?*}"
 }
 stage "start PostgreSQL" postgres_up
-trap 'bash scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"' EXIT
 
-stage "go test (race detector on; store suite on SQLite and PostgreSQL)" env BERTH_REQUIRE_CLIENTS=1 go test -race -count=1 ./...
-stage "go test of the server packages with PostgreSQL as the metadata store" \
-	env BERTH_TEST_BACKEND=postgres go test -count=1 ./internal/... ./test/e2e
+# A throw-away MinIO (built by install-test-tools.sh) for the S3 blob driver.
+S3_DIR=$WORK/minio
+minio_up() {
+	local url
+	url=$(bash scripts/minio.sh start "$S3_DIR" | tail -n 1) && [ -n "$url" ] || return 1
+	source "$S3_DIR/env"
+	export BERTH_TEST_S3=$url BERTH_REQUIRE_S3=1
+	echo "MinIO at ${url%%\?*}"
+}
+stage "start MinIO" minio_up
+trap 'bash scripts/postgres.sh stop "$PG_DIR" >/dev/null 2>&1; rm -rf "$PG_DIR"; bash scripts/minio.sh stop "$S3_DIR"' EXIT
+
+stage "go test (race detector on; store suite on SQLite and PostgreSQL, blob suite on the filesystem and S3)" \
+	env BERTH_REQUIRE_CLIENTS=1 go test -race -count=1 ./...
+stage "go test of the server packages over PostgreSQL and S3 (MinIO)" \
+	env BERTH_TEST_BACKEND=postgres BERTH_TEST_STORAGE=s3 go test -count=1 ./internal/... ./test/e2e
 
 fuzz() {
 	# A count, not a duration: go1.26's fuzz coordinator can report a bare "context deadline

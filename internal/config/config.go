@@ -28,7 +28,7 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Database is "sqlite:PATH" or "postgres://…"; empty means sqlite:<data_dir>/berth.db.
 	Database string `yaml:"database"`
-	// Storage is "fs:PATH"; empty means fs:<data_dir>/blobs.
+	// Storage is "fs:PATH" or "s3://BUCKET[/PREFIX]?endpoint=…"; empty means fs:<data_dir>/blobs.
 	Storage string `yaml:"storage"`
 	// Registry names the default registry on first start.
 	Registry string  `yaml:"registry"`
@@ -298,9 +298,13 @@ func (c *Config) Validate() error {
 			bad("storage: fs: needs a path")
 		}
 	case strings.HasPrefix(c.Storage, "s3://"):
-		bad("storage: S3 is not supported by this version of berth yet; use fs:PATH")
+		if u, err := url.Parse(c.Storage); err != nil || u.Host == "" {
+			bad("storage: not an s3://BUCKET[/PREFIX]?endpoint=… URL")
+		} else if u.User != nil {
+			bad("storage: credentials do not go in the storage URL: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or credentials_file=")
+		}
 	default:
-		bad("storage: %q: use fs:PATH", c.Storage)
+		bad("storage: %q: use fs:PATH or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT", c.Storage)
 	}
 	if !registryName.MatchString(c.Registry) {
 		bad("registry: %q: use 1 to 50 lower-case letters, digits and inner dashes", c.Registry)

@@ -78,6 +78,7 @@ func TestValidate(t *testing.T) {
 		{"events retention", func(c *Config) { c.Events.Retention = time.Minute }, "events.retention"},
 		{"events queue", func(c *Config) { c.Events.Queue = 0 }, "events.queue"},
 		{"unknown storage", func(c *Config) { c.Storage = "gcs://b" }, "storage"},
+		{"s3 credentials in the URL", func(c *Config) { c.Storage = "s3://key:secret@bucket" }, "credentials"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"empty listen", func(c *Config) { c.Listen = "" }, "listen"},
 	}

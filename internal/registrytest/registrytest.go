@@ -1,11 +1,14 @@
 // Package registrytest runs a real berth server on a loopback socket for tests. With
 // BERTH_TEST_BACKEND=postgres its metadata is in a PostgreSQL schema of its own
-// (BERTH_TEST_POSTGRES), so that the same tests run on both databases.
+// (BERTH_TEST_POSTGRES), and with BERTH_TEST_STORAGE=s3 its blobs under a prefix of their own in
+// the bucket of BERTH_TEST_S3, so that the same tests run on both kinds of backend.
 package registrytest
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -71,6 +74,9 @@ func New(t testing.TB, opts Options) *Server {
 	cfg.Listen = "127.0.0.1:0"
 	if os.Getenv("BERTH_TEST_BACKEND") == "postgres" {
 		cfg.Database = postgresFor(t, dir)
+	}
+	if os.Getenv("BERTH_TEST_STORAGE") == "s3" {
+		cfg.Storage = s3For(t, dir)
 	}
 	if opts.Config != nil {
 		opts.Config(&cfg)
@@ -142,6 +148,27 @@ func postgresFor(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return dsn
+}
+
+// s3For is the S3 storage of the data folder dir: a prefix of its own in the bucket of
+// BERTH_TEST_S3, kept across restarts on dir.
+func s3For(t testing.TB, dir string) string {
+	t.Helper()
+	file := filepath.Join(dir, "s3-storage")
+	if b, err := os.ReadFile(file); err == nil {
+		return string(b)
+	}
+	u, err := url.Parse(os.Getenv("BERTH_TEST_S3"))
+	if err != nil || u.Host == "" {
+		t.Fatalf("BERTH_TEST_STORAGE=s3 needs BERTH_TEST_S3 (scripts/minio.sh start DIR prints it)")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	u.Path = "/srv-" + hex.EncodeToString(b[:])
+	if err := os.WriteFile(file, []byte(u.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return u.String()
 }
 
 // Stop shuts the server down now (it is also stopped at the end of the test).

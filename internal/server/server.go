@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/fsblob"
+	"github.com/berth-registry/berth/internal/blob/s3blob"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/distribution"
@@ -83,7 +86,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := openBlobs(cfg.Storage)
+	tmp := filepath.Join(cfg.DataDir, "tmp") // pieces of uploads between checkpoints (S3)
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	blobs, err := openBlobs(ctx, cfg.Storage, tmp)
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -163,10 +171,17 @@ func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) htt
 	})
 }
 
-func openBlobs(spec string) (blob.Store, error) {
+func openBlobs(ctx context.Context, spec, tempDir string) (blob.Store, error) {
 	switch {
 	case strings.HasPrefix(spec, "fs:"):
 		return fsblob.New(strings.TrimPrefix(spec, "fs:"))
+	case strings.HasPrefix(spec, "s3://"):
+		c, err := s3blob.ParseURL(spec)
+		if err != nil {
+			return nil, err
+		}
+		c.TempDir = tempDir
+		return s3blob.New(ctx, c)
 	default:
 		return nil, fmt.Errorf("server: unknown storage %q", spec)
 	}

@@ -65,7 +65,10 @@ func (c *clock) Add(d time.Duration) {
 
 func TestPurgeUploads(t *testing.T) {
 	clk := &clock{t: time.Now()}
-	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) { c.Uploads.TTL = time.Hour }})
+	// On the filesystem driver, whose upload files the test plants and inspects.
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) {
+		c.Uploads.TTL, c.Storage = time.Hour, "fs:"+filepath.Join(c.DataDir, "blobs")
+	}})
 	user, pass := s.Admin(t)
 	do := func(method, u string) *http.Response {
 		req, _ := http.NewRequest(method, u, nil)

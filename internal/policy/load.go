@@ -189,6 +189,9 @@ func (e *Engine) Refresh(ctx context.Context, st *store.Store) error {
 		return err
 	}
 	e.snap.Store(s)
+	if e.OnReload != nil {
+		e.OnReload()
+	}
 	return nil
 }
 

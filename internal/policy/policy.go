@@ -398,6 +398,8 @@ func deny(code, format string, args ...any) Decision {
 // Engine holds the current snapshot.
 type Engine struct {
 	snap atomic.Pointer[Snapshot]
+	// OnReload, if set, is called after a new snapshot is loaded (caches of settings drop theirs).
+	OnReload func()
 }
 
 // NewEngine returns an engine holding s.

@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		meta.Close()
 		return nil, err
 	}
+	s.policy.OnReload = s.hosts.Invalidate
 	s.metrics = metrics.New(metrics.Gauges{
 		QueueDepth:    func() float64 { return float64(s.audit.Depth()) },
 		QueueCapacity: func() float64 { return float64(s.audit.Capacity()) },
@@ -273,7 +274,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
 	go s.purgeUploads(bg)
-	go s.policy.Watch(bg, s.meta, time.Second, s.log)
+	// Every change bumps the policy version: polling it four times a second makes a change made
+	// through another replica enforced here well within a second (the registries' settings too,
+	// through OnReload).
+	go s.policy.Watch(bg, s.meta, 250*time.Millisecond, s.log)
 	go s.maintainAuth(bg)
 	go s.purgeEvents(bg)
 

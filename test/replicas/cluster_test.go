@@ -1,0 +1,258 @@
+// Package replicas runs berth as three `berth serve` processes over one PostgreSQL and one S3
+// bucket (MinIO), behind a round-robin reverse proxy that sends each request to the next
+// replica, and checks that they behave as one registry.
+package replicas
+
+import (
+	"bytes"
+
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/store/pgtest"
+)
+
+var berthBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "berth-replicas-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	berthBin = filepath.Join(dir, "berth")
+	cmd := exec.Command("go", "build", "-o", berthBin, "github.com/berth-registry/berth/cmd/berth")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building berth:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const ownerPassword = "replicas-owner-password"
+
+// replica is one berth serve process.
+type replica struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	hits atomic.Int64
+}
+
+// cluster is three replicas and the proxy in front of them.
+type cluster struct {
+	t        *testing.T
+	replicas []*replica
+	proxy    *httptest.Server
+	host     string // the proxy's host:port, the registry's login server
+
+	mu      sync.Mutex
+	uploads map[string]map[int]bool // upload id → replicas that served one of its requests
+}
+
+// s3URL is the storage of BERTH_TEST_S3 under a prefix of its own.
+func s3URL(t *testing.T) string {
+	raw := os.Getenv("BERTH_TEST_S3")
+	if raw == "" {
+		if os.Getenv("BERTH_REQUIRE_S3") == "1" {
+			t.Fatal("BERTH_TEST_S3 is not set: start MinIO with scripts/minio.sh")
+		}
+		t.Skip("no S3 server: set BERTH_TEST_S3 (scripts/minio.sh start DIR prints it)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	u.Path = "/replicas-" + hex.EncodeToString(b[:])
+	return u.String()
+}
+
+// newCluster migrates a fresh PostgreSQL schema with `berth migrate`, starts three replicas
+// over it and one S3 prefix (the first alone, so that it bootstraps the owner), and the proxy.
+func newCluster(t *testing.T, env ...string) *cluster {
+	t.Helper()
+	dsn, storage := pgtest.DSN(t), s3URL(t)
+	out, err := exec.Command(berthBin, "migrate", "--database", dsn).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "migrated") {
+		t.Fatalf("berth migrate: %v\n%s", err, out)
+	}
+	c := &cluster{t: t, uploads: map[string]map[int]bool{}}
+	start := func() *replica {
+		addr := freeAddr(t)
+		r := &replica{url: "http://" + addr, logs: &bytes.Buffer{}}
+		r.cmd = exec.Command(berthBin, "serve", "--listen", addr, "--data-dir", t.TempDir(), "--database", dsn, "--storage", storage, "--log-level", "warn")
+		r.cmd.Env = append(append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword), env...)
+		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
+		if err := r.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if r.cmd.ProcessState == nil {
+				r.cmd.Process.Kill()
+				r.cmd.Wait()
+			}
+		})
+		return r
+	}
+	first := start()
+	c.replicas = append(c.replicas, first)
+	c.waitReady(first)
+	c.replicas = append(c.replicas, start(), start())
+	for _, r := range c.replicas[1:] {
+		c.waitReady(r)
+	}
+	var next atomic.Int64
+	proxies := make([]*httputil.ReverseProxy, len(c.replicas))
+	for i, r := range c.replicas {
+		u, _ := url.Parse(r.url)
+		proxies[i] = httputil.NewSingleHostReverseProxy(u)
+	}
+	c.proxy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		i := int(next.Add(1)-1) % len(c.replicas)
+		for c.replicas[i].cmd.ProcessState != nil { // skip a replica that was killed
+			i = (i + 1) % len(c.replicas)
+		}
+		c.replicas[i].hits.Add(1)
+		proxies[i].ServeHTTP(w, req)
+		// The upload a request served: in its path, or in the Location of the POST that started it.
+		for _, u := range []string{req.URL.Path, w.Header().Get("Location")} {
+			if _, id, ok := strings.Cut(u, "/blobs/uploads/"); ok && id != "" {
+				id, _, _ = strings.Cut(id, "?")
+				c.mu.Lock()
+				if c.uploads[id] == nil {
+					c.uploads[id] = map[int]bool{}
+				}
+				c.uploads[id][i] = true
+				c.mu.Unlock()
+				break
+			}
+		}
+	}))
+	t.Cleanup(c.proxy.Close)
+	c.host = strings.TrimPrefix(c.proxy.URL, "http://")
+	return c
+}
+
+func (c *cluster) waitReady(r *replica) {
+	c.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(r.url + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if r.cmd.ProcessState != nil {
+			break
+		}
+	}
+	c.t.Fatalf("replica %s did not become ready:\n%s", r.url, r.logs)
+}
+
+// spread is how many uploads had their requests served by more than one replica.
+func (c *cluster) spread() (uploads, spread int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rs := range c.uploads {
+		uploads++
+		if len(rs) > 1 {
+			spread++
+		}
+	}
+	return uploads, spread
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// ownerToken signs the owner in through base.
+func ownerToken(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {ownerPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	if tok.AccessToken == "" {
+		t.Fatalf("owner sign-in at %s: %d", base, resp.StatusCode)
+	}
+	return tok.AccessToken
+}
+
+// mgmt calls the management API at base and decodes the reply into out.
+func mgmt(t *testing.T, base, tok, method, path string, in, out any) int {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, body)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s%s: %d %s", method, base, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+// adminPassword enables the default registry's admin user through base and returns its password.
+func adminPassword(t *testing.T, base, tok string) string {
+	t.Helper()
+	var reg struct {
+		Credentials struct {
+			Passwords []struct{ Name, Value string }
+		}
+	}
+	if st := mgmt(t, base, tok, "PATCH", "/mgmt/v1/registries/default", map[string]any{"adminUserEnabled": true}, &reg); st != 200 || len(reg.Credentials.Passwords) == 0 {
+		t.Fatalf("enable admin: %d", st)
+	}
+	return reg.Credentials.Passwords[0].Value
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}

@@ -1,0 +1,170 @@
+package replicas
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConformanceThroughProxy runs the OCI conformance suite (1.1 and dev) through the
+// round-robin proxy: consecutive requests of one upload land on different replicas.
+func TestConformanceThroughProxy(t *testing.T) {
+	if _, err := exec.LookPath("oci-conformance"); err != nil {
+		if os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
+			t.Fatal("oci-conformance is not on PATH: run scripts/install-test-tools.sh")
+		}
+		t.Skip("oci-conformance is not on PATH")
+	}
+	c := newCluster(t)
+	pwd := adminPassword(t, c.proxy.URL, ownerToken(t, c.proxy.URL))
+	script, _ := filepath.Abs("../../scripts/conformance.sh")
+	cmd := exec.Command("bash", script, c.host, t.TempDir())
+	cmd.Env = append(os.Environ(), "OCI_USERNAME=default", "OCI_PASSWORD="+pwd)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("conformance through the proxy: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	uploads, spread := c.spread()
+	t.Logf("%d uploads, %d of them served by more than one replica", uploads, spread)
+	if uploads < 10 || spread < uploads/2 {
+		t.Errorf("%d uploads, %d of them served by more than one replica", uploads, spread)
+	}
+	for i, r := range c.replicas {
+		if r.hits.Load() == 0 {
+			t.Errorf("replica %d served nothing", i)
+		}
+	}
+}
+
+// within polls check every 20 ms until it holds or the time is up, and returns how long it took.
+func within(t *testing.T, limit time.Duration, what string, check func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) <= limit {
+		if check() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("%s: not within %s", what, limit)
+	return limit
+}
+
+// status sends GET url with an Authorization header and returns the status.
+func status(t *testing.T, url, auth string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestChangesReachEveryReplica: a token's scope map change, a role assignment's removal and a
+// network rule, each made through replica 1, are enforced by replicas 2 and 3 within a second.
+func TestChangesReachEveryReplica(t *testing.T) {
+	c := newCluster(t)
+	r1, others := c.replicas[0].url, c.replicas[1:]
+	tok := ownerToken(t, r1)
+	// allowed: past authorization (404 for an empty repository); refused: 401/403.
+	allowed := func(st int) bool { return st == http.StatusOK || st == http.StatusNotFound }
+	everywhere := func(auth, repo string, want bool) func() bool {
+		return func() bool {
+			for _, r := range others {
+				if allowed(status(t, r.url+"/v2/"+repo+"/tags/list", auth)) != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	t.Run("scope map", func(t *testing.T) {
+		var created struct {
+			Credentials struct {
+				Passwords []struct{ Name, Value string }
+			}
+		}
+		if st := mgmt(t, r1, tok, "POST", "/mgmt/v1/registries/default/tokens",
+			map[string]any{"name": "ci-token", "repositories": []map[string]any{{"repository": "p/x", "actions": []string{"content/read"}}}}, &created); st != 201 {
+			t.Fatalf("create token: %d", st)
+		}
+		auth := basic("ci-token", created.Credentials.Passwords[0].Value)
+		within(t, time.Second, "the new token works on replicas 2 and 3", everywhere(auth, "p/x", true))
+		if st := mgmt(t, r1, tok, "PATCH", "/mgmt/v1/registries/default/scopeMaps/ci-token-scope-map",
+			map[string]any{"removeRepositories": []map[string]any{{"repository": "p/x", "actions": []string{"content/read"}}},
+				"addRepositories": []map[string]any{{"repository": "q/y", "actions": []string{"content/read"}}}}, nil); st != 200 {
+			t.Fatalf("update scope map: %d", st)
+		}
+		d := within(t, time.Second, "the scope map change on replicas 2 and 3", everywhere(auth, "p/x", false))
+		t.Logf("scope map change enforced everywhere after %s", d)
+	})
+
+	t.Run("role assignment", func(t *testing.T) {
+		var sp struct{ AppID, Password string }
+		if st := mgmt(t, r1, tok, "POST", "/mgmt/v1/servicePrincipals", map[string]string{"displayName": "puller"}, &sp); st != 201 {
+			t.Fatalf("create sp: %d", st)
+		}
+		var ra struct{ ID string }
+		if st := mgmt(t, r1, tok, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": sp.AppID, "role": "AcrPull", "scope": "/registries/default"}, &ra); st != 201 {
+			t.Fatalf("assign: %d", st)
+		}
+		auth := basic(sp.AppID, sp.Password)
+		within(t, time.Second, "AcrPull works on replicas 2 and 3", everywhere(auth, "p/x", true))
+		if st := mgmt(t, r1, tok, "DELETE", "/mgmt/v1/roleAssignments/"+ra.ID, nil, nil); st != 204 {
+			t.Fatalf("delete assignment: %d", st)
+		}
+		d := within(t, time.Second, "the removal on replicas 2 and 3", everywhere(auth, "p/x", false))
+		t.Logf("role assignment removal enforced everywhere after %s", d)
+	})
+
+	t.Run("network rule", func(t *testing.T) {
+		if st := mgmt(t, r1, tok, "POST", "/mgmt/v1/registries/default/networkRules", map[string]string{"value": "203.0.113.0/24"}, nil); st != 201 && st != 200 {
+			t.Fatalf("add rule: %d", st)
+		}
+		if st := mgmt(t, r1, tok, "PATCH", "/mgmt/v1/registries/default", map[string]any{"networkRuleSet": map[string]string{"defaultAction": "Deny"}}, nil); st != 200 {
+			t.Fatalf("deny: %d", st)
+		}
+		d := within(t, time.Second, "the network rules on replicas 2 and 3", func() bool {
+			for _, r := range others {
+				if status(t, r.url+"/v2/", "") != http.StatusForbidden {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("network rule enforced everywhere after %s", d)
+	})
+}
+
+// TestThrottlingAcrossReplicas: failed sign-ins count together, whichever replica they reach.
+func TestThrottlingAcrossReplicas(t *testing.T) {
+	c := newCluster(t, "BERTH_AUTH_MAX_FAILURES=3")
+	// One failure on each replica: the third is the third for the identity, wherever it lands,
+	// and locks it out.
+	for i, r := range c.replicas {
+		want := http.StatusUnauthorized
+		if i == 2 {
+			want = http.StatusTooManyRequests
+		}
+		if st := status(t, r.url+"/oauth2/token?service="+c.host, basic("mallory", "guess")); st != want {
+			t.Fatalf("failure %d, on replica %d: %d, want %d", i+1, i+1, st, want)
+		}
+	}
+	for i, r := range c.replicas {
+		if st := status(t, r.url+"/oauth2/token?service="+c.host, basic("mallory", "guess")); st != http.StatusTooManyRequests {
+			t.Errorf("after 3 failures spread over 3 replicas, replica %d answered %d, want 429", i+1, st)
+		}
+	}
+	if st := status(t, c.replicas[0].url+"/oauth2/token?service="+c.host, basic("alice", "guess")); !strings.HasPrefix(http.StatusText(st), "Unauth") {
+		t.Errorf("another identity from the same address: %d, want 401", st)
+	}
+}

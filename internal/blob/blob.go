@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/berth-registry/berth/internal/oci"
 )
@@ -65,6 +66,18 @@ type ReadBacker interface {
 // Deleter is an optional Store capability: removing a committed blob (garbage collection).
 type Deleter interface {
 	DeleteBlob(ctx context.Context, d oci.Digest) error
+}
+
+// Stored is a blob as a Lister reports it.
+type Stored struct {
+	Digest  oci.Digest
+	Size    int64
+	ModTime time.Time
+}
+
+// Lister is an optional Store capability: listing every stored blob (garbage collection).
+type Lister interface {
+	Blobs(ctx context.Context, fn func(Stored) error) error
 }
 
 // Upload describes upload data held by a driver, for purging abandoned uploads.

@@ -45,7 +45,7 @@ func Root(env Env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, table or tsv (berth logs also: jsonl)")
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
-	root.AddCommand(serveCmd(), migrateCmd(), versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
+	root.AddCommand(serveCmd(), migrateCmd(), gcCmd(), versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
 		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root

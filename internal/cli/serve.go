@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/gc"
 	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -29,11 +32,11 @@ func (sf *serverFlags) add(cmd *cobra.Command, all bool) {
 	f.StringVar(&sf.flags.Database, "database", "", "metadata database: sqlite:PATH (default sqlite:<data-dir>/berth.db) or postgres://USER:PASSWORD@HOST:PORT/DB")
 	f.StringVar(&sf.flags.Log.Level, "log-level", def.Log.Level, "log level: debug, info, warn, error")
 	f.StringVar(&sf.flags.Log.Format, "log-format", def.Log.Format, "log format: json or text")
+	f.StringVar(&sf.flags.Storage, "storage", "", "blob storage: fs:PATH (default fs:<data-dir>/blobs) or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")
 	if !all {
 		return
 	}
 	f.StringVar(&sf.flags.Listen, "listen", def.Listen, "address to listen on")
-	f.StringVar(&sf.flags.Storage, "storage", "", "blob storage: fs:PATH (default fs:<data-dir>/blobs)")
 	f.StringVar(&sf.flags.Registry, "registry", def.Registry, "name of the default registry, set on first start")
 	f.StringVar(&sf.flags.TLS.Cert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
 	f.StringVar(&sf.flags.TLS.Key, "tls-key", "", "TLS private key file (PEM)")
@@ -149,4 +152,56 @@ func newLogger(c config.Log) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func gcCmd() *cobra.Command {
+	var sf serverFlags
+	var dryRun bool
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete the blobs no manifest references (garbage collection)",
+		Long: `Delete the blobs that no manifest is or references, in any repository of any registry, and that
+no push linked within the grace period. It is safe while replicas serve pushes: a blob is
+tombstoned before it is deleted, and a push that meets a tombstone is told to push again
+(see internal/gc). --dry-run lists what would be deleted. It takes the same --config,
+--database and --storage as serve; 'gc.interval' makes serve collect on a schedule.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := sf.load(cmd)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("grace") {
+				grace = cfg.GC.Grace
+			}
+			if grace < 0 {
+				return errors.New("--grace must not be negative")
+			}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, cfg.Database, store.Options{NoMigrate: true})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			blobs, err := server.OpenBlobs(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			rep, err := gc.Run(ctx, st, blobs, gc.Options{Grace: grace, DryRun: dryRun, Log: newLogger(cfg.Log)})
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(rep, "", "  ")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+			return err
+		},
+	}
+	sf.add(cmd, false)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be deleted; delete nothing")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "keep blobs stored or linked more recently than this (default: gc.grace, 1h)")
+	return cmd
 }

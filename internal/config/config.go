@@ -40,6 +40,7 @@ type Config struct {
 	Network  Network `yaml:"network"`
 	Events   Events  `yaml:"events"`
 	Metrics  Metrics `yaml:"metrics"`
+	GC       GC      `yaml:"gc"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -93,6 +94,14 @@ type Metrics struct {
 	Enabled bool `yaml:"enabled"`
 }
 
+// GC configures garbage collection of unreferenced blobs.
+type GC struct {
+	// Interval between collections serve runs itself; 0 means none (run 'berth gc').
+	Interval time.Duration `yaml:"interval"`
+	// Grace: blobs stored or linked more recently are kept (pushes in progress).
+	Grace time.Duration `yaml:"grace"`
+}
+
 // Auth configures tokens and sign-in throttling.
 type Auth struct {
 	AccessTokenTTL    time.Duration `yaml:"access_token_ttl"`
@@ -130,6 +139,7 @@ func Default() Config {
 		},
 		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096},
 		Metrics:         Metrics{Enabled: true},
+		GC:              GC{Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -346,6 +356,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Events.Queue < 1 || c.Events.Queue > 1_000_000 {
 		bad("events.queue: must be between 1 and 1000000")
+	}
+	if c.GC.Interval != 0 && c.GC.Interval < time.Minute {
+		bad("gc.interval: 0 (off) or at least 1m, not %s", c.GC.Interval)
+	}
+	if c.GC.Grace < time.Minute {
+		bad("gc.grace: at least 1m, not %s: pushes in progress need the time", c.GC.Grace)
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout: must not be negative")

@@ -141,6 +141,15 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 			WithDetail(map[string]string{"digest": string(missing.Digest)})
 	}
 	if err != nil {
+		return collecting(err, d)
+	}
+	// As for blobs: the manifest's own data must still be there after the reference is made.
+	if _, err := h.blobs.Stat(ctx, d); errors.Is(err, blob.ErrNotFound) {
+		if _, err := h.meta.DeleteManifest(ctx, req.reg.ID, req.name, d); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return collecting(store.ErrBlobCollecting, d)
+	} else if err != nil {
 		return err
 	}
 	if parsed.Subject != nil {

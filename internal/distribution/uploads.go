@@ -144,7 +144,10 @@ func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from st
 			}
 			return false, err
 		}
-		if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, size); err != nil {
+		if err := h.link(ctx, req, d, size); err != nil {
+			if errors.Is(err, store.ErrBlobCollecting) {
+				continue // being deleted: the client uploads it instead
+			}
 			return false, err
 		}
 		return true, nil
@@ -169,11 +172,39 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, req *reques
 	if r.ContentLength >= 0 && info.Size != r.ContentLength {
 		return httperr.New(oci.CodeSizeInvalid, "received %d bytes but Content-Length says %d", info.Size, r.ContentLength)
 	}
-	if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, info.Size); err != nil {
-		return err
+	if err := h.link(ctx, req, d, info.Size); err != nil {
+		return collecting(err, d)
 	}
 	blobCreated(w, req.name, d)
 	return nil
+}
+
+// link records blob d in the repository, then checks that its data is still stored. Garbage
+// collection tombstones a digest before deleting it and links of tombstoned digests are refused;
+// a deletion that finished just before the link is caught by the check (internal/gc).
+func (h *Handler) link(ctx context.Context, req *request, d oci.Digest, size int64) error {
+	if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, size); err != nil {
+		return err
+	}
+	if _, err := h.blobs.Stat(ctx, d); errors.Is(err, blob.ErrNotFound) {
+		if err := h.meta.UnlinkBlob(ctx, req.reg.ID, req.name, d); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return fmt.Errorf("%w: %s was deleted while it was linked", store.ErrBlobCollecting, d)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// collecting answers a push that met garbage collection: 503 with Retry-After, so that the
+// client pushes the blob again.
+func collecting(err error, d oci.Digest) error {
+	if !errors.Is(err, store.ErrBlobCollecting) {
+		return err
+	}
+	return httperr.New(oci.CodeUnknown, "blob %s was being garbage-collected while it was pushed: push it again", d).
+		WithStatus(http.StatusServiceUnavailable).WithHeader("Retry-After", "1").WithReason("gc_collecting")
 }
 
 func (h *Handler) uploadBodyError(err error, body *limitedBody, d oci.Digest) error {
@@ -316,8 +347,8 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, req *requ
 		}
 		return err
 	}
-	if err := h.meta.LinkBlob(ctx, req.reg.ID, req.name, d, committed.Size); err != nil {
-		return err
+	if err := h.link(ctx, req, d, committed.Size); err != nil {
+		return collecting(err, d)
 	}
 	if err := h.meta.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

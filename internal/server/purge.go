@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/gc"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -97,4 +98,21 @@ func (s *Server) PurgeEvents(ctx context.Context) (int64, error) {
 		s.log.Info("purged events past their retention", "count", n, "retention", s.cfg.Events.Retention.String())
 	}
 	return n, err
+}
+
+// collect runs garbage collection every gc.interval until ctx ends. Several replicas may: the
+// collections are safe beside each other (internal/gc).
+func (s *Server) collect(ctx context.Context) {
+	t := time.NewTicker(s.cfg.GC.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := gc.Run(ctx, s.meta, s.blobs, gc.Options{Grace: s.cfg.GC.Grace, Now: s.now, Log: s.log}); err != nil && ctx.Err() == nil {
+				s.log.Warn("garbage collection failed", "err", err)
+			}
+		}
+	}
 }

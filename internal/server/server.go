@@ -86,12 +86,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(cfg.DataDir, "tmp") // pieces of uploads between checkpoints (S3)
-	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	blobs, err := openBlobs(ctx, cfg.Storage, tmp)
+	blobs, err := OpenBlobs(ctx, cfg)
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -172,7 +167,13 @@ func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) htt
 	})
 }
 
-func openBlobs(ctx context.Context, spec, tempDir string) (blob.Store, error) {
+// OpenBlobs opens the blob storage cfg names (cfg must have passed Validate).
+func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
+	tempDir := filepath.Join(cfg.DataDir, "tmp") // pieces of uploads between checkpoints (S3)
+	if err := os.MkdirAll(tempDir, 0o750); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	spec := cfg.Storage
 	switch {
 	case strings.HasPrefix(spec, "fs:"):
 		return fsblob.New(strings.TrimPrefix(spec, "fs:"))
@@ -280,6 +281,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.policy.Watch(bg, s.meta, 250*time.Millisecond, s.log)
 	go s.maintainAuth(bg)
 	go s.purgeEvents(bg)
+	if s.cfg.GC.Interval > 0 {
+		go s.collect(bg)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -317,3 +321,6 @@ func (s *Server) Meta() *store.Store { return s.meta }
 
 // InvalidateHosts makes the next request reload the registries table.
 func (s *Server) InvalidateHosts() { s.hosts.Invalidate() }
+
+// Blobs exposes the blob store, for tests and commands that share the process.
+func (s *Server) Blobs() blob.Store { return s.blobs }

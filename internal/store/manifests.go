@@ -40,6 +40,9 @@ func (e *MissingError) Error() string {
 // PutManifest returns a *MissingError and changes nothing.
 func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, m Manifest, blobs, children []oci.Digest, tags []string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkTombstone(ctx, tx, m.Digest); err != nil {
+			return err
+		}
 		id, err := s.ensureRepo(ctx, tx, registryID, repo)
 		if err != nil {
 			return err

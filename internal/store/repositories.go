@@ -61,11 +61,15 @@ func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n in
 // LinkBlob records that blob d (of size) is part of the repository, creating the repository.
 func (s *Store) LinkBlob(ctx context.Context, registryID int64, repo string, d oci.Digest, size int64) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := s.checkTombstone(ctx, tx, d); err != nil {
+			return err
+		}
 		id, err := s.ensureRepo(ctx, tx, registryID, repo)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO repository_blobs (repository_id, digest, size, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO repository_blobs (repository_id, digest, size, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (repository_id, digest) DO UPDATE SET created_at = excluded.created_at`), // a new push renews the link's grace period
 			id, string(d), size, s.millis())
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/oci"
@@ -25,6 +26,7 @@ var (
 	_ blob.Store        = (*Store)(nil)
 	_ blob.Deleter      = (*Store)(nil)
 	_ blob.UploadLister = (*Store)(nil)
+	_ blob.Lister       = (*Store)(nil)
 	_ blob.ReadBacker   = (*writer)(nil)
 )
 
@@ -252,4 +254,34 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Blobs implements blob.Lister: it walks blobs/<alg>/<2 hex>/<hex>.
+func (s *Store) Blobs(ctx context.Context, fn func(blob.Stored) error) error {
+	root := filepath.Join(s.root, "blobs")
+	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if e.IsDir() || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rel, _ := filepath.Rel(root, path)
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		if len(parts) != 3 {
+			return nil
+		}
+		d, err := oci.ParseDigest(parts[0] + ":" + parts[2])
+		if err != nil {
+			return nil // not a blob (a temporary file)
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		return fn(blob.Stored{Digest: d, Size: info.Size(), ModTime: info.ModTime()})
+	})
 }

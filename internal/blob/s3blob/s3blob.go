@@ -107,6 +107,7 @@ var (
 	_ blob.Store        = (*Store)(nil)
 	_ blob.Deleter      = (*Store)(nil)
 	_ blob.UploadLister = (*Store)(nil)
+	_ blob.Lister       = (*Store)(nil)
 	_ blob.ReadBacker   = (*writer)(nil)
 )
 
@@ -367,4 +368,26 @@ func (s *Store) Uploads(ctx context.Context) ([]blob.Upload, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// Blobs implements blob.Lister.
+func (s *Store) Blobs(ctx context.Context, fn func(blob.Stored) error) error {
+	prefix := s.cfg.Prefix + "blobs/"
+	for obj := range s.c.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return fmt.Errorf("s3blob: list blobs: %w", obj.Err)
+		}
+		alg, enc, ok := strings.Cut(strings.TrimPrefix(obj.Key, prefix), "/")
+		if !ok {
+			continue
+		}
+		d, err := oci.ParseDigest(alg + ":" + enc)
+		if err != nil {
+			continue
+		}
+		if err := fn(blob.Stored{Digest: d, Size: obj.Size, ModTime: obj.LastModified}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -80,6 +80,12 @@ type Lister interface {
 	Blobs(ctx context.Context, fn func(Stored) error) error
 }
 
+// Redirector is an optional Store capability: a URL from which clients download blob d
+// themselves, valid for ttl; "" means serve it through berth.
+type Redirector interface {
+	URL(ctx context.Context, d oci.Digest, ttl time.Duration) (string, error)
+}
+
 // Upload describes upload data held by a driver, for purging abandoned uploads.
 type Upload struct {
 	ID      string

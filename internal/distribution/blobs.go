@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 	"strings"
 
 	"github.com/berth-registry/berth/internal/blob"
@@ -17,6 +18,9 @@ import (
 func digestError(err error) error {
 	return httperr.New(oci.CodeDigestInvalid, "%v", err)
 }
+
+// redirectTTL is how long a presigned blob URL stays valid.
+const redirectTTL = 20 * time.Minute
 
 func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
@@ -47,6 +51,20 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, req *request) 
 		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
 		return nil
+	}
+	if rd, ok := h.blobs.(blob.Redirector); ok {
+		// The storage serves the bytes itself (a presigned S3 URL): the client follows the
+		// redirect, Range header included, and berth is out of the data path.
+		u, err := rd.URL(ctx, d, redirectTTL)
+		if err != nil {
+			return err
+		}
+		if u != "" {
+			hdr.Del("Accept-Ranges")
+			hdr.Set("Location", u)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
 	}
 	rc, err := h.blobs.Open(ctx, d, start)
 	if errors.Is(err, blob.ErrNotFound) {

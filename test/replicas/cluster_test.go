@@ -57,6 +57,17 @@ type replica struct {
 	url  string
 	logs *bytes.Buffer
 	hits atomic.Int64
+	dead atomic.Bool // killed: the proxy skips it
+}
+
+// kill ends the replica with SIGKILL.
+func (r *replica) kill(t *testing.T) {
+	t.Helper()
+	r.dead.Store(true)
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Wait()
 }
 
 // cluster is three replicas and the proxy in front of them.
@@ -131,7 +142,7 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	}
 	c.proxy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		i := int(next.Add(1)-1) % len(c.replicas)
-		for c.replicas[i].cmd.ProcessState != nil { // skip a replica that was killed
+		for c.replicas[i].dead.Load() { // skip a replica that was killed
 			i = (i + 1) % len(c.replicas)
 		}
 		c.replicas[i].hits.Add(1)

@@ -1,6 +1,8 @@
 package replicas
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,4 +169,116 @@ func TestThrottlingAcrossReplicas(t *testing.T) {
 	if st := status(t, c.replicas[0].url+"/oauth2/token?service="+c.host, basic("alice", "guess")); !strings.HasPrefix(http.StatusText(st), "Unauth") {
 		t.Errorf("another identity from the same address: %d, want 401", st)
 	}
+}
+
+// tools returns the paths of the real clients, or skips (fails under BERTH_REQUIRE_CLIENTS).
+func tools(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			if os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
+				t.Fatalf("%s is not on PATH: run scripts/install-test-tools.sh", n)
+			}
+			t.Skipf("%s is not on PATH", n)
+		}
+	}
+}
+
+// run runs a client command with the docker config of dir and returns its output.
+func run(t *testing.T, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dir, "REGISTRY_AUTH_FILE="+filepath.Join(dir, "config.json"),
+		"HELM_REGISTRY_CONFIG="+filepath.Join(dir, "config.json"), "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "cache"),
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestClientsAndKill: skopeo, crane, oras and helm push and pull through the proxy; then one
+// replica is killed with SIGKILL while crane pushes, and every push crane reports done can be
+// pulled whole through the other two.
+func TestClientsAndKill(t *testing.T) {
+	tools(t, "crane", "skopeo", "oras", "helm")
+	c := newCluster(t)
+	pwd := adminPassword(t, c.proxy.URL, ownerToken(t, c.proxy.URL))
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("default:" + pwd))
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"auths":{"`+c.host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	layer := func(name string, size int) string {
+		data := make([]byte, size)
+		rand.Read(data)
+		os.WriteFile(filepath.Join(dir, name+".bin"), data, 0o600)
+		out, err := exec.Command("tar", "-C", dir, "-cf", filepath.Join(dir, name+".tar"), name+".bin").CombinedOutput()
+		if err != nil {
+			t.Fatalf("tar: %v %s", err, out)
+		}
+		return filepath.Join(dir, name+".tar")
+	}
+	must := func(name string, args ...string) string {
+		t.Helper()
+		out, err := run(t, dir, name, args...)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	h := c.host
+	must("crane", "append", "--insecure", "--oci-empty-base", "-f", layer("a", 3<<20), "-t", h+"/clients/crane:v1")
+	must("crane", "pull", "--insecure", "--format", "oci", h+"/clients/crane:v1", filepath.Join(dir, "crane-oci"))
+	must("skopeo", "copy", "--dest-tls-verify=false", "--src-tls-verify=false", "docker://"+h+"/clients/crane:v1", "docker://"+h+"/clients/skopeo:v1")
+	must("skopeo", "copy", "--src-tls-verify=false", "docker://"+h+"/clients/skopeo:v1", "oci:"+filepath.Join(dir, "skopeo-oci")+":v1")
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello through three replicas\n"), 0o600)
+	must("oras", "push", "--plain-http", h+"/clients/oras:v1", "--artifact-type", "application/vnd.example.test", "hello.txt:text/plain")
+	must("oras", "pull", "--plain-http", h+"/clients/oras:v1", "-o", filepath.Join(dir, "oras-out"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "oras-out", "hello.txt")); string(b) != "hello through three replicas\n" {
+		t.Errorf("oras pulled %q", b)
+	}
+	must("helm", "create", filepath.Join(dir, "mychart"))
+	must("helm", "package", filepath.Join(dir, "mychart"), "-d", dir)
+	must("helm", "push", filepath.Join(dir, "mychart-0.1.0.tgz"), "oci://"+h+"/charts", "--plain-http")
+	os.MkdirAll(filepath.Join(dir, "pulled"), 0o700)
+	must("helm", "pull", "oci://"+h+"/charts/mychart", "--version", "0.1.0", "--plain-http", "-d", filepath.Join(dir, "pulled"))
+
+	// Pushes in flight while replica 2 is killed.
+	const n = 6
+	type result struct {
+		tag string
+		err error
+		out string
+	}
+	results := make(chan result, n)
+	for i := range n {
+		tar := layer("k"+string(rune('a'+i)), 8<<20)
+		go func() {
+			tag := h + "/kill/repo:" + string(rune('a'+i))
+			out, err := run(t, dir, "crane", "append", "--insecure", "--oci-empty-base", "-f", tar, "-t", tag)
+			results <- result{tag, err, out}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	if len(results) == n {
+		t.Fatal("every push finished before the kill: nothing was in flight")
+	}
+	inFlight := n - len(results)
+	c.replicas[1].kill(t)
+	t.Logf("replica 2 killed with %d pushes in flight", inFlight)
+	acked := 0
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Logf("push %s failed (not acknowledged): %v %s", r.tag, r.err, r.out)
+			continue
+		}
+		acked++
+		out, err := run(t, dir, "crane", "export", "--insecure", r.tag, "-")
+		if err != nil || len(out) < 8<<20 {
+			t.Errorf("acknowledged push %s cannot be pulled whole through the survivors: %v (%d bytes)", r.tag, err, len(out))
+		}
+	}
+	if acked < n-1 {
+		t.Errorf("only %d of %d pushes completed through the two surviving replicas", acked, n)
+	}
+	t.Logf("%d of %d pushes completed across the kill", acked, n)
 }

@@ -6,8 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/httperr"

@@ -76,6 +76,7 @@ type cluster struct {
 	replicas []*replica
 	proxy    *httptest.Server
 	host     string // the proxy's host:port, the registry's login server
+	dsn      string // the PostgreSQL database
 
 	mu      sync.Mutex
 	uploads map[string]map[int]bool // upload id → replicas that served one of its requests
@@ -109,7 +110,7 @@ func newCluster(t *testing.T, env ...string) *cluster {
 	if err != nil || !strings.Contains(string(out), "migrated") {
 		t.Fatalf("berth migrate: %v\n%s", err, out)
 	}
-	c := &cluster{t: t, uploads: map[string]map[int]bool{}}
+	c := &cluster{t: t, uploads: map[string]map[int]bool{}, dsn: dsn}
 	start := func() *replica {
 		addr := freeAddr(t)
 		r := &replica{url: "http://" + addr, logs: &bytes.Buffer{}}

@@ -1,6 +1,7 @@
 package replicas
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-registry/berth/internal/store"
+	"github.com/berth-registry/berth/internal/token"
 )
 
 // TestConformanceThroughProxy runs the OCI conformance suite (1.1 and dev) through the
@@ -126,6 +130,36 @@ func TestChangesReachEveryReplica(t *testing.T) {
 		}
 		d := within(t, time.Second, "the removal on replicas 2 and 3", everywhere(auth, "p/x", false))
 		t.Logf("role assignment removal enforced everywhere after %s", d)
+	})
+
+	t.Run("signing key rotation", func(t *testing.T) {
+		// What a replica does when its key is due: Ensure adds a new key to the database and signs
+		// with it. The other replicas have never seen that key.
+		ctx := context.Background()
+		st, err := store.Open(ctx, c.dsn, store.Options{NoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		rotating := token.New(st, token.Options{Rotation: time.Nanosecond})
+		if err := rotating.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		owner, err := st.UserByName(ctx, "owner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims := token.Claims{GrantType: token.GrantDirectory, Kind: "user", PID: owner.ID}
+		claims.Subject, claims.Audience = "owner", []string{token.DirectoryAudience}
+		signed, err := rotating.Sign(ctx, &claims, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range c.replicas {
+			if st := status(t, r.url+"/mgmt/v1/me", "Bearer "+signed); st != http.StatusOK {
+				t.Errorf("replica %d does not accept a token signed with the new key: %d", i+1, st)
+			}
+		}
 	})
 
 	t.Run("network rule", func(t *testing.T) {

@@ -153,7 +153,11 @@ func TestCollectDuringPushes(t *testing.T) {
 			}
 			collections.Add(1)
 			deleted.Add(int64(len(rep.Deleted)))
-			time.Sleep(20 * time.Millisecond) // room for pushes to finish now and then
+			// Room for pushes to finish now and then, at random moments: on a slow store (S3)
+			// back-to-back collections without grace would refuse every push.
+			var b [1]byte
+			rand.Read(b[:])
+			time.Sleep(time.Duration(b[0]) * time.Millisecond)
 		}
 	}()
 	type pushed struct {

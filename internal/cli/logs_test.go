@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -89,4 +91,45 @@ func TestCheckHealthText(t *testing.T) {
 	if strings.TrimSpace(out) != `"ok"` {
 		t.Errorf("-o json --query: %q", out)
 	}
+}
+
+// TestGCAndMigrateCommands: berth migrate and berth gc run against a server's own data folder.
+func TestGCAndMigrateCommands(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	user, pwd := s.Admin(t)
+	orphan := strings.Repeat("unreferenced blob ", 100)
+	d := "sha256:" + sha256hex(orphan)
+	req, _ := http.NewRequest("POST", s.URL+"/v2/gc/orphan/blobs/uploads/?digest="+d, strings.NewReader(orphan))
+	req.SetBasicAuth(user, pwd)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 201 {
+		t.Fatalf("push: %v %v", resp, err)
+	}
+	c := newCLI(t)
+	where := []string{"--data-dir", s.Dir, "--database", s.Cfg.Database, "--storage", s.Cfg.Storage, "--log-level", "error"}
+	if out := c.must("", append([]string{"migrate"}, where...)...); !strings.Contains(out, "nothing to apply") {
+		t.Errorf("migrate: %q", out)
+	}
+	var rep struct {
+		Deleted []string
+		DryRun  bool
+	}
+	out := c.must("", append([]string{"gc"}, where...)...)
+	if json.Unmarshal([]byte(out), &rep); len(rep.Deleted) != 0 {
+		t.Errorf("within the default grace hour: %s", out)
+	}
+	out = c.must("", append([]string{"gc", "--grace", "0s", "--dry-run"}, where...)...)
+	if json.Unmarshal([]byte(out), &rep); len(rep.Deleted) != 1 || rep.Deleted[0] != d || !rep.DryRun {
+		t.Errorf("dry run: %s", out)
+	}
+	c.must("", append([]string{"gc", "--grace", "0s"}, where...)...)
+	req, _ = http.NewRequest("GET", s.URL+"/v2/gc/orphan/blobs/"+d, nil)
+	req.SetBasicAuth(user, pwd)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the collected blob: %v %v, want 404", resp, err)
+	}
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

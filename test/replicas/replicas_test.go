@@ -283,17 +283,26 @@ func TestClientsAndKill(t *testing.T) {
 		out string
 	}
 	results := make(chan result, n)
+	tars := make([]string, n)
 	for i := range n {
-		tar := layer("k"+string(rune('a'+i)), 8<<20)
+		tars[i] = layer("k"+string(rune('a'+i)), 16<<20)
+	}
+	hits := c.replicas[1].hits.Load()
+	for i := range n {
+		tar := tars[i]
 		go func() {
 			tag := h + "/kill/repo:" + string(rune('a'+i))
 			out, err := run(t, dir, "crane", "append", "--insecure", "--oci-empty-base", "-f", tar, "-t", tag)
 			results <- result{tag, err, out}
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Kill replica 2 once the pushes are going through it.
+	for deadline := time.Now().Add(30 * time.Second); c.replicas[1].hits.Load() < hits+6 && len(results) < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if len(results) == n {
-		t.Fatal("every push finished before the kill: nothing was in flight")
+		r := <-results
+		t.Fatalf("every push finished before the kill: nothing was in flight (one: %s %v %s)", r.tag, r.err, r.out)
 	}
 	inFlight := n - len(results)
 	c.replicas[1].kill(t)
@@ -307,7 +316,7 @@ func TestClientsAndKill(t *testing.T) {
 		}
 		acked++
 		out, err := run(t, dir, "crane", "export", "--insecure", r.tag, "-")
-		if err != nil || len(out) < 8<<20 {
+		if err != nil || len(out) < 16<<20 {
 			t.Errorf("acknowledged push %s cannot be pulled whole through the survivors: %v (%d bytes)", r.tag, err, len(out))
 		}
 	}

@@ -151,7 +151,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	req := &request{route: rt, reg: reg, principal: p}
 	r = r.WithContext(authn.WithPrincipal(ctx, p))
 	if !p.IsAnonymous() {
-		httperr.SetIdentity(ctx, p.String())
+		httperr.SetIdentity(ctx, &req.principal) // formatted only if the access log is written
 	}
 	if rt.kind == kindManifest && r.Method != http.MethodHead {
 		return h.manifest(w, r, req, action, res)
@@ -233,7 +233,7 @@ func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Princi
 		}
 	}
 	e.Duration = audit.Elapsed(r)
-	httperr.SetIdentity(r.Context(), e.Identity)
+	httperr.SetIdentity(r.Context(), httperr.Name(e.Identity))
 	h.audit.Login(r.Context(), e)
 }
 
@@ -257,13 +257,15 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 		e.Tag = truncate(req.ref)
 	}
 	req.event = &e
-	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
 		var he *httperr.Error
 		if req.principal.IsAnonymous() && !req.principal.Scoped && errors.As(err, &he) && he.Status == http.StatusUnauthorized {
 			return
 		}
-		e.Status, e.Result = sw.status, store.ResultSuccess
+		e.Status, e.Result = 0, store.ResultSuccess
+		if info := httperr.InfoFrom(r.Context()); info != nil {
+			e.Status = info.Status
+		}
 		if err != nil {
 			e.Status, e.Reason, e.Message = audit.Describe(err)
 			e.Result = store.ResultFailure
@@ -278,24 +280,11 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 	}
 	switch r.Method {
 	case http.MethodGet:
-		return h.getManifest(sw, r, req)
+		return h.getManifest(w, r, req)
 	case http.MethodPut:
-		return h.putManifest(sw, r, req)
+		return h.putManifest(w, r, req)
 	}
-	return h.deleteManifest(sw, r, req)
-}
-
-// statusWriter remembers the status a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
+	return h.deleteManifest(w, r, req)
 }
 
 // required names the action a request needs and on what; ok is false for a method the

@@ -174,11 +174,20 @@ func WithCorrelation(msg, id string) string {
 type Info struct {
 	// Start is when the request arrived.
 	Start time.Time
-	// Identity names who made the request, once authentication knows ("" for anonymous).
-	Identity string
 	// Reason is the machine-readable reason of a refusal (set by Write from Error.Reason).
 	Reason string
-	began  time.Time // the wall clock's start (Start is the server's clock, which tests set)
+	// Status is the status the reply was given, once it was (0 before).
+	Status   int
+	identity fmt.Stringer // named only when the access log is written
+	began    time.Time    // the wall clock's start (Start is the server's clock, which tests set)
+}
+
+// Identity names who made the request, once authentication knows ("" for anonymous).
+func (i *Info) Identity() string {
+	if i.identity == nil {
+		return ""
+	}
+	return i.identity.String()
 }
 
 // Elapsed is how long the request has run.
@@ -192,12 +201,18 @@ func InfoFrom(ctx context.Context) *Info {
 	return info
 }
 
-// SetIdentity records who made the request, for the access log.
-func SetIdentity(ctx context.Context, identity string) {
+// SetIdentity records who made the request, for the access log. It is formatted only if the
+// line is written, so that a request pays nothing for it when the log is off.
+func SetIdentity(ctx context.Context, identity fmt.Stringer) {
 	if info := InfoFrom(ctx); info != nil {
-		info.Identity = identity
+		info.identity = identity
 	}
 }
+
+// Name is a plain string as an identity for SetIdentity.
+type Name string
+
+func (n Name) String() string { return string(n) }
 
 // Outcome is one finished request, as the middleware reports it to an Observer.
 type Outcome struct {
@@ -229,7 +244,7 @@ func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next h
 			r.Body = in
 		}
 		w.Header().Set(HeaderCorrelationID, id)
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, info: info}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -251,17 +266,19 @@ func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next h
 			if in != nil {
 				o.BytesIn = in.n
 			}
-			attrs := []slog.Attr{
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("host", r.Host),
-				slog.Int("status", status), slog.Int64("bytes_in", o.BytesIn), slog.Int64("bytes_out", o.BytesOut),
-				slog.Float64("duration_ms", float64(o.Duration.Microseconds())/1000),
-				slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()),
-				slog.String("correlation_id", id), slog.String("identity", info.Identity),
+			if log.Enabled(r.Context(), slog.LevelInfo) {
+				attrs := []slog.Attr{
+					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("host", r.Host),
+					slog.Int("status", status), slog.Int64("bytes_in", o.BytesIn), slog.Int64("bytes_out", o.BytesOut),
+					slog.Float64("duration_ms", float64(o.Duration.Microseconds())/1000),
+					slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()),
+					slog.String("correlation_id", id), slog.String("identity", info.Identity()),
+				}
+				if info.Reason != "" {
+					attrs = append(attrs, slog.String("reason", info.Reason))
+				}
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 			}
-			if info.Reason != "" {
-				attrs = append(attrs, slog.String("reason", info.Reason))
-			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 			if observe != nil {
 				observe(r, o)
 			}
@@ -283,6 +300,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 
 type recorder struct {
 	http.ResponseWriter
+	info   *Info
 	status int
 	bytes  int64
 	wrote  bool
@@ -290,14 +308,14 @@ type recorder struct {
 
 func (r *recorder) WriteHeader(s int) {
 	if !r.wrote {
-		r.status, r.wrote = s, true
+		r.status, r.wrote, r.info.Status = s, true, s
 	}
 	r.ResponseWriter.WriteHeader(s)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if !r.wrote {
-		r.status, r.wrote = http.StatusOK, true
+		r.status, r.wrote, r.info.Status = http.StatusOK, true, http.StatusOK
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)

@@ -157,7 +157,7 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 			}
 			return err
 		}
-		httperr.SetIdentity(ctx, p.String())
+		httperr.SetIdentity(ctx, p)
 		if rt.perm != "" {
 			if err := h.require(p, rt.perm, r.PathValue("registry")); err != nil {
 				return err

@@ -96,7 +96,7 @@ func (h *Handler) done(r *http.Request, a *attempt, err error) {
 	}
 	a.Identity = truncate(a.Identity)
 	a.Duration = audit.Elapsed(r)
-	httperr.SetIdentity(r.Context(), a.Identity)
+	httperr.SetIdentity(r.Context(), httperr.Name(a.Identity))
 	h.audit.Login(r.Context(), a.LoginEvent)
 }
 

@@ -227,11 +227,33 @@ const (
 	OpUntag  = "untag"
 )
 
-// NewLogin starts a login event for a request: when it began, the caller, its user agent and
-// the correlation id. Elapsed gives its duration when it is recorded.
+// NewLogin starts a login event for a request: when it began, the caller, its user agent, the
+// correlation id, and until a sign-in says who the caller is, the user name its Basic
+// credentials claim (unverified). Finish completes it.
 func NewLogin(r *http.Request, registry, loginServer, op string) store.LoginEvent {
-	return store.LoginEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, IP: authn.ClientIP(r),
+	e := store.LoginEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, IP: authn.ClientIP(r),
 		UserAgent: truncate(r.UserAgent(), 512), CorrelationID: httperr.CorrelationID(r.Context()), Granted: []string{}, Refused: []string{}}
+	if user, _, ok := r.BasicAuth(); ok {
+		e.Identity = user
+	}
+	return e
+}
+
+// Finish completes the login event of a sign-in that ended with err (nil: it succeeded):
+// status, result, reason and message, the identity a refused sign-in tried, the duration. It
+// also names the identity in the request's access-log line.
+func Finish(r *http.Request, e *store.LoginEvent, err error) {
+	e.Status, e.Result = http.StatusOK, store.ResultSuccess
+	if err != nil {
+		e.Status, e.Reason, e.Message = Describe(err)
+		e.Result = store.ResultFailure
+		if ae, ok := authn.AsError(err); ok && ae.Identity != "" && e.IdentityKind == "" {
+			e.Identity = ae.Identity
+		}
+	}
+	e.Identity = truncate(e.Identity, 120)
+	e.Duration = Elapsed(r)
+	httperr.SetIdentity(r.Context(), httperr.Name(e.Identity))
 }
 
 // NewRepository starts a repository event for a request.

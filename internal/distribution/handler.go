@@ -212,28 +212,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 // credentials (accepted or not), or a bearer token that was refused. Requests with an accepted
 // bearer token are not sign-ins: the token request was.
 func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Principal, err error) {
-	user, _, basic := r.BasicAuth()
-	if !basic && (err == nil || r.Header.Get("Authorization") == "") {
+	if _, _, basic := r.BasicAuth(); !basic && (err == nil || r.Header.Get("Authorization") == "") {
 		return
 	}
 	e := audit.NewLogin(r, reg.Name, audit.LoginServer(r, reg), audit.OpRegistry)
-	e.Identity = truncate(user)
-	e.Status, e.Result = http.StatusOK, store.ResultSuccess
 	if err == nil {
 		e.Identity, e.IdentityKind = audit.Identity(p)
 		e.TokenID = p.TokenID
-	} else {
-		e.Status, e.Reason, e.Message = audit.Describe(authnError(r, "", policy.Resource{}, err))
-		e.Result = store.ResultFailure
-		if ae, ok := authn.AsError(err); ok {
-			e.Reason, e.Message = ae.Reason, ae.Message
-			if ae.Identity != "" {
-				e.Identity = truncate(ae.Identity)
-			}
-		}
 	}
-	e.Duration = audit.Elapsed(r)
-	httperr.SetIdentity(r.Context(), httperr.Name(e.Identity))
+	audit.Finish(r, &e, err)
 	h.audit.Login(r.Context(), e)
 }
 

@@ -63,14 +63,9 @@ type attempt struct {
 	store.LoginEvent
 }
 
-// begin starts the login event of r. Until a sign-in says who the caller is, the identity is
-// the one the request claims (a user name or client id), unverified.
+// begin starts the login event of r.
 func (h *Handler) begin(r *http.Request, op string) *attempt {
-	a := &attempt{audit.NewLogin(r, "", r.Host, op)}
-	if user, _, ok := r.BasicAuth(); ok {
-		a.Identity = user
-	}
-	return a
+	return &attempt{audit.NewLogin(r, "", r.Host, op)}
 }
 
 func (a *attempt) registry(reg store.Registry) {
@@ -86,17 +81,7 @@ func (a *attempt) principal(p authn.Principal) {
 
 // done records the attempt, which ended with err (nil: a token was issued).
 func (h *Handler) done(r *http.Request, a *attempt, err error) {
-	a.Status, a.Result = http.StatusOK, store.ResultSuccess
-	if err != nil {
-		a.Status, a.Reason, a.Message = audit.Describe(err)
-		a.Result = store.ResultFailure
-		if e, ok := authn.AsError(err); ok && e.Identity != "" && a.IdentityKind == "" {
-			a.Identity = e.Identity
-		}
-	}
-	a.Identity = truncate(a.Identity)
-	a.Duration = audit.Elapsed(r)
-	httperr.SetIdentity(r.Context(), httperr.Name(a.Identity))
+	audit.Finish(r, &a.LoginEvent, err)
 	h.audit.Login(r.Context(), a.LoginEvent)
 }
 

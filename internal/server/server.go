@@ -221,11 +221,7 @@ func (s *Server) withRegistry(next http.Handler) http.Handler {
 // request is an attempt to reach the registry, credentials or not.
 func (s *Server) refusedLogin(r *http.Request, reg store.Registry, err error) {
 	e := audit.NewLogin(r, reg.Name, audit.LoginServer(r, reg), audit.OpRegistry)
-	if user, _, ok := r.BasicAuth(); ok {
-		e.Identity = truncate(user)
-	}
-	e.Status, e.Reason, e.Message = audit.Describe(err)
-	e.Result, e.Duration = store.ResultFailure, audit.Elapsed(r)
+	audit.Finish(r, &e, err)
 	s.audit.Login(r.Context(), e)
 }
 

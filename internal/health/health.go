@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,49 +43,49 @@ type Result struct {
 // DocsURL is where every code is explained, with its fix.
 const DocsURL = "https://github.com/berth-registry/berth/blob/main/docs/troubleshooting.md"
 
-// code is an error code's message (with %[1]s for the login server) and fix.
+// code is an error code's message (with {server} for the login server) and fix.
 type code struct{ message, fix string }
 
 // Codes are the error codes: ACR's (reference §7.3), then berth's own.
 var Codes = map[string]code{
-	"DOCKER_COMMAND_ERROR": {"Please verify if %[2]s client is installed and running.",
+	"DOCKER_COMMAND_ERROR": {"Please verify if {tool} client is installed and running.",
 		"Install docker or podman and put it on PATH; set DOCKER_COMMAND=podman to use podman."},
-	"DOCKER_DAEMON_ERROR": {"Please verify if %[2]s daemon is running, or try restarting it.",
+	"DOCKER_DAEMON_ERROR": {"Please verify if {tool} daemon is running, or try restarting it.",
 		"Start the daemon (systemctl start docker), or use a daemonless tool (DOCKER_COMMAND=podman, crane, oras, skopeo)."},
-	"DOCKER_VERSION_ERROR": {"An error occurred while retrieving %[2]s version. Please try verifying it manually.",
-		"Run '%[2]s version' yourself and update the client."},
-	"LOGIN_SERVER_ERROR": {"An error occurred while retrieving the login server for registry '%[1]s'. Please check if the spelling is correct, and that you are signed in to the right berth server with a role on the registry.",
+	"DOCKER_VERSION_ERROR": {"An error occurred while retrieving {tool} version. Please try verifying it manually.",
+		"Run '{tool} version' yourself and update the client."},
+	"LOGIN_SERVER_ERROR": {"An error occurred while retrieving the login server for registry '{server}'. Please check if the spelling is correct, and that you are signed in to the right berth server with a role on the registry.",
 		"Check the name with 'berth registry list'; sign in with 'berth auth login'."},
-	"REGISTRY_NAME_UPPERCASE_ERROR": {"Uppercase characters are detected in the registry name '%[1]s'. When using its server url in docker commands, to avoid authentication errors, use all lowercase.",
+	"REGISTRY_NAME_UPPERCASE_ERROR": {"Uppercase characters are detected in the registry name '{server}'. When using its server url in docker commands, to avoid authentication errors, use all lowercase.",
 		"Use the lower-case login server everywhere: docker stores credentials under the exact name typed."},
-	"CONNECTIVITY_DNS_ERROR": {"Failed to reach DNS for registry '%[1]s'. Please check if the spelling is correct and your network connectivity.",
+	"CONNECTIVITY_DNS_ERROR": {"Failed to reach DNS for registry '{server}'. Please check if the spelling is correct and your network connectivity.",
 		"Check the login server's spelling and your DNS (nslookup)."},
-	"CONNECTIVITY_SSL_ERROR": {"Unable to establish a secure connection to the registry '%[1]s'. Are you using a proxy server?",
+	"CONNECTIVITY_SSL_ERROR": {"Unable to establish a secure connection to the registry '{server}'. Are you using a proxy server?",
 		"Trust the registry's certificate authority (or its proxy's), or use --plain-http for a registry without TLS."},
-	"CERTIFICATE_EXPIRY_ERROR": {"The TLS certificate of registry '%[1]s' expires within 30 days.",
+	"CERTIFICATE_EXPIRY_ERROR": {"The TLS certificate of registry '{server}' expires within 30 days.",
 		"Renew the certificate (tls.cert) and restart berth."},
-	"CONNECTIVITY_FORBIDDEN_ERROR": {"Looks like you don't have access to registry '%[1]s'. To see configured network rules, run 'berth registry show -n %[3]s --query networkRuleSet' and 'berth network-rule list -n %[3]s'.",
+	"CONNECTIVITY_FORBIDDEN_ERROR": {"Looks like you don't have access to registry '{server}'. To see configured network rules, run 'berth registry show -n {registry} --query networkRuleSet' and 'berth network-rule list -n {registry}'.",
 		"Add your address with 'berth network-rule add', or enable public network access (the registry's owner)."},
-	"CONNECTIVITY_CHALLENGE_ERROR": {"Registry '%[1]s' did not issue a challenge.",
-		"Check that the login server is a berth (or OCI) registry and reachable: curl -i <scheme>://%[1]s/v2/."},
-	"CONNECTIVITY_AAD_LOGIN_ERROR": {"Registry '%[1]s' does not support directory sign-in.",
+	"CONNECTIVITY_CHALLENGE_ERROR": {"Registry '{server}' did not issue a challenge.",
+		"Check that the login server is a berth (or OCI) registry and reachable: curl -i <scheme>://{server}/v2/."},
+	"CONNECTIVITY_AAD_LOGIN_ERROR": {"Registry '{server}' does not support directory sign-in.",
 		"Log in with a user name and password instead (admin user or token)."},
-	"CLOCK_SKEW_ERROR": {"This machine's clock differs from registry '%[1]s' by more than 2 minutes.",
+	"CLOCK_SKEW_ERROR": {"This machine's clock differs from registry '{server}' by more than 2 minutes.",
 		"Synchronise the clock (timedatectl set-ntp true): certificates and token expiry are judged by it."},
-	"CONNECTIVITY_REFRESH_TOKEN_ERROR": {"Access to registry '%[1]s' was denied. Response code: %[4]d. Please try running 'berth auth login' again to refresh permissions.",
+	"CONNECTIVITY_REFRESH_TOKEN_ERROR": {"Access to registry '{server}' was denied. Response code: {status}. Please try running 'berth auth login' again to refresh permissions.",
 		"Sign in again; ask for a role on the registry ('berth explain' shows what is missing)."},
-	"CONNECTIVITY_ACCESS_TOKEN_ERROR": {"Access to registry '%[1]s' was denied. Response code: %[4]d. Please try running 'berth auth login' again to refresh permissions.",
+	"CONNECTIVITY_ACCESS_TOKEN_ERROR": {"Access to registry '{server}' was denied. Response code: {status}. Please try running 'berth auth login' again to refresh permissions.",
 		"Sign in again; ask for a role on the registry ('berth explain' shows what is missing)."},
-	"CONNECTIVITY_TOOMANYREQUESTS_ERROR": {"Sign-ins to registry '%[1]s' are throttled after too many failures.",
+	"CONNECTIVITY_TOOMANYREQUESTS_ERROR": {"Sign-ins to registry '{server}' are throttled after too many failures.",
 		"Wait for the time in Retry-After, then fix the credentials that fail ('berth logs login-events --result failure')."},
-	"STORED_CREDENTIALS_EXPIRED_ERROR": {"The credentials stored for '%[1]s' have expired.",
-		"Run 'berth login -n %[3]s' again, or '%[2]s logout %[1]s'."},
-	"STORED_CREDENTIALS_INVALID_ERROR": {"The credentials stored for '%[1]s' are refused by the registry.",
-		"Log in again with valid credentials, or '%[2]s logout %[1]s'."},
-	"STORED_CREDENTIALS_ANONYMOUS_PULL_ERROR": {"The registry '%[1]s' allows anonymous pull, but the credentials stored for it are refused, and clients send them instead of pulling anonymously.",
-		"Run '%[2]s logout %[1]s' (and 'helm registry logout %[1]s') to pull anonymously."},
-	"CONNECTIVITY_PULL_ERROR": {"An error occurred while pulling from registry '%[1]s'.",
-		"Check the repository and tag, and the identity's permissions: 'berth explain -n %[3]s --identity … --repository … --action pull'."},
+	"STORED_CREDENTIALS_EXPIRED_ERROR": {"The credentials stored for '{server}' have expired.",
+		"Run 'berth login -n {registry}' again, or '{tool} logout {server}'."},
+	"STORED_CREDENTIALS_INVALID_ERROR": {"The credentials stored for '{server}' are refused by the registry.",
+		"Log in again with valid credentials, or '{tool} logout {server}'."},
+	"STORED_CREDENTIALS_ANONYMOUS_PULL_ERROR": {"The registry '{server}' allows anonymous pull, but the credentials stored for it are refused, and clients send them instead of pulling anonymously.",
+		"Run '{tool} logout {server}' (and 'helm registry logout {server}') to pull anonymously."},
+	"CONNECTIVITY_PULL_ERROR": {"An error occurred while pulling from registry '{server}'.",
+		"Check the repository and tag, and the identity's permissions: 'berth explain -n {registry} --identity … --repository … --action pull'."},
 	"HELM_COMMAND_ERROR": {"Please verify if Helm is installed.", "Install helm 3.8 or later and put it on PATH."},
 	"HELM_VERSION_ERROR": {"An error occurred while retrieving Helm version. Please make sure that you are using the recommended Helm version.",
 		"Run 'helm version' yourself; use helm 3.8 or later (OCI registries)."},
@@ -235,8 +236,9 @@ func (r *run) fail(check, codeName, detail string, status int) error {
 	if ls == "" {
 		ls = r.Name
 	}
-	res := Result{Check: check, Status: StatusError, Code: codeName, Message: trimFormat(fmt.Sprintf(c.message, ls, r.tool, r.registryName(), status)),
-		Fix: trimFormat(fmt.Sprintf(c.fix, ls, r.tool, r.registryName(), status)), Detail: strings.TrimSpace(detail)}
+	fill := strings.NewReplacer("{server}", ls, "{tool}", r.tool, "{registry}", r.registryName(), "{status}", strconv.Itoa(status))
+	res := Result{Check: check, Status: StatusError, Code: codeName, Message: fill.Replace(c.message), Fix: fill.Replace(c.fix),
+		Detail: strings.TrimSpace(detail)}
 	r.add(res)
 	if r.IgnoreErrors {
 		return nil
@@ -249,14 +251,6 @@ func (r *run) registryName() string {
 		return r.registry
 	}
 	return strings.ToLower(r.Name)
-}
-
-// trimFormat drops what fmt appends for arguments a message does not use.
-func trimFormat(s string) string {
-	if i := strings.Index(s, "%!(EXTRA"); i >= 0 {
-		return strings.TrimSpace(s[:i])
-	}
-	return s
 }
 
 func (r *run) berthVersion() error {

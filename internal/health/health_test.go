@@ -70,7 +70,7 @@ func codes(t *testing.T, o health.Options) ([]string, []health.Result) {
 	for _, r := range res {
 		if r.Status == health.StatusError {
 			out = append(out, r.Code)
-			if r.Message == "" || r.Fix == "" || strings.Contains(r.Message+r.Fix, "%!") {
+			if r.Message == "" || r.Fix == "" || strings.ContainsAny(r.Message+r.Fix, "{}") {
 				t.Errorf("%s: message %q, fix %q", r.Code, r.Message, r.Fix)
 			}
 		}

@@ -9,12 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,23 +23,7 @@ import (
 // berthBin is the berth binary built once for the tests that run it as a process.
 var berthBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "berth-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	berthBin = filepath.Join(dir, "berth")
-	cmd := exec.Command("go", "build", "-o", berthBin, "github.com/berth-registry/berth/cmd/berth")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building berth:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { registrytest.MainWithBinary(m, &berthBin) }
 
 // proc is a berth serve process.
 type proc struct {
@@ -50,14 +32,7 @@ type proc struct {
 	logs *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return registrytest.FreeAddr(t) }
 
 // startBerth runs berth serve on addr with data in dir and waits until it is ready.
 func startBerth(t *testing.T, dir, addr string) *proc {

@@ -10,44 +10,26 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store/pgtest"
 )
 
 var berthBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "berth-replicas-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	berthBin = filepath.Join(dir, "berth")
-	cmd := exec.Command("go", "build", "-o", berthBin, "github.com/berth-registry/berth/cmd/berth")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building berth:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { registrytest.MainWithBinary(m, &berthBin) }
 
 const ownerPassword = "replicas-owner-password"
 
@@ -196,14 +178,7 @@ func (c *cluster) spread() (uploads, spread int) {
 	return uploads, spread
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return registrytest.FreeAddr(t) }
 
 // ownerToken signs the owner in through base.
 func ownerToken(t *testing.T, base string) string {

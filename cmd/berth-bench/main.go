@@ -1,0 +1,158 @@
+// Command berth-bench measures an OCI registry (berth or any other) and compares the results
+// of several registries side by side. See docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-registry/berth/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := root().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "berth-bench",
+		Short:         "Measure OCI registries and compare them side by side",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.AddCommand(runCmd(), compareCmd())
+	return cmd
+}
+
+func runCmd() *cobra.Command {
+	cfg := bench.Defaults()
+	var sections, jsonOut, passwordEnv, refreshEnv string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "run URL",
+		Short: "Measure the registry at URL and print a table (and JSON with --json)",
+		Example: `  berth-bench run http://127.0.0.1:5000 -u default --password-env PW --pid 1234 --json out.json
+  berth-bench run http://127.0.0.1:5000 --sections manifest,token --duration 1s`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.URL = args[0]
+			if passwordEnv != "" {
+				cfg.Password = os.Getenv(passwordEnv)
+				if cfg.Password == "" {
+					return fmt.Errorf("environment variable %s is empty", passwordEnv)
+				}
+			}
+			if refreshEnv != "" {
+				if cfg.RefreshToken = os.Getenv(refreshEnv); cfg.RefreshToken == "" {
+					return fmt.Errorf("environment variable %s is empty", refreshEnv)
+				}
+			}
+			if cfg.Username != "" && cfg.Password == "" {
+				return errors.New("a username needs a password: --password-env NAME")
+			}
+			if sections != "" {
+				cfg.Sections = strings.Split(sections, ",")
+			}
+			level := slog.LevelInfo
+			if quiet {
+				level = slog.LevelWarn
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			res, err := bench.Run(cmd.Context(), cfg)
+			if res != nil {
+				if werr := bench.WriteTable(cmd.OutOrStdout(), res); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if jsonOut == "" {
+				return nil
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if jsonOut != "-" {
+				f, err := os.OpenFile(jsonOut, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			return bench.WriteJSON(w, res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfg.Username, "username", "u", "", "user name (Basic, or exchanged for a bearer token)")
+	f.StringVar(&passwordEnv, "password-env", "", "name of the environment variable holding the password")
+	f.StringVar(&refreshEnv, "refresh-token-env", "", "name of the environment variable holding a refresh token (for the token section)")
+	f.StringVar(&cfg.Target, "target", cfg.Target, "label of the results (berth, distribution-3, …)")
+	f.StringVar(&cfg.Repository, "repository", cfg.Repository, "prefix of every repository written")
+	f.IntVar(&cfg.PID, "pid", 0, "the server's process id: RSS and CPU time are read from /proc")
+	f.StringVar(&sections, "sections", "", "comma-separated sections to run: "+strings.Join(bench.AllSections, ","))
+	f.IntVar(&cfg.Images, "images", cfg.Images, "images pushed and pulled by the blobs section")
+	f.IntVar(&cfg.Layers, "layers", cfg.Layers, "layers per image of the blobs section")
+	f.Int64Var(&cfg.LayerSize, "layer-size", cfg.LayerSize, "bytes per layer of the blobs section")
+	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "images at a time in the concurrent half of blobs and big")
+	f.IntVar(&cfg.BigLayers, "big-layers", cfg.BigLayers, "layers (one per image) of the big section")
+	f.Int64Var(&cfg.BigSize, "big-size", cfg.BigSize, "bytes per layer of the big section")
+	f.IntVar(&cfg.PeakPushes, "peak-pushes", cfg.PeakPushes, "concurrent pushes of the peak section")
+	f.Int64Var(&cfg.PeakSize, "peak-size", cfg.PeakSize, "bytes per push of the peak section")
+	f.IntSliceVar(&cfg.Clients, "clients", cfg.Clients, "concurrent clients of the manifest section")
+	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each request-rate measurement")
+	f.IntVar(&cfg.Repos, "repos", cfg.Repos, "repositories the lists section creates (once) and pages through")
+	f.IntVar(&cfg.Tags, "tags", cfg.Tags, "tags the lists section creates (once) and pages through")
+	f.IntVar(&cfg.PageSize, "page-size", cfg.PageSize, "n of each list page")
+	f.StringVar(&cfg.LimitDir, "limit-dir", "", "folder the sha256+write limit writes to (the server's disk; default the temp folder)")
+	f.StringVar(&jsonOut, "json", "", "append the results as JSON to this file (- for standard output)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "log warnings only")
+	return cmd
+}
+
+func compareCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "compare FILE...",
+		Short: "Print the medians of several runs per registry and the base's advantage over each other",
+		Long: `compare reads the JSON of berth-bench run (several results per file allowed), takes each
+metric's median per target and prints a Markdown table: medians, then "BASE vs PEER", how many
+times better the base is (×2.00: twice the rate, or half the latency or memory).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var all []*bench.Result
+			for _, name := range args {
+				f, err := os.Open(name)
+				if err != nil {
+					return err
+				}
+				rs, err := bench.ReadResults(f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				all = append(all, rs...)
+			}
+			c, err := bench.Compare(all, base)
+			if err != nil {
+				return err
+			}
+			return c.WriteMarkdown(cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&base, "base", "berth", "the target the others are compared with")
+	return cmd
+}

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+// smoke is a run small enough for every test run: every section, tiny sizes.
+func smoke(url, user, pass string) Config {
+	c := Defaults()
+	c.URL, c.Username, c.Password, c.Target = url, user, pass, "berth"
+	c.Images, c.Layers, c.LayerSize = 2, 2, 256<<10
+	c.BigLayers, c.BigSize = 1, 1<<20
+	c.PeakPushes, c.PeakSize = 4, 256<<10
+	c.Clients, c.Duration = []int{1, 4}, 150*time.Millisecond
+	c.Repos, c.Tags, c.PageSize = 30, 30, 10
+	return c
+}
+
+// TestRunAgainstBerth runs every section against a real berth through a real socket, as the
+// admin user (so bearer tokens, token issuance and the catalog scope are exercised), with this
+// process as the "server" whose /proc is read.
+func TestRunAgainstBerth(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	user, pass := s.Admin(t)
+	cfg := smoke(s.URL, user, pass)
+	cfg.RefreshToken = refreshToken(t, s)
+	cfg.PID = os.Getpid()
+	cfg.LimitDir = t.TempDir()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		"sha256 (one core)", "sha256+write limit (one core)", "server RSS idle",
+		"push 2×2×0MiB sequential", "pull 2×2×0MiB 4 concurrent", "push 2×2×0MiB sequential / limit",
+		"push 1×1MiB sequential", "pull 1×1MiB 4 concurrent",
+		"manifest HEAD, 4 clients", "manifest GET, 1 clients, p99",
+		"token issuance, Basic, 8 clients", "token issuance, refresh token, 8 clients, per server core",
+		"catalog page (n=10, 30 repositories), p50", "tag list page (n=10, 30 tags), p99",
+		"push 4×0MiB all at once", "server RSS peak, 4 concurrent pushes", "server RSS peak (whole run)",
+	} {
+		m, ok := res.Get(name)
+		if !ok {
+			t.Errorf("no metric %q", name)
+			continue
+		}
+		if m.Value <= 0 {
+			t.Errorf("%s = %v %s, want > 0", name, m.Value, m.Unit)
+		}
+	}
+	// The seeding happened: the catalog and the tag list hold what was created.
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, res); err != nil || !strings.Contains(buf.String(), "manifest HEAD, 1 clients") {
+		t.Errorf("table: %v\n%s", err, buf.String())
+	}
+	// A second run finds the repositories and tags there and does not create them again.
+	cfg.Sections = []string{SectionLists}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+}
+
+// refreshToken exchanges the owner's directory token for a refresh token of the default
+// registry, as `berth login` does.
+func refreshToken(t *testing.T, s *registrytest.Server) string {
+	resp, err := http.PostForm(s.URL+"/oauth2/exchange", url.Values{"grant_type": {"access_token"},
+		"access_token": {s.OwnerToken(t)}, "service": {s.Host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.RefreshToken == "" {
+		t.Fatalf("exchange: %s, %v", resp.Status, err)
+	}
+	return body.RefreshToken
+}
+
+func TestRunRefusesWhatItCannotMeasure(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"bad url", Config{URL: "ftp://x"}, "must be http://"},
+		{"not a registry", Config{URL: s.URL + "/nothing"}, ""},
+		{"unknown section", Config{URL: s.URL, Sections: []string{"everything"}}, `unknown section "everything"`},
+		{"wrong password", func() Config { c := smoke(s.URL, "default", "wrong"); c.Sections = []string{SectionManifest}; return c }(), "UNAUTHORIZED"},
+		{"tokens without credentials", func() Config { c := smoke(s.URL, "", ""); c.Sections = []string{SectionToken}; return c }(), "needs credentials"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -37,6 +37,7 @@ func (sf *serverFlags) add(cmd *cobra.Command, all bool) {
 		return
 	}
 	f.StringVar(&sf.flags.Listen, "listen", def.Listen, "address to listen on")
+	f.StringVar(&sf.flags.Debug.PprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this address, without authentication: use loopback")
 	f.StringVar(&sf.flags.Registry, "registry", def.Registry, "name of the default registry, set on first start")
 	f.StringVar(&sf.flags.TLS.Cert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
 	f.StringVar(&sf.flags.TLS.Key, "tls-key", "", "TLS private key file (PEM)")
@@ -67,6 +68,7 @@ func (sf *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
 	set("registry", &cfg.Registry, fl.Registry)
 	set("tls-cert", &cfg.TLS.Cert, fl.TLS.Cert)
 	set("tls-key", &cfg.TLS.Key, fl.TLS.Key)
+	set("pprof-listen", &cfg.Debug.PprofListen, fl.Debug.PprofListen)
 	set("log-level", &cfg.Log.Level, fl.Log.Level)
 	set("log-format", &cfg.Log.Format, fl.Log.Format)
 	return cfg, cfg.Validate()

@@ -41,6 +41,7 @@ type Config struct {
 	Events   Events  `yaml:"events"`
 	Metrics  Metrics `yaml:"metrics"`
 	GC       GC      `yaml:"gc"`
+	Debug    Debug   `yaml:"debug"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -92,6 +93,13 @@ type Events struct {
 // Metrics configures the Prometheus endpoint, GET /metrics (behind network.management_allow).
 type Metrics struct {
 	Enabled bool `yaml:"enabled"`
+}
+
+// Debug configures what helps find a performance problem.
+type Debug struct {
+	// PprofListen, when set, serves Go's profiles (net/http/pprof) on this address, apart from
+	// the registry and without authentication: bind it to loopback.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // GC configures garbage collection of unreferenced blobs.

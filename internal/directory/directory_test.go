@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -114,5 +115,51 @@ func TestScopeRules(t *testing.T) {
 	}
 	if ra, err := ParseARMAction("repositories/samples/*/content/read"); err != nil || ra.Repository != "samples/*" || ra.Actions[0] != "content/read" {
 		t.Errorf("ParseARMAction = %+v, %v", ra, err)
+	}
+}
+
+// TestHasherSharesConcurrentChecks: a herd of identical checks computes once (each computation
+// holds Params.Memory), different secrets do not share, and every caller gets the answer.
+func TestHasherSharesConcurrentChecks(t *testing.T) {
+	ctx := context.Background()
+	h := NewHasher(cheap, 1, nil)
+	a, _ := h.Hash(ctx, "alpha")
+	// Hold the only slot so that every check queues up before any computes.
+	if err := h.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := h.computed.Load()
+	secrets := []string{"alpha", "alpha", "alpha", "alpha", "alpha", "alpha", "wrong", "wrong"}
+	got := make([]int, len(secrets))
+	var wg sync.WaitGroup
+	for i, s := range secrets {
+		wg.Go(func() {
+			var err error
+			if got[i], err = h.Match(ctx, []string{a}, s); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // let every check join its flight
+	h.release()
+	wg.Wait()
+	for i, s := range secrets {
+		if want := map[string]int{"alpha": 0, "wrong": -1}[s]; got[i] != want {
+			t.Errorf("check %d (%s) = %d, want %d", i, s, got[i], want)
+		}
+	}
+	// Two flights (alpha, wrong) of max(slots, 1) = 2 computations each.
+	if n := h.computed.Load() - before; n != 4 {
+		t.Errorf("%d argon2 computations for 8 checks of 2 secrets, want 4", n)
+	}
+	// A caller that gives up does not wait for the computation.
+	if err := h.acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.release()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Match(cctx, []string{a}, "other"); err == nil {
+		t.Error("a cancelled check returned no error")
 	}
 }

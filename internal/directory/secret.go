@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/sync/singleflight"
 )
 
 // Params are argon2id's cost parameters.
@@ -45,6 +46,7 @@ type Hasher struct {
 	now  func() time.Time
 
 	computed atomic.Int64 // argon2 computations by Match, for tests
+	flight   singleflight.Group
 }
 
 // memoTTL is how long a verified secret is remembered; memoMax bounds the memo's size.
@@ -141,6 +143,35 @@ func (h *Hasher) Match(ctx context.Context, hashes []string, secret string) (int
 			return i, nil
 		}
 	}
+	// Identical checks at the same moment (a CI fleet starting with one credential) share one
+	// computation: each costs Params.Memory, and a herd of them would otherwise all wait for
+	// the semaphore and compute the same answer in turn.
+	ch := h.flight.DoChan(h.flightKey(hashes, secret), func() (any, error) {
+		return h.match(context.WithoutCancel(ctx), hashes, secret)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return -1, r.Err
+		}
+		return r.Val.(int), nil
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+}
+
+func (h *Hasher) flightKey(hashes []string, secret string) string {
+	m := sha256.New()
+	m.Write(h.salt[:])
+	for _, s := range hashes {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	m.Write([]byte(secret))
+	return string(m.Sum(nil))
+}
+
+func (h *Hasher) match(ctx context.Context, hashes []string, secret string) (int, error) {
 	if err := h.acquire(ctx); err != nil {
 		return -1, err
 	}

@@ -28,7 +28,9 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	if opts.HashParams != nil {
 		params = *opts.HashParams
 	}
-	s.dir = directory.New(s.meta, directory.NewHasher(params, runtime.GOMAXPROCS(0)*2, s.now), s.now)
+	// One argon2 computation per core at a time: each holds Params.Memory (19 MiB), so more
+	// would add memory, not speed.
+	s.dir = directory.New(s.meta, directory.NewHasher(params, runtime.GOMAXPROCS(0), s.now), s.now)
 	a := s.cfg.Auth
 	s.tokens = token.New(s.meta, token.Options{
 		Lifetimes: token.Lifetimes{Access: a.AccessTokenTTL, Refresh: a.RefreshTokenTTL, Directory: a.DirectoryTokenTTL},

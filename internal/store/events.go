@@ -204,7 +204,7 @@ func (f EventFilter) limit() int {
 // LoginEvents lists the login events f selects, newest first.
 func (s *Store) LoginEvents(ctx context.Context, f EventFilter) ([]LoginEvent, error) {
 	where, args := f.where(false)
-	return queryAll(ctx, s.rdb, s.q(`SELECT id, time, registry, login_server, operation, identity, identity_kind, ip, user_agent, status, result,
+	return queryAll(ctx, s.r, s.q(`SELECT id, time, registry, login_server, operation, identity, identity_kind, ip, user_agent, status, result,
 		reason, message, granted, refused, duration_us, correlation_id, token_id FROM login_events`+where+
 		fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.limit())), args, func(sc scanner) (LoginEvent, error) {
 		var e LoginEvent
@@ -221,7 +221,7 @@ func (s *Store) LoginEvents(ctx context.Context, f EventFilter) ([]LoginEvent, e
 // RepositoryEvents lists the repository events f selects, newest first.
 func (s *Store) RepositoryEvents(ctx context.Context, f EventFilter) ([]RepositoryEvent, error) {
 	where, args := f.where(true)
-	return queryAll(ctx, s.rdb, s.q(`SELECT id, time, registry, login_server, operation, repository, tag, digest, media_type, artifact_type, size,
+	return queryAll(ctx, s.r, s.q(`SELECT id, time, registry, login_server, operation, repository, tag, digest, media_type, artifact_type, size,
 		identity, identity_kind, ip, user_agent, status, result, reason, message, duration_us, correlation_id FROM repository_events`+where+
 		fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.limit())), args, func(sc scanner) (RepositoryEvent, error) {
 		var e RepositoryEvent
@@ -235,7 +235,7 @@ func (s *Store) RepositoryEvents(ctx context.Context, f EventFilter) ([]Reposito
 
 // CountEvents counts the login and repository events, for tests and metrics.
 func (s *Store) CountEvents(ctx context.Context) (logins, repos int64, err error) {
-	if err := s.rdb.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM login_events), (SELECT COUNT(*) FROM repository_events)`).Scan(&logins, &repos); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM login_events), (SELECT COUNT(*) FROM repository_events)`).Scan(&logins, &repos); err != nil {
 		return 0, 0, fmt.Errorf("store: count events: %w", err)
 	}
 	return logins, repos, nil

@@ -66,7 +66,7 @@ func (s *Store) MarkUnreferenced(ctx context.Context, candidates []oci.Digest, l
 	}
 	var err error
 	if dryRun {
-		err = find(s.rdb, func(oci.Digest) error { return nil })
+		err = find(s.r, func(oci.Digest) error { return nil })
 	} else {
 		err = s.tx(ctx, func(tx *sql.Tx) error {
 			return find(tx, func(d oci.Digest) error {
@@ -87,7 +87,7 @@ func (s *Store) MarkUnreferenced(ctx context.Context, candidates []oci.Digest, l
 // Tombstones lists the digests being garbage-collected (left over if a collection stopped
 // half-way).
 func (s *Store) Tombstones(ctx context.Context) ([]oci.Digest, error) {
-	return queryAll(ctx, s.rdb, `SELECT digest FROM blob_tombstones ORDER BY digest`, nil, func(sc scanner) (oci.Digest, error) {
+	return queryAll(ctx, s.r, `SELECT digest FROM blob_tombstones ORDER BY digest`, nil, func(sc scanner) (oci.Digest, error) {
 		var d string
 		err := sc.Scan(&d)
 		return oci.Digest(d), err

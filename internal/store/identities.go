@@ -75,7 +75,7 @@ func (s *Store) CreateUser(ctx context.Context, name, hash string) (User, error)
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 	var u User
 	var created int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, name, created_at FROM users WHERE name = ?`), name).Scan(&u.ID, &u.Name, &created)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, created_at FROM users WHERE name = ?`), name).Scan(&u.ID, &u.Name, &created)
 	if err != nil {
 		return User{}, notFound(fmt.Sprintf("user %q", name), err)
 	}
@@ -85,7 +85,7 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 
 // Users lists the users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	return queryAll(ctx, s.rdb, `SELECT id, name, created_at FROM users ORDER BY name`, nil, func(sc scanner) (User, error) {
+	return queryAll(ctx, s.r, `SELECT id, name, created_at FROM users ORDER BY name`, nil, func(sc scanner) (User, error) {
 		var u User
 		var created int64
 		err := sc.Scan(&u.ID, &u.Name, &created)
@@ -97,7 +97,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 // CountUsers returns how many users exist.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count users: %w", err)
 	}
 	return n, nil
@@ -123,7 +123,7 @@ func (s *Store) CreateGroup(ctx context.Context, name, description string) (Grou
 func (s *Store) GroupByName(ctx context.Context, name string) (Group, error) {
 	var g Group
 	var created int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, name, description, created_at FROM groups WHERE name = ?`), name).Scan(&g.ID, &g.Name, &g.Description, &created)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, description, created_at FROM groups WHERE name = ?`), name).Scan(&g.ID, &g.Name, &g.Description, &created)
 	if err != nil {
 		return Group{}, notFound(fmt.Sprintf("group %q", name), err)
 	}
@@ -133,7 +133,7 @@ func (s *Store) GroupByName(ctx context.Context, name string) (Group, error) {
 
 // Groups lists the groups by name.
 func (s *Store) Groups(ctx context.Context) ([]Group, error) {
-	return queryAll(ctx, s.rdb, `SELECT id, name, description, created_at FROM groups ORDER BY name`, nil, func(sc scanner) (Group, error) {
+	return queryAll(ctx, s.r, `SELECT id, name, description, created_at FROM groups ORDER BY name`, nil, func(sc scanner) (Group, error) {
 		var g Group
 		var created int64
 		err := sc.Scan(&g.ID, &g.Name, &g.Description, &created)
@@ -177,7 +177,7 @@ func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID int64) er
 
 // GroupMembers lists the names of a group's members.
 func (s *Store) GroupMembers(ctx context.Context, groupID int64) ([]string, error) {
-	return queryAll(ctx, s.rdb, s.q(`SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name`),
+	return queryAll(ctx, s.r, s.q(`SELECT u.name FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name`),
 		[]any{groupID}, func(sc scanner) (string, error) {
 			var n string
 			return n, sc.Scan(&n)
@@ -215,7 +215,7 @@ func scanSP(sc scanner) (ServicePrincipal, error) {
 
 // ServicePrincipalByAppID returns the service principal with that client id, or ErrNotFound.
 func (s *Store) ServicePrincipalByAppID(ctx context.Context, appID string) (ServicePrincipal, error) {
-	sp, err := scanSP(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+spColumns+` FROM service_principals WHERE app_id = ?`), strings.ToLower(appID)))
+	sp, err := scanSP(s.r.QueryRowContext(ctx, s.q(`SELECT `+spColumns+` FROM service_principals WHERE app_id = ?`), strings.ToLower(appID)))
 	if err != nil {
 		return ServicePrincipal{}, notFound(fmt.Sprintf("service principal %q", appID), err)
 	}
@@ -224,7 +224,7 @@ func (s *Store) ServicePrincipalByAppID(ctx context.Context, appID string) (Serv
 
 // ServicePrincipals lists the service principals by display name.
 func (s *Store) ServicePrincipals(ctx context.Context) ([]ServicePrincipal, error) {
-	return queryAll(ctx, s.rdb, `SELECT `+spColumns+` FROM service_principals ORDER BY display_name, app_id`, nil, scanSP)
+	return queryAll(ctx, s.r, `SELECT `+spColumns+` FROM service_principals ORDER BY display_name, app_id`, nil, scanSP)
 }
 
 // DeleteServicePrincipal removes a service principal with its secrets and role assignments.
@@ -259,7 +259,7 @@ func (s *Store) deleteIdentity(ctx context.Context, kind, find, del, key string)
 
 // Secrets returns the secrets of an identity, by name.
 func (s *Store) Secrets(ctx context.Context, kind string, ownerID int64) ([]Secret, error) {
-	return queryAll(ctx, s.rdb, s.q(`SELECT name, hash, created_at, expires_at FROM secrets WHERE owner_kind = ? AND owner_id = ? ORDER BY name`),
+	return queryAll(ctx, s.r, s.q(`SELECT name, hash, created_at, expires_at FROM secrets WHERE owner_kind = ? AND owner_id = ? ORDER BY name`),
 		[]any{kind, ownerID}, func(sc scanner) (Secret, error) {
 			var sec Secret
 			var created int64
@@ -335,7 +335,7 @@ func (s *Store) bump(ctx context.Context, tx *sql.Tx) error {
 // PolicyVersion returns the version of the access-control data; it grows with every change.
 func (s *Store) PolicyVersion(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'policy'`).Scan(&v); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'policy'`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("store: policy version: %w", err)
 	}
 	return v, nil

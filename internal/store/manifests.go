@@ -137,7 +137,7 @@ func scanManifest(sc scanner) (Manifest, error) {
 
 // Manifest returns manifest d of the repository, or ErrNotFound.
 func (s *Store) Manifest(ctx context.Context, registryID int64, repo string, d oci.Digest) (Manifest, error) {
-	m, err := scanManifest(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repository_id
+	m, err := scanManifest(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repository_id
 		WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?`), registryID, repo, string(d)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, ErrNotFound
@@ -150,7 +150,7 @@ func (s *Store) Manifest(ctx context.Context, registryID int64, repo string, d o
 
 // Tag returns the manifest a tag points at, or ErrNotFound.
 func (s *Store) Tag(ctx context.Context, registryID int64, repo, tag string) (Manifest, error) {
-	m, err := scanManifest(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM tags t
+	m, err := scanManifest(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM tags t
 		JOIN repositories r ON r.id = t.repository_id
 		JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
 		WHERE r.registry_id = ? AND r.name = ? AND t.name = ?`), registryID, repo, tag))
@@ -166,11 +166,11 @@ func (s *Store) Tag(ctx context.Context, registryID int64, repo, tag string) (Ma
 // Tags lists up to n tags of the repository after last, in byte order; more reports whether
 // others follow. It returns ErrNotFound for an unknown repository.
 func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n int) (tags []string, more bool, err error) {
-	id, err := s.repoID(ctx, s.rdb, registryID, repo)
+	id, err := s.repoID(ctx, s.r, registryID, repo)
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?`), id, last, n+1)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?`), id, last, n+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
 	}
@@ -255,7 +255,7 @@ func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d 
 	}
 	query += ` ORDER BY m.digest LIMIT ?`
 	args = append(args, n+1)
-	rows, err := s.rdb.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
 	}

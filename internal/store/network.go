@@ -52,7 +52,7 @@ func (s *Store) RemoveNetworkRule(ctx context.Context, registry, cidr string) er
 }
 
 func (s *Store) networkRules(ctx context.Context, registryID int64) ([]NetworkRule, error) {
-	return queryAll(ctx, s.rdb, s.q(`SELECT value, action, created_at FROM network_rules WHERE registry_id = ? ORDER BY created_at, value`),
+	return queryAll(ctx, s.r, s.q(`SELECT value, action, created_at FROM network_rules WHERE registry_id = ? ORDER BY created_at, value`),
 		[]any{registryID}, scanNetworkRule)
 }
 
@@ -61,7 +61,7 @@ func (s *Store) allNetworkRules(ctx context.Context) (map[int64][]NetworkRule, e
 		registry int64
 		rule     NetworkRule
 	}
-	rows, err := queryAll(ctx, s.rdb, `SELECT registry_id, value, action, created_at FROM network_rules ORDER BY registry_id, created_at, value`, nil,
+	rows, err := queryAll(ctx, s.r, `SELECT registry_id, value, action, created_at FROM network_rules ORDER BY registry_id, created_at, value`, nil,
 		func(sc scanner) (row, error) {
 			var r row
 			var created int64
@@ -89,7 +89,7 @@ func scanNetworkRule(sc scanner) (NetworkRule, error) {
 
 // RoleAssignmentByID returns one assignment, or ErrNotFound.
 func (s *Store) RoleAssignmentByID(ctx context.Context, id string) (RoleAssignment, error) {
-	as, err := queryAll(ctx, s.rdb, s.q(`SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
+	as, err := queryAll(ctx, s.r, s.q(`SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
 		FROM role_assignments WHERE id = ?`), []any{id}, scanRoleAssignment)
 	if err != nil {
 		return RoleAssignment{}, err

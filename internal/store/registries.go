@@ -112,7 +112,7 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 // RegistryByName returns the named registry, or ErrNotFound.
 func (s *Store) RegistryByName(ctx context.Context, name string) (Registry, error) {
 	var r Registry
-	err := scanRegistry(s.rdb.QueryRowContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries WHERE name = ?`), name), &r)
+	err := scanRegistry(s.r.QueryRowContext(ctx, s.q(`SELECT `+registryColumns+` FROM registries WHERE name = ?`), name), &r)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Registry{}, ErrNotFound
 	}
@@ -127,7 +127,7 @@ func (s *Store) RegistryByName(ctx context.Context, name string) (Registry, erro
 
 // Registries lists every registry, by name.
 func (s *Store) Registries(ctx context.Context) ([]Registry, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+registryColumns+` FROM registries ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+registryColumns+` FROM registries ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: registries: %w", err)
 	}

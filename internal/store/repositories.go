@@ -34,7 +34,7 @@ type querier interface {
 
 // RepositoryExists reports whether the repository has ever held content.
 func (s *Store) RepositoryExists(ctx context.Context, registryID int64, repo string) (bool, error) {
-	_, err := s.repoID(ctx, s.rdb, registryID, repo)
+	_, err := s.repoID(ctx, s.r, registryID, repo)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -46,7 +46,7 @@ func (s *Store) RepositoryExists(ctx context.Context, registryID int64, repo str
 
 // Catalog lists up to n repository names after last, in order; more reports whether others follow.
 func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n int) (names []string, more bool, err error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT name FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?`), registryID, last, n+1)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?`), registryID, last, n+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: catalog: %w", err)
 	}
@@ -82,7 +82,7 @@ func (s *Store) LinkBlob(ctx context.Context, registryID int64, repo string, d o
 // Blob returns the size of blob d in the repository, or ErrNotFound.
 func (s *Store) Blob(ctx context.Context, registryID int64, repo string, d oci.Digest) (int64, error) {
 	var size int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT b.size FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT b.size FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id
 		WHERE r.registry_id = ? AND r.name = ? AND b.digest = ?`), registryID, repo, string(d)).Scan(&size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
@@ -108,7 +108,7 @@ func (s *Store) UnlinkBlob(ctx context.Context, registryID int64, repo string, d
 
 // ReposWithBlob lists up to limit repositories of the registry that hold blob d.
 func (s *Store) ReposWithBlob(ctx context.Context, registryID int64, d oci.Digest, limit int) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT r.name FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT r.name FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id
 		WHERE r.registry_id = ? AND b.digest = ? ORDER BY r.name LIMIT ?`), registryID, string(d), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: repositories with %s: %w", d, err)

@@ -38,7 +38,7 @@ func (s *Store) CreateRoleAssignment(ctx context.Context, a RoleAssignment) erro
 
 // RoleAssignments lists every assignment, oldest first.
 func (s *Store) RoleAssignments(ctx context.Context) ([]RoleAssignment, error) {
-	return queryAll(ctx, s.rdb, `SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
+	return queryAll(ctx, s.r, `SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
 		FROM role_assignments ORDER BY created_at, id`, nil, scanRoleAssignment)
 }
 
@@ -53,7 +53,7 @@ func scanRoleAssignment(sc scanner) (RoleAssignment, error) {
 // Memberships maps each user id to the ids of its groups.
 func (s *Store) Memberships(ctx context.Context) (map[int64][]int64, error) {
 	type pair struct{ user, group int64 }
-	pairs, err := queryAll(ctx, s.rdb, `SELECT user_id, group_id FROM group_members ORDER BY user_id, group_id`, nil, func(sc scanner) (pair, error) {
+	pairs, err := queryAll(ctx, s.r, `SELECT user_id, group_id FROM group_members ORDER BY user_id, group_id`, nil, func(sc scanner) (pair, error) {
 		var p pair
 		return p, sc.Scan(&p.user, &p.group)
 	})
@@ -88,7 +88,7 @@ func (s *Store) AddSigningKey(ctx context.Context, k SigningKey) error {
 
 // SigningKeys lists the keys not retired at now, newest first.
 func (s *Store) SigningKeys(ctx context.Context, now time.Time) ([]SigningKey, error) {
-	return queryAll(ctx, s.rdb, s.q(`SELECT kid, algorithm, private_key, created_at, retire_at FROM signing_keys WHERE retire_at > ? ORDER BY created_at DESC, kid`),
+	return queryAll(ctx, s.r, s.q(`SELECT kid, algorithm, private_key, created_at, retire_at FROM signing_keys WHERE retire_at > ? ORDER BY created_at DESC, kid`),
 		[]any{now.UnixMilli()}, func(sc scanner) (SigningKey, error) {
 			var k SigningKey
 			var created, retire int64
@@ -122,7 +122,7 @@ func (s *Store) SigninBlockedUntil(ctx context.Context, now time.Time, keys ...s
 		key     string
 		blocked int64
 	}
-	rows, err := queryAll(ctx, s.rdb, s.q(`SELECT key, blocked_until FROM signin_failures WHERE key IN (`+marks+`)`), args, func(sc scanner) (row, error) {
+	rows, err := queryAll(ctx, s.r, s.q(`SELECT key, blocked_until FROM signin_failures WHERE key IN (`+marks+`)`), args, func(sc scanner) (row, error) {
 		var r row
 		return r, sc.Scan(&r.key, &r.blocked)
 	})

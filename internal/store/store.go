@@ -80,6 +80,7 @@ func dollarPlaceholders(q string) string {
 type Store struct {
 	d   dialect
 	rdb *sql.DB // reads
+	r   *reader // reads through rdb, prepared once on SQLite
 	wdb *sql.DB // writes (one connection for SQLite, so writers queue in Go, not in busy loops)
 	now func() time.Time
 }
@@ -120,7 +121,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
 		}
-		s = &Store{d: postgresDialect, rdb: db, wdb: db, now: now}
+		s = &Store{d: postgresDialect, rdb: db, wdb: db, r: newReader(db, false), now: now}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
@@ -147,7 +148,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		}
 		rdb.SetMaxOpenConns(8)
 		rdb.SetMaxIdleConns(8)
-		s = &Store{d: sqliteDialect, rdb: rdb, wdb: wdb, now: now}
+		s = &Store{d: sqliteDialect, rdb: rdb, wdb: wdb, r: newReader(rdb, true), now: now}
 	}
 	if _, err := s.Migrate(ctx, !opts.NoMigrate); err != nil {
 		s.Close()
@@ -161,16 +162,17 @@ func (s *Store) Dialect() string { return s.d.name }
 
 // Close releases the database.
 func (s *Store) Close() error {
+	serr := s.r.Close()
 	if s.rdb == s.wdb {
-		return s.wdb.Close()
+		return errors.Join(serr, s.wdb.Close())
 	}
-	return errors.Join(s.wdb.Close(), s.rdb.Close())
+	return errors.Join(serr, s.wdb.Close(), s.rdb.Close())
 }
 
 // Ping checks that the database answers, for readiness probes.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	if err := s.rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil

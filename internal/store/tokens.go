@@ -112,7 +112,7 @@ func (s *Store) ScopeMaps(ctx context.Context, registryID int64) ([]ScopeMap, er
 }
 
 func (s *Store) scopeMaps(ctx context.Context, where string, args ...any) ([]ScopeMap, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT m.id, m.registry_id, m.name, m.description, m.system, m.created_at, COALESCE(r.repository, ''), COALESCE(r.action, '')
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT m.id, m.registry_id, m.name, m.description, m.system, m.created_at, COALESCE(r.repository, ''), COALESCE(r.action, '')
 		FROM scope_maps m LEFT JOIN scope_map_rules r ON r.scope_map_id = m.id `+where+` ORDER BY m.registry_id, m.name, r.repository, r.action`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: scope maps: %w", err)
@@ -258,7 +258,7 @@ func (s *Store) CreateToken(ctx context.Context, registryID int64, t Token, newM
 
 // Token returns a registry's token by name, or ErrNotFound.
 func (s *Store) Token(ctx context.Context, registryID int64, name string) (Token, error) {
-	t, err := scanToken(s.rdb.QueryRowContext(ctx, s.q(tokenQuery+`WHERE t.registry_id = ? AND t.name = ?`), registryID, name))
+	t, err := scanToken(s.r.QueryRowContext(ctx, s.q(tokenQuery+`WHERE t.registry_id = ? AND t.name = ?`), registryID, name))
 	if err != nil {
 		return Token{}, notFound(fmt.Sprintf("token %q", name), err)
 	}
@@ -268,9 +268,9 @@ func (s *Store) Token(ctx context.Context, registryID int64, name string) (Token
 // Tokens lists a registry's tokens by name; registryID 0 lists every registry's.
 func (s *Store) Tokens(ctx context.Context, registryID int64) ([]Token, error) {
 	if registryID == 0 {
-		return queryAll(ctx, s.rdb, tokenQuery+`ORDER BY t.registry_id, t.name`, nil, scanToken)
+		return queryAll(ctx, s.r, tokenQuery+`ORDER BY t.registry_id, t.name`, nil, scanToken)
 	}
-	return queryAll(ctx, s.rdb, s.q(tokenQuery+`WHERE t.registry_id = ? ORDER BY t.name`), []any{registryID}, scanToken)
+	return queryAll(ctx, s.r, s.q(tokenQuery+`WHERE t.registry_id = ? ORDER BY t.name`), []any{registryID}, scanToken)
 }
 
 // TokenUpdate holds the changes to a token; nil fields stay as they are. An empty ScopeMap

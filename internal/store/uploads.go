@@ -36,7 +36,7 @@ func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 func (s *Store) Upload(ctx context.Context, registryID int64, repo, id string) (Upload, error) {
 	var u Upload
 	var created, updated int64
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT id, registry_id, repository, size, hash_algorithm, hash_state, created_at, updated_at
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, registry_id, repository, size, hash_algorithm, hash_state, created_at, updated_at
 		FROM uploads WHERE id = ? AND registry_id = ? AND repository = ?`), id, registryID, repo).
 		Scan(&u.ID, &u.RegistryID, &u.Repository, &u.Size, &u.HashAlgorithm, &u.HashState, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -60,7 +60,7 @@ func (s *Store) CheckpointUpload(ctx context.Context, id string, from, to int64,
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		var one int
-		if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		return ErrConflict
@@ -83,7 +83,7 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 // CountUploads returns the number of open upload sessions of a registry.
 func (s *Store) CountUploads(ctx context.Context, registryID int64) (int, error) {
 	var n int
-	if err := s.rdb.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads WHERE registry_id = ?`), registryID).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads WHERE registry_id = ?`), registryID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count uploads: %w", err)
 	}
 	return n, nil
@@ -91,7 +91,7 @@ func (s *Store) CountUploads(ctx context.Context, registryID int64) (int, error)
 
 // StaleUploads lists the ids of uploads not touched since before.
 func (s *Store) StaleUploads(ctx context.Context, before time.Time, limit int) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, s.q(`SELECT id FROM uploads WHERE updated_at < ? ORDER BY updated_at LIMIT ?`), before.UnixMilli(), limit)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id FROM uploads WHERE updated_at < ? ORDER BY updated_at LIMIT ?`), before.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: stale uploads: %w", err)
 	}
@@ -105,7 +105,7 @@ func (s *Store) StaleUploads(ctx context.Context, before time.Time, limit int) (
 // UploadExists reports whether upload id has a session.
 func (s *Store) UploadExists(ctx context.Context, id string) (bool, error) {
 	var one int
-	err := s.rdb.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -109,6 +109,8 @@ type Service struct {
 	loaded time.Time
 	// lastMiss limits reloads caused by unknown key ids.
 	lastMiss time.Time
+
+	verified verifiedCache
 }
 
 type key struct {
@@ -255,23 +257,48 @@ func (s *Service) newest() key {
 
 // Verify parses a token and checks its signature, issuer, audience, time window and grant type.
 // Every refusal wraps ErrInvalid and says why.
+//
+// A token that verified is remembered until it expires (see verifiedCache): a client sends the
+// same bearer token on every request, and an ECDSA verification costs far more than the rest of
+// a manifest HEAD. The returned claims are shared and must not be changed.
 func (s *Service) Verify(ctx context.Context, raw, audience, grantType string) (*Claims, error) {
 	if len(raw) > 8192 {
 		return nil, fmt.Errorf("%w: token is longer than 8192 bytes", ErrInvalid)
 	}
+	key := s.verified.key(raw, audience, grantType)
+	now := s.opts.Now()
+	if c := s.verified.get(key, now); c != nil {
+		return c, nil
+	}
+	c, retire, err := s.verify(ctx, raw, audience, grantType)
+	if err != nil {
+		return nil, err
+	}
+	s.verified.put(key, c, retire, now)
+	return c, nil
+}
+
+// verify checks raw; it also returns when the key that signed it retires.
+func (s *Service) verify(ctx context.Context, raw, audience, grantType string) (*Claims, time.Time, error) {
 	var c Claims
+	var retire time.Time
 	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		return s.publicKey(ctx, kid)
+		k, err := s.publicKey(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		retire = k.retireAt
+		return &k.priv.PublicKey, nil
 	}, jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(Issuer), jwt.WithAudience(audience),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(s.opts.Now), jwt.WithLeeway(30*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+		return nil, time.Time{}, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
 	}
 	if c.GrantType != grantType {
-		return nil, fmt.Errorf("%w: a %s token was sent where a %s token is needed", ErrInvalid, name(c.GrantType), name(grantType))
+		return nil, time.Time{}, fmt.Errorf("%w: a %s token was sent where a %s token is needed", ErrInvalid, name(c.GrantType), name(grantType))
 	}
-	return &c, nil
+	return &c, retire, nil
 }
 
 func name(grant string) string {
@@ -304,20 +331,21 @@ func describe(err error) string {
 	return "the token does not verify"
 }
 
-func (s *Service) publicKey(ctx context.Context, kid string) (any, error) {
-	find := func() *ecdsa.PublicKey {
+// publicKey returns the key called kid while it has not retired.
+func (s *Service) publicKey(ctx context.Context, kid string) (key, error) {
+	find := func() (key, bool) {
 		s.mu.RLock()
 		defer s.mu.RUnlock()
 		now := s.opts.Now()
 		for _, k := range s.keys {
 			if k.kid == kid && now.Before(k.retireAt) {
-				return &k.priv.PublicKey
+				return k, true
 			}
 		}
-		return nil
+		return key{}, false
 	}
-	if pk := find(); pk != nil {
-		return pk, nil
+	if k, ok := find(); ok {
+		return k, nil
 	}
 	// Another replica may have rotated: reread the table, at most once a second.
 	now := s.opts.Now()
@@ -329,11 +357,11 @@ func (s *Service) publicKey(ctx context.Context, kid string) (any, error) {
 	s.mu.Unlock()
 	if stale {
 		if _, err := s.load(ctx, now); err != nil {
-			return nil, err
+			return key{}, err
 		}
-		if pk := find(); pk != nil {
-			return pk, nil
+		if k, ok := find(); ok {
+			return k, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: unknown key id %q", jwt.ErrTokenUnverifiable, kid)
+	return key{}, fmt.Errorf("%w: unknown key id %q", jwt.ErrTokenUnverifiable, kid)
 }

@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// BenchmarkCatalogPage reads a page of 100 repository names after a random one, among 100 000
+// repositories (SQLite, the embedded default).
+func BenchmarkCatalogPage(b *testing.B) {
+	const repos, n = 100_000, 100
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "berth.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	reg, err := s.CreateRegistry(ctx, "bench", "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins, err := tx.PrepareContext(ctx, s.q(`INSERT INTO repositories (registry_id, name, created_at) VALUES (?, ?, ?)`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range repos {
+		if _, err := ins.ExecContext(ctx, reg.ID, fmt.Sprintf("team%03d/app%06d", i%500, i), s.millis()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for b.Loop() {
+		i := rnd.IntN(repos)
+		names, _, err := s.Catalog(ctx, reg.ID, fmt.Sprintf("team%03d/app%06d", i%500, i), n)
+		if err != nil || len(names) == 0 {
+			b.Fatalf("catalog: %d names, %v", len(names), err)
+		}
+	}
+}

@@ -1,0 +1,149 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/store"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func newService(t testing.TB) (*Service, *clock) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c := &clock{t: time.Now()}
+	s := New(st, Options{Now: c.now})
+	if err := s.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+func sign(t testing.TB, s *Service, aud string, life time.Duration) string {
+	t.Helper()
+	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: []Access{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
+	c.Subject, c.Audience = "default", []string{aud}
+	raw, err := s.Sign(context.Background(), &c, life)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestVerifyRemembers checks that a remembered token answers exactly as a verification would:
+// for its audience and grant type only, and not after it expires.
+func TestVerifyRemembers(t *testing.T) {
+	s, clk := newService(t)
+	ctx := context.Background()
+	raw := sign(t, s, "reg.example", time.Minute)
+	first, err := s.Verify(ctx, raw, "reg.example", GrantAccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Verify(ctx, raw, "reg.example", GrantAccess)
+	if err != nil || again != first {
+		t.Fatalf("second verification: %v, same claims %v", err, again == first)
+	}
+	tests := []struct {
+		name       string
+		aud, grant string
+		advance    time.Duration
+		wantValid  bool
+		tamper     bool
+	}{
+		{"other audience", "other.example", GrantAccess, 0, false, false},
+		{"other grant type", "reg.example", GrantRefresh, 0, false, false},
+		{"altered token", "reg.example", GrantAccess, 0, false, true},
+		{"still valid", "reg.example", GrantAccess, 50 * time.Second, true, false},
+		{"expired (past the leeway)", "reg.example", GrantAccess, 2 * time.Minute, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk.add(tt.advance)
+			tok := raw
+			if tt.tamper {
+				tok = raw[:len(raw)-4] + "AAAA"
+			}
+			_, err := s.Verify(ctx, tok, tt.aud, tt.grant)
+			if tt.wantValid != (err == nil) {
+				t.Errorf("err = %v, want valid %v", err, tt.wantValid)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("err %v does not wrap ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestVerifiedCacheStaysBounded(t *testing.T) {
+	var vc verifiedCache
+	now := time.Now()
+	s, _ := newService(t)
+	c, err := s.Verify(context.Background(), sign(t, s, "a", time.Hour), "a", GrantAccess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxVerified + 10 {
+		var k [32]byte
+		k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
+		vc.put(k, c, now.Add(time.Hour), now)
+	}
+	if n := len(vc.m); n > maxVerified || n < 10 {
+		t.Errorf("%d entries after %d puts, want at most %d", n, maxVerified+10, maxVerified)
+	}
+}
+
+// BenchmarkSign is the cost of one access token: an ES256 signature over its claims.
+func BenchmarkSign(b *testing.B) {
+	s, _ := newService(b)
+	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: []Access{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
+	c.Subject, c.Audience = "default", []string{"reg.example"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign(ctx, &c, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerify is a bearer token's check on every request: the first time (an ECDSA
+// verification) and every later time (remembered).
+func BenchmarkVerify(b *testing.B) {
+	ctx := context.Background()
+	b.Run("first", func(b *testing.B) {
+		s, _ := newService(b)
+		raw := sign(b, s, "reg.example", time.Hour)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := s.verify(ctx, raw, "reg.example", GrantAccess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		s, _ := newService(b)
+		raw := sign(b, s, "reg.example", time.Hour)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Verify(ctx, raw, "reg.example", GrantAccess); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -166,6 +166,8 @@ export BENCH_PASSWORD BENCH_REFRESH=$REFRESH_TOKEN
 for round in $(seq "$ROUNDS"); do
 	for t in "${TARGET_LIST[@]}"; do
 		log "round $round/$ROUNDS: $t"
+		# Write back what the previous run left dirty, so that it does not slow this one down.
+		sync
 		start "$t"
 		user=$USER_NAME BENCH_PASSWORD=$PASSWORD refresh=()
 		if [ "$t" = berth ]; then

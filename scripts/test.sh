@@ -2,7 +2,8 @@
 # berth's whole test run, as CI runs it: installs the outside tools the tests drive, checks
 # formatting and vet, runs the Go tests (unit, API over real sockets, crash and memory e2e), runs
 # each fuzz target briefly, then starts a real `berth serve` and runs the OCI conformance suite
-# and the real clients against it, and prints the push/pull benchmark.
+# and the real clients against it, and prints the push/pull benchmark, runs each microbenchmark
+# once and a seconds-long smoke of berth-bench (scripts/bench.sh --smoke).
 # Environment: FUZZTIME (default 150000 executions per target, 5 to 15 s each here), SKIP_CLIENTS=1 and SKIP_BENCH=1 to skip those.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -132,6 +133,10 @@ fi
 
 if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "push/pull benchmark" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
+	stage "microbenchmarks, once each (Decide, token sign/verify, catalog page, manifest parse, blob write)" \
+		go test -run '^$' -bench . -benchtime 1x ./internal/policy ./internal/token ./internal/store ./internal/oci ./internal/blob/fsblob
+	stage "benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)" \
+		bash scripts/bench.sh --smoke --rounds 1 --targets berth --out "$WORK/bench"
 fi
 
 echo

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -40,7 +41,7 @@ func root() *cobra.Command {
 
 func runCmd() *cobra.Command {
 	cfg := bench.Defaults()
-	var sections, jsonOut, passwordEnv, refreshEnv string
+	var sections, jsonOut, passwordEnv, refreshEnv, cpuProfile string
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "run URL",
@@ -72,6 +73,17 @@ func runCmd() *cobra.Command {
 				level = slog.LevelWarn
 			}
 			cfg.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := bench.Run(cmd.Context(), cfg)
 			if res != nil {
 				if werr := bench.WriteTable(cmd.OutOrStdout(), res); werr != nil {
@@ -120,6 +132,7 @@ func runCmd() *cobra.Command {
 	f.StringVar(&cfg.LimitDir, "limit-dir", "", "folder the sha256+write limit writes to (the server's disk; default the temp folder)")
 	f.StringVar(&jsonOut, "json", "", "append the results as JSON to this file (- for standard output)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log warnings only")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (is the client the limit?)")
 	return cmd
 }
 

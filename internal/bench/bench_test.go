@@ -18,7 +18,7 @@ import (
 func smoke(url, user, pass string) Config {
 	c := Defaults()
 	c.URL, c.Username, c.Password, c.Target = url, user, pass, "berth"
-	c.Images, c.Layers, c.LayerSize = 2, 2, 256<<10
+	c.Images, c.Layers, c.LayerSize = 2, 2, 1<<20
 	c.BigLayers, c.BigSize = 1, 1<<20
 	c.PeakPushes, c.PeakSize = 4, 256<<10
 	c.Clients, c.Duration = []int{1, 4}, 150*time.Millisecond
@@ -41,13 +41,15 @@ func TestRunAgainstBerth(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{
-		"sha256 (one core)", "sha256+write limit (one core)", "server RSS idle",
-		"push 2×2×0MiB sequential", "pull 2×2×0MiB 4 concurrent", "push 2×2×0MiB sequential / limit",
+		"sha256 (one core)", "sha256+write limit (one core)", "sha256+write+fsync limit, 1MiB blobs (one core)",
+		"loopback TCP copy (one stream)", "server RSS idle", "push 2×2×1MiB sequential, server CPU",
+		"push 2×2×1MiB sequential", "pull 2×2×1MiB 4 concurrent", "push 2×2×1MiB sequential / sha256+write limit",
+		"push 2×2×1MiB sequential / sha256+write+fsync limit, 1MiB blobs",
 		"push 1×1MiB sequential", "pull 1×1MiB 4 concurrent",
 		"manifest HEAD, 4 clients", "manifest GET, 1 clients, p99",
 		"token issuance, Basic, 8 clients", "token issuance, refresh token, 8 clients, per server core",
 		"catalog page (n=10, 30 repositories), p50", "tag list page (n=10, 30 tags), p99",
-		"push 4×0MiB all at once", "server RSS peak, 4 concurrent pushes", "server RSS peak (whole run)",
+		"push 4×256KiB all at once", "server RSS peak, 4 concurrent pushes", "server RSS peak (whole run)",
 	} {
 		m, ok := res.Get(name)
 		if !ok {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	mrand "math/rand/v2"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,6 +26,14 @@ import (
 )
 
 const mib = 1 << 20
+
+// sizeLabel names a size in metric names: 8MiB, 256KiB.
+func sizeLabel(n int64) string {
+	if n%mib == 0 {
+		return fmt.Sprintf("%dMiB", n/mib)
+	}
+	return fmt.Sprintf("%dKiB", n>>10)
+}
 
 // images returns n OCI images of layers random layers of size bytes each, digests computed,
 // so that what a push then measures is the transfer. The bytes come from a fresh random seed:
@@ -176,21 +189,22 @@ func (r *Runner) pushPull(ctx context.Context, res *Result, label, repo string, 
 
 func (r *Runner) blobs(ctx context.Context, res *Result) error {
 	c := r.cfg
-	label := fmt.Sprintf("%d×%d×%dMiB", c.Images, c.Layers, c.LayerSize/mib)
+	label := fmt.Sprintf("%d×%d×%s", c.Images, c.Layers, sizeLabel(c.LayerSize))
 	if err := r.pushPull(ctx, res, label, "layers", c.Images, c.Layers, c.LayerSize); err != nil {
 		return err
 	}
-	limit, ok := res.Get("sha256+write limit (one core)")
-	push, ok2 := res.Get(fmt.Sprintf("push %s sequential", label))
-	if ok && ok2 && limit.Value > 0 {
-		res.add(fmt.Sprintf("push %s sequential / limit", label), 100*push.Value/limit.Value, "%", false)
+	push, _ := res.Get(fmt.Sprintf("push %s sequential", label))
+	for _, l := range []string{"sha256+write limit (one core)", fmt.Sprintf("sha256+write+fsync limit, %s blobs (one core)", sizeLabel(c.LayerSize))} {
+		if limit, ok := res.Get(l); ok && limit.Value > 0 && push.Value > 0 {
+			res.add(fmt.Sprintf("push %s sequential / %s", label, strings.TrimSuffix(l, " (one core)")), 100*push.Value/limit.Value, "%", false)
+		}
 	}
 	return nil
 }
 
 func (r *Runner) big(ctx context.Context, res *Result) error {
 	c := r.cfg
-	return r.pushPull(ctx, res, fmt.Sprintf("%d×%dMiB", c.BigLayers, c.BigSize/mib), "big", c.BigLayers, 1, c.BigSize)
+	return r.pushPull(ctx, res, fmt.Sprintf("%d×%s", c.BigLayers, sizeLabel(c.BigSize)), "big", c.BigLayers, 1, c.BigSize)
 }
 
 // peak pushes PeakPushes images at once and reads the server's peak RSS over them.
@@ -209,7 +223,7 @@ func (r *Runner) peak(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.add(fmt.Sprintf("push %d×%dMiB all at once", c.PeakPushes, c.PeakSize/mib), rate, "MiB/s", false)
+	res.add(fmt.Sprintf("push %d×%s all at once", c.PeakPushes, sizeLabel(c.PeakSize)), rate, "MiB/s", false)
 	if r.proc != nil {
 		hwm, err := r.proc.status("VmHWM")
 		if err != nil {
@@ -233,38 +247,131 @@ func (r *Runner) idle(res *Result) error {
 	return nil
 }
 
-// limit measures what bounds a push on this machine: the sha256 speed of one core, and sha256
-// while writing and syncing a file (what a registry does with every pushed byte).
+// limit measures what bounds a push on this machine: the sha256 speed of one core; sha256
+// while writing a file and syncing it once at the end (what any registry does with a pushed
+// byte); the same but each blob of the blobs section's layer size in its own file, synced
+// (what a registry that makes every blob durable before acknowledging it does); and one TCP
+// stream over loopback (the copy every byte makes between client and server here).
 func (r *Runner) limit(res *Result) error {
 	buf := make([]byte, 64*mib)
 	_, _ = mrand.NewChaCha8([32]byte{1}).Read(buf)
-	const rounds = 4
+	const rounds = 4 // 256 MiB in all
 	start := time.Now()
 	for range rounds {
 		sha256.Sum256(buf)
 	}
 	res.add("sha256 (one core)", rounds*64/time.Since(start).Seconds(), "MiB/s", false)
 
-	f, err := os.CreateTemp(r.cfg.LimitDir, "berth-bench-limit-*")
+	// Start from clean page cache state: what earlier runs left dirty is not this run's cost.
+	syscall.Sync()
+	rate, err := writeLimit(r.cfg.LimitDir, buf, rounds, rounds*64*mib)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	h := sha256.New()
-	start = time.Now()
+	res.add("sha256+write limit (one core)", rate, "MiB/s", false)
+	if size := r.cfg.LayerSize; size >= mib && size <= 64*mib && size%mib == 0 {
+		syscall.Sync()
+		rate, err := writeLimit(r.cfg.LimitDir, buf, rounds, size)
+		if err != nil {
+			return err
+		}
+		res.add(fmt.Sprintf("sha256+write+fsync limit, %s blobs (one core)", sizeLabel(size)), rate, "MiB/s", false)
+	}
+	rate, err = loopback(buf, rounds)
+	if err != nil {
+		return err
+	}
+	res.add("loopback TCP copy (one stream)", rate, "MiB/s", false)
+	return nil
+}
+
+// writeLimit hashes and writes rounds×buf into files of fileSize bytes, each synced when full,
+// and returns MiB/s.
+func writeLimit(dir string, buf []byte, rounds int, fileSize int64) (float64, error) {
+	var f *os.File
+	var written int64
+	var h hash.Hash
+	var names []string
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		for _, n := range names {
+			os.Remove(n)
+		}
+	}()
+	finish := func() error {
+		if f == nil {
+			return nil
+		}
+		h.Sum(nil)
+		err := errors.Join(f.Sync(), f.Close())
+		f = nil
+		return err
+	}
+	start := time.Now()
 	for range rounds {
 		for off := 0; off < len(buf); off += mib {
+			if f == nil {
+				var err error
+				if f, err = os.CreateTemp(dir, "berth-bench-limit-*"); err != nil {
+					return 0, err
+				}
+				names = append(names, f.Name())
+				h, written = sha256.New(), 0
+			}
 			chunk := buf[off : off+mib]
 			h.Write(chunk)
 			if _, err := f.Write(chunk); err != nil {
-				return err
+				return 0, err
+			}
+			if written += mib; written >= fileSize {
+				if err := finish(); err != nil {
+					return 0, err
+				}
 			}
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if err := finish(); err != nil {
+		return 0, err
 	}
-	res.add("sha256+write limit (one core)", rounds*64/time.Since(start).Seconds(), "MiB/s", false)
-	return nil
+	return float64(rounds*len(buf)) / mib / time.Since(start).Seconds(), nil
+}
+
+// loopback sends rounds×buf through one TCP connection on 127.0.0.1 and returns MiB/s.
+func loopback(buf []byte, rounds int) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c)
+		got <- err
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for range rounds {
+		for off := 0; off < len(buf); off += 256 << 10 {
+			if _, err := c.Write(buf[off : off+256<<10]); err != nil {
+				c.Close()
+				return 0, err
+			}
+		}
+	}
+	c.Close()
+	if err := <-got; err != nil {
+		return 0, err
+	}
+	return float64(rounds*len(buf)) / mib / time.Since(start).Seconds(), nil
 }

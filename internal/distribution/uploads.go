@@ -433,7 +433,11 @@ func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request,
 	}
 	defer bw.Close()
 	body := &limitedBody{r: r.Body, left: room, declared: declared}
-	n, copyErr := copyBuffer(io.MultiWriter(bw, hs), body)
+	n, copyErr := copyHashing(bw, hs, body)
+	if errors.Is(copyErr, errStorageWrite) {
+		// The hash ran ahead of what was stored: no checkpoint; the upload stays where it was.
+		return 0, copyErr
+	}
 	if copyErr == nil && declared >= 0 && n != declared {
 		copyErr = fmt.Errorf("received %d of %d bytes", n, declared)
 		body.readErr = copyErr
@@ -491,6 +495,58 @@ func parseContentRange(s string) (start, end int64, err error) {
 
 // limitedBody reads a request body up to left bytes, noting whether the client sent more and
 // whether the body broke off.
+// errStorageWrite marks a failed write to the blob store during copyHashing.
+var errStorageWrite = errors.New("writing the upload")
+
+// copyHashing copies src to dst and into h. Each chunk is hashed on another goroutine while it
+// is written, so a push costs the longer of sha256 and the write rather than their sum. On a
+// read error, what was read before it is both written and hashed; on a write error (wrapping
+// errStorageWrite) h has seen more than dst holds.
+func copyHashing(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	chunks := make(chan []byte)
+	hashed := make(chan struct{})
+	defer close(chunks)
+	go func() {
+		for c := range chunks {
+			h.Write(c)
+			hashed <- struct{}{}
+		}
+	}()
+	var n int64
+	for {
+		// Fill the buffer (fewer, larger chunks), keeping the reader's own error: an
+		// io.ErrUnexpectedEOF from a cut-off body must not read as a clean end.
+		nr := 0
+		var rerr error
+		for nr < len(*buf) && rerr == nil {
+			var k int
+			k, rerr = src.Read((*buf)[nr:])
+			nr += k
+		}
+		if nr > 0 {
+			c := (*buf)[:nr]
+			chunks <- c
+			nw, werr := dst.Write(c)
+			<-hashed
+			if werr == nil && nw != nr {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return n, fmt.Errorf("%w: %w", errStorageWrite, werr)
+			}
+			n += int64(nw)
+		}
+		switch {
+		case rerr == io.EOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
+}
+
 type limitedBody struct {
 	r        io.Reader
 	left     int64

@@ -8,7 +8,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -128,8 +127,8 @@ func (r *Result) Get(name string) (Metric, bool) {
 	return Metric{}, false
 }
 
-// Runner carries what every section shares.
-type Runner struct {
+// runner carries what every section shares.
+type runner struct {
 	cfg    Config
 	reg    name.Registry
 	scheme string
@@ -137,6 +136,8 @@ type Runner struct {
 	tr     *http.Transport
 	proc   *proc
 	log    *slog.Logger
+	// peakBefore is the peak RSS before the peak section reset it.
+	peakBefore float64
 	// challenge is the scheme the registry challenges with ("bearer", "basic" or "" when open)
 	// and the realm and service of a bearer challenge.
 	challenge, realm, service string
@@ -190,13 +191,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if r.proc != nil {
 		if hwm, err := r.proc.status("VmHWM"); err == nil {
-			res.add("server RSS peak (whole run)", hwm, "MiB", true)
+			res.add("server RSS peak (whole run)", max(hwm, r.peakBefore), "MiB", true)
 		}
 	}
 	return res, nil
 }
 
-func newRunner(ctx context.Context, cfg Config) (*Runner, error) {
+func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("bench: the registry URL must be http://host:port or https://host:port, not %q", cfg.URL)
@@ -221,7 +222,7 @@ func newRunner(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	r := &Runner{cfg: cfg, reg: reg, scheme: u.Scheme, auth: authn.Anonymous, log: cfg.Log,
+	r := &runner{cfg: cfg, reg: reg, scheme: u.Scheme, auth: authn.Anonymous, log: cfg.Log,
 		tr: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -246,7 +247,7 @@ func newRunner(ctx context.Context, cfg Config) (*Runner, error) {
 }
 
 // ping reads the registry's challenge from GET /v2/.
-func (r *Runner) ping(ctx context.Context) error {
+func (r *runner) ping(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base()+"/v2/", nil)
 	if err != nil {
 		return err
@@ -299,7 +300,7 @@ func splitParams(s string) []string {
 	return append(out, s[start:])
 }
 
-func (r *Runner) base() string { return r.scheme + "://" + r.reg.RegistryStr() }
+func (r *runner) base() string { return r.scheme + "://" + r.reg.RegistryStr() }
 
 // WriteJSON writes res as indented JSON.
 func WriteJSON(w io.Writer, res *Result) error {
@@ -333,5 +334,3 @@ func errStatus(what string, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return fmt.Errorf("%s: %s: %s", what, resp.Status, strings.TrimSpace(string(body)))
 }
-
-var errNoProc = errors.New("no server PID given")

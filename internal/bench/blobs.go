@@ -68,7 +68,7 @@ func images(n, layers int, size int64) ([]v1.Image, error) {
 	return out, nil
 }
 
-func (r *Runner) remoteOptions(ctx context.Context) []remote.Option {
+func (r *runner) remoteOptions(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithAuth(r.auth), remote.WithTransport(r.tr), remote.WithContext(ctx), remote.WithJobs(1)}
 }
 
@@ -101,7 +101,7 @@ func each(ctx context.Context, n, conc int, f func(ctx context.Context, i int) e
 }
 
 // push writes imgs as repo:0, repo:1, … with conc pushes at a time; it returns MiB/s of layers.
-func (r *Runner) push(ctx context.Context, repo string, imgs []v1.Image, conc int) (float64, error) {
+func (r *runner) push(ctx context.Context, repo string, imgs []v1.Image, conc int) (float64, error) {
 	var bytes atomic.Int64
 	d, err := each(ctx, len(imgs), conc, func(ctx context.Context, i int) error {
 		ref := r.reg.Repo(r.cfg.Repository, repo).Tag(fmt.Sprint(i))
@@ -123,7 +123,7 @@ func (r *Runner) push(ctx context.Context, repo string, imgs []v1.Image, conc in
 
 // pull reads repo:0 … repo:n-1 whole (layers verified against their digests by the client),
 // conc images at a time; it returns MiB/s of layers.
-func (r *Runner) pull(ctx context.Context, repo string, n, conc int) (float64, error) {
+func (r *runner) pull(ctx context.Context, repo string, n, conc int) (float64, error) {
 	var bytes atomic.Int64
 	d, err := each(ctx, n, conc, func(ctx context.Context, i int) error {
 		ref := r.reg.Repo(r.cfg.Repository, repo).Tag(fmt.Sprint(i))
@@ -157,7 +157,7 @@ func (r *Runner) pull(ctx context.Context, repo string, n, conc int) (float64, e
 
 // pushPull pushes and pulls a fresh set of images sequentially, then another set conc at a
 // time, and records the four rates under label.
-func (r *Runner) pushPull(ctx context.Context, res *Result, label, repo string, n, layers int, size int64) error {
+func (r *runner) pushPull(ctx context.Context, res *Result, label, repo string, n, layers int, size int64) error {
 	modes := []struct {
 		name string
 		conc int
@@ -187,7 +187,7 @@ func (r *Runner) pushPull(ctx context.Context, res *Result, label, repo string, 
 	return nil
 }
 
-func (r *Runner) blobs(ctx context.Context, res *Result) error {
+func (r *runner) blobs(ctx context.Context, res *Result) error {
 	c := r.cfg
 	label := fmt.Sprintf("%d×%d×%s", c.Images, c.Layers, sizeLabel(c.LayerSize))
 	if err := r.pushPull(ctx, res, label, "layers", c.Images, c.Layers, c.LayerSize); err != nil {
@@ -202,19 +202,22 @@ func (r *Runner) blobs(ctx context.Context, res *Result) error {
 	return nil
 }
 
-func (r *Runner) big(ctx context.Context, res *Result) error {
+func (r *runner) big(ctx context.Context, res *Result) error {
 	c := r.cfg
 	return r.pushPull(ctx, res, fmt.Sprintf("%d×%s", c.BigLayers, sizeLabel(c.BigSize)), "big", c.BigLayers, 1, c.BigSize)
 }
 
 // peak pushes PeakPushes images at once and reads the server's peak RSS over them.
-func (r *Runner) peak(ctx context.Context, res *Result) error {
+func (r *runner) peak(ctx context.Context, res *Result) error {
 	c := r.cfg
 	imgs, err := images(c.PeakPushes, 1, c.PeakSize)
 	if err != nil {
 		return err
 	}
 	if r.proc != nil {
+		if r.peakBefore, err = r.proc.status("VmHWM"); err != nil {
+			return err
+		}
 		if err := r.proc.resetPeak(); err != nil {
 			return fmt.Errorf("reset the server's peak RSS: %w", err)
 		}
@@ -234,7 +237,7 @@ func (r *Runner) peak(ctx context.Context, res *Result) error {
 	return nil
 }
 
-func (r *Runner) idle(res *Result) error {
+func (r *runner) idle(res *Result) error {
 	if r.proc == nil {
 		r.log.Warn("idle RSS needs the server's PID (--pid)")
 		return nil
@@ -252,7 +255,7 @@ func (r *Runner) idle(res *Result) error {
 // byte); the same but each blob of the blobs section's layer size in its own file, synced
 // (what a registry that makes every blob durable before acknowledging it does); and one TCP
 // stream over loopback (the copy every byte makes between client and server here).
-func (r *Runner) limit(res *Result) error {
+func (r *runner) limit(res *Result) error {
 	buf := make([]byte, 64*mib)
 	_, _ = mrand.NewChaCha8([32]byte{1}).Read(buf)
 	const rounds = 4 // 256 MiB in all

@@ -19,7 +19,7 @@ import (
 // credentials Basic (every registry compared takes them on /v2/): the seeding is set-up, not
 // measured.
 type seeder struct {
-	r        *Runner
+	r        *runner
 	c        *http.Client
 	blob     []byte
 	digest   string
@@ -28,7 +28,7 @@ type seeder struct {
 
 const seedConcurrency = 16
 
-func (r *Runner) newSeeder() *seeder {
+func (r *runner) newSeeder() *seeder {
 	blob := []byte("{}")
 	sum := sha256.Sum256(blob)
 	d := "sha256:" + hex.EncodeToString(sum[:])
@@ -122,12 +122,12 @@ func (s *seeder) tag(ctx context.Context, repo, tag string) error {
 	return err
 }
 
-func (r *Runner) repoName(i int) string { return fmt.Sprintf("%s/cat/r%06d", r.cfg.Repository, i) }
+func (r *runner) repoName(i int) string { return fmt.Sprintf("%s/cat/r%06d", r.cfg.Repository, i) }
 func tagName(i int) string              { return fmt.Sprintf("t%06d", i) }
 
 // seed creates cfg.Repos repositories and cfg.Tags tags of one repository, unless an earlier
 // run did.
-func (r *Runner) seed(ctx context.Context) error {
+func (r *runner) seed(ctx context.Context) error {
 	s := r.newSeeder()
 	src, tagged := r.cfg.Repository+"/seed", r.cfg.Repository+"/tagged"
 	if err := s.upload(ctx, src, ""); err != nil {
@@ -160,7 +160,7 @@ func (r *Runner) seed(ctx context.Context) error {
 
 // lists measures a page of the catalog and of a tag list, starting after a random entry, one
 // client at a time (the latency of one page is the figure).
-func (r *Runner) lists(ctx context.Context, res *Result) error {
+func (r *runner) lists(ctx context.Context, res *Result) error {
 	if r.cfg.Repos < 1 || r.cfg.Tags < 1 {
 		return fmt.Errorf("lists need at least one repository and one tag")
 	}

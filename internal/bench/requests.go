@@ -69,7 +69,7 @@ func load(ctx context.Context, clients int, d time.Duration, do func(ctx context
 // client returns an HTTP client that authenticates as a real client does for scopes: it pings,
 // exchanges the credentials for a bearer token once where the registry challenges Bearer, or
 // sends them Basic on every request.
-func (r *Runner) client(ctx context.Context, scopes ...string) (*http.Client, error) {
+func (r *runner) client(ctx context.Context, scopes ...string) (*http.Client, error) {
 	rt, err := transport.NewWithContext(ctx, r.reg, r.auth, r.tr, scopes)
 	if err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func do(ctx context.Context, c *http.Client, method, u string, body io.Reader, w
 const manifestAccept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 // manifests measures manifest HEAD and GET of one tag at each concurrency of cfg.Clients.
-func (r *Runner) manifests(ctx context.Context, res *Result) error {
+func (r *runner) manifests(ctx context.Context, res *Result) error {
 	imgs, err := images(1, 1, 1024)
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ const tokenClients = 8
 // tokens measures the token endpoint: tokens for Basic credentials (docker login, every pull
 // of a CI job), and, when cfg.RefreshToken is set, for a refresh token (what a client that
 // signed in through the directory, like az acr login, uses).
-func (r *Runner) tokens(ctx context.Context, res *Result) error {
+func (r *runner) tokens(ctx context.Context, res *Result) error {
 	if r.challenge != "bearer" {
 		r.log.Warn("no token endpoint: the registry challenges Basic", "target", r.cfg.Target)
 		return nil
@@ -173,13 +173,13 @@ func (r *Runner) tokens(ctx context.Context, res *Result) error {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		return r.token(basic, req)
 	}
-	kinds := []struct {
+	type kind struct {
 		name string
 		f    func(ctx context.Context) (tokenReply, error)
-	}{{"Basic", func(ctx context.Context) (tokenReply, error) { return get(ctx) }}}
+	}
+	kinds := []kind{{"Basic", get}}
 	if r.cfg.RefreshToken != "" {
-		kinds = append(kinds, kinds[0])
-		kinds[1].name, kinds[1].f = "refresh token", refresh
+		kinds = append(kinds, kind{"refresh token", refresh})
 	} else {
 		r.log.Warn("no refresh token given: token issuance for a refresh token is not measured")
 	}
@@ -208,7 +208,7 @@ type tokenReply struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-func (r *Runner) token(c *http.Client, req *http.Request) (tokenReply, error) {
+func (r *runner) token(c *http.Client, req *http.Request) (tokenReply, error) {
 	resp, err := c.Do(req)
 	if err != nil {
 		return tokenReply{}, err

@@ -54,6 +54,15 @@ event() {
 	REASON=$r
 	[ -n "$REASON" ] || { echo "no $kind event with a reason for correlation id $CORR"; return 1; }
 }
+# login_event ARGS...: the first login event berth logs finds with ARGS, waiting for the writer.
+login_event() {
+	local r=
+	for _ in $(seq 50); do
+		r=$(berth logs login-events "$@" -o tsv 2>/dev/null) && [ -n "$r" ] && break
+		sleep 0.1
+	done
+	[ -n "$r" ] && echo "$r"
+}
 # health WANT args…: the first error code of check-health (local tool codes aside, unless WANT is one)
 health() {
 	local want=$1; shift
@@ -176,7 +185,7 @@ not_authorized() {
 	berth role assignment create --assignee "$SP" --role AcrPull --scope /registries/default >/dev/null &&
 	reset_docker && dlogin "$SP" "$SECRET" >/dev/null 2>&1 &&
 	fails "insufficient_scope" push team/app:v2 &&
-	REASON=$(berth logs login-events --identity "$SP" --reason insufficient_scope --query '[0].reason' -o tsv) && [ "$REASON" = insufficient_scope ] &&
+	REASON=$(login_event --identity "$SP" --reason insufficient_scope --query '[0].reason') && [ "$REASON" = insufficient_scope ] &&
 	CODE=$(DOCKER_COMMAND=podman berth check-health -n default --repository team/app:v1 --yes --ignore-errors -o tsv --query "[?status=='error'].code" | grep -v '^DOCKER_\|^HELM_' | head -n 1)
 	[ -z "$CODE" ] && CODE="none (pull OK)" && explains "no_role_assignment" --identity "$SP" --repository team/app --action push &&
 	row "authenticated, not authorized to push" "login: \`$REASON\` (refused repository:team/app:push)" "\`$EXPLAINED\`"
@@ -199,7 +208,7 @@ step "refresh token issued before the switch to rbac-abac" mode_switch
 acrpull_abac() {
 	reset_docker && dlogin "$SP" "$SECRET" >/dev/null 2>&1 &&
 	fails "not honoured" crane manifest --insecure "$REG/team/app:v1" &&
-	REASON=$(berth logs login-events --identity "$SP" --reason insufficient_scope --query '[0].message' -o tsv) &&
+	REASON=$(login_event --identity "$SP" --reason insufficient_scope --query '[0].message') &&
 	echo "$REASON" | grep -q "not honoured" && REASON=insufficient_scope &&
 	health CONNECTIVITY_PULL_ERROR -n default --repository team/app:v1 &&
 	explains "is not honoured in mode rbac-abac" --identity "$SP" --repository team/app --action pull &&

@@ -152,7 +152,7 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 		f.Close()
 		return nil, fmt.Errorf("fsblob: resume upload: %w", err)
 	}
-	return &writer{s: s, path: p, f: f, size: offset}, nil
+	return &writer{s: s, path: p, f: f, size: offset, flushed: offset}, nil
 }
 
 // Delete implements blob.Store.
@@ -190,11 +190,22 @@ type writer struct {
 	f      *os.File
 	size   int64
 	closed bool
+	// flushed is how far the disk has been asked to write back (see writeBackEvery).
+	flushed int64
 }
+
+// writeBackEvery is how much a writer lets accumulate before it asks the kernel to start
+// writing it to the disk: the fsync that makes the blob durable then has little left to wait
+// for, and the disk works while the rest of the upload arrives.
+const writeBackEvery = 4 << 20
 
 func (w *writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.size += int64(n)
+	if w.size-w.flushed >= writeBackEvery {
+		startWriteBack(w.f, w.flushed, w.size-w.flushed)
+		w.flushed = w.size
+	}
 	return n, err
 }
 

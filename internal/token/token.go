@@ -258,23 +258,23 @@ func (s *Service) newest() key {
 // Verify parses a token and checks its signature, issuer, audience, time window and grant type.
 // Every refusal wraps ErrInvalid and says why.
 //
-// A token that verified is remembered until it expires (see verifiedCache): a client sends the
-// same bearer token on every request, and an ECDSA verification costs far more than the rest of
-// a manifest HEAD. The returned claims are shared and must not be changed.
+// A token that verified is remembered until it expires or its key retires (see verifiedCache):
+// a client sends the same bearer token on every request, and an ECDSA verification costs far
+// more than the rest of a manifest HEAD. The returned claims are shared and must not be changed.
 func (s *Service) Verify(ctx context.Context, raw, audience, grantType string) (*Claims, error) {
 	if len(raw) > 8192 {
 		return nil, fmt.Errorf("%w: token is longer than 8192 bytes", ErrInvalid)
 	}
-	key := s.verified.key(raw, audience, grantType)
+	ck := s.verified.key(raw, audience, grantType)
 	now := s.opts.Now()
-	if c := s.verified.get(key, now); c != nil {
+	if c := s.verified.get(ck, now); c != nil {
 		return c, nil
 	}
 	c, retire, err := s.verify(ctx, raw, audience, grantType)
 	if err != nil {
 		return nil, err
 	}
-	s.verified.put(key, c, retire, now)
+	s.verified.put(ck, c, retire, now)
 	return c, nil
 }
 

@@ -51,16 +51,12 @@ func runCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.URL = args[0]
-			if passwordEnv != "" {
-				cfg.Password = os.Getenv(passwordEnv)
-				if cfg.Password == "" {
-					return fmt.Errorf("environment variable %s is empty", passwordEnv)
-				}
+			var err error
+			if cfg.Password, err = fromEnv(passwordEnv); err != nil {
+				return err
 			}
-			if refreshEnv != "" {
-				if cfg.RefreshToken = os.Getenv(refreshEnv); cfg.RefreshToken == "" {
-					return fmt.Errorf("environment variable %s is empty", refreshEnv)
-				}
+			if cfg.RefreshToken, err = fromEnv(refreshEnv); err != nil {
+				return err
 			}
 			if cfg.Username != "" && cfg.Password == "" {
 				return errors.New("a username needs a password: --password-env NAME")
@@ -134,6 +130,18 @@ func runCmd() *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "log warnings only")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (is the client the limit?)")
 	return cmd
+}
+
+// fromEnv reads a secret from the environment variable name ("" when name is "").
+func fromEnv(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("environment variable %s is empty", name)
+	}
+	return v, nil
 }
 
 func compareCmd() *cobra.Command {

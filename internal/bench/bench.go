@@ -96,6 +96,26 @@ func Defaults() Config {
 	}
 }
 
+// validate refuses sizes and counts a section could not measure with.
+func (c Config) validate() error {
+	for _, v := range []struct {
+		name string
+		n    int64
+	}{
+		{"images", int64(c.Images)}, {"layers", int64(c.Layers)}, {"layer-size", c.LayerSize},
+		{"big-layers", int64(c.BigLayers)}, {"big-size", c.BigSize}, {"peak-pushes", int64(c.PeakPushes)},
+		{"peak-size", c.PeakSize}, {"repos", int64(c.Repos)}, {"tags", int64(c.Tags)}, {"duration", int64(c.Duration)},
+	} {
+		if v.n <= 0 {
+			return fmt.Errorf("bench: %s must be positive, not %d", v.name, v.n)
+		}
+	}
+	if len(c.Clients) == 0 || slices.Min(c.Clients) < 1 {
+		return fmt.Errorf("bench: clients must be one or more counts of at least 1, not %v", c.Clients)
+	}
+	return nil
+}
+
 // Metric is one figure of a run.
 type Metric struct {
 	Name  string  `json:"name"`
@@ -199,11 +219,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
 		return nil, fmt.Errorf("bench: the registry URL must be http://host:port or https://host:port, not %q", cfg.URL)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Repository == "" {
 		cfg.Repository = "bench"

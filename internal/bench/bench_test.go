@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -92,14 +93,19 @@ func refreshToken(t *testing.T, s *registrytest.Server) string {
 
 func TestRunRefusesWhatItCannotMeasure(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
 	tests := []struct {
 		name string
 		cfg  Config
 		want string
 	}{
 		{"bad url", Config{URL: "ftp://x"}, "must be http://"},
-		{"not a registry", Config{URL: s.URL + "/nothing"}, ""},
-		{"unknown section", Config{URL: s.URL, Sections: []string{"everything"}}, `unknown section "everything"`},
+		{"a path", smoke(s.URL+"/nothing", "", ""), "must be http://host:port"},
+		{"not a registry", smoke(web.URL, "", ""), "answered 404 Not Found: is " + web.URL + " a registry?"},
+		{"unknown section", func() Config { c := smoke(s.URL, "", ""); c.Sections = []string{"everything"}; return c }(), `unknown section "everything"`},
+		{"no images", func() Config { c := smoke(s.URL, "", ""); c.Images = 0; return c }(), "images must be positive"},
+		{"no clients", func() Config { c := smoke(s.URL, "", ""); c.Clients = []int{8, 0}; return c }(), "clients must be"},
 		{"wrong password", func() Config { c := smoke(s.URL, "default", "wrong"); c.Sections = []string{SectionManifest}; return c }(), "UNAUTHORIZED"},
 		{"tokens without credentials", func() Config { c := smoke(s.URL, "", ""); c.Sections = []string{SectionToken}; return c }(), "needs credentials"},
 	}

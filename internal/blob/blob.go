@@ -123,3 +123,19 @@ func (e *DigestMismatchError) Error() string {
 }
 
 func (e *DigestMismatchError) Unwrap() error { return oci.ErrDigestInvalid }
+
+// ValidUploadID reports whether id can name an upload in a driver's namespace (a file name, an
+// object key segment): 1 to 128 characters of [A-Za-z0-9_-]. Drivers refuse any other id as
+// ErrUploadNotFound, so that an id from the network never reaches a path.
+func ValidUploadID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

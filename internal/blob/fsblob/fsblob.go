@@ -46,23 +46,10 @@ func (s *Store) blobPath(d oci.Digest) string {
 }
 
 func (s *Store) uploadPath(id string) (string, error) {
-	if !validUploadID(id) {
+	if !blob.ValidUploadID(id) {
 		return "", fmt.Errorf("fsblob: upload id %q: %w", id, blob.ErrUploadNotFound)
 	}
 	return filepath.Join(s.root, "uploads", id), nil
-}
-
-func validUploadID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // Open implements blob.Store.

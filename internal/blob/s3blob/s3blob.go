@@ -153,23 +153,10 @@ func (s *Store) blobKey(d oci.Digest) string {
 }
 
 func (s *Store) uploadDir(id string) (string, error) {
-	if !validUploadID(id) {
+	if !blob.ValidUploadID(id) {
 		return "", fmt.Errorf("s3blob: upload id %q: %w", id, blob.ErrUploadNotFound)
 	}
 	return s.cfg.Prefix + "uploads/" + id + "/", nil
-}
-
-func validUploadID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func notFound(err error) bool {

@@ -100,21 +100,14 @@ func (s *Server) bootstrap(ctx context.Context, password string) error {
 
 // maintainAuth rotates signing keys and forgets old sign-in failures until ctx ends.
 func (s *Server) maintainAuth(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.tokens.Ensure(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("signing key maintenance failed", "err", err)
-			}
-			if err := s.meta.PurgeSigninFailures(ctx, s.now(), s.cfg.Auth.FailureWindow+s.cfg.Auth.Lockout); err != nil && ctx.Err() == nil {
-				s.log.Warn("purging sign-in failures failed", "err", err)
-			}
+	repeat(ctx, time.Minute, false, func() {
+		if err := s.tokens.Ensure(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("signing key maintenance failed", "err", err)
 		}
-	}
+		if err := s.meta.PurgeSigninFailures(ctx, s.now(), s.cfg.Auth.FailureWindow+s.cfg.Auth.Lockout); err != nil && ctx.Err() == nil {
+			s.log.Warn("purging sign-in failures failed", "err", err)
+		}
+	})
 }
 
 // Tokens exposes the token service, for tests that forge or age tokens.

@@ -17,16 +17,26 @@ const orphanAge = time.Hour
 // purgeUploads removes idle upload sessions and upload data left without one, every few
 // minutes until ctx ends.
 func (s *Server) purgeUploads(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
-	defer t.Stop()
-	for {
+	repeat(ctx, 5*time.Minute, true, func() {
 		if err := s.PurgeUploads(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("upload purge failed", "err", err)
 		}
+	})
+}
+
+// repeat calls run every interval until ctx ends; first right away when now is set.
+func repeat(ctx context.Context, interval time.Duration, now bool, run func()) {
+	if now {
+		run()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			run()
 		}
 	}
 }
@@ -76,18 +86,11 @@ func (s *Server) PurgeUploads(ctx context.Context) error {
 
 // purgeEvents deletes events older than the retention, every hour until ctx ends.
 func (s *Server) purgeEvents(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
+	repeat(ctx, time.Hour, true, func() {
 		if _, err := s.PurgeEvents(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("event purge failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // PurgeEvents deletes the events older than the retention (events.retention) and returns how
@@ -103,16 +106,9 @@ func (s *Server) PurgeEvents(ctx context.Context) (int64, error) {
 // collect runs garbage collection every gc.interval until ctx ends. Several replicas may: the
 // collections are safe beside each other (internal/gc).
 func (s *Server) collect(ctx context.Context) {
-	t := time.NewTicker(s.cfg.GC.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := gc.Run(ctx, s.meta, s.blobs, gc.Options{Grace: s.cfg.GC.Grace, Now: s.now, Log: s.log}); err != nil && ctx.Err() == nil {
-				s.log.Warn("garbage collection failed", "err", err)
-			}
+	repeat(ctx, s.cfg.GC.Interval, false, func() {
+		if _, err := gc.Run(ctx, s.meta, s.blobs, gc.Options{Grace: s.cfg.GC.Grace, Now: s.now, Log: s.log}); err != nil && ctx.Err() == nil {
+			s.log.Warn("garbage collection failed", "err", err)
 		}
-	}
+	})
 }

@@ -7,8 +7,6 @@ package registrytest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/server"
@@ -158,17 +157,14 @@ func s3For(t testing.TB, dir string) string {
 	if b, err := os.ReadFile(file); err == nil {
 		return string(b)
 	}
-	u, err := url.Parse(os.Getenv("BERTH_TEST_S3"))
-	if err != nil || u.Host == "" {
+	if os.Getenv("BERTH_TEST_S3") == "" {
 		t.Fatalf("BERTH_TEST_STORAGE=s3 needs BERTH_TEST_S3 (scripts/minio.sh start DIR prints it)")
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	u.Path = "/srv-" + hex.EncodeToString(b[:])
-	if err := os.WriteFile(file, []byte(u.String()), 0o600); err != nil {
+	u := s3test.URL(t, "srv")
+	if err := os.WriteFile(file, []byte(u), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return u.String()
+	return u
 }
 
 // Stop shuts the server down now (it is also stopped at the end of the test).
@@ -177,7 +173,14 @@ func (s *Server) Stop() { s.stop() }
 // OwnerToken signs in as the bootstrap owner and returns a directory token.
 func (s *Server) OwnerToken(t testing.TB) string {
 	t.Helper()
-	resp, err := http.PostForm(s.URL+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {OwnerPassword}})
+	return SignInOwner(t, s.URL, OwnerPassword)
+}
+
+// SignInOwner signs the owner in at the server at base with password and returns a directory
+// token (for servers the test started itself, such as replicas).
+func SignInOwner(t testing.TB, base, password string) string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +189,7 @@ func (s *Server) OwnerToken(t testing.TB) string {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
-		t.Fatalf("owner sign-in: status %d, %v", resp.StatusCode, err)
+		t.Fatalf("owner sign-in at %s: status %d, %v", base, resp.StatusCode, err)
 	}
 	return body.AccessToken
 }
@@ -201,6 +204,13 @@ func (s *Server) Mgmt(t testing.TB, method, path string, in, out any) int {
 // MgmtAs calls the management API with a directory token.
 func (s *Server) MgmtAs(t testing.TB, tok, method, path string, in, out any) int {
 	t.Helper()
+	return MgmtAt(t, s.URL, tok, method, path, in, out)
+}
+
+// MgmtAt calls the management API of the server at base with a directory token, decodes a
+// successful JSON reply into out (may be nil) and returns the status; other replies are logged.
+func MgmtAt(t testing.TB, base, tok, method, path string, in, out any) int {
+	t.Helper()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -209,7 +219,7 @@ func (s *Server) MgmtAs(t testing.TB, tok, method, path string, in, out any) int
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.URL+path, body)
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +240,7 @@ func (s *Server) MgmtAs(t testing.TB, tok, method, path string, in, out any) int
 		}
 	}
 	if resp.StatusCode >= 300 {
-		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		t.Logf("%s %s%s: %d %s", method, base, path, resp.StatusCode, b)
 	}
 	return resp.StatusCode
 }

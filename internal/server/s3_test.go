@@ -3,14 +3,13 @@ package server_test
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -19,17 +18,7 @@ import (
 // TestBlobRedirect: with redirect=true on S3 storage a blob download is a 307 to a presigned
 // URL, from which the client gets the bytes without credentials of berth.
 func TestBlobRedirect(t *testing.T) {
-	raw := os.Getenv("BERTH_TEST_S3")
-	if raw == "" {
-		if os.Getenv("BERTH_REQUIRE_S3") == "1" {
-			t.Fatal("BERTH_TEST_S3 is not set")
-		}
-		t.Skip("no S3 server: set BERTH_TEST_S3")
-	}
-	u, _ := url.Parse(raw)
-	var b [6]byte
-	rand.Read(b[:])
-	u.Path = "/redirect-" + hex.EncodeToString(b[:])
+	u, _ := url.Parse(s3test.URL(t, "redirect"))
 	q := u.Query()
 	q.Set("redirect", "true")
 	u.RawQuery = q.Encode()

@@ -5,12 +5,7 @@ package replicas
 
 import (
 	"bytes"
-
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -23,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store/pgtest"
 )
@@ -65,23 +61,7 @@ type cluster struct {
 }
 
 // s3URL is the storage of BERTH_TEST_S3 under a prefix of its own.
-func s3URL(t *testing.T) string {
-	raw := os.Getenv("BERTH_TEST_S3")
-	if raw == "" {
-		if os.Getenv("BERTH_REQUIRE_S3") == "1" {
-			t.Fatal("BERTH_TEST_S3 is not set: start MinIO with scripts/minio.sh")
-		}
-		t.Skip("no S3 server: set BERTH_TEST_S3 (scripts/minio.sh start DIR prints it)")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	u.Path = "/replicas-" + hex.EncodeToString(b[:])
-	return u.String()
-}
+func s3URL(t *testing.T) string { return s3test.URL(t, "replicas") }
 
 // newCluster migrates a fresh PostgreSQL schema with `berth migrate`, starts three replicas
 // over it and one S3 prefix (the first alone, so that it bootstraps the owner), and the proxy.
@@ -183,47 +163,13 @@ func freeAddr(t *testing.T) string { return registrytest.FreeAddr(t) }
 // ownerToken signs the owner in through base.
 func ownerToken(t *testing.T, base string) string {
 	t.Helper()
-	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {ownerPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	if tok.AccessToken == "" {
-		t.Fatalf("owner sign-in at %s: %d", base, resp.StatusCode)
-	}
-	return tok.AccessToken
+	return registrytest.SignInOwner(t, base, ownerPassword)
 }
 
 // mgmt calls the management API at base and decodes the reply into out.
 func mgmt(t *testing.T, base, tok, method, path string, in, out any) int {
 	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, base+path, body)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, b)
-		}
-	}
-	if resp.StatusCode >= 300 {
-		t.Logf("%s %s%s: %d %s", method, base, path, resp.StatusCode, b)
-	}
-	return resp.StatusCode
+	return registrytest.MgmtAt(t, base, tok, method, path, in, out)
 }
 
 // adminPassword enables the default registry's admin user through base and returns its password.

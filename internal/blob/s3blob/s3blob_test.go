@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/blobtest"
 	"github.com/berth-registry/berth/internal/blob/s3blob"
+	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
 	"github.com/berth-registry/berth/internal/oci"
 )
 
@@ -19,20 +18,10 @@ import (
 // starts one) under a prefix of its own.
 func newStore(t *testing.T) *s3blob.Store {
 	t.Helper()
-	raw := os.Getenv("BERTH_TEST_S3")
-	if raw == "" {
-		if os.Getenv("BERTH_REQUIRE_S3") == "1" {
-			t.Fatal("BERTH_TEST_S3 is not set: start a server with scripts/minio.sh")
-		}
-		t.Skip("no S3 server: set BERTH_TEST_S3 (scripts/minio.sh start DIR prints it)")
-	}
-	cfg, err := s3blob.ParseURL(raw)
+	cfg, err := s3blob.ParseURL(s3test.URL(t, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	cfg.Prefix += "test-" + hex.EncodeToString(b[:]) + "/"
 	cfg.TempDir = t.TempDir()
 	s, err := s3blob.New(context.Background(), cfg)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"net/url"
 	"slices"
@@ -245,28 +247,62 @@ func TestForgedAndExpiredTokens(t *testing.T) {
 		json.Unmarshal(b, &h)
 		return h["kid"].(string)
 	}()
-	now := time.Now()
-	forged := map[string]string{
-		"alg none":  sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, func(jwt.MapClaims) {}, kid),
-		"other key": sign(jwt.SigningMethodES256, other, func(jwt.MapClaims) {}, kid),
-		"tampered payload": parts[0] + "." + base64.RawURLEncoding.EncodeToString(func() []byte {
+	// The server's own signing key, to forge with what an attacker cannot have (and so to show
+	// that each refusal below is for the reason its name gives, not for a bad signature) and to
+	// try the public key as an HMAC secret, the classic algorithm confusion.
+	keys, err := s.Meta().SigningKeys(t.Context(), clk.Now())
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("signing keys: %v", err)
+	}
+	pk, err := x509.ParsePKCS8PrivateKey(keys[0].PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := pk.(*ecdsa.PrivateKey)
+	if keys[0].KID != kid {
+		t.Fatalf("the token was signed by %s, the newest key is %s", kid, keys[0].KID)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	pubPoint, err := priv.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	// Signed with the genuine key but otherwise unchanged: accepted, so the harness is sound.
+	if c := do(t, "GET", s.URL+"/v2/samples/a/tags/list", bearer(sign(jwt.SigningMethodES256, priv, func(jwt.MapClaims) {}, kid)), nil); c.status != 404 {
+		t.Fatalf("a token re-signed with the genuine key: %d %s; want 404 (accepted, no such repository)", c.status, c.body)
+	}
+	forged := map[string]struct{ token, reason string }{
+		"alg none":  {sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, func(jwt.MapClaims) {}, kid), "does not verify"},
+		"other key": {sign(jwt.SigningMethodES256, other, func(jwt.MapClaims) {}, kid), "signature does not verify"},
+		"tampered payload": {parts[0] + "." + base64.RawURLEncoding.EncodeToString(func() []byte {
 			cl := claims(t, good)
 			cl["access"] = []any{map[string]any{"type": "repository", "name": "samples/a", "actions": []any{"pull", "push", "delete"}}}
 			b, _ := json.Marshal(cl)
 			return b
-		}()) + "." + parts[2],
-		"HS256 with the public key as secret": sign(jwt.SigningMethodHS256, []byte("secret"), func(jwt.MapClaims) {}, kid),
-		"refresh token as bearer":             ex.RefreshToken,
-		"directory token as bearer":           s.OwnerToken(t),
-		"unknown kid":                         sign(jwt.SigningMethodES256, other, func(jwt.MapClaims) {}, "nope"),
-		"expired (signed by an attacker)": sign(jwt.SigningMethodES256, other, func(c jwt.MapClaims) {
-			c["exp"] = float64(now.Add(-time.Hour).Unix())
-		}, kid),
+		}()) + "." + parts[2], "signature does not verify"},
+		"HS256 with the PEM public key as secret":    {sign(jwt.SigningMethodHS256, pubPEM, func(jwt.MapClaims) {}, kid), "does not verify"},
+		"HS256 with the DER public key as secret":    {sign(jwt.SigningMethodHS256, pubDER, func(jwt.MapClaims) {}, kid), "does not verify"},
+		"HS256 with the public point as secret":      {sign(jwt.SigningMethodHS256, pubPoint, func(jwt.MapClaims) {}, kid), "does not verify"},
+		"refresh token as bearer":                    {ex.RefreshToken, "a registry refresh token was sent where a registry access token is needed"},
+		"directory token as bearer":                  {s.OwnerToken(t), "issued for another registry"},
+		"unknown kid":                                {sign(jwt.SigningMethodES256, other, func(jwt.MapClaims) {}, "nope"), "does not verify"},
+		"expired (genuine key)":                      {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["exp"] = float64(now.Add(-time.Hour).Unix()) }, kid), "expired"},
+		"not yet valid (genuine key)":                {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["nbf"] = float64(now.Add(time.Hour).Unix()) }, kid), "not valid yet"},
+		"issued in the future (genuine key)":         {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["iat"] = float64(now.Add(time.Hour).Unix()) }, kid), "not valid yet"},
+		"no expiry (genuine key)":                    {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { delete(c, "exp") }, kid), "does not verify"},
+		"other issuer (genuine key)":                 {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["iss"] = "evil" }, kid), "not issued by berth"},
+		"other audience (genuine key)":               {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["aud"] = "team.example.test" }, kid), "issued for another registry"},
+		"refresh grant type as access (genuine key)": {sign(jwt.SigningMethodES256, priv, func(c jwt.MapClaims) { c["grant_type"] = "refresh_token" }, kid), "refresh token was sent"},
 	}
-	for name, tok := range forged {
-		c := do(t, "GET", s.URL+"/v2/samples/a/tags/list", bearer(tok), nil)
-		if c.status != 401 || !strings.Contains(c.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
-			t.Errorf("%s: %d %q %s", name, c.status, c.header.Get("WWW-Authenticate"), c.body)
+	for name, f := range forged {
+		c := do(t, "GET", s.URL+"/v2/samples/a/tags/list", bearer(f.token), nil)
+		if c.status != 401 || !strings.Contains(c.header.Get("WWW-Authenticate"), `error="invalid_token"`) || !strings.Contains(c.message(), f.reason) {
+			t.Errorf("%s: %d %q %s; want 401 invalid_token saying %q", name, c.status, c.header.Get("WWW-Authenticate"), c.body, f.reason)
 		}
 	}
 	// Wrong registry: a token for default is refused by team.
@@ -331,10 +367,18 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	clk.Add(3 * time.Hour) // past the overlap: the first key is retired
+	// Retired at once on the keys in memory, and on /v2/, before any reload …
+	if _, err := svc.Verify(t.Context(), longTok, "default", token.GrantAccess); err == nil {
+		t.Error("a token of a retired key still verifies (keys in memory)")
+	}
+	if c := do(t, "GET", s.URL+"/v2/", bearer(longTok), nil); c.status != 401 || !strings.Contains(c.header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Errorf("a token of a retired key on /v2/: %d %q", c.status, c.header.Get("WWW-Authenticate"))
+	}
+	// … and after the keys are reloaded from the store.
 	if err := svc.Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Verify(t.Context(), longTok, "default", token.GrantAccess); err == nil {
-		t.Error("a token of a retired key still verifies")
+		t.Error("a token of a retired key still verifies (after a reload)")
 	}
 }

@@ -2,6 +2,7 @@ package oauth_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -217,11 +218,38 @@ func TestNoSecretsInLogs(t *testing.T) {
 	dir := s.OwnerToken(t)
 	secrets = append(secrets, dir)
 	c := do(t, "POST", s.URL+"/oauth2/exchange", "", url.Values{"grant_type": {"access_token"}, "service": {s.Host}, "access_token": {dir}})
-	secrets = append(secrets, string(c.body))
-	for _, a := range []string{basic(user, pass), basic(user, pass+"x"), basic("logcheck", tokPw), bearer(r.AccessToken), basic(sp.AppID, sp.Password)} {
+	var ex struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if c.status != 200 || json.Unmarshal(c.body, &ex) != nil || ex.RefreshToken == "" {
+		t.Fatalf("exchange: %d %s", c.status, c.body)
+	}
+	secrets = append(secrets, ex.RefreshToken)
+	// The refresh token in every place a client sends it: the refresh grant, the null GUID's
+	// password (with and without an offline token), Basic on /v2/.
+	c = do(t, "POST", s.URL+"/oauth2/token", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {ex.RefreshToken},
+		"service": {s.Host}, "scope": {"repository:x/a:pull"}})
+	var fromRefresh tokenReply
+	if c.status != 200 || json.Unmarshal(c.body, &fromRefresh) != nil || fromRefresh.AccessToken == "" {
+		t.Fatalf("refresh grant: %d %s", c.status, c.body)
+	}
+	secrets = append(secrets, fromRefresh.AccessToken)
+	if _, c := getToken(t, s, nullGUID, ex.RefreshToken, url.Values{"offline_token": {"true"}}, "repository:x/a:pull"); c.status != 200 {
+		t.Fatalf("null GUID with the refresh token: %d %s", c.status, c.body)
+	}
+	for _, a := range []string{basic(user, pass), basic(user, pass+"x"), basic("logcheck", tokPw), bearer(r.AccessToken), basic(sp.AppID, sp.Password),
+		basic(nullGUID, ex.RefreshToken), basic(nullGUID, fromRefresh.AccessToken), bearer(fromRefresh.AccessToken)} {
 		do(t, "GET", s.URL+"/v2/x/a/tags/list", a, nil)
 	}
-	do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {sp.Password}})
+	c = do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {sp.Password}})
+	var spDir struct {
+		AccessToken string `json:"access_token"`
+	}
+	if c.status != 200 || json.Unmarshal(c.body, &spDir) != nil || spDir.AccessToken == "" {
+		t.Fatalf("service principal's directory token: %d %s", c.status, c.body)
+	}
+	secrets = append(secrets, spDir.AccessToken)
+	do(t, "GET", s.URL+"/mgmt/v1/registries", bearer(spDir.AccessToken), nil)
 	s.Stop()
 	mu.Lock()
 	defer mu.Unlock()
@@ -241,3 +269,32 @@ func TestNoSecretsInLogs(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestAccessTokenAsPasswordIsBounded checks that a token request signed in with an access token
+// (the null GUID and the token as password, as clients that cache one do) gets at most what
+// that token holds, although the identity behind it could get more.
+func TestAccessTokenAsPasswordIsBounded(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	user, pass := s.Admin(t) // the admin user may do everything on every repository
+	pullOnly, c := getToken(t, s, user, pass, nil, "repository:samples/a:pull")
+	if c.status != 200 || !slices.Equal(access(t, pullOnly.AccessToken), []string{"repository:samples/a:pull"}) {
+		t.Fatalf("pull-only token: %d %s", c.status, c.body)
+	}
+	ask := []string{"repository:samples/a:pull,push,delete", "repository:samples/b:pull,push", "registry:catalog:*"}
+	r, c := getToken(t, s, nullGUID, pullOnly.AccessToken, nil, ask...)
+	if c.status != 200 {
+		t.Fatalf("token for an access token: %d %s", c.status, c.body)
+	}
+	if got, want := access(t, r.AccessToken), []string{"repository:samples/a:pull"}; !slices.Equal(got, want) {
+		t.Errorf("an access token with %v asked for %v got %v; want %v", want, ask, got, want)
+	}
+	// The same request with the admin's password gets all of it: the bound is the token's.
+	r, _ = getToken(t, s, user, pass, nil, ask...)
+	if got := access(t, r.AccessToken); !slices.Equal(got, []string{"repository:samples/a:pull,push,delete", "repository:samples/b:pull,push", "registry:catalog:*"}) {
+		t.Errorf("the admin's password got %v", got)
+	}
+	// And the bounded token cannot push where its source could not.
+	if c := do(t, "POST", s.URL+"/v2/samples/a/blobs/uploads/", basic(nullGUID, pullOnly.AccessToken), nil); c.status != 401 {
+		t.Errorf("push with a pull-only access token as password: %d %s", c.status, c.body)
+	}
+}

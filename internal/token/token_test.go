@@ -147,3 +147,40 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestRetiredKeyStopsVerifying checks that a key stops verifying the moment it retires, on the
+// keys this service holds in memory (no Ensure or reload in between), for a token verified
+// before (remembered) and for one never seen, even though both would still be unexpired.
+func TestRetiredKeyStopsVerifying(t *testing.T) {
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clk := &clock{t: time.Now()}
+	s := New(st, Options{Now: clk.now, Rotation: time.Hour}) // retires 1 h + 3 h (the overlap) after it is made
+	ctx := context.Background()
+	if err := s.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen, unseen := sign(t, s, "reg.example", 24*time.Hour), sign(t, s, "reg.example", 24*time.Hour)
+	if _, err := s.Verify(ctx, seen, "reg.example", GrantAccess); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(4*time.Hour - time.Minute)
+	for name, raw := range map[string]string{"seen": seen, "unseen": unseen} {
+		if _, err := s.Verify(ctx, raw, "reg.example", GrantAccess); err != nil {
+			t.Errorf("%s token a minute before its key retires: %v", name, err)
+		}
+	}
+	clk.add(2 * time.Minute)
+	for name, raw := range map[string]string{"seen": seen, "unseen": unseen} {
+		if _, err := s.Verify(ctx, raw, "reg.example", GrantAccess); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s token of a retired key: %v; want ErrInvalid", name, err)
+		}
+	}
+	// Signing now rotates to a new key (nothing is signed by a retired one), which verifies.
+	if _, err := s.Verify(ctx, sign(t, s, "reg.example", time.Hour), "reg.example", GrantAccess); err != nil {
+		t.Errorf("token of the new key: %v", err)
+	}
+}

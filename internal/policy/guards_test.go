@@ -1,0 +1,158 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+// TestStalePrincipals checks that a principal carried by a token (an id and a name) speaks only
+// for the identity that still has both: an id reused by a new identity of another name, or a
+// name with another id, gets nothing — on the data plane and on the control plane.
+func TestStalePrincipals(t *testing.T) {
+	in := fixture("rbac", "")
+	in.Assignments = []store.RoleAssignment{
+		{ID: "a-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		{ID: "sp-owner", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleOwner, Scope: "/"},
+	}
+	s := Compile(in)
+	sp := holders[2].principal
+	alice := holders[0].principal
+	ci := authn.Principal{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"}
+	rename := func(p authn.Principal, name string) authn.Principal { p.Name = name; return p }
+	reid := func(p authn.Principal, id int64) authn.Principal { p.ID = id; return p }
+	for _, tc := range []struct {
+		name string
+		p    authn.Principal
+		code string
+	}{
+		{"token id of another token's name", rename(ci, "ci-admin"), CodeTokenGone},
+		{"token id reused under a new name", rename(ci, "ghost"), CodeTokenGone},
+		{"token name with another id", reid(ci, 99), CodeTokenGone},
+		{"user id reused under a new name", rename(alice, "mallory"), CodeIdentityGone},
+		{"user name with another id", reid(alice, 2), CodeIdentityGone},
+		{"service principal id reused", rename(sp, "99999999-2222-4333-8444-555555555555"), CodeIdentityGone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(s, tc.p, ActionPull, repo("team-a/x"))
+			if d.Allow || d.Code != tc.code {
+				t.Errorf("pull: %+v; want a denial with code %s", d, tc.code)
+			}
+			if tc.p.Kind == authn.KindToken {
+				return // tokens never reach the control plane
+			}
+			for _, perm := range AllPermissions {
+				registry := "r"
+				if strings.HasPrefix(string(perm), "directory/") {
+					registry = ""
+				}
+				if d := DecideControl(s, tc.p, perm, registry); d.Allow || d.Code != CodeIdentityGone {
+					t.Errorf("control %s: %+v; want a denial with code %s", perm, d, CodeIdentityGone)
+				}
+			}
+			if HasAnyRole(s, tc.p, "r") {
+				t.Error("HasAnyRole is true for a principal that no longer exists")
+			}
+			if ps := Permissions(s, tc.p, ""); len(ps) != 0 {
+				t.Errorf("Permissions = %v; want none", ps)
+			}
+		})
+	}
+	// The genuine principals are allowed, so the denials above are about identity alone.
+	for _, p := range []authn.Principal{alice, sp, ci} {
+		if d := Decide(s, p, ActionPull, repo("team-a/x")); !d.Allow {
+			t.Errorf("%s: %+v", p, d)
+		}
+	}
+	for _, p := range []authn.Principal{alice, sp} {
+		if d := DecideControl(s, p, PermAssignmentsWrite, ""); !d.Allow {
+			t.Errorf("%s control: %+v", p, d)
+		}
+	}
+}
+
+// bigSnapshot is the snapshot of BenchmarkDecide and TestDecideAllocations: 10 000 role
+// assignments with conditions and 1 000 scope maps with tokens.
+func bigSnapshot() *Snapshot {
+	in := fixture("rbac-abac", "anonymous-prefix")
+	for i := 0; i < 1000; i++ {
+		id := int64(100 + i)
+		in.ScopeMaps = append(in.ScopeMaps, store.ScopeMap{ID: id, RegistryID: 1, Name: fmt.Sprintf("map-%d", i), Rules: []store.ScopeRule{
+			{Repository: fmt.Sprintf("team-%d/*", i), Action: "content/read"}, {Repository: fmt.Sprintf("team-%d/app", i), Action: "content/write"}}})
+		in.Tokens = append(in.Tokens, store.Token{ID: id, RegistryID: 1, Name: fmt.Sprintf("tok-%d", i), ScopeMapID: id, ScopeMap: fmt.Sprintf("map-%d", i), Status: "enabled"})
+	}
+	for i := 0; i < 10000; i++ {
+		uid := int64(1000 + i)
+		in.Users = append(in.Users, store.User{ID: uid, Name: fmt.Sprintf("user-%d", i)})
+		in.Assignments = append(in.Assignments, store.RoleAssignment{ID: fmt.Sprintf("ra-%d", i), PrincipalKind: store.KindUser, PrincipalID: uid,
+			Role: RoleRepositoryWriter, Scope: "/registries/r", Condition: nameAttr + fmt.Sprintf(" StringStartsWithIgnoreCase 'team-%d/'", i%1000), ConditionVersion: "2.0"})
+	}
+	return Compile(in)
+}
+
+// decideCase is one allowed decision on bigSnapshot.
+type decideCase struct {
+	name string
+	p    authn.Principal
+	a    Action
+	res  Resource
+}
+
+var decideCases = []decideCase{
+	{"user-condition", authn.Principal{Kind: authn.KindUser, Name: "user-4242", ID: 1000 + 4242}, ActionPush, repo("team-242/app")},
+	{"token-scope-map", authn.Principal{Kind: authn.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionPull, repo("team-242/app")},
+	{"token-catalog-filtered", authn.Principal{Kind: authn.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionCatalog,
+		Resource{Registry: "r", Type: TypeRegistry, Name: "catalog"}},
+	{"admin", authn.Principal{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"}, ActionPush, repo("x")},
+	{"anonymous-pull", authn.Anonymous, ActionPull, repo("team-a/x")},
+}
+
+// TestDecideAllocations holds Decide to what its comment and docs/benchmarks.md promise: an
+// allowing decision allocates nothing.
+func TestDecideAllocations(t *testing.T) {
+	s := bigSnapshot()
+	for _, c := range decideCases {
+		if d := Decide(s, c.p, c.a, c.res); !d.Allow {
+			t.Fatalf("%s: denied: %s", c.name, d.Reason)
+		}
+		if n := testing.AllocsPerRun(200, func() { Decide(s, c.p, c.a, c.res) }); n != 0 {
+			t.Errorf("%s: %.1f allocations per decision; want 0", c.name, n)
+		}
+	}
+}
+
+// FuzzLike checks StringLike's matcher against the regular expression the pattern stands for.
+func FuzzLike(f *testing.F) {
+	for _, seed := range [][2]string{{"a/b/b/c", "a/*/c"}, {"a/bb/c", "a/?/c"}, {"", "*"}, {"aXbYbZc", "a*b*c"},
+		{"aXbYbZ", "a*b*c"}, {"é/x", "?/x"}, {"ab", "a**b"}, {"team-a/x", "team-?/*"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, s, pattern string) {
+		// Conditions are valid UTF-8 (ParseCondition refuses others) and so are repository names.
+		if len(pattern) > 64 || len(s) > 256 || !utf8.ValidString(s) || !utf8.ValidString(pattern) {
+			return
+		}
+		var re strings.Builder
+		re.WriteString(`(?s)\A`)
+		for _, r := range pattern {
+			switch r {
+			case '*':
+				re.WriteString(".*")
+			case '?':
+				re.WriteString(".")
+			default:
+				re.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+		re.WriteString(`\z`)
+		want := regexp.MustCompile(re.String()).MatchString(s)
+		if got := like(s, pattern); got != want {
+			t.Fatalf("like(%q, %q) = %v; the pattern as %s says %v", s, pattern, got, re.String(), want)
+		}
+	})
+}

@@ -80,9 +80,18 @@ func TestWriterUnderLoad(t *testing.T) {
 	if got := len(sink.logins) + len(sink.repos); got != senders*each {
 		t.Fatalf("%d distinct events stored, want %d", got, senders*each)
 	}
-	for id, n := range sink.logins {
-		if n != 1 {
-			t.Fatalf("event %s stored %d times", id, n)
+	// Every event exactly once, each of its own kind: even i are login events, odd i repository events.
+	for g := range senders {
+		for i := range each {
+			id := fmt.Sprintf("%d-%d", g, i)
+			wantLogin, wantRepo := 1, 0
+			if i%2 == 1 {
+				wantLogin, wantRepo = 0, 1
+			}
+			if sink.logins[id] != wantLogin || sink.repos[id] != wantRepo {
+				t.Fatalf("event %s stored %d times as a login event and %d times as a repository event; want %d and %d",
+					id, sink.logins[id], sink.repos[id], wantLogin, wantRepo)
+			}
 		}
 	}
 	st := w.Stats()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 // smoke is a run small enough for every test run: every section, tiny sizes.
@@ -61,15 +62,66 @@ func TestRunAgainstBerth(t *testing.T) {
 			t.Errorf("%s = %v %s, want > 0", name, m.Value, m.Unit)
 		}
 	}
-	// The seeding happened: the catalog and the tag list hold what was created.
 	var buf bytes.Buffer
 	if err := WriteTable(&buf, res); err != nil || !strings.Contains(buf.String(), "manifest HEAD, 1 clients") {
 		t.Errorf("table: %v\n%s", err, buf.String())
 	}
-	// A second run finds the repositories and tags there and does not create them again.
+	// The seeding happened: the catalog and the tag list hold what was created.
+	seeded := func() (repos, tags int) {
+		var cat struct{ Repositories []string }
+		getJSON(t, s.URL+"/v2/_catalog?n=1000", user, pass, &cat)
+		for _, r := range cat.Repositories {
+			if strings.HasPrefix(r, cfg.Repository+"/cat/") {
+				repos++
+			}
+		}
+		var tl struct{ Tags []string }
+		getJSON(t, s.URL+"/v2/"+cfg.Repository+"/tagged/tags/list?n=1000", user, pass, &tl)
+		return repos, len(tl.Tags)
+	}
+	if r, tg := seeded(); r != cfg.Repos || tg != cfg.Tags {
+		t.Errorf("seeded %d repositories and %d tags; want %d and %d", r, tg, cfg.Repos, cfg.Tags)
+	}
+	// A second run finds the repositories and tags there and does not create them again: no
+	// manifest is pushed (the seed blob is checked, and uploaded only when missing).
+	pushes := func() int {
+		time.Sleep(100 * time.Millisecond) // events are written in batches
+		evs, err := s.Meta().RepositoryEvents(context.Background(), store.EventFilter{Operation: "push", Limit: 100000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	before := pushes()
+	if before < cfg.Repos+cfg.Tags {
+		t.Fatalf("%d push events after seeding %d repositories and %d tags", before, cfg.Repos, cfg.Tags)
+	}
 	cfg.Sections = []string{SectionLists}
 	if _, err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("second run: %v", err)
+	}
+	if after := pushes(); after != before {
+		t.Errorf("the second run pushed %d more times; the seeding was repeated", after-before)
+	}
+	if r, tg := seeded(); r != cfg.Repos || tg != cfg.Tags {
+		t.Errorf("after the second run: %d repositories and %d tags; want %d and %d", r, tg, cfg.Repos, cfg.Tags)
+	}
+}
+
+func getJSON(t *testing.T, u, user, pass string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -363,7 +364,15 @@ func TestConcurrentPushes(t *testing.T) {
 			ft := &fatalRecorder{TB: t}
 			c := &client{t: ft, base: s.URL, user: user, pass: pass}
 			func() {
-				defer func() { recover() }()
+				defer func() {
+					// Only the unwinding of a recorded Fatal is expected; any other panic is a
+					// failure of its own.
+					if r := recover(); r != nil {
+						if _, ok := r.(fatalUnwind); !ok {
+							ft.msg = fmt.Sprintf("client %d panicked: %v\n%s", i, r, debug.Stack())
+						}
+					}
+				}()
 				c.pushImage("con/repo", "latest", layer)
 				if i%2 == 0 { // half of them through chunked uploads
 					d := oci.FromBytes(oci.SHA256, layer)
@@ -401,14 +410,17 @@ type fatalRecorder struct {
 	msg string
 }
 
+// fatalUnwind is what fatalRecorder panics with, so that only its unwinding is recovered.
+type fatalUnwind struct{}
+
 func (f *fatalRecorder) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
-	panic(f.msg)
+	panic(fatalUnwind{})
 }
 
 func (f *fatalRecorder) Fatal(args ...any) {
 	f.msg = fmt.Sprint(args...)
-	panic(f.msg)
+	panic(fatalUnwind{})
 }
 
 func (f *fatalRecorder) Helper() {}

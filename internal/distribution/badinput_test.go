@@ -17,6 +17,7 @@ func TestBadInput(t *testing.T) {
 	c := newClient(t, s)
 	_, md := c.pushImage("good/repo", "v1", []byte("layer"))
 	absent := oci.FromBytes(oci.SHA256, []byte("absent"))
+	layer := oci.FromBytes(oci.SHA256, []byte("layer")) // 5 bytes, in good/repo
 	ct := map[string]string{"Content-Type": oci.MediaTypeImageManifest}
 	manifest := func(layerDigest oci.Digest) []byte {
 		return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":2},"layers":[]}`, oci.MediaTypeImageManifest, layerDigest))
@@ -79,7 +80,9 @@ func TestBadInput(t *testing.T) {
 		{"chunk range malformed", "PATCH", upload, map[string]string{"Content-Range": "abc"}, []byte("12345"), 416, "RANGE_INVALID"},
 		{"chunk range backwards", "PATCH", upload, map[string]string{"Content-Range": "9-5"}, []byte("12345"), 416, "RANGE_INVALID"},
 		{"chunk length mismatch", "PATCH", upload, map[string]string{"Content-Range": "0-9"}, []byte("12345"), 400, "SIZE_INVALID"},
-		{"blob range past end", "GET", "/v2/good/repo/manifests/v1", nil, nil, 200, ""},
+		{"blob range past end", "GET", "/v2/good/repo/blobs/" + string(layer), map[string]string{"Range": "bytes=10-20"}, nil, 416, "RANGE_INVALID"},
+		{"blob range backwards", "GET", "/v2/good/repo/blobs/" + string(layer), map[string]string{"Range": "bytes=3-1"}, nil, 416, "RANGE_INVALID"},
+		{"blob range of another unit (ignored: RFC 9110)", "GET", "/v2/good/repo/blobs/" + string(layer), map[string]string{"Range": "items=0-1"}, nil, 200, ""},
 		{"unsupported method", "POST", "/v2/good/repo/manifests/v1", nil, nil, 405, "UNSUPPORTED"},
 		{"unsupported method on blobs", "PUT", "/v2/good/repo/blobs/" + string(absent), nil, nil, 405, "UNSUPPORTED"},
 		{"tags n not a number", "GET", "/v2/good/repo/tags/list?n=abc", nil, nil, 400, "PAGINATION_NUMBER_INVALID"},

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/store"
@@ -124,20 +125,53 @@ func TestConditionEval(t *testing.T) {
 	}
 }
 
+// FuzzParseCondition checks what a parse promises: a refused condition says where, in line and
+// column (counted in characters) that match its byte offset; an accepted one keeps its text,
+// and means the same in parentheses and the opposite under NOT, for every action on the
+// fuzzed repository name.
 func FuzzParseCondition(f *testing.F) {
 	for _, c := range conditionTexts {
-		f.Add(c)
+		f.Add(c, "team-a/x")
 	}
-	f.Fuzz(func(t *testing.T, text string) {
+	f.Add("(\n  "+nameAttr+" StringLike 'a*'\n) AND !ActionMatches{'"+DataContentRead+"'}", "ab")
+	f.Fuzz(func(t *testing.T, text, repo string) {
 		c, err := ParseCondition(text, "")
 		if err != nil {
 			var ce *ConditionError
-			if strings.HasPrefix(err.Error(), "condition: line ") && !asConditionError(err, &ce) {
-				t.Fatalf("positional error of another type: %v", err)
+			if !asConditionError(err, &ce) {
+				if strings.HasPrefix(err.Error(), "condition: line ") {
+					t.Fatalf("positional error of another type: %v", err)
+				}
+				return
+			}
+			if ce.Offset < 0 || ce.Offset > len(text) {
+				t.Fatalf("offset %d outside the %d-byte text", ce.Offset, len(text))
+			}
+			before := text[:ce.Offset]
+			line := 1 + strings.Count(before, "\n")
+			col := 1 + utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:])
+			if ce.Line != line || ce.Column != col {
+				t.Fatalf("%q: error at offset %d says line %d column %d; want line %d column %d", text, ce.Offset, ce.Line, ce.Column, line, col)
 			}
 			return
 		}
-		c.Eval(DataContentRead, "a/b") // must not panic
+		if c.String() != text {
+			t.Fatalf("String() = %q; want the source %q", c.String(), text)
+		}
+		paren, perr := ParseCondition("("+text+")", "")
+		not, nerr := ParseCondition("NOT ("+text+")", "")
+		if perr != nil || nerr != nil {
+			if strings.Contains(fmt.Sprint(perr, nerr), "nests deeper") || strings.Contains(fmt.Sprint(perr, nerr), "bytes long") {
+				return // the wrapping itself went past a limit
+			}
+			t.Fatalf("%q parses, but not in parentheses (%v) or under NOT (%v)", text, perr, nerr)
+		}
+		for _, a := range []string{DataContentRead, DataContentWrite, DataContentDelete, DataMetadataRead, DataMetadataWrite} {
+			v := c.Eval(a, repo)
+			if paren.Eval(a, repo) != v || not.Eval(a, repo) == v {
+				t.Fatalf("%q on %s %q: %v, in parentheses %v, under NOT %v", text, a, repo, v, paren.Eval(a, repo), not.Eval(a, repo))
+			}
+		}
 	})
 }
 

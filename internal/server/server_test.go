@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,9 +135,16 @@ func TestTLS(t *testing.T) {
 	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || got != want {
 		t.Errorf("GET /v2/ over TLS: %d %q %s; want 401 with %s", resp.StatusCode, got, body, want)
 	}
-	if _, err := http.Get("http://" + s.Host + "/v2/"); err == nil {
-		// Go's server answers plain HTTP on a TLS port with a 400, which is still not a registry reply.
-		t.Log("plain HTTP on the TLS port got an answer (expected a 400 from the TLS layer)")
+	// Plain HTTP on the TLS port is not served: Go's TLS layer answers 400 "Client sent an HTTP
+	// request to an HTTPS server" and nothing of the registry (no challenge, no API header).
+	plain, err := http.Get("http://" + s.Host + "/v2/")
+	if err == nil {
+		pb, _ := io.ReadAll(plain.Body)
+		plain.Body.Close()
+		if plain.StatusCode != http.StatusBadRequest || !strings.Contains(string(pb), "HTTP request to an HTTPS server") ||
+			plain.Header.Get("WWW-Authenticate") != "" || plain.Header.Get("Docker-Distribution-Api-Version") != "" {
+			t.Errorf("plain HTTP on the TLS port: %d %v %q; want the TLS layer's 400 and no registry reply", plain.StatusCode, plain.Header, pb)
+		}
 	}
 }
 

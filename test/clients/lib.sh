@@ -11,7 +11,13 @@ step() {
 }
 berth() { "$BERTH" "$@"; }
 dlogin() { printf '%s' "$2" | docker login "$REG" -u "$1" --password-stdin; }
-refused() { ! "$@"; }
+# refused COMMAND…: the command fails because the registry refused the credentials (401
+# unauthorized), not for any other reason (a typo, no network, a missing tool)
+refused() {
+	local out
+	if out=$("$@" 2>&1); then echo "succeeded, but should have been refused: $*"; return 1; fi
+	grep -qi 'unauthorized' <<<"$out" || { echo "failed, but not as unauthorized: $*"; echo "$out"; return 1; }
+}
 # expect_refusal OUTPUT_PATTERN command…: the command fails and says why
 expect_refusal() {
 	local pattern=$1; shift

@@ -37,10 +37,12 @@ umoci_skopeo() {
 	umoci repack --image umoci-layout:base bundle &&
 	skopeo copy --dest-tls-verify=false oci:umoci-layout:base "docker://$REG/clients/skopeo:v1" &&
 	skopeo copy --src-tls-verify=false "docker://$REG/clients/skopeo:v1" oci:skopeo-pulled:v1 || return 1
+	# Each inspect must succeed and print a manifest: two failures would compare equal.
 	local a b
-	a=$(skopeo inspect --raw oci:umoci-layout:base | sha256sum | cut -d' ' -f1)
-	b=$(skopeo inspect --raw --tls-verify=false "docker://$REG/clients/skopeo:v1" | sha256sum | cut -d' ' -f1)
-	[ "$a" = "$b" ] || { echo "manifest digest $b, pushed $a"; return 1; }
+	a=$(skopeo inspect --raw oci:umoci-layout:base) || { echo "skopeo inspect of the layout failed"; return 1; }
+	b=$(skopeo inspect --raw --tls-verify=false "docker://$REG/clients/skopeo:v1") || { echo "skopeo inspect of the pushed image failed"; return 1; }
+	grep -q '"schemaVersion"' <<<"$a" || { echo "not a manifest: $a"; return 1; }
+	[ "$(sha256sum <<<"$a")" = "$(sha256sum <<<"$b")" ] || { echo "pushed manifest differs: $b, want $a"; return 1; }
 	skopeo list-tags --tls-verify=false "docker://$REG/clients/skopeo" | grep -q '"v1"'
 }
 step "umoci layout -> skopeo copy push/pull, same manifest" umoci_skopeo
@@ -64,7 +66,10 @@ crane_flow() {
 	crane ls --insecure "$REG/clients/crane" | grep -qx v2 &&
 	crane catalog --insecure "$REG" | grep -qx clients/crane &&
 	crane tag --insecure "$REG/clients/crane:v1" v3 && crane delete --insecure "$REG/clients/crane@$(crane digest --insecure "$REG/clients/crane:v2")" &&
-	! crane manifest --insecure "$REG/clients/crane:v2" 2>/dev/null
+	# The deleted tag is gone (MANIFEST_UNKNOWN), not just unreachable for any other reason.
+	local out
+	if out=$(crane manifest --insecure "$REG/clients/crane:v2" 2>&1); then echo "crane:v2 still served after its delete"; return 1; fi
+	grep -q 'MANIFEST_UNKNOWN' <<<"$out" || { echo "crane manifest of the deleted tag: $out"; return 1; }
 }
 step "crane append/export/pull/push/copy/tag/delete" crane_flow
 
@@ -76,8 +81,12 @@ oras_flow() {
 	oras attach --plain-http --artifact-type application/vnd.example.sig "$REG/clients/oras:v1" sig.txt:text/plain &&
 	oras discover --plain-http --format json "$REG/clients/oras:v1" >discover.json &&
 	grep -q 'application/vnd.example.sig' discover.json &&
-	# discover must have used the referrers API: no sha256-<digest> fallback tag exists
-	! oras repo tags --plain-http "$REG/clients/oras" | grep -q '^sha256-'
+	# discover must have used the referrers API: the tag list (which must list v1) has no
+	# sha256-<digest> fallback tag
+	local tags
+	tags=$(oras repo tags --plain-http "$REG/clients/oras") || { echo "oras repo tags failed"; return 1; }
+	grep -qx v1 <<<"$tags" || { echo "oras repo tags: $tags"; return 1; }
+	if grep -q '^sha256-' <<<"$tags"; then echo "fallback tag: $tags"; return 1; fi
 }
 step "oras push/pull/attach/discover (referrers API, no tag fallback)" oras_flow
 

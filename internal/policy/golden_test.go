@@ -1,0 +1,113 @@
+package policy
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/store"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/explain.golden from the code (then read the diff)")
+
+// goldenInput is a directory where every kind of rule is present: conditions that hold and do
+// not, a role not honoured in the mode, an unknown role, a broken stored condition, scopes at
+// "/", at the registry and at another, group membership, tokens with and without a map,
+// disabled, anonymous pull on a prefix, network rules.
+func goldenInput(mode string) Input {
+	in := fixture(mode, "anonymous-prefix")
+	in.Registries[0].DefaultAction = store.ActionDeny
+	in.Registries[0].NetworkRules = []store.NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}, {Value: "bogus"}}
+	in.Registries[1].PublicNetworkAccess = false
+	in.Registries[1].AnonymousPullEnabled = true
+	in.ScopeMaps = append(in.ScopeMaps, store.ScopeMap{ID: 12, RegistryID: 1, Name: "catalog-map",
+		Rules: []store.ScopeRule{{Repository: "*", Action: "content/read"}, {Repository: "team-b/x", Action: "content/delete"}}})
+	in.Tokens = append(in.Tokens,
+		store.Token{ID: 22, RegistryID: 1, Name: "off", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "disabled"},
+		store.Token{ID: 23, RegistryID: 1, Name: "nomap", Status: "enabled"},
+		store.Token{ID: 24, RegistryID: 1, Name: "reader", ScopeMapID: 12, ScopeMap: "catalog-map", Status: "enabled"})
+	in.Assignments = []store.RoleAssignment{
+		{ID: "alice-reader", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleRepositoryReader, Scope: "/registries/r",
+			Condition: conditionTexts["prefix"], ConditionVersion: "2.0"},
+		{ID: "alice-push-other", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/registries/other"},
+		{ID: "alice-broken", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleRepositoryWriter, Scope: "/",
+			Condition: "@Request[nope] StringEquals 'x'", ConditionVersion: "2.0"},
+		{ID: "devs-pull", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleAcrPull, Scope: "/"},
+		{ID: "devs-lister", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleCatalogLister, Scope: "/registries/r"},
+		{ID: "sp-bogus", PrincipalKind: store.KindSP, PrincipalID: 3, Role: "Superuser", Scope: "/"},
+		{ID: "sp-writer", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleRepositoryWriter, Scope: "/registries/r",
+			Condition: conditionTexts["like"], ConditionVersion: "2.0"},
+		{ID: "sp-delete", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleAcrDelete, Scope: "/registries/r"},
+		{ID: "sp-owner", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleOwner, Scope: "/registries/other"},
+	}
+	return in
+}
+
+var goldenPrincipals = []authn.Principal{
+	holders[0].principal, holders[1].principal, holders[2].principal,
+	{Kind: authn.KindUser, Name: "mallory", ID: 1},
+	{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"},
+	{Kind: authn.KindAdmin, Name: "other", ID: 2, Registry: "other"},
+	{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"},
+	{Kind: authn.KindToken, Name: "ci-admin", ID: 21, Registry: "r"},
+	{Kind: authn.KindToken, Name: "off", ID: 22, Registry: "r"},
+	{Kind: authn.KindToken, Name: "nomap", ID: 23, Registry: "r"},
+	{Kind: authn.KindToken, Name: "reader", ID: 24, Registry: "r"},
+	{Kind: authn.KindToken, Name: "ghost", ID: 20, Registry: "r"},
+	authn.Anonymous,
+}
+
+// TestExplainGolden explains every principal, action and resource of goldenInput in both modes
+// (and the network from several addresses) and compares the whole text — decisions, reasons and
+// every step — with testdata/explain.golden. `go test ./internal/policy -run ExplainGolden
+// -update` rewrites the file; its diff is then the change to review.
+func TestExplainGolden(t *testing.T) {
+	var b strings.Builder
+	resources := []Resource{repo("team-a/x"), repo("team-b/x"), {Registry: "r", Type: TypeRegistry, Name: "catalog"},
+		{Registry: "other", Type: TypeRepository, Name: "team-a/x"}, {Registry: "nope", Type: TypeRepository, Name: "x"}}
+	for _, mode := range []string{"rbac", "rbac-abac"} {
+		s := Compile(goldenInput(mode))
+		for _, p := range goldenPrincipals {
+			for _, a := range everyAction {
+				for _, res := range resources {
+					if (a == ActionCatalog) != (res.Type == TypeRegistry) {
+						continue
+					}
+					writeExplanation(&b, mode, Explain(s, p, a, res, netip.Addr{}))
+					// Decide answers as Explain does, without the steps.
+					if d, e := Decide(s, p, a, res), Explain(s, p, a, res, netip.Addr{}); d != e.Decision {
+						t.Errorf("%s %s %s %s: Decide %+v, Explain %+v", mode, p, a, res.Name, d, e.Decision)
+					}
+				}
+			}
+		}
+		for _, ip := range []string{"203.0.113.9", "::ffff:203.0.113.9", "2001:db8::7", "198.51.100.1"} {
+			for _, reg := range []string{"r", "other", "nope"} {
+				addr := netip.MustParseAddr(ip)
+				writeExplanation(&b, mode, Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr))
+				if n, e := s.Network(reg, addr), Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr); e.Network == nil || n != *e.Network {
+					t.Errorf("%s from %s: Network %+v, Explain %+v", reg, ip, n, e.Network)
+				}
+			}
+		}
+	}
+	compareGolden(t, "testdata/explain.golden", b.String())
+}
+
+func writeExplanation(b *strings.Builder, mode string, e Explanation) {
+	fmt.Fprintf(b, "[%s] %s %s (%s) on %s of %q", mode, e.Identity, e.Action, e.DataAction, e.Resource, e.Registry)
+	if e.IP != "" {
+		fmt.Fprintf(b, " from %s", e.IP)
+	}
+	fmt.Fprintf(b, " [mode %s]: allowed=%v\n", e.Mode, e.Allowed)
+	if e.Network != nil {
+		fmt.Fprintf(b, "  network: %v %s: %s\n", e.Network.Allow, e.Network.Code, e.Network.Reason)
+	}
+	fmt.Fprintf(b, "  decision: %v filtered=%v %s: %s\n", e.Decision.Allow, e.Decision.Filtered, e.Decision.Code, e.Decision.Reason)
+	for _, st := range e.Steps {
+		fmt.Fprintf(b, "  - %s [%s] %v: %s\n", st.Source, st.Ref, st.Matched, st.Detail)
+	}
+}

@@ -97,6 +97,33 @@ func TestExplainGolden(t *testing.T) {
 	compareGolden(t, "testdata/explain.golden", b.String())
 }
 
+// TestControlGolden decides every control-plane permission for every principal at "/", at each
+// registry and at one that does not exist, with Permissions and HasAnyRole beside, and compares
+// with testdata/control.golden (-update rewrites it). The service principal's id is also a
+// user's (3) in a group: group assignments speak for users only.
+func TestControlGolden(t *testing.T) {
+	var b strings.Builder
+	in := goldenInput("rbac")
+	in.Users = append(in.Users, store.User{ID: 3, Name: "carol"})
+	in.Memberships[3] = []int64{7}
+	in.Assignments = append(in.Assignments,
+		store.RoleAssignment{ID: "bob-reader", PrincipalKind: store.KindUser, PrincipalID: 2, Role: RoleReader, Scope: "/registries/r"},
+		store.RoleAssignment{ID: "devs-contributor", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleContributor, Scope: "/registries/other"},
+		store.RoleAssignment{ID: "alice-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"})
+	s := Compile(in)
+	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], authn.Principal{Kind: authn.KindUser, Name: "carol", ID: 3})
+	for _, p := range principals {
+		for _, registry := range []string{"", "r", "other", "nope"} {
+			fmt.Fprintf(&b, "%s at %q: any role %v; permissions %v\n", p, registry, HasAnyRole(s, p, registry), Permissions(s, p, registry))
+			for _, perm := range AllPermissions {
+				d := DecideControl(s, p, perm, registry)
+				fmt.Fprintf(&b, "  %s: %v %s: %s\n", perm, d.Allow, d.Code, d.Reason)
+			}
+		}
+	}
+	compareGolden(t, "testdata/control.golden", b.String())
+}
+
 func writeExplanation(b *strings.Builder, mode string, e Explanation) {
 	fmt.Fprintf(b, "[%s] %s %s (%s) on %s of %q", mode, e.Identity, e.Action, e.DataAction, e.Resource, e.Registry)
 	if e.IP != "" {

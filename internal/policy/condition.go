@@ -195,7 +195,7 @@ func (t ctoken) String() string {
 	case tAttribute:
 		return "@" + t.text
 	case tBad:
-		if len(t.text) > 1 {
+		if utf8.RuneCountInString(t.text) > 1 { // a description; one character is quoted
 			return t.text
 		}
 	}

@@ -13,10 +13,6 @@ func RegistryScope(name string) string { return "/registries/" + name }
 // DecideControl answers whether p holds permission perm at a registry ("" for the server scope
 // "/", which only assignments at "/" cover). Conditions do not apply to the control plane.
 func DecideControl(s *Snapshot, p authn.Principal, perm Permission, registry string) Decision {
-	return decideControl(s, p, perm, registry, nil)
-}
-
-func decideControl(s *Snapshot, p authn.Principal, perm Permission, registry string, tr *trace) Decision {
 	if p.Kind != authn.KindUser && p.Kind != authn.KindSP {
 		return deny(CodeNoAssignment, "%s cannot use the management API: sign in with 'berth auth login' as a user or service principal", p)
 	}
@@ -30,21 +26,10 @@ func decideControl(s *Snapshot, p authn.Principal, perm Permission, registry str
 	}
 	var found *assignment
 	s.eachAssignment(p, func(as *assignment) bool {
-		ok := as.role != nil && as.role.has(perm) && (as.registry == "" || as.registry == registry)
-		if tr != nil {
-			switch {
-			case ok:
-				tr.add("role assignment", as.id, true, as.desc+" gives "+string(perm))
-			case as.role == nil || !as.role.has(perm):
-				tr.add("role assignment", as.id, false, as.desc+" does not give "+string(perm))
-			default:
-				tr.add("role assignment", as.id, false, as.desc+": its scope does not cover "+scopeOf(registry))
-			}
-		}
-		if ok {
+		if as.role != nil && as.role.has(perm) && (as.registry == "" || as.registry == registry) {
 			found = as
 		}
-		return ok
+		return found != nil
 	})
 	if found != nil {
 		return Decision{Allow: true, Code: CodeControlPermission, Reason: found.desc}

@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the code (then review the diff)")
@@ -241,7 +243,52 @@ func TestTranscript(t *testing.T) {
 		tr.do(admin, fmt.Sprintf("open upload %d of the limit", i+1), "POST", "/v2/t/lim/blobs/uploads/", nil, nil)
 	}
 
+	tr.events()
 	compareGolden(t, "testdata/transcript.golden", tr.b.String())
+}
+
+// events appends the login and repository events the scenario left, oldest first, without
+// what changes from run to run (times, durations, addresses, ids).
+func (tr *transcript) events() {
+	tr.t.Helper()
+	ctx := tr.t.Context()
+	meta := tr.s.Meta()
+	// Events are written in batches a few milliseconds after their request: wait until the
+	// count has not moved for three looks in a row.
+	var last int64 = -1
+	for still := 0; still < 3; {
+		l, r, err := meta.CountEvents(ctx)
+		if err != nil {
+			tr.t.Fatal(err)
+		}
+		if l+r == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = l + r
+		time.Sleep(50 * time.Millisecond)
+	}
+	logins, err := meta.LoginEvents(ctx, store.EventFilter{Limit: 100000})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	fmt.Fprintf(&tr.b, "# login events\n")
+	for i := len(logins) - 1; i >= 0; i-- {
+		e := logins[i]
+		fmt.Fprintf(&tr.b, "%s %s %s(%s) %d %s %s %q granted=%v refused=%v token=%v\n", e.Operation, e.Registry, e.Identity, e.IdentityKind,
+			e.Status, e.Result, e.Reason, tr.mask(e.Message), e.Granted, e.Refused, e.TokenID != "")
+	}
+	repos, err := meta.RepositoryEvents(ctx, store.EventFilter{Limit: 100000})
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	fmt.Fprintf(&tr.b, "# repository events\n")
+	for i := len(repos) - 1; i >= 0; i-- {
+		e := repos[i]
+		fmt.Fprintf(&tr.b, "%s %s %s:%s@%s %s %s %d by %s(%s) %d %s %s %q\n", e.Operation, e.Registry, e.Repository, e.Tag, e.Digest, e.MediaType,
+			e.ArtifactType, e.Size, e.Identity, e.IdentityKind, e.Status, e.Result, e.Reason, tr.mask(e.Message))
+	}
 }
 
 // compareGolden compares got with the file at path, or rewrites the file with -update.

@@ -45,7 +45,7 @@ var targets = []target{
 	{"internal/authn", []string{"./internal/oauth", "./internal/distribution", "./internal/server"}},
 	{"internal/directory", []string{"./internal/directory", "./internal/oauth", "./internal/mgmt"}},
 	{"internal/distribution", []string{"./internal/distribution", "./internal/server"}},
-	{"internal/blob", []string{"./internal/blob/fsblob", "./internal/distribution"}},
+	{"internal/blob", []string{"./internal/blob", "./internal/blob/fsblob", "./internal/distribution"}},
 	{"internal/blob/fsblob", []string{"./internal/blob/fsblob", "./internal/distribution", "./internal/server"}},
 }
 

@@ -18,7 +18,7 @@ func TestIsGUIDShapes(t *testing.T) {
 		{good, true},
 		{good[:35], false},
 		{good + "0", false},
-		{strings.Replace(good, "-", "0", 1), false},      // a digit where a dash goes
+		{strings.Replace(good, "-", "0", 1), false},    // a digit where a dash goes
 		{"0123abcd04567-89ef-ABCD-0123456789a", false}, // right length, a dash moved
 		{"0123abcd-4567-89ef-ABCD-0123456789a-", false},
 		{"0123abcd-4567-89ef-ABCD-0123456789aX", false},

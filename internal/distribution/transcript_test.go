@@ -320,4 +320,3 @@ func compareGolden(t *testing.T, path, got string) {
 		}
 	}
 }
-

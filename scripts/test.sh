@@ -4,14 +4,18 @@
 # each fuzz target briefly, then starts a real `berth serve` and runs the OCI conformance suite
 # and the real clients against it, and prints the push/pull benchmark, runs each microbenchmark
 # once and a seconds-long smoke of berth-bench (scripts/bench.sh --smoke).
-# Environment: FUZZTIME (default 150000 executions per target, 5 to 15 s each here), SKIP_CLIENTS=1 and SKIP_BENCH=1 to skip those.
+# It also runs the mutation tester on a fixed sample (scripts/mutate.sh): the nine mutations of
+# issue 14 must be killed, and no unlisted mutant may survive.
+# Environment: FUZZTIME (default 150000 executions per target, 5 to 15 s each here), SKIP_CLIENTS=1
+# and SKIP_BENCH=1 to skip those stages: a run that skipped any stage says so and exits 1, as it
+# proves less than a whole run (.ci/run never skips).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$ROOT/.work
 mkdir -p "$WORK"
 
-passed=0 failed=0 failures=()
+passed=0 failed=0 skipped=0 failures=() skips=()
 stage() { # name, command...
 	local name=$1; shift
 	echo "=== $name"
@@ -21,6 +25,10 @@ stage() { # name, command...
 	else
 		failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - start))s)"
 	fi
+}
+
+skip() { # name, why
+	skipped=$((skipped + 1)); skips+=("$1 ($2)"); echo "=== $1: SKIPPED ($2)"
 }
 
 tools() {
@@ -66,19 +74,43 @@ stage "go test (race detector on; store suite on SQLite and PostgreSQL, blob sui
 stage "go test of the server packages over PostgreSQL and S3 (MinIO)" \
 	env BERTH_TEST_BACKEND=postgres BERTH_TEST_STORAGE=s3 go test -count=1 ./internal/... ./test/e2e
 
+# Every fuzz target of the tree, found in the sources: one that is renamed or added is fuzzed
+# under its new name, and one that did not actually fuzz (no "fuzz: elapsed" line, or
+# "no fuzz tests to fuzz") fails the stage.
+FUZZ_TARGETS=(
+	internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName
+	internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition
+	internal/policy:FuzzLike
+)
 fuzz() {
 	# A count, not a duration: go1.26's fuzz coordinator can report a bare "context deadline
 	# exceeded" when a -fuzztime duration ends mid-run (golang/go#75804), a failure with no input.
-	local t=${FUZZTIME:-150000x} ok=0
-	for target in internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName \
-		internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition; do
-		local pkg=${target%%:*} name=${target##*:}
+	local t=${FUZZTIME:-150000x} ok=0 found listed
+	found=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' cmd internal test 2>/dev/null |
+		sed -E 's|^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*|\1:\2|' | sort)
+	listed=$(printf '%s\n' "${FUZZ_TARGETS[@]}" | sort)
+	if [ "$found" != "$listed" ]; then
+		echo "the fuzz targets in the sources and FUZZ_TARGETS in scripts/test.sh differ:"
+		diff <(echo "$listed") <(echo "$found") | sed 's/^</  listed only:/; s/^>/  in the sources only:/' | grep only
+		ok=1
+	fi
+	for target in "${FUZZ_TARGETS[@]}"; do
+		local pkg=${target%%:*} name=${target##*:} out rc
 		echo "--- fuzz $name ($t)"
-		go test -run '^$' -fuzz "^$name\$" -fuzztime "$t" "./$pkg" 2>&1 | tail -n 3 || ok=1
+		out=$(go test -run '^$' -fuzz "^$name\$" -fuzztime "$t" "./$pkg" 2>&1); rc=$?
+		echo "$out" | tail -n 3
+		if [ $rc -ne 0 ]; then
+			echo "--- fuzz $name: FAILED (exit $rc)"; echo "$out" | tail -n 30; ok=1
+		elif ! grep -q '^fuzz: elapsed: .*execs: [1-9]' <<<"$out" || grep -q 'no fuzz tests to fuzz' <<<"$out"; then
+			echo "--- fuzz $name: did not fuzz"; ok=1
+		fi
 	done
 	return $ok
 }
 stage "fuzz targets" fuzz
+
+stage "mutation testing: the nine hand mutants of issue 14 and a fixed sample (scripts/mutate.sh --sample 48)" \
+	bash scripts/mutate.sh --sample 48
 
 # A real berth serve for the conformance suite and the clients, with a fresh owner password.
 SERVER_PID=""
@@ -111,15 +143,21 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 	stage "owner signs in, admin user enabled (berth CLI)" admin
 	stage "OCI conformance (1.1 and dev as the admin user; fails without credentials)" \
 		env OCI_USERNAME=default OCI_PASSWORD="${ADMIN_PASSWORD:-}" bash scripts/conformance.sh "$ADDR" "$WORK/conformance"
+	client_stages=("real clients (docker login as the admin user)"
+		"identity scenario with real clients (admin, token, scope maps, berth login, sp)"
+		"authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)"
+		"troubleshooting table with real clients (client text, login event, check-health code, explain for 15 causes; own server)")
 	if [ "${SKIP_CLIENTS:-}" != 1 ]; then
-		stage "real clients (docker login as the admin user)" \
+		stage "${client_stages[0]}" \
 			env BERTH_USER=default BERTH_PASSWORD="${ADMIN_PASSWORD:-}" bash test/clients/run.sh "$ADDR"
-		stage "identity scenario with real clients (admin, token, scope maps, berth login, sp)" \
+		stage "${client_stages[1]}" \
 			env BERTH="$WORK/berth" BERTH_OWNER_PASSWORD="$OWNER_PASSWORD" bash test/clients/auth.sh "$ADDR" "$WORK/serve.log"
-		stage "authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)" \
+		stage "${client_stages[2]}" \
 			env BERTH="$WORK/berth" bash test/clients/access.sh
-		stage "troubleshooting table with real clients (client text, login event, check-health code, explain for 15 causes; own server)" \
+		stage "${client_stages[3]}" \
 			env BERTH="$WORK/berth" TABLE="$WORK/troubleshooting-table.md" bash test/clients/troubleshoot.sh
+	else
+		for name in "${client_stages[@]}"; do skip "$name" "SKIP_CLIENTS=1"; done
 	fi
 	stop() {
 		kill -TERM "$SERVER_PID" && wait "$SERVER_PID"
@@ -129,19 +167,33 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 		return 0
 	}
 	stage "graceful shutdown, no server errors logged" stop
+else
+	skip "owner sign-in, OCI conformance, real clients, graceful shutdown" "berth serve did not start"
 fi
 
+bench_stages=("push/pull benchmark"
+	"microbenchmarks, once each (Decide, token sign/verify, catalog page, manifest parse, blob write)"
+	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)")
 if [ "${SKIP_BENCH:-}" != 1 ]; then
-	stage "push/pull benchmark" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
-	stage "microbenchmarks, once each (Decide, token sign/verify, catalog page, manifest parse, blob write)" \
+	stage "${bench_stages[0]}" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
+	stage "${bench_stages[1]}" \
 		go test -run '^$' -bench . -benchtime 1x ./internal/policy ./internal/token ./internal/store ./internal/oci ./internal/blob/fsblob
-	stage "benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)" \
+	stage "${bench_stages[2]}" \
 		bash scripts/bench.sh --smoke --rounds 1 --targets berth --out "$WORK/bench"
+else
+	for name in "${bench_stages[@]}"; do skip "$name" "SKIP_BENCH=1"; done
 fi
 
 echo
 if [ "$failed" -gt 0 ]; then
 	printf 'failed stage: %s\n' "${failures[@]}"
+fi
+if [ "$skipped" -gt 0 ]; then
+	printf 'skipped stage: %s\n' "${skips[@]}"
+fi
+if [ "$skipped" -gt 0 ]; then
+	echo "test.sh: $passed passed, $failed failed, $skipped skipped: INCOMPLETE, not a success (run without SKIP_* for a whole run)"
+	exit 1
 fi
 echo "test.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -73,14 +73,15 @@ func main() {
 	survivorsPath := flag.String("survivors", "test/mutate/survivors.txt", "the listed survivors")
 	list := flag.Bool("list", false, "list the mutants and exit")
 	hand := flag.Bool("hand", true, "run the hand mutants too")
+	record := flag.String("record", "", "append each unlisted survivor to this file as \"open\", in survivors.txt's form, for review")
 	flag.Parse()
-	if err := run(*sample, *seed, *workers, *out, *survivorsPath, *list, *hand, flag.Args()); err != nil {
+	if err := run(*sample, *seed, *workers, *out, *survivorsPath, *record, *list, *hand, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sample int, seed uint64, workers int, out, survivorsPath string, list, hand bool, only []string) error {
+func run(sample int, seed uint64, workers int, out, survivorsPath, record string, list, hand bool, only []string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -148,6 +149,11 @@ func run(sample int, seed uint64, workers int, out, survivorsPath string, list, 
 			case rs[i].Status == Killed || rs[i].Status == TimedOut:
 				problems = append(problems, fmt.Sprintf("survivors.txt:%d lists %s, which is now killed: remove it", l.line, key))
 			}
+		}
+	}
+	if record != "" {
+		if err := recordSurvivors(record, all); err != nil {
+			return err
 		}
 	}
 	for _, r := range all {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -14,12 +12,11 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/golden"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the code (then review the diff)")
 
 // transcriptHeaders are the reply headers a transcript records: everything a client reads.
 var transcriptHeaders = []string{"Accept-Ranges", "Allow", "Cache-Control", "Content-Length", "Content-Range", "Content-Type",
@@ -244,7 +241,7 @@ func TestTranscript(t *testing.T) {
 	}
 
 	tr.events()
-	compareGolden(t, "testdata/transcript.golden", tr.b.String())
+	golden.Compare(t, "testdata/transcript.golden", tr.b.String())
 }
 
 // events appends the login and repository events the scenario left, oldest first, without
@@ -288,35 +285,5 @@ func (tr *transcript) events() {
 		e := repos[i]
 		fmt.Fprintf(&tr.b, "%s %s %s:%s@%s %s %s %d by %s(%s) %d %s %s %q\n", e.Operation, e.Registry, e.Repository, e.Tag, e.Digest, e.MediaType,
 			e.ArtifactType, e.Size, e.Identity, e.IdentityKind, e.Status, e.Result, e.Reason, tr.mask(e.Message))
-	}
-}
-
-// compareGolden compares got with the file at path, or rewrites the file with -update.
-func compareGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got == string(want) {
-		return
-	}
-	gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("%s differs from the code at line %d:\n got: %s\nwant: %s\n(run with -update to rewrite it, then review the diff)", path, i+1, g, w)
-		}
 	}
 }

@@ -3,21 +3,18 @@ package oauth_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/golden"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the code (then review the diff)")
 
 var (
 	jwtRE         = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
@@ -216,7 +213,7 @@ func TestOAuthTranscript(t *testing.T) {
 		fmt.Fprintf(&tr.b, "%s %s %s(%s) %d %s %s %q granted=%v refused=%v token=%v\n", e.Operation, e.Registry, tr.mask(e.Identity), e.IdentityKind,
 			e.Status, e.Result, e.Reason, tr.mask(e.Message), e.Granted, e.Refused, e.TokenID != "")
 	}
-	compareGolden(t, "testdata/oauth.golden", tr.b.String())
+	golden.Compare(t, "testdata/oauth.golden", tr.b.String())
 }
 
 func truncateForName(s string) string {
@@ -224,37 +221,4 @@ func truncateForName(s string) string {
 		return s[:40] + "…"
 	}
 	return s
-}
-
-// compareGolden compares got with the file at path, or rewrites the file with -update.
-func compareGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got == string(want) {
-		return
-	}
-	gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("%s differs from the code at line %d:\n got: %s\nwant: %s\n(run with -update to rewrite it, then review the diff)", path, i+1, g, w)
-		}
-	}
 }

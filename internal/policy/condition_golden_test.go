@@ -2,9 +2,10 @@ package policy
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/berth-registry/berth/internal/golden"
 )
 
 // conditionCorpus is every shape of the condition language worth pinning down: each operator,
@@ -111,35 +112,5 @@ func TestConditionGolden(t *testing.T) {
 			fmt.Fprintf(&b, "  %v %s %q\n", c.Eval(pr.action, pr.repo), strings.TrimPrefix(pr.action, "Microsoft.ContainerRegistry/registries/"), pr.repo)
 		}
 	}
-	compareGolden(t, "testdata/conditions.golden", b.String())
-}
-
-// compareGolden compares got with the file at path, or rewrites the file with -update.
-func compareGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got == string(want) {
-		return
-	}
-	gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-	for i := 0; i < len(gl) || i < len(wl); i++ {
-		var g, w string
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if g != w {
-			t.Fatalf("%s differs from the code at line %d:\n got: %s\nwant: %s\n(run with -update to rewrite it, then review the diff)", path, i+1, g, w)
-		}
-	}
+	golden.Compare(t, "testdata/conditions.golden", b.String())
 }

@@ -1,17 +1,15 @@
 package policy
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/golden"
 	"github.com/berth-registry/berth/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/explain.golden from the code (then read the diff)")
 
 // goldenInput is a directory where every kind of rule is present: conditions that hold and do
 // not, a role not honoured in the mode, an unknown role, a broken stored condition, scopes at
@@ -94,7 +92,7 @@ func TestExplainGolden(t *testing.T) {
 			}
 		}
 	}
-	compareGolden(t, "testdata/explain.golden", b.String())
+	golden.Compare(t, "testdata/explain.golden", b.String())
 }
 
 // TestControlGolden decides every control-plane permission for every principal at "/", at each
@@ -121,7 +119,7 @@ func TestControlGolden(t *testing.T) {
 			}
 		}
 	}
-	compareGolden(t, "testdata/control.golden", b.String())
+	golden.Compare(t, "testdata/control.golden", b.String())
 }
 
 func writeExplanation(b *strings.Builder, mode string, e Explanation) {

@@ -117,12 +117,17 @@ func run(sample int, seed uint64, workers int, out, survivorsPath, record string
 			ms = pick(ms, sample, len(targets), seed)
 		}
 		start := time.Now()
-		cov, err := coverage(root, work, tg)
-		if err != nil {
-			return fmt.Errorf("%s: coverage: %w", tg.Pkg, err)
+		// A full run first measures which lines the tests run, so that mutants no test reaches
+		// are reported as such without a run; a sample runs each of its few mutants instead.
+		var cov coverProfile
+		timeout := 5 * time.Minute
+		if sample == 0 {
+			if cov, err = coverage(root, work, tg); err != nil {
+				return fmt.Errorf("%s: coverage: %w", tg.Pkg, err)
+			}
+			timeout = 3*time.Since(start) + 60*time.Second
 		}
-		base := time.Since(start)
-		rs := runAll(root, work, tg, ms, cov, workers, 3*base+60*time.Second)
+		rs := runAll(root, work, tg, ms, cov, workers, timeout)
 		for i := range rs {
 			rs[i].Listed = listed[rs[i].Key].kind
 		}

@@ -32,6 +32,8 @@ var conditionCorpus = []string{
 	"ActionMatches{'*'}",
 	"ActionMatches{'" + DataCatalogRead + "'}",
 	"ActionMatches{'" + DataMetadataDelete + "'}",
+	"ActionMatches{'" + DataContentRead + "*'}", // a prefix as long as the action
+	"ActionMatches{'" + strings.ToUpper(DataContentRead[:20]) + "*'}",
 	"!ActionMatches{'" + DataContentRead + "'}",
 	"NOT NOT ActionMatches{'" + DataContentRead + "'}",
 	"not ActionMatches{'" + DataContentRead + "'} or " + nameAttr + " StringEquals 'team-a/x'",
@@ -43,6 +45,7 @@ var conditionCorpus = []string{
 	strings.Repeat("(", 32) + "ActionMatches{'" + DataContentRead + "'}" + strings.Repeat(")", 32),
 	strings.Repeat("!", 32) + "ActionMatches{'" + DataContentRead + "'}",
 	// invalid
+	"z", "Z9", "0a", "a_b:c.d", "az09AZ", "9", "{", "}", "@", "~", "`",
 	"",
 	"   ",
 	"(",

@@ -21,6 +21,7 @@ func goldenInput(mode string) Input {
 	in.Registries[0].NetworkRules = []store.NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}, {Value: "bogus"}}
 	in.Registries[1].PublicNetworkAccess = false
 	in.Registries[1].AnonymousPullEnabled = true
+	in.Registries = append(in.Registries, store.Registry{ID: 3, Name: "third", RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: store.ActionAllow})
 	in.ScopeMaps = append(in.ScopeMaps, store.ScopeMap{ID: 12, RegistryID: 1, Name: "catalog-map",
 		Rules: []store.ScopeRule{{Repository: "*", Action: "content/read"}, {Repository: "team-b/x", Action: "content/delete"}}})
 	in.Tokens = append(in.Tokens,
@@ -83,7 +84,7 @@ func TestExplainGolden(t *testing.T) {
 			}
 		}
 		for _, ip := range []string{"203.0.113.9", "::ffff:203.0.113.9", "2001:db8::7", "198.51.100.1"} {
-			for _, reg := range []string{"r", "other", "nope"} {
+			for _, reg := range []string{"r", "other", "third", "nope"} {
 				addr := netip.MustParseAddr(ip)
 				writeExplanation(&b, mode, Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr))
 				if n, e := s.Network(reg, addr), Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr); e.Network == nil || n != *e.Network {
@@ -102,14 +103,18 @@ func TestExplainGolden(t *testing.T) {
 func TestControlGolden(t *testing.T) {
 	var b strings.Builder
 	in := goldenInput("rbac")
-	in.Users = append(in.Users, store.User{ID: 3, Name: "carol"})
+	in.Users = append(in.Users, store.User{ID: 3, Name: "carol"}, store.User{ID: 4, Name: "dave"})
 	in.Memberships[3] = []int64{7}
+	// A service principal with bob's id (bob is in devs) and no role of its own.
+	in.ServicePrincipals = append(in.ServicePrincipals, store.ServicePrincipal{ID: 2, AppID: "22222222-2222-4333-8444-555555555555"})
 	in.Assignments = append(in.Assignments,
 		store.RoleAssignment{ID: "bob-reader", PrincipalKind: store.KindUser, PrincipalID: 2, Role: RoleReader, Scope: "/registries/r"},
 		store.RoleAssignment{ID: "devs-contributor", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleContributor, Scope: "/registries/other"},
-		store.RoleAssignment{ID: "alice-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"})
+		store.RoleAssignment{ID: "alice-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		store.RoleAssignment{ID: "dave-reader", PrincipalKind: store.KindUser, PrincipalID: 4, Role: RoleReader, Scope: "/registries/r"})
 	s := Compile(in)
-	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], authn.Principal{Kind: authn.KindUser, Name: "carol", ID: 3})
+	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], authn.Principal{Kind: authn.KindUser, Name: "carol", ID: 3},
+		authn.Principal{Kind: authn.KindUser, Name: "dave", ID: 4}, authn.Principal{Kind: authn.KindSP, Name: "22222222-2222-4333-8444-555555555555", ID: 2})
 	for _, p := range principals {
 		for _, registry := range []string{"", "r", "other", "nope"} {
 			fmt.Fprintf(&b, "%s at %q: any role %v; permissions %v\n", p, registry, HasAnyRole(s, p, registry), Permissions(s, p, registry))

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/golden"
@@ -250,22 +249,7 @@ func (tr *transcript) events() {
 	tr.t.Helper()
 	ctx := tr.t.Context()
 	meta := tr.s.Meta()
-	// Events are written in batches a few milliseconds after their request: wait until the
-	// count has not moved for three looks in a row.
-	var last int64 = -1
-	for still := 0; still < 3; {
-		l, r, err := meta.CountEvents(ctx)
-		if err != nil {
-			tr.t.Fatal(err)
-		}
-		if l+r == last {
-			still++
-		} else {
-			still = 0
-		}
-		last = l + r
-		time.Sleep(50 * time.Millisecond)
-	}
+	tr.s.SettleEvents(tr.t)
 	logins, err := meta.LoginEvents(ctx, store.EventFilter{Limit: 100000})
 	if err != nil {
 		tr.t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/berth-registry/berth/internal/golden"
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -188,21 +187,7 @@ func TestOAuthTranscript(t *testing.T) {
 	tr.do("Bearer on the token endpoint (ignored: anonymous)", "GET", "/oauth2/token", bearer(rt.RefreshToken), with(svc, "scope", "repository:samples/a:pull"))
 
 	// The login events the scenario left, oldest first.
-	// Events are written in batches a few milliseconds after their request: wait until the
-	// count has not moved for three looks in a row.
-	for last, still := int64(-1), 0; still < 3; {
-		l, _, err := s.Meta().CountEvents(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if l == last {
-			still++
-		} else {
-			still = 0
-		}
-		last = l
-		time.Sleep(50 * time.Millisecond)
-	}
+	s.SettleEvents(t)
 	evs, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 10000})
 	if err != nil {
 		t.Fatal(err)

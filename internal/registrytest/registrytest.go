@@ -303,3 +303,23 @@ func (c *Clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
 }
+
+// SettleEvents waits until the login and repository events of the requests made so far are
+// written: they go to the store in batches a few milliseconds after their request, so it waits
+// until the count has not moved for three looks in a row.
+func (s *Server) SettleEvents(t testing.TB) {
+	t.Helper()
+	for last, still := int64(-1), 0; still < 3; {
+		l, r, err := s.Meta().CountEvents(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l+r == last {
+			still++
+		} else {
+			still = 0
+		}
+		last = l + r
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -213,28 +212,6 @@ func TestNetwork(t *testing.T) {
 		p, err := ParseNetworkRule(tc.in)
 		if got := p.String(); (err == nil) != (tc.want != "") || err == nil && got != tc.want {
 			t.Errorf("ParseNetworkRule(%q) = %s, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-}
-
-func TestResolveClientIP(t *testing.T) {
-	trusted, _ := ParseAddressList([]string{"10.0.0.0/8", "192.0.2.1"})
-	for _, tc := range []struct{ peer, xff, want string }{
-		{"198.51.100.7:1234", "1.2.3.4", "198.51.100.7"}, // untrusted peer: its header is not believed
-		{"10.1.1.1:1234", "1.2.3.4", "1.2.3.4"},
-		{"10.1.1.1:1234", "6.6.6.6, 1.2.3.4, 192.0.2.1", "1.2.3.4"}, // spoofed left part ignored
-		{"10.1.1.1:1234", "", "10.1.1.1"},
-		{"10.1.1.1:1234", "garbage, 1.2.3.4", "1.2.3.4"},
-		{"10.1.1.1:1234", "1.2.3.4, garbage", "10.1.1.1"},
-		{"[::ffff:10.1.1.1]:1234", "2001:db8::5", "2001:db8::5"},
-	} {
-		r := httptest.NewRequest("GET", "/v2/", nil)
-		r.RemoteAddr = tc.peer
-		if tc.xff != "" {
-			r.Header.Set("X-Forwarded-For", tc.xff)
-		}
-		if got := authn.ResolveClientIP(r, trusted.Contains); got.String() != tc.want {
-			t.Errorf("peer %s, X-Forwarded-For %q: %s, want %s", tc.peer, tc.xff, got, tc.want)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func TestDefaultsAndRotationBoundary(t *testing.T) {
 			t.Errorf("rotation %v: the same key after exactly 30 days", rot)
 		}
 	}
-	clk := &clock{t: time.Now()}
+	clk := &clock{t: time.UnixMilli(time.Now().UnixMilli())} // the store keeps milliseconds: the boundary is exact
 	s := New(openStore(t), Options{Now: clk.now, Rotation: time.Hour})
 	if err := s.Ensure(ctx); err != nil {
 		t.Fatal(err)
@@ -208,5 +208,20 @@ func TestVerifyLengthLimit(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "longer than 8192") != wantLong {
 			t.Errorf("%d bytes: %v", n, err)
 		}
+	}
+}
+
+// TestVerifyLeeway: a token is still accepted 30 seconds past its expiry (clocks differ), and
+// refused after.
+func TestVerifyLeeway(t *testing.T) {
+	s, clk := newService(t)
+	raw := sign(t, s, "r", time.Minute)
+	clk.add(time.Minute + 29*time.Second)
+	if _, _, err := s.verify(context.Background(), raw, "r", GrantAccess); err != nil {
+		t.Errorf("29 s past its expiry: %v", err)
+	}
+	clk.add(2 * time.Second)
+	if _, _, err := s.verify(context.Background(), raw, "r", GrantAccess); !errors.Is(err, ErrInvalid) {
+		t.Errorf("31 s past its expiry: %v", err)
 	}
 }

@@ -72,7 +72,7 @@ func main() {
 	workers := flag.Int("workers", 2, "mutants tested at once")
 	out := flag.String("out", "", "also write the table (Markdown) to this file")
 	survivorsPath := flag.String("survivors", "test/mutate/survivors.txt", "the listed survivors")
-	list := flag.Bool("list", false, "list the mutants and exit")
+	list := flag.Bool("list", false, "list the mutants (of the sample, with -sample) and exit")
 	hand := flag.Bool("hand", true, "run the hand mutants too")
 	record := flag.String("record", "", "append each unlisted survivor to this file as \"open\", in survivors.txt's form, for review")
 	flag.Parse()
@@ -108,14 +108,14 @@ func run(sample int, seed uint64, workers int, out, survivorsPath, record string
 		if err != nil {
 			return err
 		}
+		if sample > 0 {
+			ms = pick(ms, sample, len(targets), seed)
+		}
 		if list {
 			for _, m := range ms {
 				fmt.Printf("%s:%d:%d %s\n", m.File, m.Line, m.Col, m.Key)
 			}
 			continue
-		}
-		if sample > 0 {
-			ms = pick(ms, sample, len(targets), seed)
 		}
 		start := time.Now()
 		// A full run first measures which lines the tests run, so that mutants no test reaches

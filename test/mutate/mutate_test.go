@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSurvivorsFileReads: the committed list parses, every entry has a reason, and no key is
+// listed twice.
+func TestSurvivorsFileReads(t *testing.T) {
+	m, err := readSurvivors("survivors.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile("survivors.txt")
+	reasons := strings.Count(string(b), "\n  equivalent: ") + strings.Count(string(b), "\n  open: ")
+	if len(m) != reasons || len(m) == 0 {
+		t.Errorf("%d entries read, %d reasons in the file", len(m), reasons)
+	}
+	bad := filepath.Join(t.TempDir(), "s.txt")
+	for _, text := range []string{"key-without-reason\n", "k\n  maybe: why\n", "k\n  equivalent: a\nk\n  open: b\n", "  equivalent: orphan\n"} {
+		os.WriteFile(bad, []byte(text), 0o644)
+		if _, err := readSurvivors(bad); err == nil {
+			t.Errorf("%q was accepted", text)
+		}
+	}
+}
+
+// TestMutantsApply: each operator yields the change it names, and applying it to the source
+// changes exactly that text.
+func TestMutantsApply(t *testing.T) {
+	dir := t.TempDir()
+	src := "package p\n\nfunc f(a, b int, ok bool) int {\n\tif a < b && ok {\n\t\treturn a + b\n\t}\n\tg()\n\tif !ok {\n\t\treturn 0\n\t}\n\ta++\n\treturn 1\n}\n\nfunc g() { println(\"x\" + \"y\") }\n"
+	os.WriteFile(filepath.Join(dir, "p.go"), []byte(src), 0o644)
+	ms, err := findMutants(dir, "p.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range ms {
+		got[m.Operator+" "+m.Orig+"→"+m.Repl] = string(m.apply([]byte(src)))
+	}
+	for _, want := range []string{"CONDITIONALS_NEGATION <→>=", "CONDITIONALS_BOUNDARY <→<=", "INVERT_LOGICAL &&→||", "ARITHMETIC_BASE +→-",
+		"REMOVE_CALL g()→", "NEGATE_CONDITION !→", "REMOVE_GUARD_RETURN if !ok {\n\t\treturn 0\n\t}→", "INCREMENT_DECREMENT ++→--"} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("no mutant %q", want)
+		}
+	}
+	if out := got["INVERT_LOGICAL &&→||"]; !strings.Contains(out, "if a < b || ok {") {
+		t.Errorf("&&→|| gave:\n%s", out)
+	}
+	arith := 0
+	for _, m := range ms {
+		if m.Operator == opArith {
+			arith++
+		}
+	}
+	if arith != 1 {
+		t.Errorf("%d arithmetic mutants; want 1 (a + b, not the string concatenation)", arith)
+	}
+}

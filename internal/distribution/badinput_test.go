@@ -84,6 +84,8 @@ func TestBadInput(t *testing.T) {
 		{"blob range backwards", "GET", "/v2/good/repo/blobs/" + string(layer), map[string]string{"Range": "bytes=3-1"}, nil, 416, "RANGE_INVALID"},
 		{"blob range of another unit (ignored: RFC 9110)", "GET", "/v2/good/repo/blobs/" + string(layer), map[string]string{"Range": "items=0-1"}, nil, 200, ""},
 		{"unsupported method", "POST", "/v2/good/repo/manifests/v1", nil, nil, 405, "UNSUPPORTED"},
+		{"delete by a malformed digest", "DELETE", "/v2/good/repo/manifests/sha256:xyz", nil, nil, 400, "DIGEST_INVALID"},
+		{"delete by a malformed tag", "DELETE", "/v2/good/repo/manifests/-bad", nil, nil, 400, "MANIFEST_INVALID"},
 		{"unsupported method on blobs", "PUT", "/v2/good/repo/blobs/" + string(absent), nil, nil, 405, "UNSUPPORTED"},
 		{"tags n not a number", "GET", "/v2/good/repo/tags/list?n=abc", nil, nil, 400, "PAGINATION_NUMBER_INVALID"},
 		{"tags n negative", "GET", "/v2/good/repo/tags/list?n=-1", nil, nil, 400, "PAGINATION_NUMBER_INVALID"},

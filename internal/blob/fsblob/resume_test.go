@@ -133,6 +133,15 @@ func TestOpenAtAndList(t *testing.T) {
 	if _, err := s.Open(ctx, absent, 0); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("Open of an absent blob: %v", err)
 	}
+	// A store whose blob folder is gone (removed under it) lists nothing, without an error.
+	empty, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(empty.root, "blobs"))
+	if err := empty.Blobs(ctx, func(blob.Stored) error { t.Error("a blob in an empty store"); return nil }); err != nil {
+		t.Errorf("Blobs without its folder: %v", err)
+	}
 	ups, err := s.Uploads(ctx)
 	if err != nil || len(ups) != 1 || ups[0].ID != "pending" || ups[0].ModTime == 0 {
 		t.Errorf("Uploads = %+v, %v", ups, err)

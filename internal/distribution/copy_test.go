@@ -23,6 +23,11 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	return w.Buffer.Write(p)
 }
 
+// shortWriter takes half of each write and reports no error, as a broken writer might.
+type shortWriter struct{ bytes.Buffer }
+
+func (w *shortWriter) Write(p []byte) (int, error) { return w.Buffer.Write(p[:len(p)/2]) }
+
 // TestCopyHashing: what is written and what is hashed stay the same bytes, whatever the
 // reader returns, and a storage failure is told apart from a client's.
 func TestCopyHashing(t *testing.T) {
@@ -45,6 +50,7 @@ func TestCopyHashing(t *testing.T) {
 		{"cut off by the client", io.MultiReader(bytes.NewReader(data[:1<<20+5]), iotest.ErrReader(cut)), &bytes.Buffer{}, 1<<20 + 5, cut, false},
 		{"unexpected EOF is an error", io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(io.ErrUnexpectedEOF)), &bytes.Buffer{}, 100, io.ErrUnexpectedEOF, false},
 		{"disk full", bytes.NewReader(data), &failingWriter{after: 300 << 10}, 256 << 10, errStorageWrite, true}, // the chunks written whole
+		{"short write", bytes.NewReader(data), &shortWriter{}, 0, io.ErrShortWrite, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,13 @@ func (c *client) do(method, path string, hdr map[string]string, body []byte) rep
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
+	return c.send(method, path, hdr, rd)
+}
+
+// send is do with any body: one whose length net/http cannot tell goes chunked, with no
+// Content-Length.
+func (c *client) send(method, path string, hdr map[string]string, rd io.Reader) reply {
+	c.t.Helper()
 	u := path
 	if !strings.HasPrefix(path, "http") {
 		u = c.base + path

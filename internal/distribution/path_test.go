@@ -32,6 +32,11 @@ func TestParseV2Path(t *testing.T) {
 		{"/v2/a/manifests/", route{}, true},
 		{"/v3/a/manifests/x", route{}, true},
 		{"/v2/" + strings.Repeat("a/", 600) + "tags/list", route{}, true},
+		{"/v2/a/uploads/abc", route{}, true},      // uploads live under blobs/
+		{"/v2//blobs/uploads/abc", route{}, true}, // no name
+		// The longest path is 1024 bytes.
+		{"/v2/" + strings.Repeat("a", 1024-len("/v2//tags/list")) + "/tags/list", route{kind: kindTags, name: strings.Repeat("a", 1024-len("/v2//tags/list"))}, false},
+		{"/v2/" + strings.Repeat("a", 1025-len("/v2//tags/list")) + "/tags/list", route{}, true},
 	}
 	for _, tc := range tests {
 		got, err := parseV2Path(tc.path)

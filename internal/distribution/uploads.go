@@ -162,9 +162,6 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, req *reques
 		return blobTooLarge(r.ContentLength, h.limits.MaxBlobBytes)
 	}
 	body := &limitedBody{r: r.Body, left: h.limits.MaxBlobBytes}
-	if r.ContentLength >= 0 {
-		body.declared = r.ContentLength
-	}
 	info, err := blob.Put(ctx, h.blobs, newID(), d, body)
 	if err != nil {
 		return h.uploadBodyError(err, body, d)
@@ -432,7 +429,7 @@ func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request,
 		return 0, err
 	}
 	defer bw.Close()
-	body := &limitedBody{r: r.Body, left: room, declared: declared}
+	body := &limitedBody{r: r.Body, left: room}
 	n, copyErr := copyHashing(bw, hs, body)
 	if errors.Is(copyErr, errStorageWrite) {
 		// The hash ran ahead of what was stored: no checkpoint; the upload stays where it was.
@@ -493,8 +490,6 @@ func parseContentRange(s string) (start, end int64, err error) {
 	return start, end, nil
 }
 
-// limitedBody reads a request body up to left bytes, noting whether the client sent more and
-// whether the body broke off.
 // errStorageWrite marks a failed write to the blob store during copyHashing.
 var errStorageWrite = errors.New("writing the upload")
 
@@ -547,12 +542,13 @@ func copyHashing(dst io.Writer, h hash.Hash, src io.Reader) (int64, error) {
 	}
 }
 
+// limitedBody reads a request body up to left bytes, noting whether the client sent more and
+// whether the body broke off.
 type limitedBody struct {
-	r        io.Reader
-	left     int64
-	declared int64
-	over     bool
-	readErr  error
+	r       io.Reader
+	left    int64
+	over    bool
+	readErr error
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {

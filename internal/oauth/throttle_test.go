@@ -81,3 +81,25 @@ func TestSigninSuccessForgetsFailures(t *testing.T) {
 		t.Errorf("the right password after 5 failures in a row: %d; want 429", st)
 	}
 }
+
+// TestRefusalsThatAreNotGuessesDoNotCount: a sign-in refused for another reason than a wrong
+// secret or an unknown name (here a disabled admin user, with its right password) is not a guess
+// and counts toward no limit: once the admin user is enabled again it signs in at once.
+func TestRefusalsThatAreNotGuessesDoNotCount(t *testing.T) {
+	s := registrytest.New(t, behindProxy(2, 2))
+	user, pass := s.Admin(t)
+	if st := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"adminUserEnabled": false}, nil); st != http.StatusOK {
+		t.Fatalf("disable the admin user: %d", st)
+	}
+	for i := range 4 {
+		if st := from(t, "198.51.100.1", s.URL+"/v2/", user, pass); st != 401 {
+			t.Fatalf("sign-in %d of the disabled admin user: %d; want 401", i+1, st)
+		}
+	}
+	if st := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"adminUserEnabled": true}, nil); st != http.StatusOK {
+		t.Fatalf("enable the admin user: %d", st)
+	}
+	if st := from(t, "198.51.100.1", s.URL+"/v2/", user, pass); st != 200 {
+		t.Errorf("the enabled admin user after four refusals: %d; want 200", st)
+	}
+}

@@ -197,6 +197,17 @@ func TestLoginEvents(t *testing.T) {
 		time.Sleep(1100 * time.Millisecond) // the mode reaches the token check with the next policy refresh
 		call(t, "GET", s.URL+"/v2/app/tags/list", "c-mode", bearer(access))
 		check(t, "c-mode", want{status: 401, op: "registry", identity: sp.AppID, result: "failure", reason: "mode_changed"})
+		// The client is told its token is no good (not merely that it needs one), so it signs in again.
+		req, _ := http.NewRequest("GET", s.URL+"/v2/app/tags/list", nil)
+		bearer(access)(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token"`) {
+			t.Errorf("challenge for a token of the old mode: %q", ch)
+		}
 	})
 	t.Run("network", func(t *testing.T) {
 		if st := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"networkRuleSet": map[string]string{"defaultAction": "Deny"}}, nil); st != http.StatusOK {

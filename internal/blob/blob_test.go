@@ -1,8 +1,11 @@
 package blob
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/berth-registry/berth/internal/oci"
 )
 
 func TestValidUploadID(t *testing.T) {
@@ -26,5 +29,15 @@ func TestValidUploadID(t *testing.T) {
 		if got := ValidUploadID(tc.id); got != tc.want {
 			t.Errorf("ValidUploadID(%q) = %v, want %v", tc.id, got, tc.want)
 		}
+	}
+}
+
+func TestDigestMismatchError(t *testing.T) {
+	err := error(&DigestMismatchError{Want: "sha256:aa", Got: "sha256:bb"})
+	if got, want := err.Error(), "content digest sha256:bb does not match sha256:aa"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, oci.ErrDigestInvalid) {
+		t.Error("a digest mismatch is not oci.ErrDigestInvalid")
 	}
 }

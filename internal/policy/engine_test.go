@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +75,24 @@ func TestEngineFollowsTheStore(t *testing.T) {
 	if e.RegistryMode("late") != "rbac" || reloads.Load() != 2 {
 		t.Errorf("Watch: mode of late %q, %d reloads", e.RegistryMode("late"), reloads.Load())
 	}
+	// Watch says when a refresh fails, and not when it stops because its context ended.
+	var logged syncBuffer
+	wctx, cancel = context.WithCancel(ctx)
+	done = make(chan struct{})
+	go func() { e.Watch(wctx, st, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil))); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	if strings.Contains(logged.String(), "refresh failed") {
+		t.Errorf("Watch over a working store logged: %s", logged.String())
+	}
+	st.Close()
+	for !strings.Contains(logged.String(), "policy refresh failed") && time.Now().Before(deadline.Add(5*time.Second)) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logged.String(), "policy refresh failed") {
+		t.Error("Watch over a closed store logged nothing")
+	}
 	other := Compile(fixture("rbac", ""))
 	e.Publish(other)
 	if e.Snapshot() != other {
@@ -91,4 +112,47 @@ func TestRolesGolden(t *testing.T) {
 		fmt.Fprintf(&b, "ParseMode(%q) = %s %v\n", m, mode, ok)
 	}
 	golden.Compare(t, "testdata/roles.golden", b.String())
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAddressList(t *testing.T) {
+	l, err := ParseAddressList([]string{"10.0.0.0/8", " ", "", "192.0.2.7", "2001:db8::/32"})
+	if err != nil || len(l) != 3 {
+		t.Fatalf("ParseAddressList = %v, %v", l, err)
+	}
+	for _, tc := range []struct {
+		ip   string
+		want bool
+	}{
+		{"10.1.2.3", true}, {"11.0.0.1", false}, {"192.0.2.7", true}, {"192.0.2.8", false},
+		{"::ffff:10.0.0.1", true}, // a mapped IPv4 address is that address
+		{"2001:db8::1", true}, {"2001:db9::1", false},
+	} {
+		if got := l.Contains(netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("Contains(%s) = %v, want %v", tc.ip, got, tc.want)
+		}
+	}
+	if (AddressList{}).Contains(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("an empty list contains an address")
+	}
+	if _, err := ParseAddressList([]string{"10.0.0.0/8", "not-an-address"}); err == nil {
+		t.Error("a bad entry is accepted")
+	}
 }

@@ -11,26 +11,37 @@ import (
 	"strings"
 )
 
-// coverProfile holds the covered blocks of one target's files.
-type coverProfile map[string][]block // relative file → blocks run at least once
+// coverProfile holds the blocks of one target's files the cover tool counted, by whether the
+// tests ran them.
+type coverProfile map[string]*fileCover // relative file →
+
+type fileCover struct{ run, notRun []block }
 
 type block struct{ startLine, startCol, endLine, endCol int }
 
-// covers reports whether the line of a position is in a block the tests ran. Lines, not
-// columns: the conditions of if, for and case clauses lie just outside the blocks the cover
-// tool counts (which start after their '{' or ':'), so a column test would call them never run.
-// A line shared with a block that did not run is counted as run: the mutant is then tested,
-// not assumed to survive.
+// covers reports whether the line of a position was run by the tests. Lines, not columns: the
+// conditions of if, for and case clauses lie just outside the blocks the cover tool counts
+// (which start after their '{' or ':'), so a column test would call them never run. A line in
+// a block that ran counts as run; a line in no block at all (a case clause's expression on a
+// line of its own) too, as the cover tool does not tell: the mutant is then tested, not assumed
+// to survive. Only a line that lies in blocks that never ran is not covered.
 func (c coverProfile) covers(file string, line, _ int) bool {
 	if c == nil {
 		return true // not measured: every mutant is run
 	}
-	for _, b := range c[file] {
-		if b.startLine <= line && line <= b.endLine {
-			return true
-		}
+	fc := c[file]
+	if fc == nil {
+		return true
 	}
-	return false
+	in := func(bs []block) bool {
+		for _, b := range bs {
+			if b.startLine <= line && line <= b.endLine {
+				return true
+			}
+		}
+		return false
+	}
+	return in(fc.run) || !in(fc.notRun)
 }
 
 // coverage runs the target's tests once, unmutated, with coverage of its package. They must
@@ -62,7 +73,7 @@ func coverage(root, work string, tg target) (coverProfile, error) {
 		// github.com/x/y/file.go:12.3,15.4 2 1
 		name, rest, ok := strings.Cut(line, ":")
 		fields := strings.Fields(rest)
-		if !ok || len(fields) != 3 || fields[2] == "0" {
+		if !ok || len(fields) != 3 {
 			continue
 		}
 		var b block
@@ -70,7 +81,16 @@ func coverage(root, work string, tg target) (coverProfile, error) {
 			return nil, fmt.Errorf("cover profile line %q: %w", line, err)
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(name, modPath), "/")
-		out[rel] = append(out[rel], b)
+		fc := out[rel]
+		if fc == nil {
+			fc = &fileCover{}
+			out[rel] = fc
+		}
+		if fields[2] == "0" {
+			fc.notRun = append(fc.notRun, b)
+		} else {
+			fc.run = append(fc.run, b)
+		}
 	}
 	return out, sc.Err()
 }

@@ -300,21 +300,26 @@ func testWith(root, dir string, files map[string][]byte, tests []string, timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	args := append([]string{"test", "-count=1", "-failfast", "-overlay", overlay}, tests...)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.WaitDelay = 5 * time.Second
-	b, err := cmd.CombinedOutput()
-	out := tail(string(b), 25)
-	switch {
-	case ctx.Err() != nil:
-		return TimedOut, out
-	case err == nil:
-		return Lived, out
-	case strings.Contains(string(b), "[build failed]") || strings.Contains(string(b), "[setup failed]"):
-		return NotViable, out
+	// One package at a time, the mutated package's own tests first: most mutants die there,
+	// and the packages after it are then neither linked nor run.
+	var out string
+	for _, pkg := range tests {
+		cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-failfast", "-overlay", overlay, pkg)
+		cmd.Dir = root
+		cmd.WaitDelay = 5 * time.Second
+		b, err := cmd.CombinedOutput()
+		out = tail(string(b), 25)
+		switch {
+		case ctx.Err() != nil:
+			return TimedOut, out
+		case err == nil:
+			continue
+		case strings.Contains(string(b), "[build failed]") || strings.Contains(string(b), "[setup failed]"):
+			return NotViable, out
+		}
+		return Killed, out
 	}
-	return Killed, out
+	return Lived, out
 }
 
 func tail(s string, n int) string {

@@ -61,3 +61,29 @@ func TestMutantsApply(t *testing.T) {
 		t.Errorf("%d arithmetic mutants; want 1 (a + b, not the string concatenation)", arith)
 	}
 }
+
+func TestCovers(t *testing.T) {
+	c := coverProfile{"f.go": {
+		run:    []block{{10, 2, 12, 3}},
+		notRun: []block{{12, 5, 14, 3}, {20, 1, 22, 2}},
+	}}
+	for _, tc := range []struct {
+		file string
+		line int
+		want bool
+	}{
+		{"f.go", 11, true},  // in a block that ran
+		{"f.go", 12, true},  // shared by one that ran and one that did not
+		{"f.go", 13, false}, // only in a block that never ran
+		{"f.go", 21, false},
+		{"f.go", 16, true},    // in no block (a case clause's expression): tested
+		{"other.go", 1, true}, // a file the profile does not know: tested
+	} {
+		if got := c.covers(tc.file, tc.line, 1); got != tc.want {
+			t.Errorf("covers(%s:%d) = %v, want %v", tc.file, tc.line, got, tc.want)
+		}
+	}
+	if !coverProfile(nil).covers("f.go", 13, 1) {
+		t.Error("without a profile every mutant is tested")
+	}
+}

@@ -9,7 +9,10 @@
 #   bash scripts/mutate.sh                 # every mutant (about an hour on 2 cores)
 #   bash scripts/mutate.sh --sample 48     # a fixed sample, as CI runs it (a few minutes)
 #   bash scripts/mutate.sh internal/policy # one package
-# Flags are test/mutate's: -sample N, -workers N, -out FILE.md, -list, -hand=false.
+#   bash scripts/mutate.sh -save run.json  # keep every mutant's result …
+#   bash scripts/mutate.sh -rescore run.json  # … and judge it again after survivors.txt changed
+# Flags are test/mutate's: -sample N, -workers N, -out FILE.md, -record FILE, -save FILE,
+# -rescore FILE, -list, -hand=false.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec go run ./test/mutate "$@"

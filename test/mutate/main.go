@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,30 +76,58 @@ func main() {
 	list := flag.Bool("list", false, "list the mutants (of the sample, with -sample) and exit")
 	hand := flag.Bool("hand", true, "run the hand mutants too")
 	record := flag.String("record", "", "append each unlisted survivor to this file as \"open\", in survivors.txt's form, for review")
+	save := flag.String("save", "", "also save every mutant's result to this file (JSON), for -rescore")
+	rescore := flag.String("rescore", "", "run nothing: report the results a -save run left in this file against survivors.txt as it is now")
 	flag.Parse()
-	if err := run(*sample, *seed, *workers, *out, *survivorsPath, *record, *list, *hand, flag.Args()); err != nil {
+	o := options{sample: *sample, seed: *seed, workers: *workers, out: *out, survivors: *survivorsPath, record: *record, save: *save, rescore: *rescore, list: *list, hand: *hand}
+	if err := run(o, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sample int, seed uint64, workers int, out, survivorsPath, record string, list, hand bool, only []string) error {
+type options struct {
+	sample                                int
+	seed                                  uint64
+	workers                               int
+	out, survivors, record, save, rescore string
+	list, hand                            bool
+}
+
+// saved is what -save writes and -rescore reads: the statuses of one run.
+type saved struct {
+	Sample   int
+	ByTarget map[string][]result
+	Hand     []handResult
+}
+
+func run(o options, only []string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	listed, err := readSurvivors(filepath.Join(root, survivorsPath))
+	listed, err := readSurvivors(filepath.Join(root, o.survivors))
 	if err != nil {
 		return err
 	}
+	if o.rescore != "" {
+		b, err := os.ReadFile(o.rescore)
+		if err != nil {
+			return err
+		}
+		var sv saved
+		if err := json.Unmarshal(b, &sv); err != nil {
+			return fmt.Errorf("%s: %w", o.rescore, err)
+		}
+		return report(o, listed, sv)
+	}
+	sample, seed, workers, list, hand := o.sample, o.seed, o.workers, o.list, o.hand
 	work, err := os.MkdirTemp("", "berth-mutate-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
 
-	var problems []string
-	var all []result
 	byTarget := map[string][]result{}
 	for _, tg := range targets {
 		if len(only) > 0 && !slices.Contains(only, tg.Pkg) {
@@ -129,22 +158,42 @@ func run(sample int, seed uint64, workers int, out, survivorsPath, record string
 			timeout = 3*time.Since(start) + 60*time.Second
 		}
 		rs := runAll(root, work, tg, ms, cov, workers, timeout)
-		for i := range rs {
-			rs[i].Listed = listed[rs[i].Key].kind
-		}
 		byTarget[tg.Pkg] = rs
-		all = append(all, rs...)
 		fmt.Fprintf(os.Stderr, "%s: %d mutants in %s\n", tg.Pkg, len(rs), time.Since(start).Round(time.Second))
 	}
 	if list {
 		return nil
 	}
+	sv := saved{Sample: sample, ByTarget: byTarget}
+	if hand {
+		sv.Hand = runHand(root, work)
+	}
+	if o.save != "" {
+		if err := writeJSON(o.save, sv); err != nil {
+			return err
+		}
+	}
+	return report(o, listed, sv)
+}
+
+// report judges the results against survivors.txt, prints the table and fails on any problem.
+func report(o options, listed map[string]listing, sv saved) error {
+	var problems []string
+	var all []result
+	for pkg, rs := range sv.ByTarget {
+		for i := range rs {
+			rs[i].Listed = listed[rs[i].Key].kind
+		}
+		sv.ByTarget[pkg] = rs
+		all = append(all, rs...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Key < all[j].Key })
 	// The list stays true: each listed survivor of a mutated package must exist and survive
 	// (checked only on full runs of that package, as a sample does not run every mutant).
-	if sample == 0 {
+	if sv.Sample == 0 {
 		for key, l := range listed {
 			pkg := filepath.Dir(strings.SplitN(key, ":", 2)[0])
-			rs, ran := byTarget[pkg]
+			rs, ran := sv.ByTarget[pkg]
 			if !ran {
 				continue
 			}
@@ -157,30 +206,26 @@ func run(sample int, seed uint64, workers int, out, survivorsPath, record string
 			}
 		}
 	}
-	if record != "" {
-		if err := recordSurvivors(record, all); err != nil {
+	if o.record != "" {
+		if err := recordSurvivors(o.record, all); err != nil {
 			return err
 		}
 	}
 	for _, r := range all {
 		if (r.Status == Lived || r.Status == NotCovered) && r.Listed == "" {
 			problems = append(problems, fmt.Sprintf("%s:%d:%d survived (%s): %s — add a test that kills it, or list it in %s with the reason it is equivalent",
-				r.File, r.Line, r.Col, r.Status, r.Key, survivorsPath))
+				r.File, r.Line, r.Col, r.Status, r.Key, o.survivors))
 		}
 	}
-	var handResults []handResult
-	if hand {
-		handResults = runHand(root, work)
-		for _, h := range handResults {
-			if h.Status != Killed {
-				problems = append(problems, fmt.Sprintf("hand mutant %q: %s %s", h.Name, h.Status, h.Detail))
-			}
+	for _, h := range sv.Hand {
+		if h.Status != Killed {
+			problems = append(problems, fmt.Sprintf("hand mutant %q: %s %s", h.Name, h.Status, h.Detail))
 		}
 	}
-	table := render(byTarget, handResults, sample)
+	table := render(sv.ByTarget, sv.Hand, sv.Sample)
 	fmt.Print(table)
-	if out != "" {
-		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(table), 0o644); err != nil {
 			return err
 		}
 	}

@@ -329,6 +329,10 @@ func TestMountWithAccessTokens(t *testing.T) {
 	if r := mount(pushOnly, "dst/a", "?mount="+string(d)+"&from=dst/a"); r.StatusCode != 202 {
 		t.Errorf("mount from the target itself: %d %s, want 202", r.StatusCode, r.body)
 	}
+	// Mounting from the target itself asks for nothing more, even with push alone.
+	if r := mount(accessToken(t, s, admin, "repository:dst/a:push"), "dst/a", "?mount="+string(d)+"&from=dst/a"); r.StatusCode != 202 {
+		t.Errorf("push-only token, mount from the target itself: %d %s, want 202", r.StatusCode, r.body)
+	}
 	if r := mount(pushOnly, "dst/a", "?mount="+string(d)+"&from=Bad..Name"); r.StatusCode != 400 || r.code() != "NAME_INVALID" {
 		t.Errorf("mount from a bad name: %d %s, want 400 NAME_INVALID", r.StatusCode, r.body)
 	}
@@ -363,6 +367,12 @@ func TestListEdges(t *testing.T) {
 			t.Errorf("%s: Link %q body %s; want an empty list and no next page", path, r.Header.Get("Link"), r.body)
 		}
 	}
+	// A list that fits in one page has no next one.
+	for _, path := range []string{"/v2/l/app/tags/list", "/v2/_catalog", "/v2/l/app/referrers/" + string(subject)} {
+		if r := c.must(c.do("GET", path, nil, nil), 200, path); r.Header.Get("Link") != "" {
+			t.Errorf("%s: the only page links to another: %s", path, r.Header.Get("Link"))
+		}
+	}
 	// HEAD of a list answers its length.
 	get := c.must(c.do("GET", "/v2/l/app/tags/list", nil, nil), 200, "tags")
 	head := c.must(c.do("HEAD", "/v2/l/app/tags/list", nil, nil), 200, "HEAD tags")
@@ -377,6 +387,9 @@ func TestListEdges(t *testing.T) {
 		c.must(c.do("PUT", "/v2/l/app/manifests/"+string(oci.FromBytes(oci.SHA256, []byte(m))), map[string]string{"Content-Type": oci.MediaTypeImageManifest}, []byte(m)), 201, "referrer")
 	}
 	base := "/v2/l/app/referrers/" + string(subject)
+	if r := c.must(c.do("GET", base, nil, nil), 200, "referrers"); r.Header.Get("Link") != "" || !strings.Contains(string(r.body), `"n":"2"`) {
+		t.Errorf("all referrers on one page: Link %q, body %s", r.Header.Get("Link"), r.body)
+	}
 	seen := 0
 	for next, pages := base+"?n=2&artifactType=application/vnd.example.sbom", 0; next != ""; pages++ {
 		if pages > 3 {

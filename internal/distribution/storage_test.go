@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,8 +295,21 @@ func TestUploadRaces(t *testing.T) {
 	if got := size(u); got != 0 {
 		t.Errorf("after a failed write the upload holds %d bytes, want 0", got)
 	}
-
 	h := New(Deps{Blobs: fs, Meta: st, Log: log})
+	// The upload goes on as if the failed chunk had never come: its hash did not take it.
+	u, err = st.Upload(ctx, reg.ID, "app", u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := patch(h, &u, "0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	fin := httptest.NewRequest("PUT", "/?digest="+string(oci.FromBytes(oci.SHA256, []byte("0123456789"))), nil)
+	if err := h.finishUpload(w, fin, &request{route: route{kind: kindUpload, name: "app", ref: u.ID}, reg: reg}); err != nil || w.Code != 201 {
+		t.Errorf("finishing after a failed write: %v %d", err, w.Code)
+	}
+
 	// Another request moved the upload on: this one's checkpoint is refused with 416.
 	u = start(h)
 	stale := u
@@ -314,5 +330,128 @@ func TestUploadRaces(t *testing.T) {
 	}
 	if err := patch(h, &u, "abc"); !errors.As(err, &he) || he.Code != oci.CodeBlobUploadUnknown {
 		t.Errorf("a chunk for an upload cancelled meanwhile: %v", err)
+	}
+}
+
+// counting is storage that counts the reads of blob data.
+type counting struct {
+	blob.Store
+	opens *int
+}
+
+func (c counting) Open(ctx context.Context, d oci.Digest, offset int64) (io.ReadCloser, error) {
+	*c.opens++
+	return c.Store.Open(ctx, d, offset)
+}
+
+// TestHeadReadsNoData: HEAD of a manifest or a blob is answered from the metadata, without
+// reading storage (a HEAD per image is how clients check what exists; on S3 a read costs).
+func TestHeadReadsNoData(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := st.CreateRegistry(ctx, "r", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	h := New(Deps{Blobs: counting{fs, &opens}, Meta: st, Policy: allowAll{}, Log: slog.New(slog.DiscardHandler)})
+	cfg := []byte("{}")
+	d := oci.FromBytes(oci.SHA256, cfg)
+	if err := h.monolithic(httptest.NewRecorder(), httptest.NewRequest("POST", "/", bytes.NewReader(cfg)), &request{route: route{name: "app"}, reg: reg}, d); err != nil {
+		t.Fatal(err)
+	}
+	m := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"` + string(d) + `","size":2},"layers":[]}`)
+	r := httptest.NewRequest("PUT", "/", bytes.NewReader(m))
+	r.Header.Set("Content-Type", oci.MediaTypeImageManifest)
+	if err := h.putManifest(httptest.NewRecorder(), r, &request{route: route{kind: kindManifest, name: "app", ref: "v1"}, reg: reg}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request) error
+		size  int
+	}{
+		{"manifest", func(w http.ResponseWriter, r *http.Request) error {
+			return h.getManifest(w, r, &request{route: route{kind: kindManifest, name: "app", ref: "v1"}, reg: reg})
+		}, len(m)},
+		{"blob", func(w http.ResponseWriter, r *http.Request) error {
+			return h.getBlob(w, r, &request{route: route{kind: kindBlob, name: "app", ref: string(d)}, reg: reg})
+		}, len(cfg)},
+	} {
+		opens = 0
+		w := httptest.NewRecorder()
+		if err := tc.serve(w, httptest.NewRequest("HEAD", "/", nil)); err != nil || w.Code != 200 || w.Header().Get("Content-Length") != strconv.Itoa(tc.size) {
+			t.Errorf("HEAD %s: %v %d Content-Length %q", tc.name, err, w.Code, w.Header().Get("Content-Length"))
+		}
+		if opens != 0 {
+			t.Errorf("HEAD %s read storage %d times", tc.name, opens)
+		}
+		w = httptest.NewRecorder()
+		if err := tc.serve(w, httptest.NewRequest("GET", "/", nil)); err != nil || w.Body.Len() != tc.size || opens != 1 {
+			t.Errorf("GET %s: %v, %d bytes, %d reads", tc.name, err, w.Body.Len(), opens)
+		}
+	}
+}
+
+// noReadBack is storage whose upload writers cannot read their data back.
+type noReadBack struct{ blob.Store }
+
+func (n noReadBack) Resume(ctx context.Context, id string, offset int64) (blob.Writer, error) {
+	w, err := n.Store.Resume(ctx, id, offset)
+	return struct{ blob.Writer }{w}, err
+}
+
+// TestDigestOfWithoutReadBack: an upload is checked against its running hash when the digest
+// uses the same algorithm, so storage that cannot read an upload back still takes it; another
+// algorithm needs the read-back and is refused clearly without it.
+func TestDigestOfWithoutReadBack(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := st.CreateRegistry(ctx, "r", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Deps{Blobs: noReadBack{fs}, Meta: st, Log: slog.New(slog.DiscardHandler)})
+	data := []byte("no read-back here")
+	for _, tc := range []struct {
+		alg    oci.Algorithm
+		status int
+	}{{oci.SHA256, 201}, {oci.SHA512, 400}} {
+		w := httptest.NewRecorder()
+		req := &request{route: route{kind: kindUploads, name: "app"}, reg: reg}
+		if err := h.startUpload(w, httptest.NewRequest("POST", "/", nil), req); err != nil {
+			t.Fatal(err)
+		}
+		req.route = route{kind: kindUpload, name: "app", ref: w.Header().Get("Docker-Upload-UUID")}
+		w = httptest.NewRecorder()
+		err := h.finishUpload(w, httptest.NewRequest("PUT", "/?digest="+string(oci.FromBytes(tc.alg, data)), bytes.NewReader(data)), req)
+		status := w.Code
+		var he *httperr.Error
+		if errors.As(err, &he) {
+			status = he.Status
+		} else if err != nil {
+			t.Fatalf("%s: %v", tc.alg, err)
+		}
+		if status != tc.status {
+			t.Errorf("%s digest of a sha256 upload: %d %v, want %d", tc.alg, status, err, tc.status)
+		}
 	}
 }

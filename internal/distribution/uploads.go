@@ -374,7 +374,7 @@ func (h *Handler) digestOf(ctx context.Context, bw blob.Writer, hs hash.Hash, ha
 	}
 	rb, ok := bw.(blob.ReadBacker)
 	if !ok {
-		return "", httperr.New(oci.CodeUnsupported, "this storage cannot verify a %s digest for an upload hashed with %s; start the upload with ?digest= or use %s", want, have, have)
+		return "", httperr.New(oci.CodeUnsupported, "this storage cannot verify a %s digest for an upload hashed with %s; start the upload with ?digest= or use %s", want, have, have).WithStatus(http.StatusBadRequest)
 	}
 	rc, err := rb.ReadBack(ctx)
 	if err != nil {

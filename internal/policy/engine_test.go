@@ -79,7 +79,10 @@ func TestEngineFollowsTheStore(t *testing.T) {
 	var logged syncBuffer
 	wctx, cancel = context.WithCancel(ctx)
 	done = make(chan struct{})
-	go func() { e.Watch(wctx, st, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil))); close(done) }()
+	go func() {
+		e.Watch(wctx, st, 10*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil)))
+		close(done)
+	}()
 	time.Sleep(50 * time.Millisecond)
 	if strings.Contains(logged.String(), "refresh failed") {
 		t.Errorf("Watch over a working store logged: %s", logged.String())

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -77,7 +78,7 @@ func main() {
 	hand := flag.Bool("hand", true, "run the hand mutants too")
 	record := flag.String("record", "", "append each unlisted survivor to this file as \"open\", in survivors.txt's form, for review")
 	save := flag.String("save", "", "also save every mutant's result to this file (JSON), for -rescore")
-	rescore := flag.String("rescore", "", "run nothing: report the results a -save run left in this file against survivors.txt as it is now")
+	rescore := flag.String("rescore", "", "run nothing: report the results -save runs left in these files (comma-separated; later files replace a package's rows) against survivors.txt as it is now")
 	flag.Parse()
 	o := options{sample: *sample, seed: *seed, workers: *workers, out: *out, survivors: *survivorsPath, record: *record, save: *save, rescore: *rescore, list: *list, hand: *hand}
 	if err := run(o, flag.Args()); err != nil {
@@ -111,13 +112,25 @@ func run(o options, only []string) error {
 		return err
 	}
 	if o.rescore != "" {
-		b, err := os.ReadFile(o.rescore)
-		if err != nil {
-			return err
-		}
-		var sv saved
-		if err := json.Unmarshal(b, &sv); err != nil {
-			return fmt.Errorf("%s: %w", o.rescore, err)
+		// Several saved runs (comma-separated) make one report: a package's results come from
+		// the last file that has them, so a package run again after new tests replaces its rows.
+		sv := saved{ByTarget: map[string][]result{}}
+		for _, f := range strings.Split(o.rescore, ",") {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			var one saved
+			if err := json.Unmarshal(b, &one); err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if one.Sample != 0 {
+				return fmt.Errorf("%s is a sample run: only full runs are rescored", f)
+			}
+			maps.Copy(sv.ByTarget, one.ByTarget)
+			if one.Hand != nil {
+				sv.Hand = one.Hand
+			}
 		}
 		return report(o, listed, sv)
 	}

@@ -100,7 +100,7 @@ func (a *app) registryCmd() *cobra.Command {
 			return r, err
 		})}
 	nameFlag(update)
-	update.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry")
+	update.Flags().StringVar(&loginServer, "login-server", "", "host name (or IP) and optional port clients use for this registry: no other registry may have its host; changing it needs a role at /")
 	update.Flags().Var(&admin, "admin-enabled", "enable or disable the admin user")
 	access.add(update)
 

@@ -94,3 +94,61 @@ func TestNetworkRules(t *testing.T) {
 		t.Errorf("bad default action: %d %s", st, body)
 	}
 }
+
+// TestHostTakeover: host names belong to the whole server. An administrator of one registry
+// cannot make it answer for another's host (exact host:port, other case or port, or the bare
+// host); even the server's owner cannot give two registries one host; teamb keeps its traffic.
+func TestHostTakeover(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	var teamb struct {
+		Credentials struct {
+			Username  string
+			Passwords []struct{ Value string }
+		}
+	}
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "teamb", "loginServer": "teamb.example:5000", "adminUserEnabled": true}, &teamb); st != http.StatusCreated {
+		t.Fatalf("create teamb: %d", st)
+	}
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "teama", "loginServer": "teama.example"}, nil); st != http.StatusCreated {
+		t.Fatalf("create teama: %d", st)
+	}
+	var u struct{ Password string }
+	s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": "teama-owner"}, &u)
+	s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "teama-owner", "role": "Owner", "scope": "/registries/teama"}, nil)
+	_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {"teama-owner"}, "password": {u.Password}})
+	teamaOwner := "Bearer " + tok
+
+	for _, ls := range []string{"teamb.example:5000", "TEAMB.example:5000", "teamb.example", "teamb.example:6000", "elsewhere.example"} {
+		if st, body := raw(t, s, "PATCH", "/mgmt/v1/registries/teama", teamaOwner, fmt.Sprintf(`{"loginServer":%q}`, ls)); st != http.StatusForbidden {
+			t.Errorf("teama's owner sets its login server to %s: %d %s; want 403", ls, st, body)
+		}
+	}
+	// Other settings, and the login server it already has, stay teama's owner's to change.
+	if st, body := raw(t, s, "PATCH", "/mgmt/v1/registries/teama", teamaOwner, `{"loginServer":"teama.example","anonymousPullEnabled":true}`); st != http.StatusOK {
+		t.Errorf("teama's owner changes teama's settings: %d %s", st, body)
+	}
+	owner := "Bearer " + s.OwnerToken(t)
+	for _, ls := range []string{"teamb.example:5000", "TeamB.Example:5000", "teamb.example", "teamb.example:443", "teamb.example:6000"} {
+		if st, body := raw(t, s, "PATCH", "/mgmt/v1/registries/teama", owner, fmt.Sprintf(`{"loginServer":%q}`, ls)); st != http.StatusConflict || !strings.Contains(body, "teamb") {
+			t.Errorf("the server's owner gives teama teamb's host as %s: %d %s; want 409 naming teamb", ls, st, body)
+		}
+	}
+	if st, body := raw(t, s, "POST", "/mgmt/v1/registries", owner, `{"name":"teamc","loginServer":"teamb.example:7000"}`); st != http.StatusConflict {
+		t.Errorf("a new registry on teamb's host: %d %s; want 409", st, body)
+	}
+	if st, body := raw(t, s, "PATCH", "/mgmt/v1/registries/teama", owner, `{"loginServer":"https://teama.example/v2"}`); st != http.StatusBadRequest {
+		t.Errorf("a URL as login server: %d %s; want 400", st, body)
+	}
+	// teamb's host still reaches teamb: its admin user signs in there.
+	req, _ := http.NewRequest("GET", s.URL+"/v2/", nil)
+	req.Host = "teamb.example:5000"
+	req.SetBasicAuth(teamb.Credentials.Username, teamb.Credentials.Passwords[0].Value)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("teamb's admin user at teamb.example:5000: %d", resp.StatusCode)
+	}
+}

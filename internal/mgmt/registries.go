@@ -3,8 +3,11 @@ package mgmt
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/berth-registry/berth/internal/authn"
@@ -127,7 +130,14 @@ type registryRequest struct {
 
 // settings validates the settings of a request and returns them as a store update.
 func (req registryRequest) settings() (store.RegistryUpdate, error) {
-	u := store.RegistryUpdate{LoginServer: req.LoginServer, AnonymousPullEnabled: req.AnonymousPullEnabled}
+	u := store.RegistryUpdate{AnonymousPullEnabled: req.AnonymousPullEnabled}
+	if req.LoginServer != nil {
+		ls, err := canonicalLoginServer(*req.LoginServer)
+		if err != nil {
+			return u, err
+		}
+		u.LoginServer = &ls
+	}
 	if req.RoleAssignmentMode != nil {
 		m, ok := policy.ParseMode(*req.RoleAssignmentMode)
 		if !ok {
@@ -187,13 +197,13 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p authn
 	if !registryName.MatchString(req.Name) {
 		return invalid("registry name %q is invalid: use 3 to 50 lower-case letters, digits and dashes, starting and ending with a letter or digit", req.Name)
 	}
-	ls := ""
-	if req.LoginServer != nil {
-		ls = *req.LoginServer
-	}
 	u, err := req.settings()
 	if err != nil {
 		return err
+	}
+	ls := ""
+	if u.LoginServer != nil {
+		ls = *u.LoginServer
 	}
 	if req.AdminUserEnabled != nil && *req.AdminUserEnabled {
 		if err := h.require(p, policy.PermCredentialsWrite, ""); err != nil {
@@ -237,6 +247,13 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p authn
 	if req.AdminUserEnabled != nil {
 		// Turning the admin user on hands out passwords: that is data access configuration.
 		if err := h.require(p, policy.PermCredentialsWrite, reg.Name); err != nil {
+			return err
+		}
+	}
+	if u.LoginServer != nil && *u.LoginServer != reg.LoginServer {
+		// Host names are the whole server's namespace: which registry answers a host is
+		// decided at "/", not by one registry's administrators.
+		if err := h.require(p, policy.PermRegistryWrite, ""); err != nil {
 			return err
 		}
 	}
@@ -369,3 +386,49 @@ func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ auth
 	h.Log.InfoContext(ctx, "admin password renewed", "registry", reg.Name, "password", req.Name)
 	return reply(w, http.StatusOK, out)
 }
+
+// canonicalLoginServer checks a login server (a host name or IP address, with an optional port;
+// no scheme, path or user) and returns it in lower case, without a default port (443, 80), as
+// clients send it in Host. "" clears it.
+func canonicalLoginServer(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	bad := func(why string) error {
+		return invalid("loginServer %q is invalid: %s; give a host name or IP address with an optional port, such as registry.example.com or 10.0.0.5:5000", truncate(v), why)
+	}
+	if len(v) > 261 {
+		return "", bad("longer than 261 characters")
+	}
+	if strings.ContainsAny(v, "/@?#\\ \t") || strings.Contains(v, "://") {
+		return "", bad("it has a scheme, path, user or space")
+	}
+	host, port := strings.ToLower(v), ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		host, port = h, p
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return "", bad("the port is not a number from 1 to 65535")
+		}
+	} else if strings.Count(host, ":") == 1 || strings.HasPrefix(host, "[") {
+		return "", bad(err.Error())
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return "", bad("an address with a zone")
+		}
+		host = ip.String()
+		if ip.Is6() && !ip.Is4In6() {
+			host = "[" + host + "]"
+		}
+	} else if !hostName.MatchString(host) || len(host) > 253 {
+		return "", bad("not a host name")
+	}
+	if port == "" || port == "443" || port == "80" {
+		return host, nil
+	}
+	return host + ":" + port, nil
+}
+
+// hostName is a DNS name: labels of letters, digits and dashes, not starting or ending with a dash.
+var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)

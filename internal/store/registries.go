@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -91,6 +92,9 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 	var ls any
 	if loginServer != "" {
 		ls = strings.ToLower(loginServer)
+		if err := s.hostFree(ctx, tx, name, loginServer); err != nil {
+			return Registry{}, err
+		}
 	}
 	now := s.millis()
 	id, err := insertID(ctx, tx, s.q(`INSERT INTO registries (name, login_server, is_default, created_at) VALUES (?, ?, ?, ?)`), name, ls, boolInt(def), now)
@@ -171,6 +175,9 @@ func (s *Store) UpdateRegistry(ctx context.Context, name string, u RegistryUpdat
 			var ls any
 			if *u.LoginServer != "" {
 				ls = strings.ToLower(*u.LoginServer)
+				if err := s.hostFree(ctx, tx, name, *u.LoginServer); err != nil {
+					return err
+				}
 			}
 			if err := s.execOne(ctx, tx, `UPDATE registries SET login_server = ? WHERE name = ?`, ls, name); err != nil {
 				return err
@@ -264,4 +271,35 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// LoginHost is the host of a login server, without its port, in lower case: what two registries
+// may not share (a client that reaches one host on another port must not land elsewhere).
+func LoginHost(loginServer string) string {
+	ls := strings.ToLower(loginServer)
+	if h, _, err := net.SplitHostPort(ls); err == nil {
+		return h
+	}
+	return strings.Trim(ls, "[]")
+}
+
+// hostFree fails with ErrConflict when another registry than name answers for the host of
+// loginServer, on any port. It runs in the write transaction, so two changes cannot both pass.
+func (s *Store) hostFree(ctx context.Context, tx *sql.Tx, name, loginServer string) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT name, login_server FROM registries WHERE login_server IS NOT NULL AND name <> ?`), name)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	host := LoginHost(loginServer)
+	for rows.Next() {
+		var other, ls string
+		if err := rows.Scan(&other, &ls); err != nil {
+			return err
+		}
+		if LoginHost(ls) == host {
+			return fmt.Errorf("%w: registry %s already answers for host %s (login server %s)", ErrConflict, other, host, ls)
+		}
+	}
+	return rows.Err()
 }

@@ -85,7 +85,7 @@ func TestExplainGolden(t *testing.T) {
 	}
 	// The last Owner at "/" cannot be removed.
 	id := strings.TrimSpace(c.must("", "role", "assignment", "list", "--role", "Owner", "--scope", "/", "--query", "[0].id", "-o", "tsv"))
-	if _, err := c.run("", "role", "assignment", "delete", "--ids", id); err == nil || !strings.Contains(err.Error(), "last Owner assignment") {
+	if _, err := c.run("", "role", "assignment", "delete", "--ids", id); err == nil || !strings.Contains(err.Error(), "nobody would be left with the Owner role") {
 		t.Errorf("deleting the last Owner: %v", err)
 	}
 	if out := c.must("", "role", "definition", "list", "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "13" {

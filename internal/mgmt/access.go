@@ -341,15 +341,8 @@ func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p
 	if err := h.require(p, policy.PermAssignmentsWrite, reg); err != nil {
 		return err
 	}
-	keepOwner := func(rest []store.RoleAssignment) error {
-		for _, o := range rest {
-			if o.Role == policy.RoleOwner && o.Scope == policy.ServerScope {
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: it is the last Owner assignment at '/'; assign Owner at '/' to someone else first, or nobody could manage the server", store.ErrConflict)
-	}
-	if err := h.Store.DeleteRoleAssignment(ctx, id, keepOwner); err != nil {
+	// The store refuses to take the last Owner at "/" away (store.ErrLastOwner).
+	if err := h.Store.DeleteRoleAssignment(ctx, id, nil); err != nil {
 		return storeError(err, fmt.Sprintf("role assignment %q", id))
 	}
 	h.Log.InfoContext(ctx, "role assignment deleted", "id", id, "role", a.Role, "scope", a.Scope, "by", p.String())

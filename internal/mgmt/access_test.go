@@ -152,3 +152,52 @@ func TestHostTakeover(t *testing.T) {
 		t.Errorf("teamb's admin user at teamb.example:5000: %d", resp.StatusCode)
 	}
 }
+
+// TestLastOwner: the server always keeps someone with Owner at "/". A Contributor at "/" (who
+// may manage the directory) cannot delete the only Owner, nor the group or service principal
+// that holds the role, nor the membership through which the last one holds it.
+func TestLastOwner(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	var u struct{ Password string }
+	s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": "contrib"}, &u)
+	s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "contrib", "role": "Contributor", "scope": "/"}, nil)
+	_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {"contrib"}, "password": {u.Password}})
+	contrib := "Bearer " + tok
+	owner := "Bearer " + s.OwnerToken(t)
+
+	if st, body := raw(t, s, "DELETE", "/mgmt/v1/users/owner", contrib, ""); st != http.StatusConflict || !strings.Contains(body, "Owner role at '/'") {
+		t.Errorf("delete the only Owner: %d %s; want 409", st, body)
+	}
+	// The role moves to a group whose only member is a second user, and owner's own assignment goes.
+	var other struct{ Password string }
+	s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": "second"}, &other)
+	s.Mgmt(t, "POST", "/mgmt/v1/groups", map[string]string{"name": "admins"}, nil)
+	s.Mgmt(t, "POST", "/mgmt/v1/groups/admins/members", map[string]string{"user": "second"}, nil)
+	s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "admins", "role": "Owner", "scope": "/"}, nil)
+	var list []struct{ ID, RoleDefinitionName, Scope string }
+	s.Mgmt(t, "GET", "/mgmt/v1/roleAssignments?assignee=owner", nil, &list)
+	deleted := 0
+	for _, a := range list {
+		if a.RoleDefinitionName == "Owner" && a.Scope == "/" {
+			deleted++
+			if st, body := raw(t, s, "DELETE", "/mgmt/v1/roleAssignments/"+a.ID, owner, ""); st != http.StatusNoContent {
+				t.Fatalf("delete owner's own Owner assignment while the group holds it: %d %s", st, body)
+			}
+		}
+	}
+	if deleted != 1 {
+		t.Fatalf("owner had %d Owner assignments at /: %+v", deleted, list)
+	}
+	for _, tc := range []struct{ what, path string }{
+		{"the group", "/mgmt/v1/groups/admins"},
+		{"the membership", "/mgmt/v1/groups/admins/members/second"},
+		{"the member", "/mgmt/v1/users/second"},
+	} {
+		if st, body := raw(t, s, "DELETE", tc.path, contrib, ""); st != http.StatusConflict {
+			t.Errorf("delete %s that holds the last Owner: %d %s; want 409", tc.what, st, body)
+		}
+	}
+	if st, body := raw(t, s, "GET", "/mgmt/v1/groups/admins", contrib, ""); st != http.StatusOK || !strings.Contains(body, `"members":["second"]`) {
+		t.Errorf("after the refusals: %d %s", st, body)
+	}
+}

@@ -164,7 +164,14 @@ func (s *Store) AddGroupMember(ctx context.Context, groupID, userID int64) error
 // RemoveGroupMember removes a user from a group, or answers ErrNotFound.
 func (s *Store) RemoveGroupMember(ctx context.Context, groupID, userID int64) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		owners, err := s.rootOwners(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if err := s.execOne(ctx, tx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, groupID, userID); err != nil {
+			return err
+		}
+		if err := s.keepRootOwner(ctx, tx, owners); err != nil {
 			return err
 		}
 		return s.bump(ctx, tx)
@@ -238,6 +245,10 @@ func (s *Store) deleteIdentity(ctx context.Context, kind, find, del, key string)
 		if err := tx.QueryRowContext(ctx, s.q(find), key).Scan(&id); err != nil {
 			return notFound(kind+" "+key, err)
 		}
+		owners, err := s.rootOwners(ctx, tx)
+		if err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM secrets WHERE owner_kind = ? AND owner_id = ?`,
 			`DELETE FROM role_assignments WHERE principal_kind = ? AND principal_id = ?`,
@@ -246,7 +257,15 @@ func (s *Store) deleteIdentity(ctx context.Context, kind, find, del, key string)
 				return err
 			}
 		}
+		if kind == KindGroup {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM group_members WHERE group_id = ?`), id); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, s.q(del), id); err != nil {
+			return err
+		}
+		if err := s.keepRootOwner(ctx, tx, owners); err != nil {
 			return err
 		}
 		return s.bump(ctx, tx)
@@ -411,4 +430,41 @@ func queryAll[T any](ctx context.Context, db rowsQuerier, query string, args []a
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return out, nil
+}
+
+// rootOwners counts the identities that can manage the whole server: users and service
+// principals that exist and hold Owner at "/", themselves or through a group they belong to.
+func (s *Store) rootOwners(ctx context.Context, tx *sql.Tx) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM (
+		SELECT 'user', u.id FROM role_assignments a JOIN users u ON a.principal_kind = 'user' AND u.id = a.principal_id
+			WHERE a.role = 'Owner' AND a.scope = '/'
+		UNION
+		SELECT 'sp', p.id FROM role_assignments a JOIN service_principals p ON a.principal_kind = 'sp' AND p.id = a.principal_id
+			WHERE a.role = 'Owner' AND a.scope = '/'
+		UNION
+		SELECT 'user', m.user_id FROM role_assignments a JOIN group_members m ON a.principal_kind = 'group' AND m.group_id = a.principal_id
+			JOIN users u ON u.id = m.user_id
+			WHERE a.role = 'Owner' AND a.scope = '/'
+	) owners`)).Scan(&n)
+	return n, err
+}
+
+// ErrLastOwner refuses a change that would leave nobody with Owner at "/".
+var ErrLastOwner = fmt.Errorf("%w: nobody would be left with the Owner role at '/' to manage the server: assign Owner at '/' to another user or service principal first", ErrConflict)
+
+// keepRootOwner fails with ErrLastOwner when the change made in tx took the last Owner at "/"
+// away from a server that had one (before: rootOwners before the change).
+func (s *Store) keepRootOwner(ctx context.Context, tx *sql.Tx, before int) error {
+	if before == 0 {
+		return nil
+	}
+	after, err := s.rootOwners(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if after == 0 {
+		return ErrLastOwner
+	}
+	return nil
 }

@@ -104,7 +104,14 @@ func (s *Store) RoleAssignmentByID(ctx context.Context, id string) (RoleAssignme
 // with the assignments that would remain, and may refuse (to keep the last Owner, say).
 func (s *Store) DeleteRoleAssignment(ctx context.Context, id string, keep func(remaining []RoleAssignment) error) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		owners, err := s.rootOwners(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if err := s.execOne(ctx, tx, `DELETE FROM role_assignments WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if err := s.keepRootOwner(ctx, tx, owners); err != nil {
 			return err
 		}
 		if keep != nil {

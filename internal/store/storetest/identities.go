@@ -70,7 +70,7 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 		if secs, _ := s.Secrets(ctx, store.KindSP, sp.ID); len(secs) != 1 || secs[0].Name != "k3" {
 			t.Errorf("after replace = %+v", secs)
 		}
-		if err := s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra1", PrincipalKind: store.KindUser, PrincipalID: u.ID, Role: "Owner", Scope: "/"}); err != nil {
+		if err := s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "ra1", PrincipalKind: store.KindUser, PrincipalID: u.ID, Role: "Reader", Scope: "/"}); err != nil {
 			t.Fatal(err)
 		}
 		// Deleting the user takes its secrets, memberships and assignments along.
@@ -88,6 +88,62 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 		}
 		if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("second delete err = %v", err)
+		}
+	})
+
+	// Nobody can take the last Owner at "/" away, by whichever route: deleting the user, the
+	// service principal or the group that holds it, a membership, or the assignment.
+	t.Run("LastOwner", func(t *testing.T) {
+		s, _ := setup(t)
+		a, _ := s.CreateUser(ctx, "ann", "h")
+		b, _ := s.CreateUser(ctx, "bob", "h")
+		g, _ := s.CreateGroup(ctx, "admins", "")
+		sp, err := s.CreateServicePrincipal(ctx, "21111111-2222-4333-8444-555555555555", "robot", store.Secret{Name: "k", Hash: "h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// With no Owner at "/" yet, nothing is held back.
+		if err := s.DeleteUser(ctx, "bob"); err != nil {
+			t.Fatalf("delete on a server without an Owner: %v", err)
+		}
+		b, _ = s.CreateUser(ctx, "bob", "h")
+		if err := s.AddGroupMember(ctx, g.ID, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, ra := range []store.RoleAssignment{
+			{ID: "own-g", PrincipalKind: store.KindGroup, PrincipalID: g.ID, Role: "Owner", Scope: "/"},
+			{ID: "own-sp", PrincipalKind: store.KindSP, PrincipalID: sp.ID, Role: "Owner", Scope: "/"},
+			{ID: "own-bob-reg", PrincipalKind: store.KindUser, PrincipalID: b.ID, Role: "Owner", Scope: "/registries/default"},
+		} {
+			if err := s.CreateRoleAssignment(ctx, ra); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteServicePrincipal(ctx, sp.AppID); err != nil {
+			t.Fatalf("deleting one of two Owners: %v", err)
+		}
+		for name, del := range map[string]func() error{
+			"remove the member":     func() error { return s.RemoveGroupMember(ctx, g.ID, a.ID) },
+			"delete the user":       func() error { return s.DeleteUser(ctx, "ann") },
+			"delete the group":      func() error { return s.DeleteGroup(ctx, "admins") },
+			"delete the assignment": func() error { return s.DeleteRoleAssignment(ctx, "own-g", nil) },
+		} {
+			if err := del(); !errors.Is(err, store.ErrLastOwner) || !errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s, the last Owner at /: %v; want ErrLastOwner", name, err)
+			}
+		}
+		if m, _ := s.GroupMembers(ctx, g.ID); len(m) != 1 {
+			t.Errorf("a refused change was half made: members %v", m)
+		}
+		// An Owner at a registry does not count; one at "/" does.
+		if err := s.CreateRoleAssignment(ctx, store.RoleAssignment{ID: "own-bob", PrincipalKind: store.KindUser, PrincipalID: b.ID, Role: "Owner", Scope: "/"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteGroup(ctx, "admins"); err != nil {
+			t.Errorf("deleting the group with another Owner left: %v", err)
+		}
+		if err := s.DeleteUser(ctx, "bob"); !errors.Is(err, store.ErrLastOwner) {
+			t.Errorf("delete bob, now the last Owner: %v", err)
 		}
 	})
 

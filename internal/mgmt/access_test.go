@@ -201,3 +201,73 @@ func TestLastOwner(t *testing.T) {
 		t.Errorf("after the refusals: %d %s", st, body)
 	}
 }
+
+// TestNoPermissionGrantsAnother (issue 15, attack 1): a Contributor at "/" manages the directory
+// but cannot assign roles, so it cannot become anyone who holds one: no password reset of an
+// Owner (or of anyone with a role), no joining a group that holds one, no new secret for a
+// service principal that holds one. It still manages identities without roles and its own
+// password; an Owner does all of it.
+func TestNoPermissionGrantsAnother(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	newUser := func(name string) string {
+		var u struct{ Password string }
+		if st := s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": name}, &u); st != http.StatusCreated {
+			t.Fatalf("create %s: %d", name, st)
+		}
+		return u.Password
+	}
+	assign := func(who, role, scope string) {
+		if st := s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": who, "role": role, "scope": scope}, nil); st != http.StatusCreated {
+			t.Fatalf("assign %s to %s: %d", role, who, st)
+		}
+	}
+	pw := newUser("contrib")
+	assign("contrib", "Contributor", "/")
+	_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {"contrib"}, "password": {pw}})
+	contrib := "Bearer " + tok
+	newUser("reader")
+	assign("reader", "Reader", "/registries/default")
+	newUser("plain")
+	s.Mgmt(t, "POST", "/mgmt/v1/groups", map[string]string{"name": "admins"}, nil)
+	assign("admins", "Owner", "/")
+	s.Mgmt(t, "POST", "/mgmt/v1/groups", map[string]string{"name": "nobody"}, nil)
+	var sp, plainSP struct{ AppID string }
+	s.Mgmt(t, "POST", "/mgmt/v1/servicePrincipals", map[string]any{"displayName": "deployer"}, &sp)
+	assign(sp.AppID, "Owner", "/")
+	s.Mgmt(t, "POST", "/mgmt/v1/servicePrincipals", map[string]any{"displayName": "idle"}, &plainSP)
+
+	for _, tc := range []struct {
+		what, method, path, body string
+		status                   int
+	}{
+		{"reset the Owner's password", "PATCH", "/mgmt/v1/users/owner", `{}`, 403},
+		{"reset a Reader's password", "PATCH", "/mgmt/v1/users/reader", `{}`, 403},
+		{"join a group that holds Owner", "POST", "/mgmt/v1/groups/admins/members", `{"user":"contrib"}`, 403},
+		{"reset an Owner service principal's secret", "POST", "/mgmt/v1/servicePrincipals/" + sp.AppID + "/credentials/reset", `{}`, 403},
+		{"reset the password of a user without roles", "PATCH", "/mgmt/v1/users/plain", `{}`, 200},
+		{"reset its own password", "PATCH", "/mgmt/v1/users/contrib", `{}`, 200},
+		{"join a group without roles", "POST", "/mgmt/v1/groups/nobody/members", `{"user":"contrib"}`, 200},
+		{"reset a service principal without roles", "POST", "/mgmt/v1/servicePrincipals/" + plainSP.AppID + "/credentials/reset", `{}`, 200},
+	} {
+		st, body := raw(t, s, tc.method, tc.path, contrib, tc.body)
+		if st != tc.status {
+			t.Errorf("Contributor: %s: %d %s; want %d", tc.what, st, body, tc.status)
+		}
+		if st == 403 && !strings.Contains(body, "needs the right to assign roles") {
+			t.Errorf("Contributor: %s: the refusal does not say why: %s", tc.what, body)
+		}
+	}
+	// The refused password did not change: the Owner still signs in with its own.
+	if st, _, body := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {registrytest.OwnerPassword}}); st != http.StatusOK {
+		t.Errorf("the Owner's password changed: %d %s", st, body)
+	}
+	owner := "Bearer " + s.OwnerToken(t)
+	for _, path := range []string{"/mgmt/v1/users/reader", "/mgmt/v1/users/plain"} {
+		if st, body := raw(t, s, "PATCH", path, owner, `{}`); st != http.StatusOK {
+			t.Errorf("Owner: reset %s: %d %s", path, st, body)
+		}
+	}
+	if st, body := raw(t, s, "POST", "/mgmt/v1/groups/admins/members", owner, `{"user":"plain"}`); st != http.StatusOK {
+		t.Errorf("Owner: add to admins: %d %s", st, body)
+	}
+}

@@ -83,7 +83,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	return h.commit(ctx, w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
-func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Password string `json:"password"`
@@ -95,6 +95,11 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	u, err := h.Store.UserByName(ctx, name)
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
+	}
+	if p.Kind != authn.KindUser || p.ID != u.ID { // one's own password is one's own
+		if err := h.requireManage(p, authn.KindUser, u.ID, u.Name); err != nil {
+			return err
+		}
 	}
 	value, show, err := password(req.Password)
 	if err != nil {
@@ -209,7 +214,7 @@ func (h *Handler) member(r *http.Request, user string) (store.Group, store.User,
 	return g, u, nil
 }
 
-func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		User string `json:"user"`
@@ -219,6 +224,9 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, _ authn.Prin
 	}
 	g, u, err := h.member(r, req.User)
 	if err != nil {
+		return err
+	}
+	if err := h.requireManage(p, "group", g.ID, g.Name); err != nil {
 		return err
 	}
 	if err := h.Store.AddGroupMember(ctx, g.ID, u.ID); err != nil {
@@ -358,7 +366,7 @@ func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Princ
 // maxSPSecrets is how many secrets a service principal may hold at once.
 const maxSPSecrets = 2
 
-func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Append bool `json:"append"`
@@ -369,6 +377,9 @@ func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, _ au
 	}
 	sp, err := h.lookupSP(r)
 	if err != nil {
+		return err
+	}
+	if err := h.requireManage(p, authn.KindSP, sp.ID, sp.AppID); err != nil {
 		return err
 	}
 	value, sec, err := h.spSecret(r, req.Years)

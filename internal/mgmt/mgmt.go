@@ -181,6 +181,16 @@ func (h *Handler) require(p authn.Principal, perm policy.Permission, registry st
 	return httperr.New(oci.CodeDenied, "%s; see 'berth role definition list' for the roles that give it", d.Reason)
 }
 
+// requireManage answers 403 DENIED unless p may change what an identity or group can do or who
+// can act as it (policy.DecideManage): no permission grants another.
+func (h *Handler) requireManage(p authn.Principal, kind authn.Kind, id int64, name string) error {
+	d := policy.DecideManage(h.Policy.Snapshot(), p, kind, id, name)
+	if d.Allow {
+		return nil
+	}
+	return httperr.New(oci.CodeDenied, "%s", d.Reason).WithReason(d.Code)
+}
+
 // changed publishes a change: the policy snapshot is reloaded before the reply, so the next
 // request through this replica already sees it.
 func (h *Handler) changed(ctx context.Context) error {

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"fmt"
+
 	"github.com/berth-registry/berth/internal/authn"
 )
 
@@ -84,4 +86,47 @@ func HasAnyRole(s *Snapshot, p authn.Principal, registry string) bool {
 		return found
 	})
 	return found && s.exists(p)
+}
+
+// CodeWouldGrantMore refuses a change to an identity that holds more than the caller may assign.
+const CodeWouldGrantMore = "would_grant_more"
+
+// DecideManage answers whether caller may change what an identity can do or who can act as it:
+// reset its password or secret, or add a member to a group. Whoever does that gets the target's
+// roles, so at every scope where the target holds one (itself, or for a user through its groups)
+// caller must be able to assign roles: no permission grants another. kind is authn.KindUser,
+// authn.KindSP or "group"; a target without roles needs nothing more than the route's own
+// permission. Assignments at a registry that no longer exists grant nothing and are skipped.
+func DecideManage(s *Snapshot, caller authn.Principal, kind authn.Kind, id int64, name string) Decision {
+	var short *assignment
+	check := func(as *assignment) bool {
+		if as.registry != "" {
+			if _, ok := s.registries[as.registry]; !ok {
+				return false
+			}
+		}
+		if !DecideControl(s, caller, PermAssignmentsWrite, as.registry).Allow {
+			short = as
+			return true
+		}
+		return false
+	}
+	if kind == "group" {
+		for _, as := range s.assignments[principalKey{"group", id}] {
+			if check(as) {
+				break
+			}
+		}
+	} else {
+		s.eachAssignment(authn.Principal{Kind: kind, ID: id}, check)
+	}
+	if short != nil {
+		role := short.roleName
+		if short.role != nil {
+			role = short.role.Name
+		}
+		return deny(CodeWouldGrantMore, "%s %q holds %s at %s (%s); changing who can act as it needs the right to assign roles there (Owner or Role Based Access Control Administrator), which %s does not have",
+			kind, name, role, scopeOf(short.registry), short.desc, caller)
+	}
+	return Decision{Allow: true, Code: CodeControlPermission, Reason: fmt.Sprintf("%s may assign every role %s %q holds", caller, kind, name)}
 }

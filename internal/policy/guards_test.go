@@ -156,3 +156,56 @@ func FuzzLike(f *testing.F) {
 		}
 	})
 }
+
+// TestDecideManage: changing who can act as an identity (a password, a secret, a group's
+// members) needs the right to assign every role it holds, where it holds it: no permission
+// grants another.
+func TestDecideManage(t *testing.T) {
+	in := fixture("rbac", "")
+	in.Users = append(in.Users, store.User{ID: 5, Name: "dave"}, store.User{ID: 10, Name: "rbac-r"}, store.User{ID: 11, Name: "contrib"}, store.User{ID: 12, Name: "plain"})
+	in.Assignments = []store.RoleAssignment{
+		{ID: "1", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		{ID: "2", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "3", PrincipalKind: store.KindSP, PrincipalID: 3, Role: "Reader", Scope: "/registries/other"},
+		{ID: "4", PrincipalKind: store.KindUser, PrincipalID: 5, Role: "Reader", Scope: "/registries/gone"},
+		{ID: "5", PrincipalKind: store.KindUser, PrincipalID: 10, Role: "Role Based Access Control Administrator", Scope: "/registries/r"},
+		{ID: "6", PrincipalKind: store.KindUser, PrincipalID: 11, Role: "Contributor", Scope: "/"},
+	}
+	s := Compile(in)
+	user := func(id int64, name string) authn.Principal { return authn.Principal{Kind: authn.KindUser, ID: id, Name: name} }
+	alice, rbacR, contrib := user(1, "alice"), user(10, "rbac-r"), user(11, "contrib")
+	type target struct {
+		kind authn.Kind
+		id   int64
+		name string
+	}
+	var (
+		tAlice = target{authn.KindUser, 1, "alice"}
+		tBob   = target{authn.KindUser, 2, "bob"} // through the group devs
+		tDevs  = target{"group", 7, "devs"}
+		tSP    = target{authn.KindSP, 3, "11111111-2222-4333-8444-555555555555"}
+		tDave  = target{authn.KindUser, 5, "dave"} // only at a registry that is gone
+		tPlain = target{authn.KindUser, 12, "plain"}
+	)
+	for _, tc := range []struct {
+		caller authn.Principal
+		target target
+		allow  bool
+	}{
+		{contrib, tAlice, false}, {contrib, tBob, false}, {contrib, tDevs, false}, {contrib, tSP, false},
+		{contrib, tDave, true}, {contrib, tPlain, true},
+		{rbacR, tBob, true}, {rbacR, tDevs, true}, {rbacR, tAlice, false}, {rbacR, tSP, false}, {rbacR, tPlain, true},
+		{alice, tAlice, true}, {alice, tBob, true}, {alice, tDevs, true}, {alice, tSP, true}, {alice, tDave, true},
+	} {
+		d := DecideManage(s, tc.caller, tc.target.kind, tc.target.id, tc.target.name)
+		if d.Allow != tc.allow {
+			t.Errorf("%s manages %s %s: %+v; want allow %v", tc.caller.Name, tc.target.kind, tc.target.name, d, tc.allow)
+		}
+		if !d.Allow && (d.Code != CodeWouldGrantMore || !strings.Contains(d.Reason, tc.target.name) || !strings.Contains(d.Reason, "Owner or Role Based Access Control Administrator")) {
+			t.Errorf("%s manages %s: the refusal %+v does not name the target and what it needs", tc.caller.Name, tc.target.name, d)
+		}
+	}
+	if d := DecideManage(s, contrib, authn.KindUser, 1, "alice"); !strings.Contains(d.Reason, "Owner at /") {
+		t.Errorf("the refusal does not say which role where: %s", d.Reason)
+	}
+}

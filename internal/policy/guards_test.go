@@ -172,7 +172,9 @@ func TestDecideManage(t *testing.T) {
 		{ID: "6", PrincipalKind: store.KindUser, PrincipalID: 11, Role: "Contributor", Scope: "/"},
 	}
 	s := Compile(in)
-	user := func(id int64, name string) authn.Principal { return authn.Principal{Kind: authn.KindUser, ID: id, Name: name} }
+	user := func(id int64, name string) authn.Principal {
+		return authn.Principal{Kind: authn.KindUser, ID: id, Name: name}
+	}
 	alice, rbacR, contrib := user(1, "alice"), user(10, "rbac-r"), user(11, "contrib")
 	type target struct {
 		kind authn.Kind

@@ -42,7 +42,7 @@ func kidOf(t *testing.T, raw string) string {
 func TestDefaultsAndRotationBoundary(t *testing.T) {
 	ctx := context.Background()
 	for _, rot := range []time.Duration{0, -time.Hour} {
-		clk := &clock{t: time.Now()}
+		clk := &clock{t: time.UnixMilli(time.Now().UnixMilli())} // the store keeps milliseconds: the boundary is exact
 		s := New(openStore(t), Options{Now: clk.now, Rotation: rot})
 		if s.Lifetimes() != DefaultLifetimes {
 			t.Errorf("lifetimes %+v; want the defaults", s.Lifetimes())

@@ -357,13 +357,19 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Princi
 	if err != nil {
 		return err
 	}
+	// A registry the caller holds no role on is as missing here as on every other route, and
+	// nothing of it (its tokens, its network rules) is named.
+	if !policy.HasAnyRole(h.Policy.Snapshot(), p, reg.Name) {
+		return httperr.New(CodeNotFound, "registry %q was not found", reg.Name).WithStatus(http.StatusNotFound)
+	}
 	q := r.URL.Query()
 	who, err := h.explainIdentity(ctx, reg, q.Get("identity"))
 	if err != nil {
 		return err
 	}
 	if who.Kind != p.Kind || who.ID != p.ID {
-		if err := h.require(p, policy.PermRegistryRead, reg.Name); err != nil {
+		// Explaining someone else reads what roles they hold.
+		if err := h.require(p, policy.PermAssignmentsRead, reg.Name); err != nil {
 			return err
 		}
 	}

@@ -271,3 +271,59 @@ func TestNoPermissionGrantsAnother(t *testing.T) {
 		t.Errorf("Owner: add to admins: %d %s", st, body)
 	}
 }
+
+// TestExplainObeysVisibility (issue 15, attack 5): explain answers a registry the caller holds no
+// role on with the same 404 as every other route (nothing of it, such as its network rules, is
+// named), and explaining someone else needs the right to read role assignments.
+func TestExplainObeysVisibility(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "secret-reg"}, nil)
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/secret-reg/networkRules", map[string]any{"value": "198.51.100.0/24"}, nil); st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("network rule: %d", st)
+	}
+	token := func(name, role, scope string) string {
+		var u struct{ Password string }
+		s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": name}, &u)
+		if st := s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": name, "role": role, "scope": scope}, nil); st != http.StatusCreated {
+			t.Fatalf("assign %s: %d", name, st)
+		}
+		_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {name}, "password": {u.Password}})
+		return "Bearer " + tok
+	}
+	outsider := token("outsider", "AcrPull", "/registries/default")
+	dataAdmin := token("data-admin", "Container Registry Contributor and Data Access Configuration Administrator", "/registries/secret-reg")
+	reader := token("reader", "Reader", "/registries/secret-reg")
+
+	_, missing := raw(t, s, "GET", "/mgmt/v1/registries/no-such/explain?identity=outsider&action=pull&repository=a", outsider, "")
+	st, body := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg/explain?identity=outsider&action=pull&repository=a", outsider, "")
+	if st != http.StatusNotFound || strings.Contains(body, "198.51.100") || !strings.Contains(body, `registry \"secret-reg\" was not found`) {
+		t.Errorf("explain of oneself at a registry one has no role on: %d %s", st, body)
+	}
+	if st, show := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg", outsider, ""); st != http.StatusNotFound || codeOf(show) != codeOf(body) || codeOf(missing) != codeOf(body) {
+		t.Errorf("explain's 404 differs from the other routes': explain %s, show %s, missing %s", body, show, missing)
+	}
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg/explain?identity=token:nope&action=pull&repository=a", outsider, ""); st != http.StatusNotFound || strings.Contains(body, "nope") {
+		t.Errorf("explain of a token at a registry one has no role on: %d %s", st, body)
+	}
+	// Oneself, with a role there: answered.
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg/explain?identity=data-admin&action=pull&repository=a", dataAdmin, ""); st != http.StatusOK {
+		t.Errorf("explain of oneself: %d %s", st, body)
+	}
+	// Someone else: needs roleAssignments/read there.
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg/explain?identity=outsider&action=pull&repository=a", dataAdmin, ""); st != http.StatusForbidden {
+		t.Errorf("explain of another without roleAssignments/read: %d %s; want 403", st, body)
+	}
+	if st, body := raw(t, s, "GET", "/mgmt/v1/registries/secret-reg/explain?identity=outsider&action=pull&repository=a", reader, ""); st != http.StatusOK {
+		t.Errorf("a Reader explains another: %d %s", st, body)
+	}
+}
+
+// codeOf is the first error code of a reply body, with the correlation id left out.
+func codeOf(body string) string {
+	i := strings.Index(body, `"code":"`)
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+8:]
+	return rest[:strings.IndexByte(rest, '"')]
+}

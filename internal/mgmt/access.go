@@ -349,8 +349,9 @@ func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
-// explain answers GET …/explain?identity=&repository=&action=&ip=. Anyone may explain their own
-// identity; explaining another's needs registries/read.
+// explain answers GET …/explain?identity=&repository=&action=&ip=. Anyone with a role on the
+// registry may explain their own identity; explaining another's needs roleAssignments/read.
+
 func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)

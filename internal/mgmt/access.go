@@ -351,7 +351,6 @@ func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p
 
 // explain answers GET …/explain?identity=&repository=&action=&ip=. Anyone with a role on the
 // registry may explain their own identity; explaining another's needs roleAssignments/read.
-
 func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)

@@ -157,6 +157,10 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 			}
 			return err
 		}
+		if !policy.IdentityExists(h.Policy.Snapshot(), p) {
+			return httperr.New(oci.CodeUnauthorized, "%s no longer exists (it was deleted, perhaps created again under the same name); sign in again with 'berth auth login'", p).
+				WithHeader("WWW-Authenticate", `Bearer realm="berth",error="invalid_token"`)
+		}
 		httperr.SetIdentity(ctx, p)
 		if rt.perm != "" {
 			if err := h.require(p, rt.perm, r.PathValue("registry")); err != nil {

@@ -130,3 +130,7 @@ func DecideManage(s *Snapshot, caller authn.Principal, kind authn.Kind, id int64
 	}
 	return Decision{Allow: true, Code: CodeControlPermission, Reason: fmt.Sprintf("%s may assign every role %s %q holds", caller, kind, name)}
 }
+
+// IdentityExists reports whether the user or service principal a directory token names is still
+// the one it was issued to (same id and name; ids are never reused).
+func IdentityExists(s *Snapshot, p authn.Principal) bool { return s.exists(p) }

@@ -211,3 +211,17 @@ func TestDecideManage(t *testing.T) {
 		t.Errorf("the refusal does not say which role where: %s", d.Reason)
 	}
 }
+
+// TestAdminOfARecreatedRegistry: the admin user's credentials belong to one registry row; a
+// registry deleted and created again under the same name (a new id) does not honour them.
+func TestAdminOfARecreatedRegistry(t *testing.T) {
+	s := Compile(fixture("rbac", ""))
+	admin := authn.Principal{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"}
+	if d := Decide(s, admin, ActionPush, repo("x")); !d.Allow {
+		t.Fatalf("the admin user of r: %+v", d)
+	}
+	admin.ID = 9
+	if d := Decide(s, admin, ActionPull, repo("x")); d.Allow || d.Code != CodeIdentityGone {
+		t.Errorf("the admin user of an earlier registry r: %+v; want %s", d, CodeIdentityGone)
+	}
+}

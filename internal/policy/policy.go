@@ -187,6 +187,10 @@ func decide(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) D
 		switch {
 		case p.Registry != res.Registry:
 			d = deny(CodeOtherRegistry, "the admin user of registry %q has no rights on registry %q", p.Registry, res.Registry)
+		case p.ID != reg.id:
+			// Registry ids are never reused: this is the admin user of a registry of the same
+			// name that was deleted.
+			d = deny(CodeIdentityGone, "the admin user's registry %q was deleted and created again since the credentials were issued", res.Registry)
 		case !reg.adminEnabled:
 			d = deny(CodeAdminDisabled, "admin user is disabled on registry %q", res.Registry)
 		default:
@@ -394,6 +398,10 @@ func (s *Snapshot) Mode(registry string) (Mode, bool) {
 func deny(code, format string, args ...any) Decision {
 	return Decision{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
+
+// IdentityExists reports whether p (a user or service principal from a directory token) is still
+// the identity it was issued to, in the current snapshot.
+func (e *Engine) IdentityExists(p authn.Principal) bool { return e.Snapshot().exists(p) }
 
 // Engine holds the current snapshot.
 type Engine struct {

@@ -57,7 +57,7 @@ func (s *Store) CreateUser(ctx context.Context, name, hash string) (User, error)
 	u := User{Name: name, CreatedAt: time.UnixMilli(s.millis())}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if u.ID, err = insertID(ctx, tx, s.q(`INSERT INTO users (name, created_at) VALUES (?, ?)`), name, u.CreatedAt.UnixMilli()); err != nil {
+		if u.ID, err = s.insertRow(ctx, tx, "users", "name, created_at", name, u.CreatedAt.UnixMilli()); err != nil {
 			return err
 		}
 		if err := s.bump(ctx, tx); err != nil {
@@ -111,8 +111,10 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // CreateGroup adds a group.
 func (s *Store) CreateGroup(ctx context.Context, name, description string) (Group, error) {
 	g := Group{Name: name, Description: description, CreatedAt: time.UnixMilli(s.millis())}
-	var err error
-	g.ID, err = insertID(ctx, s.wdb, s.q(`INSERT INTO groups (name, description, created_at) VALUES (?, ?, ?)`), name, description, g.CreatedAt.UnixMilli())
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		g.ID, err = s.insertRow(ctx, tx, "groups", "name, description, created_at", name, description, g.CreatedAt.UnixMilli())
+		return err
+	})
 	if err != nil {
 		return Group{}, fmt.Errorf("store: create group %q: %w", name, s.classify(err))
 	}
@@ -196,7 +198,7 @@ func (s *Store) CreateServicePrincipal(ctx context.Context, appID, displayName s
 	sp := ServicePrincipal{AppID: appID, DisplayName: displayName, CreatedAt: time.UnixMilli(s.millis())}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if sp.ID, err = insertID(ctx, tx, s.q(`INSERT INTO service_principals (app_id, display_name, created_at) VALUES (?, ?, ?)`), appID, displayName, sp.CreatedAt.UnixMilli()); err != nil {
+		if sp.ID, err = s.insertRow(ctx, tx, "service_principals", "app_id, display_name, created_at", appID, displayName, sp.CreatedAt.UnixMilli()); err != nil {
 			return err
 		}
 		if err := s.bump(ctx, tx); err != nil {
@@ -402,9 +404,28 @@ type rowQuerier interface {
 
 // insertID runs an INSERT and returns the id of the new row (RETURNING, which SQLite and
 // PostgreSQL both have; database/sql's LastInsertId is SQLite's alone).
-func insertID(ctx context.Context, db rowQuerier, query string, args ...any) (int64, error) {
-	var id int64
-	err := db.QueryRowContext(ctx, query+" RETURNING id", args...).Scan(&id)
+// insertRow adds a row to table (one of the tables whose ids tokens and policies name) and
+// returns its id, which no row of the table ever had before: a token or policy that names a
+// deleted row must never speak for a new one. PostgreSQL's identity columns never give an id
+// twice; SQLite's INTEGER PRIMARY KEY gives the id of a deleted last row again, so there the id
+// is one past the table's high-water mark (id_high_water), kept in the same transaction.
+func (s *Store) insertRow(ctx context.Context, tx *sql.Tx, table, columns string, args ...any) (int64, error) {
+	marks := strings.Repeat("?, ", len(args))
+	marks = marks[:len(marks)-2]
+	if s.d.name == postgresDialect.name {
+		var id int64
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO `+table+` (`+columns+`) VALUES (`+marks+`) RETURNING id`), args...).Scan(&id)
+		return id, err
+	}
+	var mark, highest int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT last FROM id_high_water WHERE tbl = ?), 0), COALESCE((SELECT MAX(id) FROM `+table+`), 0)`, table).Scan(&mark, &highest); err != nil {
+		return 0, err
+	}
+	id := max(mark, highest) + 1
+	if _, err := tx.ExecContext(ctx, `INSERT INTO id_high_water (tbl, last) VALUES (?, ?) ON CONFLICT (tbl) DO UPDATE SET last = excluded.last`, table, id); err != nil {
+		return 0, err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (id, `+columns+`) VALUES (?, `+marks+`)`, append([]any{id}, args...)...)
 	return id, err
 }
 

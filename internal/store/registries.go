@@ -97,7 +97,7 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 		}
 	}
 	now := s.millis()
-	id, err := insertID(ctx, tx, s.q(`INSERT INTO registries (name, login_server, is_default, created_at) VALUES (?, ?, ?, ?)`), name, ls, boolInt(def), now)
+	id, err := s.insertRow(ctx, tx, "registries", "name, login_server, is_default, created_at", name, ls, boolInt(def), now)
 	if err != nil {
 		return Registry{}, err
 	}

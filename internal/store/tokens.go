@@ -57,7 +57,7 @@ type Token struct {
 }
 
 func (s *Store) insertScopeMap(ctx context.Context, tx *sql.Tx, registryID int64, m ScopeMap) (int64, error) {
-	id, err := insertID(ctx, tx, s.q(`INSERT INTO scope_maps (registry_id, name, description, system, created_at) VALUES (?, ?, ?, ?, ?)`),
+	id, err := s.insertRow(ctx, tx, "scope_maps", "registry_id, name, description, system, created_at",
 		registryID, m.Name, m.Description, boolInt(m.System), s.millis())
 	if err != nil {
 		return 0, err
@@ -238,7 +238,7 @@ func (s *Store) CreateToken(ctx context.Context, registryID int64, t Token, newM
 			}
 			mapID = id
 		}
-		id, err := insertID(ctx, tx, s.q(`INSERT INTO tokens (registry_id, name, scope_map_id, status, created_at) VALUES (?, ?, ?, ?, ?)`),
+		id, err := s.insertRow(ctx, tx, "tokens", "registry_id, name, scope_map_id, status, created_at",
 			registryID, t.Name, mapID, t.Status, s.millis())
 		if err != nil {
 			return err

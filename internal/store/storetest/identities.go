@@ -147,6 +147,48 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 		}
 	})
 
+	// An id is never given twice: a token or a policy that names a deleted row must not speak for
+	// a new one of the same name (SQLite reuses the id of a deleted last row by itself).
+	t.Run("IDsNeverReused", func(t *testing.T) {
+		s, reg := setup(t)
+		type made struct {
+			what string
+			make func() (int64, error)
+			del  func() error
+		}
+		for _, m := range []made{
+			{"user", func() (int64, error) { u, err := s.CreateUser(ctx, "again", "h"); return u.ID, err },
+				func() error { return s.DeleteUser(ctx, "again") }},
+			{"group", func() (int64, error) { g, err := s.CreateGroup(ctx, "again", ""); return g.ID, err },
+				func() error { return s.DeleteGroup(ctx, "again") }},
+			{"service principal", func() (int64, error) {
+				sp, err := s.CreateServicePrincipal(ctx, "31111111-2222-4333-8444-555555555555", "again", store.Secret{Name: "k", Hash: "h"})
+				return sp.ID, err
+			}, func() error { return s.DeleteServicePrincipal(ctx, "31111111-2222-4333-8444-555555555555") }},
+			{"registry", func() (int64, error) { r, err := s.CreateRegistry(ctx, "again", ""); return r.ID, err },
+				func() error { return s.DeleteRegistry(ctx, "again") }},
+			{"token", func() (int64, error) {
+				tk, err := s.CreateToken(ctx, reg.ID, store.Token{Name: "again", ScopeMap: "_repositories_pull", Status: "enabled"}, nil, nil)
+				return tk.ID, err
+			}, func() error { return s.DeleteToken(ctx, reg.ID, "again") }},
+		} {
+			seen := map[int64]bool{}
+			for round := range 3 {
+				id, err := m.make()
+				if err != nil {
+					t.Fatalf("%s, round %d: %v", m.what, round, err)
+				}
+				if seen[id] {
+					t.Errorf("%s: id %d given again after its row was deleted", m.what, id)
+				}
+				seen[id] = true
+				if err := m.del(); err != nil {
+					t.Fatalf("delete %s: %v", m.what, err)
+				}
+			}
+		}
+	})
+
 	t.Run("TokensAndScopeMaps", func(t *testing.T) {
 		s, reg := setup(t)
 		maps, err := s.ScopeMaps(ctx, reg.ID)

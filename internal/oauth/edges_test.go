@@ -75,15 +75,19 @@ func TestTokenEndpointEdges(t *testing.T) {
 	// The login event names the identity of the credentials, not a stray form field.
 	do(t, "GET", s.URL+"/oauth2/token?"+svc("username", "someone-else").Encode(), basic(user, "wrong"), nil)
 	do(t, "POST", s.URL+"/mgmt/v1/token", basic(sp.AppID, "wrong"), url.Values{"grant_type": {"password"}, "username": {"form-user"}, "password": {"x"}})
+	do(t, "POST", s.URL+"/mgmt/v1/token", basic(sp.AppID, "wrong"), url.Values{"grant_type": {"bogus"}, "username": {"form-user"}})
 	s.SettleEvents(t)
-	evs, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 2})
-	if err != nil || len(evs) != 2 {
+	evs, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 3})
+	if err != nil || len(evs) != 3 {
 		t.Fatalf("events: %v %v", evs, err)
 	}
-	if evs[1].Identity != user {
-		t.Errorf("Basic %s with a form username: the event names %q", user, evs[1].Identity)
+	if evs[2].Identity != user {
+		t.Errorf("Basic %s with a form username: the event names %q", user, evs[2].Identity)
 	}
-	if evs[0].Identity != "form-user" {
-		t.Errorf("a directory password grant: the event names %q; want the form's user", evs[0].Identity)
+	if evs[1].Identity != "form-user" {
+		t.Errorf("a directory password grant: the event names %q; want the form's user", evs[1].Identity)
+	}
+	if evs[0].Identity != sp.AppID {
+		t.Errorf("an unsupported grant with Basic credentials and a form username: the event names %q; want the Basic user", evs[0].Identity)
 	}
 }

@@ -76,11 +76,17 @@ func TestTokenEndpointEdges(t *testing.T) {
 	do(t, "GET", s.URL+"/oauth2/token?"+svc("username", "someone-else").Encode(), basic(user, "wrong"), nil)
 	do(t, "POST", s.URL+"/mgmt/v1/token", basic(sp.AppID, "wrong"), url.Values{"grant_type": {"password"}, "username": {"form-user"}, "password": {"x"}})
 	do(t, "POST", s.URL+"/mgmt/v1/token", basic(sp.AppID, "wrong"), url.Values{"grant_type": {"bogus"}, "username": {"form-user"}})
+	// Refused before any sign-in (a service name too long): still the Basic user.
+	do(t, "GET", s.URL+"/oauth2/token?"+url.Values{"service": {strings.Repeat("h", 256)}, "username": {"someone-else"}}.Encode(), basic(user, "wrong"), nil)
 	s.SettleEvents(t)
-	evs, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 3})
-	if err != nil || len(evs) != 3 {
+	evs, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 4})
+	if err != nil || len(evs) != 4 {
 		t.Fatalf("events: %v %v", evs, err)
 	}
+	if evs[0].Identity != user {
+		t.Errorf("a token request refused before sign-in, with Basic %s and a form username: the event names %q", user, evs[0].Identity)
+	}
+	evs = evs[1:]
 	if evs[2].Identity != user {
 		t.Errorf("Basic %s with a form username: the event names %q", user, evs[2].Identity)
 	}

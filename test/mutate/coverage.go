@@ -19,13 +19,12 @@ type fileCover struct{ run, notRun []block }
 
 type block struct{ startLine, startCol, endLine, endCol int }
 
-// covers reports whether the line of a position was run by the tests. Lines, not columns: the
-// conditions of if, for and case clauses lie just outside the blocks the cover tool counts
-// (which start after their '{' or ':'), so a column test would call them never run. A line in
-// a block that ran counts as run; a line in no block at all (a case clause's expression on a
-// line of its own) too, as the cover tool does not tell: the mutant is then tested, not assumed
-// to survive. Only a line that lies in blocks that never ran is not covered.
-func (c coverProfile) covers(file string, line, _ int) bool {
+// covers reports whether the position of a mutant was run by the tests. A position in a block
+// that ran counts as run; one in no block at all too (the cover tool counts no block for the
+// expressions of a case clause, which lie between the switch's block and the clause's body, nor
+// is it sure which ran): the mutant is then tested, not assumed to survive. Only a position
+// inside blocks that never ran is not covered.
+func (c coverProfile) covers(file string, line, col int) bool {
 	if c == nil {
 		return true // not measured: every mutant is run
 	}
@@ -35,7 +34,9 @@ func (c coverProfile) covers(file string, line, _ int) bool {
 	}
 	in := func(bs []block) bool {
 		for _, b := range bs {
-			if b.startLine <= line && line <= b.endLine {
+			after := line > b.startLine || line == b.startLine && col >= b.startCol
+			before := line < b.endLine || line == b.endLine && col < b.endCol
+			if after && before {
 				return true
 			}
 		}

@@ -63,27 +63,33 @@ func TestMutantsApply(t *testing.T) {
 }
 
 func TestCovers(t *testing.T) {
+	// A switch whose second clause never ran:
+	//   10  switch {
+	//   11  case a:        // body block 11.9–12.20, ran
+	//   12      f()
+	//   13  case b != nil: // body block 13.15–14.20, never ran
+	//   14      g()
 	c := coverProfile{"f.go": {
-		run:    []block{{10, 2, 12, 3}},
-		notRun: []block{{12, 5, 14, 3}, {20, 1, 22, 2}},
+		run:    []block{{11, 9, 12, 20}},
+		notRun: []block{{13, 15, 14, 20}, {20, 1, 22, 2}},
 	}}
 	for _, tc := range []struct {
-		file string
-		line int
-		want bool
+		file      string
+		line, col int
+		want      bool
 	}{
-		{"f.go", 11, true},  // in a block that ran
-		{"f.go", 12, true},  // shared by one that ran and one that did not
-		{"f.go", 13, false}, // only in a block that never ran
-		{"f.go", 21, false},
-		{"f.go", 16, true},    // in no block (a case clause's expression): tested
-		{"other.go", 1, true}, // a file the profile does not know: tested
+		{"f.go", 12, 5, true},  // in the block that ran
+		{"f.go", 13, 8, true},  // the case expression: in no block, tested
+		{"f.go", 14, 5, false}, // the body that never ran
+		{"f.go", 21, 3, false},
+		{"f.go", 16, 1, true},    // between blocks: tested
+		{"other.go", 1, 1, true}, // a file the profile does not know: tested
 	} {
-		if got := c.covers(tc.file, tc.line, 1); got != tc.want {
-			t.Errorf("covers(%s:%d) = %v, want %v", tc.file, tc.line, got, tc.want)
+		if got := c.covers(tc.file, tc.line, tc.col); got != tc.want {
+			t.Errorf("covers(%s:%d:%d) = %v, want %v", tc.file, tc.line, tc.col, got, tc.want)
 		}
 	}
-	if !coverProfile(nil).covers("f.go", 13, 1) {
+	if !coverProfile(nil).covers("f.go", 14, 5) {
 		t.Error("without a profile every mutant is tested")
 	}
 }

@@ -402,8 +402,6 @@ type rowQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// insertID runs an INSERT and returns the id of the new row (RETURNING, which SQLite and
-// PostgreSQL both have; database/sql's LastInsertId is SQLite's alone).
 // insertRow adds a row to table (one of the tables whose ids tokens and policies name) and
 // returns its id, which no row of the table ever had before: a token or policy that names a
 // deleted row must never speak for a new one. PostgreSQL's identity columns never give an id

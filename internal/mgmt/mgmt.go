@@ -158,6 +158,13 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 			return err
 		}
 		if !policy.IdentityExists(h.Policy.Snapshot(), p) {
+			// Another replica may have created it a moment ago: read the store once before
+			// refusing (Refresh reloads only when the policy version moved).
+			if err := h.Policy.Refresh(ctx, h.Store); err != nil {
+				return err
+			}
+		}
+		if !policy.IdentityExists(h.Policy.Snapshot(), p) {
 			return httperr.New(oci.CodeUnauthorized, "%s no longer exists (it was deleted, perhaps created again under the same name); sign in again with 'berth auth login'", p).
 				WithHeader("WWW-Authenticate", `Bearer realm="berth",error="invalid_token"`)
 		}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -33,9 +32,6 @@ const (
 // Decider is the policy the grants are computed with, and the registries' network rules.
 type Decider interface {
 	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
-	// IdentityExists reports whether a directory token's user or service principal is still
-	// the one it was issued to.
-	IdentityExists(p authn.Principal) bool
 	Networker
 }
 
@@ -345,10 +341,6 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) (err error) {
 		return authError(err)
 	}
 	a.principal(p)
-	if !h.policy.IdentityExists(p) {
-		return authError(&authn.Error{Reason: policy.CodeIdentityGone, InvalidToken: true, Identity: p.Name,
-			Message: fmt.Sprintf("%s no longer exists (it was deleted, perhaps created again under the same name): sign in again with 'berth auth login'", p)})
-	}
 	signed, jti, err := h.refreshToken(ctx, p, reg)
 	if err != nil {
 		return err

@@ -56,11 +56,25 @@ func TestRevivedCredentials(t *testing.T) {
 	}
 	s.Mgmt(t, "DELETE", "/mgmt/v1/users/revived", nil, nil)
 	newUser()
+	// The new user of that name may pull: nothing issued to the old one may.
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "revived", "role": "AcrPull", "scope": "/registries/default"}, nil); st != http.StatusCreated {
+		t.Fatalf("assign AcrPull: %d", st)
+	}
 	if c := do(t, "GET", s.URL+"/mgmt/v1/me", bearer(dir.AccessToken), nil); c.status != http.StatusUnauthorized {
 		t.Errorf("the deleted user's directory token: %d %s", c.status, c.body)
 	}
-	if c := do(t, "POST", s.URL+"/oauth2/exchange", "", url.Values{"grant_type": {"access_token"}, "service": {s.Host}, "access_token": {dir.AccessToken}}); c.status == http.StatusOK {
-		t.Errorf("the deleted user's directory token exchanged: %d %s", c.status, c.body)
+	// Exchanged, it gives a refresh token that names the old id: refused where it is used.
+	c = do(t, "POST", s.URL+"/oauth2/exchange", "", url.Values{"grant_type": {"access_token"}, "service": {s.Host}, "access_token": {dir.AccessToken}})
+	var ex tokenReply
+	if c.status == http.StatusOK && json_(c.body, &ex) == nil {
+		if r, c := getToken(t, s, nullGUID, ex.RefreshToken, nil, "repository:x:pull"); c.status == http.StatusOK {
+			access, _ := claims(t, r.AccessToken)["access"].([]any)
+			for _, a := range access {
+				if acts, _ := a.(map[string]any)["actions"].([]any); len(acts) > 0 {
+					t.Errorf("the deleted user's exchanged refresh token was granted %v", a)
+				}
+			}
+		}
 	}
 
 	// A registry, through its admin user.

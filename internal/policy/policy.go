@@ -399,10 +399,6 @@ func deny(code, format string, args ...any) Decision {
 	return Decision{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
-// IdentityExists reports whether p (a user or service principal from a directory token) is still
-// the identity it was issued to, in the current snapshot.
-func (e *Engine) IdentityExists(p authn.Principal) bool { return e.Snapshot().exists(p) }
-
 // Engine holds the current snapshot.
 type Engine struct {
 	snap atomic.Pointer[Snapshot]

@@ -21,6 +21,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/berth-registry/berth/client"
 )
 
 // Sections a run may do, in the order they run.
@@ -289,38 +291,12 @@ func (r *runner) ping(ctx context.Context) error {
 		return fmt.Errorf("bench: GET /v2/ answered %s: is %s a registry?", resp.Status, r.cfg.URL)
 	}
 	h := resp.Header.Get("WWW-Authenticate")
-	scheme, params, _ := strings.Cut(h, " ")
-	r.challenge = strings.ToLower(scheme)
-	for _, kv := range splitParams(params) {
-		k, v, _ := strings.Cut(kv, "=")
-		v = strings.Trim(v, `"`)
-		switch strings.ToLower(strings.TrimSpace(k)) {
-		case "realm":
-			r.realm = v
-		case "service":
-			r.service = v
-		}
-	}
+	scheme, params := client.ParseChallenge(h)
+	r.challenge, r.realm, r.service = scheme, params["realm"], params["service"]
 	if r.challenge != "basic" && r.challenge != "bearer" {
 		return fmt.Errorf("bench: GET /v2/ challenges with %q, neither Basic nor Bearer", h)
 	}
 	return nil
-}
-
-// splitParams splits a challenge's parameters at the commas outside quotes.
-func splitParams(s string) []string {
-	var out []string
-	quoted, start := false, 0
-	for i, c := range s {
-		switch {
-		case c == '"':
-			quoted = !quoted
-		case c == ',' && !quoted:
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
 }
 
 func (r *runner) base() string { return r.scheme + "://" + r.reg.RegistryStr() }

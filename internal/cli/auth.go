@@ -122,16 +122,9 @@ func probe(ctx context.Context, scheme, loginServer, registry string) (challenge
 	if resp.StatusCode == http.StatusForbidden {
 		return challenge{}, fmt.Errorf("Looks like you don't have access to registry '%s'. To see configured network rules, run 'berth registry show -n %s'. (CONNECTIVITY_FORBIDDEN_ERROR)", loginServer, registry)
 	}
-	h := resp.Header.Get("WWW-Authenticate")
-	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(strings.ToLower(h), "bearer ") {
+	scheme, params := client.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != http.StatusUnauthorized || scheme != "bearer" {
 		return challenge{}, fmt.Errorf("Registry '%s' did not ask properly for a basic or a bearer authentication (status %d). (CONNECTIVITY_WWW_AUTHENTICATE_ERROR)", loginServer, resp.StatusCode)
-	}
-	params := map[string]string{}
-	for _, part := range strings.Split(h[len("bearer "):], ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			params[strings.ToLower(k)] = strings.Trim(v, `"`)
-		}
 	}
 	if params["realm"] == "" || params["service"] == "" {
 		return challenge{}, fmt.Errorf("Registry '%s' does not support directory sign-in: its challenge has no realm or service. (CONNECTIVITY_AAD_LOGIN_ERROR)", loginServer)

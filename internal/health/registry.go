@@ -174,16 +174,10 @@ func tlsError(err error) bool {
 		strings.Contains(err.Error(), "tls: ") || strings.Contains(err.Error(), "x509: ")
 }
 
-// parseChallenge reads `Bearer realm="…",service="…"`.
+// parseChallenge reads a challenge: its parameters, and whether it is Bearer.
 func parseChallenge(h string) (map[string]string, bool) {
-	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
-	params := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok {
-			params[strings.ToLower(k)] = strings.Trim(v, `"`)
-		}
-	}
-	return params, strings.EqualFold(scheme, "bearer")
+	scheme, params := client.ParseChallenge(h)
+	return params, scheme == "bearer"
 }
 
 // serverMessage is the message of an OCI error reply, or its status.

@@ -80,13 +80,13 @@ stage "go test of the server packages over PostgreSQL and S3 (MinIO)" \
 FUZZ_TARGETS=(
 	internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName
 	internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition
-	internal/policy:FuzzLike
+	internal/policy:FuzzLike client:FuzzParseChallenge
 )
 fuzz() {
 	# A count, not a duration: go1.26's fuzz coordinator can report a bare "context deadline
 	# exceeded" when a -fuzztime duration ends mid-run (golang/go#75804), a failure with no input.
 	local t=${FUZZTIME:-150000x} ok=0 found listed
-	found=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' cmd internal test 2>/dev/null |
+	found=$(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' client cmd internal test 2>/dev/null |
 		sed -E 's|^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*|\1:\2|' | sort)
 	listed=$(printf '%s\n' "${FUZZ_TARGETS[@]}" | sort)
 	if [ "$found" != "$listed" ]; then

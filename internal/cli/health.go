@@ -10,12 +10,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/berth-registry/berth/internal/health"
+	"github.com/berth-registry/berth/internal/checkhealth"
 )
 
 // checkHealthCmd is `berth check-health`, az acr check-health for berth.
 func (a *app) checkHealthCmd() *cobra.Command {
-	var o health.Options
+	var o checkhealth.Options
 	cmd := &cobra.Command{
 		Use:   "check-health",
 		Short: "Check the client environment and the connection to a registry, with az acr check-health's error codes",
@@ -29,7 +29,7 @@ podman and helm store for the login server (expired, refused, or in the way of a
 a pull of --repository, and helm.
 
 --name takes a registry name (resolved through 'berth auth login') or a login server (host[:port]).
-Each error prints its code, message and fix; see ` + health.DocsURL + `.`,
+Each error prints its code, message and fix; see ` + checkhealth.DocsURL + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Getenv, o.Version = a.getenv, version()
@@ -46,15 +46,15 @@ Each error prints its code, message and fix; see ` + health.DocsURL + `.`,
 			}
 			structured := cmd.Flags().Changed("output") || a.query != ""
 			if !structured {
-				o.Report = func(r health.Result) { a.writeHealth(r, o.IgnoreErrors) }
+				o.Report = func(r checkhealth.Result) { a.writeHealth(r, o.IgnoreErrors) }
 			}
-			results, err := health.Run(cmd.Context(), o)
+			results, err := checkhealth.Run(cmd.Context(), o)
 			if structured {
 				if perr := a.print(results); perr != nil {
 					return perr
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "Please refer to %s for more information.\n", health.DocsURL)
+				fmt.Fprintf(a.stdout, "Please refer to %s for more information.\n", checkhealth.DocsURL)
 			}
 			return err
 		},
@@ -69,18 +69,18 @@ Each error prints its code, message and fix; see ` + health.DocsURL + `.`,
 }
 
 // writeHealth prints a result the way az acr check-health does.
-func (a *app) writeHealth(r health.Result, ignoring bool) {
+func (a *app) writeHealth(r checkhealth.Result, ignoring bool) {
 	switch r.Status {
-	case health.StatusError:
+	case checkhealth.StatusError:
 		fmt.Fprintf(a.stdout, "%s An error occurred: %s\n%s\n", time.Now().UTC().Format("2006-01-02 15:04:05.000000"), r.Code, r.Message)
 		if r.Detail != "" {
 			fmt.Fprintf(a.stdout, "  detail: %s\n", r.Detail)
 		}
 		fmt.Fprintf(a.stdout, "  fix: %s\n", r.Fix)
 		if !ignoring {
-			fmt.Fprintf(a.stdout, "Please refer to %s#%s for more information.\n", health.DocsURL, strings.ToLower(r.Code))
+			fmt.Fprintf(a.stdout, "Please refer to %s#%s for more information.\n", checkhealth.DocsURL, strings.ToLower(r.Code))
 		}
-	case health.StatusWarning:
+	case checkhealth.StatusWarning:
 		fmt.Fprintf(a.stdout, "WARNING: %s\n", r.Message)
 	default:
 		fmt.Fprintln(a.stdout, r.Message)

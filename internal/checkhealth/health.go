@@ -1,10 +1,10 @@
-// Package health is `berth check-health`: the checks of `az acr check-health`, in its order and
+// Package checkhealth is `berth check-health`, run on the client side: the checks of `az acr check-health`, in its order and
 // with its error codes, adapted to berth — the container tool (DOCKER_COMMAND: docker or podman)
 // and its daemon, the login server, DNS, TLS, the challenge, the refresh and access tokens,
 // helm — and the checks ACR lacks: clock skew, stored credentials that are expired, invalid or
 // in the way of anonymous pull, an upper-case registry name, and a pull from the registry
 // itself.
-package health
+package checkhealth
 
 import (
 	"context"

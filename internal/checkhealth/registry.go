@@ -1,4 +1,4 @@
-package health
+package checkhealth
 
 import (
 	"crypto/tls"

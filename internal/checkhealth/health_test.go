@@ -1,4 +1,4 @@
-package health_test
+package checkhealth_test
 
 import (
 	"crypto/ecdsa"
@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/berth-registry/berth/client"
-	"github.com/berth-registry/berth/internal/health"
+	"github.com/berth-registry/berth/internal/checkhealth"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
@@ -63,12 +63,12 @@ func writeAuth(t *testing.T, path, key, user, password string) {
 }
 
 // codes runs check-health and returns the error codes found, in order, and the results.
-func codes(t *testing.T, o health.Options) ([]string, []health.Result) {
+func codes(t *testing.T, o checkhealth.Options) ([]string, []checkhealth.Result) {
 	t.Helper()
-	res, _ := health.Run(t.Context(), o)
+	res, _ := checkhealth.Run(t.Context(), o)
 	var out []string
 	for _, r := range res {
-		if r.Status == health.StatusError {
+		if r.Status == checkhealth.StatusError {
 			out = append(out, r.Code)
 			if r.Message == "" || r.Fix == "" || strings.ContainsAny(r.Message+r.Fix, "{}") {
 				t.Errorf("%s: message %q, fix %q", r.Code, r.Message, r.Fix)
@@ -78,13 +78,13 @@ func codes(t *testing.T, o health.Options) ([]string, []health.Result) {
 	return out, res
 }
 
-func find(res []health.Result, code string) health.Result {
+func find(res []checkhealth.Result, code string) checkhealth.Result {
 	for _, r := range res {
 		if r.Code == code {
 			return r
 		}
 	}
-	return health.Result{}
+	return checkhealth.Result{}
 }
 
 func TestCheckHealthAgainstBerth(t *testing.T) {
@@ -96,8 +96,8 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 	if err := remote.Write(ref, img, remote.WithAuth(&ggauthn.Basic{Username: admin, Password: adminPwd})); err != nil {
 		t.Fatal(err)
 	}
-	base := func(e *env) health.Options {
-		return health.Options{Name: "default", Session: session, Getenv: e.getenv, IgnoreErrors: true, Yes: true, Version: "test"}
+	base := func(e *env) checkhealth.Options {
+		return checkhealth.Options{Name: "default", Session: session, Getenv: e.getenv, IgnoreErrors: true, Yes: true, Version: "test"}
 	}
 	registryCodes := func(all []string) []string { // the codes of the registry checks, not of local tools
 		var out []string
@@ -136,47 +136,47 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 	t.Run("stops at the first error without --ignore-errors", func(t *testing.T) {
 		o := base(newEnv(t))
 		o.IgnoreErrors = false
-		res, err := health.Run(t.Context(), o)
+		res, err := checkhealth.Run(t.Context(), o)
 		if err == nil || len(res) != 1 || res[0].Code != "DOCKER_COMMAND_ERROR" {
 			t.Fatalf("err %v, results %+v", err, res)
 		}
 	})
 	for _, tc := range []struct {
 		name    string
-		setup   func(e *env, o *health.Options)
+		setup   func(e *env, o *checkhealth.Options)
 		want    []string
 		detail  string // in the first registry error's detail
 		cleanup func()
 	}{
-		{"upper-case name", func(e *env, o *health.Options) { o.Name = "DEFAULT" }, []string{"REGISTRY_NAME_UPPERCASE_ERROR"}, "", nil},
-		{"unknown registry", func(e *env, o *health.Options) { o.Name = "nosuch" }, []string{"LOGIN_SERVER_ERROR"}, "not found", nil},
-		{"not signed in", func(e *env, o *health.Options) { o.Session = nil }, []string{"LOGIN_SERVER_ERROR"}, "not signed in", nil},
-		{"unknown host", func(e *env, o *health.Options) { o.Name, o.Session, o.PlainHTTP = "nosuch.invalid:5000", nil, true }, []string{"CONNECTIVITY_DNS_ERROR"}, "", nil},
-		{"credentials under an upper-case key", func(e *env, o *health.Options) {
+		{"upper-case name", func(e *env, o *checkhealth.Options) { o.Name = "DEFAULT" }, []string{"REGISTRY_NAME_UPPERCASE_ERROR"}, "", nil},
+		{"unknown registry", func(e *env, o *checkhealth.Options) { o.Name = "nosuch" }, []string{"LOGIN_SERVER_ERROR"}, "not found", nil},
+		{"not signed in", func(e *env, o *checkhealth.Options) { o.Session = nil }, []string{"LOGIN_SERVER_ERROR"}, "not signed in", nil},
+		{"unknown host", func(e *env, o *checkhealth.Options) { o.Name, o.Session, o.PlainHTTP = "nosuch.invalid:5000", nil, true }, []string{"CONNECTIVITY_DNS_ERROR"}, "", nil},
+		{"credentials under an upper-case key", func(e *env, o *checkhealth.Options) {
 			e.storeDocker(t, "LOCALHOST"+s.Host[len("127.0.0.1"):], admin, adminPwd)
 			o.Name = "localhost" + s.Host[len("127.0.0.1"):]
 		},
 			[]string{"REGISTRY_NAME_UPPERCASE_ERROR"}, "do not apply", nil},
-		{"refused credentials", func(e *env, o *health.Options) { e.storeDocker(t, s.Host, admin, "wrong") }, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "unknown user name or wrong password", nil},
-		{"refused credentials in helm's registry config", func(e *env, o *health.Options) {
+		{"refused credentials", func(e *env, o *checkhealth.Options) { e.storeDocker(t, s.Host, admin, "wrong") }, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "unknown user name or wrong password", nil},
+		{"refused credentials in helm's registry config", func(e *env, o *checkhealth.Options) {
 			writeAuth(t, filepath.Join(e.home, ".config", "helm", "registry", "config.json"), s.Host, admin, "wrong")
 		}, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "registry/config.json", nil},
-		{"refused credentials in podman's auth file", func(e *env, o *health.Options) {
+		{"refused credentials in podman's auth file", func(e *env, o *checkhealth.Options) {
 			e.vars["REGISTRY_AUTH_FILE"] = filepath.Join(e.home, "podman-auth.json")
 			writeAuth(t, e.vars["REGISTRY_AUTH_FILE"], "https://"+s.Host+"/v1/", admin, "wrong")
 		}, []string{"STORED_CREDENTIALS_INVALID_ERROR"}, "podman-auth.json", nil},
-		{"expired token", func(e *env, o *health.Options) {
+		{"expired token", func(e *env, o *checkhealth.Options) {
 			exp := base64.RawURLEncoding.EncodeToString([]byte(`{"exp":1700000000}`))
 			e.storeDocker(t, s.Host, "00000000-0000-0000-0000-000000000000", "eyJhbGciOiJSUzI1NiJ9."+exp+".c2ln")
 		}, []string{"STORED_CREDENTIALS_EXPIRED_ERROR"}, "expired on 2023-11-14", nil},
-		{"stale credentials and anonymous pull", func(e *env, o *health.Options) {
+		{"stale credentials and anonymous pull", func(e *env, o *checkhealth.Options) {
 			e.storeDocker(t, s.Host, admin, "wrong")
 			o.Repository = "probe/app:v1"
 			patch(map[string]any{"anonymousPullEnabled": true})
 		}, []string{"STORED_CREDENTIALS_ANONYMOUS_PULL_ERROR", "CONNECTIVITY_PULL_ERROR"}, "unknown user name or wrong password",
 			func() { patch(map[string]any{"anonymousPullEnabled": false}) }},
-		{"unknown repository", func(e *env, o *health.Options) { o.Repository = "probe/none:v1" }, []string{"CONNECTIVITY_PULL_ERROR"}, "probe/none", nil},
-		{"network rules", func(e *env, o *health.Options) {
+		{"unknown repository", func(e *env, o *checkhealth.Options) { o.Repository = "probe/none:v1" }, []string{"CONNECTIVITY_PULL_ERROR"}, "probe/none", nil},
+		{"network rules", func(e *env, o *checkhealth.Options) {
 			patch(map[string]any{"networkRuleSet": map[string]string{"defaultAction": "Deny"}})
 		},
 			[]string{"CONNECTIVITY_FORBIDDEN_ERROR"}, "client with IP '127.0.0.1' is not allowed access",
@@ -203,7 +203,7 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 
 func TestBadRepository(t *testing.T) {
 	for _, repo := range []string{"UPPER/case", "a//b", "ok/repo:bad tag!", "a@sha256:zz"} {
-		if _, err := health.Run(t.Context(), health.Options{Name: "127.0.0.1:1", Repository: repo}); err == nil || !strings.Contains(err.Error(), "--repository") {
+		if _, err := checkhealth.Run(t.Context(), checkhealth.Options{Name: "127.0.0.1:1", Repository: repo}); err == nil || !strings.Contains(err.Error(), "--repository") {
 			t.Errorf("--repository %q: %v", repo, err)
 		}
 	}
@@ -225,7 +225,7 @@ func TestClockSkew(t *testing.T) {
 	}{{0, ""}, {90 * time.Second, ""}, {-10 * time.Minute, "CLOCK_SKEW_ERROR"}, {time.Hour, "CLOCK_SKEW_ERROR"}} {
 		srv := httptest.NewServer(challengeServer(time.Now().Add(tc.skew)))
 		e := newEnv(t)
-		got, res := codes(t, health.Options{Name: srv.Listener.Addr().String(), PlainHTTP: true, Getenv: e.getenv, IgnoreErrors: true})
+		got, res := codes(t, checkhealth.Options{Name: srv.Listener.Addr().String(), PlainHTTP: true, Getenv: e.getenv, IgnoreErrors: true})
 		srv.Close()
 		has := strings.Contains(strings.Join(got, " "), "CLOCK_SKEW_ERROR")
 		if has != (tc.want != "") {
@@ -243,11 +243,11 @@ func TestTLS(t *testing.T) {
 	e := newEnv(t)
 	addr := "localhost:" + srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1:"):]
 	trusted := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	got, res := codes(t, health.Options{Name: addr, Getenv: e.getenv, IgnoreErrors: true, HTTP: trusted})
+	got, res := codes(t, checkhealth.Options{Name: addr, Getenv: e.getenv, IgnoreErrors: true, HTTP: trusted})
 	if !strings.Contains(strings.Join(got, " "), "CERTIFICATE_EXPIRY_ERROR") {
 		t.Errorf("certificate expiring in 10 days: codes %v\n%+v", got, res)
 	}
-	got, res = codes(t, health.Options{Name: addr, Getenv: e.getenv, IgnoreErrors: true})
+	got, res = codes(t, checkhealth.Options{Name: addr, Getenv: e.getenv, IgnoreErrors: true})
 	if !strings.Contains(strings.Join(got, " "), "CONNECTIVITY_SSL_ERROR") {
 		t.Errorf("untrusted certificate: codes %v\n%+v", got, res)
 	}

@@ -151,7 +151,9 @@ func TestCheckHealthAgainstBerth(t *testing.T) {
 		{"upper-case name", func(e *env, o *checkhealth.Options) { o.Name = "DEFAULT" }, []string{"REGISTRY_NAME_UPPERCASE_ERROR"}, "", nil},
 		{"unknown registry", func(e *env, o *checkhealth.Options) { o.Name = "nosuch" }, []string{"LOGIN_SERVER_ERROR"}, "not found", nil},
 		{"not signed in", func(e *env, o *checkhealth.Options) { o.Session = nil }, []string{"LOGIN_SERVER_ERROR"}, "not signed in", nil},
-		{"unknown host", func(e *env, o *checkhealth.Options) { o.Name, o.Session, o.PlainHTTP = "nosuch.invalid:5000", nil, true }, []string{"CONNECTIVITY_DNS_ERROR"}, "", nil},
+		{"unknown host", func(e *env, o *checkhealth.Options) {
+			o.Name, o.Session, o.PlainHTTP = "nosuch.invalid:5000", nil, true
+		}, []string{"CONNECTIVITY_DNS_ERROR"}, "", nil},
 		{"credentials under an upper-case key", func(e *env, o *checkhealth.Options) {
 			e.storeDocker(t, "LOCALHOST"+s.Host[len("127.0.0.1"):], admin, adminPwd)
 			o.Name = "localhost" + s.Host[len("127.0.0.1"):]

@@ -102,19 +102,23 @@ func TestWalkStopsWhenCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Blobs that share a folder (the first two hex digits of their digest).
-	byDir := map[string]int{}
-	for i := 0; ; i++ {
+	// Three blobs in one folder (the first two hex digits of their digest), and no other: the
+	// walk's next entry after the first blob is the second, not a folder.
+	byDir := map[string][][]byte{}
+	var same [][]byte
+	for i := 0; same == nil; i++ {
 		data := []byte(fmt.Sprintf("walk %d", i))
-		d := oci.FromBytes(oci.SHA256, data)
+		dir := oci.FromBytes(oci.SHA256, data).Encoded()[:2]
+		byDir[dir] = append(byDir[dir], data)
+		if len(byDir[dir]) == 3 {
+			same = byDir[dir]
+		}
+	}
+	for i, data := range same {
 		w, _ := s.Create(ctx, fmt.Sprintf("w%d", i))
 		w.Write(data)
-		if _, err := w.Commit(ctx, d); err != nil {
+		if _, err := w.Commit(ctx, oci.FromBytes(oci.SHA256, data)); err != nil {
 			t.Fatal(err)
-		}
-		byDir[d.Encoded()[:2]]++
-		if byDir[d.Encoded()[:2]] == 3 {
-			break
 		}
 	}
 	calls := 0

@@ -162,8 +162,20 @@ func FuzzLike(f *testing.F) {
 // grants another.
 func TestDecideManage(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Users = append(in.Users, store.User{ID: 5, Name: "dave"}, store.User{ID: 10, Name: "rbac-r"}, store.User{ID: 11, Name: "contrib"}, store.User{ID: 12, Name: "plain"})
+	in.Users = append(in.Users, store.User{ID: 5, Name: "dave"}, store.User{ID: 10, Name: "rbac-r"}, store.User{ID: 11, Name: "contrib"}, store.User{ID: 12, Name: "plain"},
+		store.User{ID: 13, Name: "erin"}, store.User{ID: 14, Name: "frank"}, store.User{ID: 15, Name: "gina"})
+	in.Groups = append(in.Groups, store.Group{ID: 8, Name: "mixed"})
 	in.Assignments = []store.RoleAssignment{
+		// Every one of a target's roles counts, whichever comes first: erin's first is at a
+		// registry that is gone, frank's and the group mixed's first is one rbac-r may assign.
+		{ID: "e1", PrincipalKind: store.KindUser, PrincipalID: 13, Role: "Reader", Scope: "/registries/gone"},
+		{ID: "e2", PrincipalKind: store.KindUser, PrincipalID: 13, Role: RoleOwner, Scope: "/"},
+		{ID: "f1", PrincipalKind: store.KindUser, PrincipalID: 14, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "f2", PrincipalKind: store.KindUser, PrincipalID: 14, Role: RoleOwner, Scope: "/"},
+		{ID: "m1", PrincipalKind: store.KindGroup, PrincipalID: 8, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "m2", PrincipalKind: store.KindGroup, PrincipalID: 8, Role: RoleOwner, Scope: "/"},
+		// A role berth does not know (stored by an older or newer berth) still counts.
+		{ID: "g1", PrincipalKind: store.KindUser, PrincipalID: 15, Role: "Legacy Registry Role", Scope: "/"},
 		{ID: "1", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
 		{ID: "2", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: "AcrPush", Scope: "/registries/r"},
 		{ID: "3", PrincipalKind: store.KindSP, PrincipalID: 3, Role: "Reader", Scope: "/registries/other"},
@@ -198,6 +210,11 @@ func TestDecideManage(t *testing.T) {
 		{contrib, tDave, true}, {contrib, tPlain, true},
 		{rbacR, tBob, true}, {rbacR, tDevs, true}, {rbacR, tAlice, false}, {rbacR, tSP, false}, {rbacR, tPlain, true},
 		{alice, tAlice, true}, {alice, tBob, true}, {alice, tDevs, true}, {alice, tSP, true}, {alice, tDave, true},
+		{contrib, target{authn.KindUser, 13, "erin"}, false},
+		{rbacR, target{authn.KindUser, 14, "frank"}, false},
+		{rbacR, target{"group", 8, "mixed"}, false},
+		{contrib, target{authn.KindUser, 15, "gina"}, false},
+		{alice, target{authn.KindUser, 14, "frank"}, true},
 	} {
 		d := DecideManage(s, tc.caller, tc.target.kind, tc.target.id, tc.target.name)
 		if d.Allow != tc.allow {
@@ -209,6 +226,9 @@ func TestDecideManage(t *testing.T) {
 	}
 	if d := DecideManage(s, contrib, authn.KindUser, 1, "alice"); !strings.Contains(d.Reason, "Owner at /") {
 		t.Errorf("the refusal does not say which role where: %s", d.Reason)
+	}
+	if d := DecideManage(s, contrib, authn.KindUser, 15, "gina"); !strings.Contains(d.Reason, "Legacy Registry Role at /") {
+		t.Errorf("the refusal does not name the unknown role: %s", d.Reason)
 	}
 }
 

@@ -97,7 +97,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p authn.Pri
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
 	if p.Kind != authn.KindUser || p.ID != u.ID { // one's own password is one's own
-		if err := h.requireManage(p, authn.KindUser, u.ID, u.Name); err != nil {
+		if err := h.requireManage(ctx, p, authn.KindUser, u.ID, u.Name); err != nil {
 			return err
 		}
 	}
@@ -226,7 +226,7 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p authn.Prin
 	if err != nil {
 		return err
 	}
-	if err := h.requireManage(p, "group", g.ID, g.Name); err != nil {
+	if err := h.requireManage(ctx, p, "group", g.ID, g.Name); err != nil {
 		return err
 	}
 	if err := h.Store.AddGroupMember(ctx, g.ID, u.ID); err != nil {
@@ -379,7 +379,7 @@ func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p au
 	if err != nil {
 		return err
 	}
-	if err := h.requireManage(p, authn.KindSP, sp.ID, sp.AppID); err != nil {
+	if err := h.requireManage(ctx, p, authn.KindSP, sp.ID, sp.AppID); err != nil {
 		return err
 	}
 	value, sec, err := h.spSecret(r, req.Years)

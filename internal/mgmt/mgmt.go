@@ -194,7 +194,13 @@ func (h *Handler) require(p authn.Principal, perm policy.Permission, registry st
 
 // requireManage answers 403 DENIED unless p may change what an identity or group can do or who
 // can act as it (policy.DecideManage): no permission grants another.
-func (h *Handler) requireManage(p authn.Principal, kind authn.Kind, id int64, name string) error {
+func (h *Handler) requireManage(ctx context.Context, p authn.Principal, kind authn.Kind, id int64, name string) error {
+	// The target's roles as the store has them now, not as this replica last loaded them: a
+	// role given to it a moment ago on another replica counts (Refresh reloads only when the
+	// policy version moved).
+	if err := h.Policy.Refresh(ctx, h.Store); err != nil {
+		return err
+	}
 	d := policy.DecideManage(h.Policy.Snapshot(), p, kind, id, name)
 	if d.Allow {
 		return nil

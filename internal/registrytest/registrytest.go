@@ -180,7 +180,13 @@ func (s *Server) OwnerToken(t testing.TB) string {
 // token (for servers the test started itself, such as replicas).
 func SignInOwner(t testing.TB, base, password string) string {
 	t.Helper()
-	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {"owner"}, "password": {password}})
+	return SignInAt(t, base, "owner", password)
+}
+
+// SignInAt signs a directory user in at the server at base and returns its directory token.
+func SignInAt(t testing.TB, base, user, password string) string {
+	t.Helper()
+	resp, err := http.PostForm(base+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +195,7 @@ func SignInOwner(t testing.TB, base, password string) string {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
-		t.Fatalf("owner sign-in at %s: status %d, %v", base, resp.StatusCode, err)
+		t.Fatalf("%s's sign-in at %s: status %d, %v", user, base, resp.StatusCode, err)
 	}
 	return body.AccessToken
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -324,4 +325,30 @@ func TestClientsAndKill(t *testing.T) {
 		t.Errorf("only %d of %d pushes completed through the two surviving replicas", acked, n)
 	}
 	t.Logf("%d of %d pushes completed across the kill", acked, n)
+}
+
+// TestManageSeesOtherReplicasRoles: a role given on one replica counts at once on another for
+// "no permission grants another": a Contributor cannot reset the password of a user made Owner
+// a moment ago elsewhere, though its replica's policy snapshot is not yet reloaded.
+func TestManageSeesOtherReplicasRoles(t *testing.T) {
+	c := newCluster(t)
+	a, b := c.replicas[0].url, c.replicas[1].url
+	owner := ownerToken(t, a)
+	var contrib struct{ Password string }
+	if st := mgmt(t, a, owner, "POST", "/mgmt/v1/users", map[string]string{"name": "contrib"}, &contrib); st != http.StatusCreated {
+		t.Fatalf("create contrib: %d", st)
+	}
+	mgmt(t, a, owner, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "contrib", "role": "Contributor", "scope": "/"}, nil)
+	mgmt(t, a, owner, "POST", "/mgmt/v1/users", map[string]string{"name": "target"}, nil)
+	tok := registrytest.SignInAt(t, b, "contrib", contrib.Password)
+	// On b, target holds no role yet: its password may be reset.
+	within(t, 10*time.Second, "b sees contrib's role", func() bool {
+		return mgmt(t, b, tok, "PATCH", "/mgmt/v1/users/target", map[string]any{}, nil) == http.StatusOK
+	})
+	if st := mgmt(t, a, owner, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "target", "role": "Owner", "scope": "/"}, nil); st != http.StatusCreated {
+		t.Fatalf("make target Owner: %d", st)
+	}
+	if st := mgmt(t, b, tok, "PATCH", "/mgmt/v1/users/target", map[string]any{}, nil); st != http.StatusForbidden {
+		t.Errorf("a Contributor resets, on another replica, the password of a user just made Owner: %d, want 403", st)
+	}
 }

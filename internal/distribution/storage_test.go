@@ -23,6 +23,27 @@ import (
 	"github.com/berth-registry/berth/internal/store"
 )
 
+// storageFixture is a handler's parts without a server: a SQLite store with registry "r", and
+// filesystem blob storage, in a folder of the test's own.
+func storageFixture(t *testing.T) (*store.Store, blob.Store, store.Registry) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := st.CreateRegistry(context.Background(), "r", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, fs, reg
+}
+
 // redirecting is a store that hands out URLs for its blobs, as S3 does with presigned ones.
 type redirecting struct {
 	blob.Store
@@ -41,20 +62,7 @@ func (r redirecting) URL(ctx context.Context, d oci.Digest, ttl time.Duration) (
 // URL; HEAD is still answered by berth; storage that gives no URL (or fails) is not skipped.
 func TestBlobRedirect(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := st.CreateRegistry(ctx, "r", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, reg := storageFixture(t)
 	data := []byte("redirected bytes")
 	d := oci.FromBytes(oci.SHA256, data)
 	if _, err := blob.Put(ctx, fs, "u1", d, bytes.NewReader(data)); err != nil {
@@ -131,20 +139,7 @@ func (allowAll) Decide(context.Context, authn.Principal, policy.Action, policy.R
 // errors.
 func TestPushMeetsCollection(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := st.CreateRegistry(ctx, "r", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, reg := storageFixture(t)
 	var script []error
 	h := New(Deps{Blobs: vanishing{Store: fs, script: &script}, Meta: st, Policy: allowAll{}, Log: slog.New(slog.DiscardHandler)})
 	disk := errors.New("disk on fire")
@@ -159,7 +154,7 @@ func TestPushMeetsCollection(t *testing.T) {
 	// A monolithic push whose data goes during the link.
 	script = []error{blob.ErrNotFound}
 	w := httptest.NewRecorder()
-	err = h.monolithic(w, httptest.NewRequest("POST", "/v2/a/blobs/uploads/?digest="+string(d), bytes.NewReader(data)), req("a"), d)
+	err := h.monolithic(w, httptest.NewRequest("POST", "/v2/a/blobs/uploads/?digest="+string(d), bytes.NewReader(data)), req("a"), d)
 	var he *httperr.Error
 	if !errors.As(err, &he) || he.Status != 503 || he.Header.Get("Retry-After") != "1" || he.Reason != "gc_collecting" {
 		t.Errorf("push during collection: %v, want 503 with Retry-After", err)
@@ -245,20 +240,7 @@ func (w *brokenWriter) Write(p []byte) (int, error) {
 // None of them checkpoints more than what is stored.
 func TestUploadRaces(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := st.CreateRegistry(ctx, "r", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, reg := storageFixture(t)
 	req := &request{route: route{kind: kindUpload, name: "app"}, reg: reg}
 	start := func(h *Handler) store.Upload {
 		t.Helper()
@@ -297,7 +279,7 @@ func TestUploadRaces(t *testing.T) {
 	}
 	h := New(Deps{Blobs: fs, Meta: st, Log: log})
 	// The upload goes on as if the failed chunk had never come: its hash did not take it.
-	u, err = st.Upload(ctx, reg.ID, "app", u.ID)
+	u, err := st.Upload(ctx, reg.ID, "app", u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,21 +329,7 @@ func (c counting) Open(ctx context.Context, d oci.Digest, offset int64) (io.Read
 // TestHeadReadsNoData: HEAD of a manifest or a blob is answered from the metadata, without
 // reading storage (a HEAD per image is how clients check what exists; on S3 a read costs).
 func TestHeadReadsNoData(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := st.CreateRegistry(ctx, "r", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, reg := storageFixture(t)
 	opens := 0
 	h := New(Deps{Blobs: counting{fs, &opens}, Meta: st, Policy: allowAll{}, Log: slog.New(slog.DiscardHandler)})
 	cfg := []byte("{}")
@@ -414,21 +382,7 @@ func (n noReadBack) Resume(ctx context.Context, id string, offset int64) (blob.W
 // uses the same algorithm, so storage that cannot read an upload back still takes it; another
 // algorithm needs the read-back and is refused clearly without it.
 func TestDigestOfWithoutReadBack(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs, err := fsblob.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := st.CreateRegistry(ctx, "r", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fs, reg := storageFixture(t)
 	h := New(Deps{Blobs: noReadBack{fs}, Meta: st, Log: slog.New(slog.DiscardHandler)})
 	data := []byte("no read-back here")
 	for _, tc := range []struct {

@@ -42,6 +42,12 @@ func (c call) message() string {
 // do sends a request; auth is a whole Authorization header value ("" for none).
 func do(t testing.TB, method, u, auth string, form url.Values) call {
 	t.Helper()
+	return doHost(t, method, u, "", auth, form)
+}
+
+// doHost is do with another Host header ("" keeps the URL's): the registry a request is for.
+func doHost(t testing.TB, method, u, host, auth string, form url.Values) call {
+	t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -55,6 +61,9 @@ func do(t testing.TB, method, u, auth string, form url.Values) call {
 	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
+	}
+	if host != "" {
+		req.Host = host
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -2,7 +2,6 @@ package oauth_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -51,7 +50,7 @@ func TestRevivedCredentials(t *testing.T) {
 	}
 	c = do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"password"}, "username": {"revived"}, "password": {newUser()}})
 	var dir tokenReply
-	if c.status != 200 || json_(c.body, &dir) != nil {
+	if c.status != 200 || json.Unmarshal(c.body, &dir) != nil {
 		t.Fatalf("directory token: %d %s", c.status, c.body)
 	}
 	s.Mgmt(t, "DELETE", "/mgmt/v1/users/revived", nil, nil)
@@ -66,7 +65,7 @@ func TestRevivedCredentials(t *testing.T) {
 	// Exchanged, it gives a refresh token that names the old id: refused where it is used.
 	c = do(t, "POST", s.URL+"/oauth2/exchange", "", url.Values{"grant_type": {"access_token"}, "service": {s.Host}, "access_token": {dir.AccessToken}})
 	var ex tokenReply
-	if c.status == http.StatusOK && json_(c.body, &ex) == nil {
+	if c.status == http.StatusOK && json.Unmarshal(c.body, &ex) == nil {
 		if r, c := getToken(t, s, nullGUID, ex.RefreshToken, nil, "repository:x:pull"); c.status == http.StatusOK {
 			access, _ := claims(t, r.AccessToken)["access"].([]any)
 			for _, a := range access {
@@ -92,38 +91,17 @@ func TestRevivedCredentials(t *testing.T) {
 	}
 	user, pass := newRegistry()
 	q := url.Values{"service": {"revival.example"}, "scope": {"repository:x:pull"}}
-	c = doHost(t, "GET", s.URL+"/oauth2/token?"+q.Encode(), "revival.example", basic(user, pass))
+	c = doHost(t, "GET", s.URL+"/oauth2/token?"+q.Encode(), "revival.example", basic(user, pass), nil)
 	var adm tokenReply
-	if c.status != 200 || json_(c.body, &adm) != nil {
+	if c.status != 200 || json.Unmarshal(c.body, &adm) != nil {
 		t.Fatalf("admin token: %d %s", c.status, c.body)
 	}
 	if st := s.Mgmt(t, "DELETE", "/mgmt/v1/registries/revival", nil, nil); st != http.StatusNoContent {
 		t.Fatalf("delete registry: %d", st)
 	}
 	newRegistry()
-	if c := doHost(t, "GET", s.URL+"/v2/x/tags/list", "revival.example", bearer(adm.AccessToken)); c.status == http.StatusOK || c.status == http.StatusNotFound {
+	if c := doHost(t, "GET", s.URL+"/v2/x/tags/list", "revival.example", bearer(adm.AccessToken), nil); c.status == http.StatusOK || c.status == http.StatusNotFound {
 		t.Errorf("the deleted registry's admin access token: %d %s", c.status, c.body)
 	}
 }
 
-func json_(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-// doHost is do with another Host header (the registry it is for).
-func doHost(t *testing.T, method, u, host, auth string) call {
-	t.Helper()
-	req, err := http.NewRequest(method, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = host
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return call{resp.StatusCode, resp.Header, b}
-}

@@ -104,4 +104,3 @@ func TestRevivedCredentials(t *testing.T) {
 		t.Errorf("the deleted registry's admin access token: %d %s", c.status, c.body)
 	}
 }
-

@@ -342,7 +342,7 @@ func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p
 		return err
 	}
 	// The store refuses to take the last Owner at "/" away (store.ErrLastOwner).
-	if err := h.Store.DeleteRoleAssignment(ctx, id, nil); err != nil {
+	if err := h.Store.DeleteRoleAssignment(ctx, id); err != nil {
 		return storeError(err, fmt.Sprintf("role assignment %q", id))
 	}
 	h.Log.InfoContext(ctx, "role assignment deleted", "id", id, "role", a.Role, "scope", a.Scope, "by", p.String())

@@ -273,9 +273,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// LoginHost is the host of a login server, without its port, in lower case: what two registries
+// loginHost is the host of a login server, without its port, in lower case: what two registries
 // may not share (a client that reaches one host on another port must not land elsewhere).
-func LoginHost(loginServer string) string {
+func loginHost(loginServer string) string {
 	ls := strings.ToLower(loginServer)
 	if h, _, err := net.SplitHostPort(ls); err == nil {
 		return h
@@ -291,13 +291,13 @@ func (s *Store) hostFree(ctx context.Context, tx *sql.Tx, name, loginServer stri
 		return err
 	}
 	defer rows.Close()
-	host := LoginHost(loginServer)
+	host := loginHost(loginServer)
 	for rows.Next() {
 		var other, ls string
 		if err := rows.Scan(&other, &ls); err != nil {
 			return err
 		}
-		if LoginHost(ls) == host {
+		if loginHost(ls) == host {
 			return fmt.Errorf("%w: registry %s already answers for host %s (login server %s)", ErrConflict, other, host, ls)
 		}
 	}

@@ -78,9 +78,9 @@ func (s *Store) RoleAssignmentByID(ctx context.Context, id string) (RoleAssignme
 	return as[0], nil
 }
 
-// DeleteRoleAssignment removes an assignment. keep, when set, is asked inside the transaction
-// with the assignments that would remain, and may refuse (to keep the last Owner, say).
-func (s *Store) DeleteRoleAssignment(ctx context.Context, id string, keep func(remaining []RoleAssignment) error) error {
+// DeleteRoleAssignment removes an assignment, unless it is the last that gives anyone Owner at
+// "/" (ErrLastOwner).
+func (s *Store) DeleteRoleAssignment(ctx context.Context, id string) error {
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		owners, err := s.rootOwners(ctx, tx)
 		if err != nil {
@@ -91,16 +91,6 @@ func (s *Store) DeleteRoleAssignment(ctx context.Context, id string, keep func(r
 		}
 		if err := s.keepRootOwner(ctx, tx, owners); err != nil {
 			return err
-		}
-		if keep != nil {
-			rest, err := queryAll(ctx, tx, `SELECT id, principal_kind, principal_id, role, scope, condition, condition_version, created_at
-				FROM role_assignments ORDER BY created_at, id`, nil, scanRoleAssignment)
-			if err != nil {
-				return err
-			}
-			if err := keep(rest); err != nil {
-				return err
-			}
 		}
 		return s.bump(ctx, tx)
 	})

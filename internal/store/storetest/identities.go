@@ -126,7 +126,7 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 			"remove the member":     func() error { return s.RemoveGroupMember(ctx, g.ID, a.ID) },
 			"delete the user":       func() error { return s.DeleteUser(ctx, "ann") },
 			"delete the group":      func() error { return s.DeleteGroup(ctx, "admins") },
-			"delete the assignment": func() error { return s.DeleteRoleAssignment(ctx, "own-g", nil) },
+			"delete the assignment": func() error { return s.DeleteRoleAssignment(ctx, "own-g") },
 		} {
 			if err := del(); !errors.Is(err, store.ErrLastOwner) || !errors.Is(err, store.ErrConflict) {
 				t.Errorf("%s, the last Owner at /: %v; want ErrLastOwner", name, err)

@@ -111,6 +111,7 @@ type Explanation struct {
 	IP         string    `json:"ip,omitempty"`
 	Allowed    bool      `json:"allowed"`
 	Network    *Decision `json:"network,omitempty"`
+	Management *Decision `json:"management,omitempty"`
 	Decision   Decision  `json:"decision"`
 	Steps      []Step    `json:"steps"`
 }
@@ -134,6 +135,9 @@ type Step struct {
 // ExplainRequest names the question.
 type ExplainRequest struct {
 	Registry, Identity, Repository, Action, IP string
+	// Grant, when set, is the access token's grant the request would carry
+	// ("repository:samples/app:pull"): the answer then also says whether it includes the action.
+	Grant []string
 }
 
 // Explain asks why identity may or may not do action on repository.
@@ -144,6 +148,9 @@ func (c *Client) Explain(ctx context.Context, r ExplainRequest) (Explanation, er
 	}
 	if r.IP != "" {
 		q.Set("ip", r.IP)
+	}
+	for _, g := range r.Grant {
+		q.Add("grant", g)
 	}
 	var out Explanation
 	return out, c.Do(ctx, http.MethodGet, reg(r.Registry)+"/explain?"+q.Encode(), nil, &out)

@@ -80,7 +80,7 @@ stage "go test of the server packages over PostgreSQL and S3 (MinIO)" \
 FUZZ_TARGETS=(
 	internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName
 	internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition
-	internal/policy:FuzzLike client:FuzzParseChallenge
+	internal/policy:FuzzLike internal/policy:FuzzParseScopes client:FuzzParseChallenge
 )
 fuzz() {
 	# A count, not a duration: go1.26's fuzz coordinator can report a bare "context deadline

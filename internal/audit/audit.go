@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/store"
@@ -320,11 +321,11 @@ func Describe(err error) (status int, reason, message string) {
 }
 
 // Identity names a principal in events: the registry for its admin user, else its name.
-func Identity(p authn.Principal) (name, kind string) {
+func Identity(p access.Principal) (name, kind string) {
 	if p.IsAnonymous() {
-		return "", string(authn.KindAnonymous)
+		return "", string(access.KindAnonymous)
 	}
-	if p.Kind == authn.KindAdmin && p.Name == "" {
+	if p.Kind == access.KindAdmin && p.Name == "" {
 		return p.Registry, string(p.Kind)
 	}
 	return p.Name, string(p.Kind)

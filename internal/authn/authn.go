@@ -6,7 +6,6 @@ package authn
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,66 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
-	"github.com/berth-registry/berth/internal/token"
-)
-
-// Kind is the kind of identity a principal is.
-type Kind string
-
-// The kinds of principal.
-const (
-	KindAnonymous Kind = "anonymous"
-	KindAdmin     Kind = "admin"
-	KindToken     Kind = "token"
-	KindUser      Kind = "user"
-	KindSP        Kind = "sp"
 )
 
 // NullGUID is the user name that says "the password is a berth token".
 const NullGUID = "00000000-0000-0000-0000-000000000000"
-
-// Principal is an authenticated identity, or the anonymous one.
-type Principal struct {
-	Kind Kind
-	// Name is the identity's display name (registry name for its admin, token name, user name,
-	// client id).
-	Name string
-	// ID is the identity's row id (the registry's id for its admin user).
-	ID int64
-	// Registry is the registry an admin user or token belongs to.
-	Registry string
-	// Scoped is set when the request carried an access token: Access then bounds what it may do,
-	// whatever the policy would allow.
-	Scoped bool
-	Access []token.Access
-	// TokenID is the jti of the token the request carried, if any.
-	TokenID string
-	// Via says how the principal proved itself: password, access_token, refresh_token, directory.
-	Via string
-}
-
-// Anonymous is the principal of a request without credentials.
-var Anonymous = Principal{Kind: KindAnonymous}
-
-// IsAnonymous reports whether p carries no identity.
-func (p Principal) IsAnonymous() bool { return p.Kind == KindAnonymous || p.Kind == "" }
-
-// String names the principal for messages: `token "ci" of registry "default"`.
-func (p Principal) String() string {
-	switch p.Kind {
-	case KindAdmin:
-		return fmt.Sprintf("the admin user of registry %q", p.Registry)
-	case KindToken:
-		return fmt.Sprintf("token %q of registry %q", p.Name, p.Registry)
-	case KindUser:
-		return fmt.Sprintf("user %q", p.Name)
-	case KindSP:
-		return fmt.Sprintf("service principal %q", p.Name)
-	}
-	return "an anonymous client"
-}
 
 // Error is a refused authentication. Message is safe to send to the client.
 type Error struct {
@@ -116,19 +62,19 @@ func AsError(err error) (*Error, bool) {
 
 // Authenticator identifies the caller of a request.
 type Authenticator interface {
-	Authenticate(ctx context.Context, r *http.Request) (Principal, error)
+	Authenticate(ctx context.Context, r *http.Request) (access.Principal, error)
 }
 
 type principalKey struct{}
 
 // WithPrincipal returns ctx carrying p.
-func WithPrincipal(ctx context.Context, p Principal) context.Context {
+func WithPrincipal(ctx context.Context, p access.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
 // PrincipalFrom returns the principal ctx carries.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
+func PrincipalFrom(ctx context.Context) (access.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(access.Principal)
 	return p, ok
 }
 

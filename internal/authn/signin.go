@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/hosts"
 	"github.com/berth-registry/berth/internal/store"
@@ -74,10 +75,10 @@ var _ Authenticator = (*Service)(nil)
 
 // Authenticate implements Authenticator for /v2/: Basic credentials, a bearer access token, or
 // nothing (anonymous). The request's registry must be in ctx.
-func (s *Service) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+func (s *Service) Authenticate(ctx context.Context, r *http.Request) (access.Principal, error) {
 	reg, ok := hosts.RegistryFrom(ctx)
 	if !ok {
-		return Principal{}, errors.New("authn: request has no registry")
+		return access.Principal{}, errors.New("authn: request has no registry")
 	}
 	if raw, ok := BearerToken(r); ok {
 		return s.AccessToken(ctx, reg, raw)
@@ -86,33 +87,33 @@ func (s *Service) Authenticate(ctx context.Context, r *http.Request) (Principal,
 		return s.Password(ctx, reg, ClientIP(r), user, pass)
 	}
 	if r.Header.Get("Authorization") != "" {
-		return Principal{}, &Error{Reason: ReasonInvalidToken, Message: "the Authorization header is neither Basic nor Bearer"}
+		return access.Principal{}, &Error{Reason: ReasonInvalidToken, Message: "the Authorization header is neither Basic nor Bearer"}
 	}
-	return Anonymous, nil
+	return access.Anonymous, nil
 }
 
 // AccessToken checks a bearer access token for reg.
-func (s *Service) AccessToken(ctx context.Context, reg store.Registry, raw string) (Principal, error) {
+func (s *Service) AccessToken(ctx context.Context, reg store.Registry, raw string) (access.Principal, error) {
 	c, err := s.tok.Verify(ctx, raw, Audience(reg), token.GrantAccess)
 	if err != nil {
-		return Principal{}, s.tokenError(err)
+		return access.Principal{}, s.tokenError(err)
 	}
 	if err := s.checkMode(reg, c); err != nil {
-		return Principal{}, err
+		return access.Principal{}, err
 	}
 	p := fromClaims(c, "access_token")
-	p.Scoped, p.Access = true, c.Access
+	p.Scoped, p.Grant = true, c.Access
 	return p, nil
 }
 
 // RefreshToken checks a refresh token for reg.
-func (s *Service) RefreshToken(ctx context.Context, reg store.Registry, raw string) (Principal, error) {
+func (s *Service) RefreshToken(ctx context.Context, reg store.Registry, raw string) (access.Principal, error) {
 	c, err := s.tok.Verify(ctx, raw, Audience(reg), token.GrantRefresh)
 	if err != nil {
-		return Principal{}, s.tokenError(err)
+		return access.Principal{}, s.tokenError(err)
 	}
 	if err := s.checkMode(reg, c); err != nil {
-		return Principal{}, err
+		return access.Principal{}, err
 	}
 	return fromClaims(c, "refresh_token"), nil
 }
@@ -141,10 +142,10 @@ func (s *Service) checkMode(reg store.Registry, c *token.Claims) error {
 }
 
 // DirectoryToken checks a directory token (the management API and /oauth2/exchange).
-func (s *Service) DirectoryToken(ctx context.Context, raw string) (Principal, error) {
+func (s *Service) DirectoryToken(ctx context.Context, raw string) (access.Principal, error) {
 	c, err := s.tok.Verify(ctx, raw, token.DirectoryAudience, token.GrantDirectory)
 	if err != nil {
-		return Principal{}, s.tokenError(err)
+		return access.Principal{}, s.tokenError(err)
 	}
 	return fromClaims(c, "directory"), nil
 }
@@ -156,13 +157,13 @@ func (s *Service) tokenError(err error) error {
 	return err
 }
 
-func fromClaims(c *token.Claims, via string) Principal {
-	return Principal{Kind: Kind(c.Kind), Name: c.Subject, ID: c.PID, Registry: c.Registry, TokenID: c.ID, Via: via}
+func fromClaims(c *token.Claims, via string) access.Principal {
+	return access.Principal{Kind: access.Kind(c.Kind), Name: c.Subject, ID: c.PID, Registry: c.Registry, TokenID: c.ID, Via: via}
 }
 
 // Password checks a user name and password sent to reg: the admin user, a token, a service
 // principal, or the null GUID with a berth refresh or access token as the password.
-func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pass string) (Principal, error) {
+func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pass string) (access.Principal, error) {
 	if user == NullGUID {
 		if p, err := s.RefreshToken(ctx, reg, pass); err == nil {
 			return p, nil
@@ -179,14 +180,14 @@ func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pa
 }
 
 // User checks a directory user's password, for the directory token endpoint.
-func (s *Service) User(ctx context.Context, ip, name, pass string) (Principal, error) {
+func (s *Service) User(ctx context.Context, ip, name, pass string) (access.Principal, error) {
 	return s.signIn(ctx, "user:"+name, ip, name, func() (directory.Identity, error) { return s.dir.CheckUser(ctx, name, pass) })
 }
 
 // ServicePrincipal checks a client id and secret, for the directory token endpoint.
-func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string) (Principal, error) {
+func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string) (access.Principal, error) {
 	if !directory.IsGUID(appID) {
-		return Principal{}, &Error{Reason: directory.ReasonUnknownIdentity, Identity: appID,
+		return access.Principal{}, &Error{Reason: directory.ReasonUnknownIdentity, Identity: appID,
 			Message: "authentication required: a service principal's client id must be a GUID"}
 	}
 	return s.signIn(ctx, "sp:"+strings.ToLower(appID), ip, appID, func() (directory.Identity, error) {
@@ -194,44 +195,44 @@ func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string
 	})
 }
 
-func (s *Service) signIn(ctx context.Context, key, ip, user string, check func() (directory.Identity, error)) (Principal, error) {
+func (s *Service) signIn(ctx context.Context, key, ip, user string, check func() (directory.Identity, error)) (access.Principal, error) {
 	now := s.now()
 	ipKey := "ip:" + ip
 	until, recorded, err := s.st.SigninBlockedUntil(ctx, now, key, ipKey)
 	if err != nil {
-		return Principal{}, err
+		return access.Principal{}, err
 	}
 	if !until.IsZero() {
-		return Principal{}, throttled(user, until.Sub(now))
+		return access.Principal{}, throttled(user, until.Sub(now))
 	}
 	id, err := check()
 	var se *directory.SigninError
 	switch {
 	case errors.As(err, &se):
 		if !se.SecretWrong() {
-			return Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
+			return access.Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
 		}
 		u1, err1 := s.st.RecordSigninFailure(ctx, key, now, s.throttle.Identity)
 		u2, err2 := s.st.RecordSigninFailure(ctx, ipKey, now, s.throttle.Address)
 		if err := errors.Join(err1, err2); err != nil {
-			return Principal{}, err
+			return access.Principal{}, err
 		}
 		if u2.After(u1) {
 			u1 = u2
 		}
 		if !u1.IsZero() {
-			return Principal{}, throttled(user, u1.Sub(now))
+			return access.Principal{}, throttled(user, u1.Sub(now))
 		}
-		return Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
+		return access.Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
 	case err != nil:
-		return Principal{}, err
+		return access.Principal{}, err
 	}
 	if slices.Contains(recorded, key) { // most sign-ins have no failures to forget: no write
 		if err := s.st.ClearSigninFailures(ctx, key, now); err != nil {
 			s.log.WarnContext(ctx, "could not clear sign-in failures", "err", err)
 		}
 	}
-	return Principal{Kind: Kind(id.Kind), Name: id.Name, ID: id.ID, Registry: id.Registry, Via: "password"}, nil
+	return access.Principal{Kind: access.Kind(id.Kind), Name: id.Name, ID: id.ID, Registry: id.Registry, Via: "password"}, nil
 }
 
 func throttled(user string, d time.Duration) *Error {

@@ -2,15 +2,19 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berth-registry/berth/client"
+	"github.com/berth-registry/berth/internal/access"
 )
 
 // accessFlags are the registry settings of authorization and exposure, shared by registry
@@ -139,13 +143,23 @@ func (a *app) roleCmd() *cobra.Command {
 
 func (a *app) explainCmd() *cobra.Command {
 	var req client.ExplainRequest
+	var tokenFile string
 	cmd := &cobra.Command{Use: "explain", Short: "Say why an identity may or may not do an action on a repository, rule by rule", Args: cobra.NoArgs,
 		Example: "  berth explain -n default --identity ci-bot --repository team-a/app --action push\n" +
 			"  berth explain -n default --identity 3f2c…-client-id --repository team-a/app --action pull --ip 203.0.113.9\n" +
-			"  berth explain -n default --identity anonymous --action catalog",
+			"  berth explain -n default --identity anonymous --action catalog\n" +
+			"  berth explain -n default --identity ci-bot --repository samples/app --action push --grant repository:samples/app:pull\n" +
+			"  berth explain -n default --identity ci-bot --repository samples/app --action push --access-token-file token.jwt",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := errors.Join(need(req.Registry, "--name"), need(req.Identity, "--identity"), need(req.Action, "--action")); err != nil {
 				return err
+			}
+			if tokenFile != "" {
+				g, err := grantOfTokenFile(tokenFile, a.stdin)
+				if err != nil {
+					return err
+				}
+				req.Grant = append(req.Grant, g...)
 			}
 			c, _, err := a.client()
 			if err != nil {
@@ -164,8 +178,52 @@ func (a *app) explainCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Identity, "identity", "", "user name, service principal client id, token:NAME, admin or anonymous")
 	cmd.Flags().StringVar(&req.Repository, "repository", "", "repository name")
 	cmd.Flags().StringVar(&req.Action, "action", "", "pull, push, delete, metadata_read, metadata_write or catalog")
-	cmd.Flags().StringVar(&req.IP, "ip", "", "also check the registry's network rules for this client address")
+	cmd.Flags().StringVar(&req.IP, "ip", "", "also check the registry's network rules (and the management allow-list) for this client address")
+	cmd.Flags().StringArrayVar(&req.Grant, "grant", nil, "explain a request made with an access token holding this scope (repository:NAME:ACTIONS; repeatable)")
+	cmd.Flags().StringVar(&tokenFile, "access-token-file", "", "explain a request made with the access token in this file ('-' for standard input): its grant is read, its signature is not checked")
 	return cmd
+}
+
+// grantOfTokenFile reads the access claim of the JWT in file (or standard input for "-") as scope
+// strings. The token is not verified: explain only asks what its grant would allow, and the
+// token itself never leaves this machine.
+func grantOfTokenFile(file string, stdin io.Reader) ([]string, error) {
+	var raw []byte
+	var err error
+	if file == "-" {
+		raw, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		raw, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--access-token-file: %w", err)
+	}
+	parts := strings.Split(strings.TrimSpace(string(raw)), ".")
+	if len(parts) != 3 {
+		return nil, errors.New("--access-token-file: not a JWT (header.payload.signature)")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("--access-token-file: the payload is not base64url: %w", err)
+	}
+	var claims struct {
+		GrantType string         `json:"grant_type"`
+		Access    []access.Scope `json:"access"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, fmt.Errorf("--access-token-file: the payload is not JSON: %w", err)
+	}
+	if claims.GrantType != "access_token" {
+		return nil, fmt.Errorf("--access-token-file: a %q token carries no grant: give an access token from /oauth2/token", claims.GrantType)
+	}
+	out := []string{}
+	for _, sc := range claims.Access {
+		out = append(out, sc.String())
+	}
+	if len(out) == 0 {
+		out = append(out, "") // an empty grant: the token allows nothing
+	}
+	return out, nil
 }
 
 // writeExplanation prints an explanation for people: the verdict, the reason, then every rule
@@ -190,6 +248,13 @@ func writeExplanation(w io.Writer, e client.Explanation) error {
 			state = "refused before authentication"
 		}
 		fmt.Fprintf(w, "network: %s from %s: %s\n", state, e.IP, e.Network.Reason)
+	}
+	if e.Management != nil {
+		state := "allowed"
+		if !e.Management.Allow {
+			state = "refused"
+		}
+		fmt.Fprintf(w, "management API: %s from %s: %s\n", state, e.IP, e.Management.Reason)
 	}
 	state := "denied"
 	if e.Decision.Allow {

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"encoding/json"
 	"flag"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,7 +26,8 @@ func TestExplainGolden(t *testing.T) {
 	c := newCLI(t)
 	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
 	sp := strings.TrimSpace(c.must("", "sp", "create", "--name", "puller", "--query", "appId", "-o", "tsv"))
-	c.must("", "token", "create", "-n", "ci-bot", "-r", "default", "--repository", "team-a/*", "content/read", "content/write")
+	tokPass := strings.TrimSpace(c.must("", "token", "create", "-n", "ci-bot", "-r", "default", "--repository", "team-a/*", "content/read", "content/write",
+		"--query", "credentials.passwords[0].value", "-o", "tsv"))
 	c.must("", "role", "assignment", "create", "--assignee", sp, "--role", "AcrPull", "--scope", "/registries/default")
 
 	golden := func(name string, args ...string) {
@@ -61,6 +65,24 @@ func TestExplainGolden(t *testing.T) {
 	// Tokens follow their scope map whatever the mode.
 	golden("token-push", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "push")
 	golden("token-delete", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "delete")
+	// A request with an access token is bounded by its grant too: the scope map allows push, the
+	// token the client holds grants pull only.
+	golden("token-grant-push", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "push", "--grant", "repository:team-a/x:pull")
+	jwt := accessToken(t, s, "ci-bot", tokPass, "repository:team-a/x:pull")
+	file := filepath.Join(t.TempDir(), "token.jwt")
+	if err := os.WriteFile(file, []byte(jwt+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := c.must("", "explain", "-n", "default", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "push", "--access-token-file", file),
+		c.must("", "explain", "-n", "default", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "push", "--grant", "repository:team-a/x:pull"); a != b {
+		t.Errorf("explain with the token file:\n%s\nwith its grant:\n%s", a, b)
+	}
+	if out := c.must("", "explain", "-n", "default", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "pull", "--access-token-file", file); !strings.HasPrefix(out, "ALLOWED") {
+		t.Errorf("pull with the token file: %s", out)
+	}
+	if _, err := c.run("", "explain", "-n", "default", "--identity", "token:ci-bot", "--repository", "team-a/x", "--action", "pull", "--access-token-file", filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("a missing token file was accepted")
+	}
 	// Anonymous pull for a prefix: pull only.
 	c.must("", "registry", "update", "-n", "default", "--anonymous-pull-repositories", "public/*")
 	golden("anonymous-pull", "--identity", "anonymous", "--repository", "public/x", "--action", "pull")
@@ -91,4 +113,26 @@ func TestExplainGolden(t *testing.T) {
 	if out := c.must("", "role", "definition", "list", "--query", "length(@)", "-o", "tsv"); strings.TrimSpace(out) != "13" {
 		t.Errorf("role definitions: %s", out)
 	}
+}
+
+// accessToken asks the token endpoint for an access token with scope, as a client would.
+func accessToken(t *testing.T, s *registrytest.Server, user, pass, scope string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+"/oauth2/token?"+url.Values{"service": {s.Host}, "scope": {scope}}.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	return body.AccessToken
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/blob"
@@ -23,12 +24,13 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
-	"github.com/berth-registry/berth/internal/token"
 )
 
 // Decider is the policy the handler consults.
 type Decider interface {
-	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
+	Decide(ctx context.Context, p access.Principal, a policy.Action, r policy.Resource) policy.Decision
+	DecideVisible(ctx context.Context, p access.Principal, r policy.Resource) policy.Decision
+	DecideMount(ctx context.Context, p access.Principal, src policy.Resource, named bool) policy.Decision
 }
 
 // Limits bound what clients may send and ask for.
@@ -100,7 +102,7 @@ func New(d Deps) *Handler {
 type request struct {
 	route
 	reg       store.Registry
-	principal authn.Principal
+	principal access.Principal
 	// filtered: the catalog shows only the repositories the principal may pull.
 	filtered bool
 	// event is the repository event of a manifest pull, push, delete or untag, which the
@@ -211,7 +213,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 // loginEvent records the sign-in of a request that sent credentials to /v2/ itself: Basic
 // credentials (accepted or not), or a bearer token that was refused. Requests with an accepted
 // bearer token are not sign-ins: the token request was.
-func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p authn.Principal, err error) {
+func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p access.Principal, err error) {
 	if _, _, basic := r.BasicAuth(); !basic && (err == nil || r.Header.Get("Authorization") == "") {
 		return
 	}
@@ -325,33 +327,31 @@ func allowed(k kind) string {
 	return "GET, HEAD"
 }
 
-// authorize asks the policy, and for a request with an access token also the token's grant.
-// An anonymous caller gets 401 with a challenge (so clients retry with credentials), a bearer
-// token without the scope 401 with error="insufficient_scope", Basic credentials 403.
-func (h *Handler) authorize(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource) (policy.Decision, error) {
+// authorize asks the policy, which for a request with an access token also checks the token's
+// grant. An anonymous caller gets 401 with a challenge (so clients retry with credentials), a
+// bearer token without the scope 401 with error="insufficient_scope", Basic credentials 403.
+func (h *Handler) authorize(r *http.Request, p access.Principal, a policy.Action, res policy.Resource) (policy.Decision, error) {
 	d := h.policy.Decide(r.Context(), p, a, res)
-	granted := !p.Scoped || token.Allows(p.Access, res.Type, res.Name, string(a))
-	if d.Allow && granted {
+	if d.Allow {
 		return d, nil
 	}
 	return d, h.refusal(r, p, a, res, d)
 }
 
-// refusal is the reply to a request the policy or the token's grant refuses.
-func (h *Handler) refusal(r *http.Request, p authn.Principal, a policy.Action, res policy.Resource, d policy.Decision) error {
+// refusal is the reply to a request the policy refuses.
+func (h *Handler) refusal(r *http.Request, p access.Principal, a policy.Action, res policy.Resource, d policy.Decision) error {
 	detail := []map[string]string{{"Type": res.Type, "Name": res.Name, "Action": string(a)}}
 	switch {
 	case p.IsAnonymous():
 		return httperr.New(oci.CodeUnauthorized, "%s", d.Reason).WithDetail(detail).
 			WithHeader("WWW-Authenticate", challenge(r, res, a, "")).WithReason(d.Code)
 	case p.Scoped:
-		reason, code := d.Reason, d.Code
-		if d.Allow { // the policy allows it, the access token does not
-			reason = fmt.Sprintf("the access token does not include %s on %s %q; ask /oauth2/token for scope %s", a, res.Type, res.Name, scope(r, res, a))
-			code = "insufficient_scope"
+		reason := d.Reason
+		if d.Code == policy.CodeInsufficientScope { // the policy allows it, the access token does not
+			reason += "; ask /oauth2/token for scope " + scope(r, res, a)
 		}
 		return httperr.New(oci.CodeDenied, "requested access to the resource is denied: insufficient_scope: %s", reason).WithDetail(detail).
-			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope")).WithReason(code)
+			WithStatus(http.StatusUnauthorized).WithHeader("WWW-Authenticate", challenge(r, res, a, "insufficient_scope")).WithReason(d.Code)
 	}
 	return httperr.New(oci.CodeDenied, "requested access to the resource is denied: %s", d.Reason).WithDetail(detail).WithReason(d.Code)
 }

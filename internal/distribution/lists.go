@@ -125,7 +125,7 @@ func (h *Handler) filteredCatalog(r *http.Request, req *request, last string, n 
 		}
 		for _, name := range batch {
 			res := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: name}
-			if !h.policy.Decide(ctx, req.principal, policy.ActionPull, res).Allow {
+			if !h.policy.DecideVisible(ctx, req.principal, res).Allow {
 				continue
 			}
 			if len(out) == n {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/fsblob"
 	"github.com/berth-registry/berth/internal/httperr"
@@ -129,7 +129,13 @@ func (v vanishing) Stat(ctx context.Context, d oci.Digest) (blob.Info, error) {
 
 type allowAll struct{}
 
-func (allowAll) Decide(context.Context, authn.Principal, policy.Action, policy.Resource) policy.Decision {
+func (allowAll) Decide(context.Context, access.Principal, policy.Action, policy.Resource) policy.Decision {
+	return policy.Decision{Allow: true}
+}
+func (allowAll) DecideVisible(context.Context, access.Principal, policy.Resource) policy.Decision {
+	return policy.Decision{Allow: true}
+}
+func (allowAll) DecideMount(context.Context, access.Principal, policy.Resource, bool) policy.Decision {
 	return policy.Decision{Allow: true}
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
-	"github.com/berth-registry/berth/internal/token"
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -90,13 +89,11 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 // would allow it, for a token that has it (401 insufficient_scope naming both repositories), as
 // Docker's token protocol expects. Without the policy's leave, the mount just falls back.
 func (h *Handler) mountScope(r *http.Request, req *request, from string) error {
-	p := req.principal
-	if !p.Scoped || from == "" || from == req.name || oci.ValidateName(from) != nil ||
-		token.Allows(p.Access, policy.TypeRepository, from, string(policy.ActionPull)) {
+	if from == "" || from == req.name || oci.ValidateName(from) != nil {
 		return nil
 	}
 	src := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: from}
-	if !h.policy.Decide(r.Context(), p, policy.ActionPull, src).Allow {
+	if h.policy.DecideMount(r.Context(), req.principal, src, true).Code != policy.CodeInsufficientScope {
 		return nil
 	}
 	dst := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: req.name}
@@ -124,11 +121,8 @@ func (h *Handler) mount(ctx context.Context, req *request, d oci.Digest, from st
 		if src == req.name {
 			continue
 		}
-		dec := h.policy.Decide(ctx, req.principal, policy.ActionPull, policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: src})
-		// A named source must be in the token's grant too (mountScope asked for it); the
-		// candidates of a mount without one are bounded by the policy alone, as a client cannot
-		// know which repositories to ask a token for.
-		if !dec.Allow || (hasFrom && req.principal.Scoped && !token.Allows(req.principal.Access, policy.TypeRepository, src, string(policy.ActionPull))) {
+		res := policy.Resource{Registry: req.reg.Name, Type: policy.TypeRepository, Name: src}
+		if !h.policy.DecideMount(ctx, req.principal, res, hasFrom).Allow {
 			continue // not readable by the caller: as if absent
 		}
 		size, err := h.meta.Blob(ctx, req.reg.ID, src, d)

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
@@ -16,7 +16,7 @@ import (
 	"github.com/berth-registry/berth/internal/store"
 )
 
-func (h *Handler) listNetworkRules(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listNetworkRules(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -24,7 +24,7 @@ func (h *Handler) listNetworkRules(w http.ResponseWriter, r *http.Request, _ aut
 	return reply(w, http.StatusOK, toRegistryJSON(reg, r).NetworkRuleSet)
 }
 
-func (h *Handler) addNetworkRule(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) addNetworkRule(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -56,7 +56,7 @@ func (h *Handler) addNetworkRule(w http.ResponseWriter, r *http.Request, _ authn
 	return h.commit(ctx, w, http.StatusCreated, toRegistryJSON(reg, r).NetworkRuleSet)
 }
 
-func (h *Handler) removeNetworkRule(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) removeNetworkRule(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -88,7 +88,7 @@ type roleDefinitionJSON struct {
 	HonouredInRBACABAC bool                `json:"honouredInRbacAbac"`
 }
 
-func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	return replyList(w, policy.Roles, func(role *policy.Role) (roleDefinitionJSON, error) {
 		out := roleDefinitionJSON{Name: role.Name, ID: role.ID, Description: role.Description, Actions: role.Control(),
 			ConditionsAllowed: role.Conditions, DataActions: map[string][]string{}}
@@ -181,7 +181,7 @@ func scopeRegistry(scope string) (string, error) {
 	return name, nil
 }
 
-func (h *Handler) listRoleAssignments(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) listRoleAssignments(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	q := r.URL.Query()
 	all, err := h.Store.RoleAssignments(ctx)
@@ -262,7 +262,7 @@ type roleAssignmentRequest struct {
 	ConditionVersion string `json:"conditionVersion"`
 }
 
-func (h *Handler) createRoleAssignment(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) createRoleAssignment(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	var req roleAssignmentRequest
 	if err := decode(w, r, &req); err != nil {
@@ -327,7 +327,7 @@ func (h *Handler) createRoleAssignment(w http.ResponseWriter, r *http.Request, p
 	return h.commit(ctx, w, http.StatusCreated, toAssignmentJSON(created, names))
 }
 
-func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	a, err := h.Store.RoleAssignmentByID(ctx, id)
@@ -349,9 +349,9 @@ func (h *Handler) deleteRoleAssignment(w http.ResponseWriter, r *http.Request, p
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
-// explain answers GET …/explain?identity=&repository=&action=&ip=. Anyone with a role on the
+// explain answers GET …/explain?identity=&repository=&action=&ip=&grant=. Anyone with a role on the
 // registry may explain their own identity; explaining another's needs roleAssignments/read.
-func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -390,52 +390,61 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p authn.Princi
 			return invalid("repository: %v", err)
 		}
 	}
+	// grant=repository:samples/app:pull (repeatable) explains a request made with an access
+	// token holding that grant: the policy, then the grant.
+	if gs := q["grant"]; len(gs) > 0 {
+		g, err := policy.ParseScopes(gs)
+		if err != nil {
+			return invalid("grant: %v", err)
+		}
+		who.Scoped, who.Grant = true, g
+	}
 	var ip netip.Addr
 	if s := q.Get("ip"); s != "" {
 		if ip, err = netip.ParseAddr(s); err != nil {
 			return invalid("ip %q is not an IP address", s)
 		}
 	}
-	return reply(w, http.StatusOK, policy.Explain(h.Policy.Snapshot(), who, action, res, ip))
+	return reply(w, http.StatusOK, h.Policy.Explain(who, action, res, ip))
 }
 
 // explainIdentity reads who to explain: anonymous, admin, token:NAME, user:NAME, sp:CLIENT_ID,
 // a client id, or a bare name (a user, else a token of the registry).
-func (h *Handler) explainIdentity(ctx context.Context, reg store.Registry, s string) (authn.Principal, error) {
+func (h *Handler) explainIdentity(ctx context.Context, reg store.Registry, s string) (access.Principal, error) {
 	kind, name, explicit := strings.Cut(s, ":")
 	if !explicit {
 		kind, name = "", s
 	}
 	switch {
 	case s == "":
-		return authn.Principal{}, invalid("identity is required: a user name, a service principal's client id, token:NAME, admin or anonymous")
+		return access.Principal{}, invalid("identity is required: a user name, a service principal's client id, token:NAME, admin or anonymous")
 	case s == "anonymous":
-		return authn.Anonymous, nil
+		return access.Anonymous, nil
 	case s == "admin":
-		return authn.Principal{Kind: authn.KindAdmin, Name: reg.Name, ID: reg.ID, Registry: reg.Name}, nil
+		return access.Principal{Kind: access.KindAdmin, Name: reg.Name, ID: reg.ID, Registry: reg.Name}, nil
 	case kind == "token":
 		t, err := h.Store.Token(ctx, reg.ID, name)
 		if err != nil {
-			return authn.Principal{}, storeError(err, fmt.Sprintf("token %q of registry %q", name, reg.Name))
+			return access.Principal{}, storeError(err, fmt.Sprintf("token %q of registry %q", name, reg.Name))
 		}
-		return authn.Principal{Kind: authn.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
+		return access.Principal{Kind: access.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
 	case kind == "sp" || kind == "" && directory.IsGUID(strings.ToLower(name)):
 		sp, err := h.Store.ServicePrincipalByAppID(ctx, strings.ToLower(name))
 		if err != nil {
-			return authn.Principal{}, storeError(err, fmt.Sprintf("service principal %q", name))
+			return access.Principal{}, storeError(err, fmt.Sprintf("service principal %q", name))
 		}
-		return authn.Principal{Kind: authn.KindSP, Name: sp.AppID, ID: sp.ID}, nil
+		return access.Principal{Kind: access.KindSP, Name: sp.AppID, ID: sp.ID}, nil
 	case kind == "user" || kind == "":
 		u, err := h.Store.UserByName(ctx, name)
 		if err == nil {
-			return authn.Principal{Kind: authn.KindUser, Name: u.Name, ID: u.ID}, nil
+			return access.Principal{Kind: access.KindUser, Name: u.Name, ID: u.ID}, nil
 		}
 		if kind == "" && errors.Is(err, store.ErrNotFound) {
 			if t, terr := h.Store.Token(ctx, reg.ID, name); terr == nil {
-				return authn.Principal{Kind: authn.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
+				return access.Principal{Kind: access.KindToken, Name: t.Name, ID: t.ID, Registry: reg.Name}, nil
 			}
 		}
-		return authn.Principal{}, storeError(err, fmt.Sprintf("user %q", name))
+		return access.Principal{}, storeError(err, fmt.Sprintf("user %q", name))
 	}
-	return authn.Principal{}, invalid("identity %q is invalid: use a user name, a client id, token:NAME, admin or anonymous", s)
+	return access.Principal{}, invalid("identity %q is invalid: use a user name, a client id, token:NAME, admin or anonymous", s)
 }

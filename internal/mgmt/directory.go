@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -23,7 +23,7 @@ type userJSON struct {
 	Password     string `json:"password,omitempty"`
 }
 
-func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	users, err := h.Store.Users(r.Context())
 	if err != nil {
 		return err
@@ -35,7 +35,7 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ authn.Prin
 	return reply(w, http.StatusOK, out)
 }
 
-func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	name := r.PathValue("name")
 	u, err := h.Store.UserByName(r.Context(), name)
 	if err != nil {
@@ -56,7 +56,7 @@ func password(chosen string) (value, show string, err error) {
 	return chosen, "", nil
 }
 
-func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Name     string `json:"name"`
@@ -83,7 +83,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	return h.commit(ctx, w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
-func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Password string `json:"password"`
@@ -96,8 +96,8 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p authn.Pri
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	if p.Kind != authn.KindUser || p.ID != u.ID { // one's own password is one's own
-		if err := h.requireManage(ctx, p, authn.KindUser, u.ID, u.Name); err != nil {
+	if p.Kind != access.KindUser || p.ID != u.ID { // one's own password is one's own
+		if err := h.requireManage(ctx, p, access.KindUser, u.ID, u.Name); err != nil {
 			return err
 		}
 	}
@@ -115,10 +115,10 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p authn.Pri
 	return reply(w, http.StatusOK, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
-func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	name := r.PathValue("name")
-	if p.Kind == authn.KindUser && p.Name == name {
+	if p.Kind == access.KindUser && p.Name == name {
 		return invalid("you cannot delete the user you are signed in as")
 	}
 	if err := h.Store.DeleteUser(ctx, name); err != nil {
@@ -142,7 +142,7 @@ func (h *Handler) groupJSON(r *http.Request, g store.Group) (groupJSON, error) {
 	return groupJSON{Name: g.Name, Description: g.Description, Members: members, CreationDate: timeOrNil(g.CreatedAt)}, err
 }
 
-func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	groups, err := h.Store.Groups(r.Context())
 	if err != nil {
 		return err
@@ -150,7 +150,7 @@ func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	return replyList(w, groups, func(g store.Group) (groupJSON, error) { return h.groupJSON(r, g) })
 }
 
-func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	name := r.PathValue("name")
 	g, err := h.Store.GroupByName(r.Context(), name)
 	if err != nil {
@@ -163,7 +163,7 @@ func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ authn.Prin
 	return reply(w, http.StatusOK, j)
 }
 
-func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Name        string `json:"name"`
@@ -192,7 +192,7 @@ func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	return reply(w, http.StatusCreated, j)
 }
 
-func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	name := r.PathValue("name")
 	if err := h.Store.DeleteGroup(ctx, name); err != nil {
@@ -214,7 +214,7 @@ func (h *Handler) member(r *http.Request, user string) (store.Group, store.User,
 	return g, u, nil
 }
 
-func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		User string `json:"user"`
@@ -242,7 +242,7 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p authn.Prin
 	return reply(w, http.StatusOK, j)
 }
 
-func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	g, u, err := h.member(r, r.PathValue("user"))
 	if err != nil {
@@ -285,7 +285,7 @@ func (h *Handler) spJSON(r *http.Request, sp store.ServicePrincipal) (spJSON, er
 	return out, err
 }
 
-func (h *Handler) listSPs(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listSPs(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	sps, err := h.Store.ServicePrincipals(r.Context())
 	if err != nil {
 		return err
@@ -302,7 +302,7 @@ func (h *Handler) lookupSP(r *http.Request) (store.ServicePrincipal, error) {
 	return sp, nil
 }
 
-func (h *Handler) showSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	sp, err := h.lookupSP(r)
 	if err != nil {
 		return err
@@ -328,7 +328,7 @@ func (h *Handler) spSecret(r *http.Request, years int) (string, store.Secret, er
 	return value, store.Secret{Name: directory.NewGUID(), Hash: hash, CreatedAt: now, ExpiresAt: now.AddDate(years, 0, 0)}, err
 }
 
-func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		DisplayName string `json:"displayName"`
@@ -354,7 +354,7 @@ func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ authn.Princ
 	return h.commit(ctx, w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
 }
 
-func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	id := r.PathValue("appId")
 	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
@@ -366,7 +366,7 @@ func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ authn.Princ
 // maxSPSecrets is how many secrets a service principal may hold at once.
 const maxSPSecrets = 2
 
-func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	var req struct {
 		Append bool `json:"append"`
@@ -379,7 +379,7 @@ func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p au
 	if err != nil {
 		return err
 	}
-	if err := h.requireManage(ctx, p, authn.KindSP, sp.ID, sp.AppID); err != nil {
+	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
 		return err
 	}
 	value, sec, err := h.spSecret(r, req.Years)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -19,7 +19,7 @@ const exportPage = 1000
 // events serves GET …/events/{kind}: the login or repository events of the registry in the path,
 // or, without one, of every registry and the directory. Filters are query parameters; the reply
 // is a JSON array, newest first, or with format=jsonl every matching event, one per line.
-func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	kind := r.PathValue("kind")
 	if kind != "login" && kind != "repository" {
 		return httperr.New(CodeNotFound, "there are no %q events: use login or repository", truncate(kind)).WithStatus(http.StatusNotFound)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/httperr"
@@ -65,7 +66,7 @@ func New(d Deps) *Handler {
 	return &Handler{Deps: d}
 }
 
-type handlerFunc func(w http.ResponseWriter, r *http.Request, p authn.Principal) error
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p access.Principal) error
 
 // Register adds the API's routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -180,7 +181,7 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 
 // require answers 403 DENIED unless p holds perm at registry ("" for "/"). A registry the caller
 // may not read at all is reported as missing, so names do not leak.
-func (h *Handler) require(p authn.Principal, perm policy.Permission, registry string) error {
+func (h *Handler) require(p access.Principal, perm policy.Permission, registry string) error {
 	snap := h.Policy.Snapshot()
 	d := policy.DecideControl(snap, p, perm, registry)
 	if d.Allow {
@@ -194,7 +195,7 @@ func (h *Handler) require(p authn.Principal, perm policy.Permission, registry st
 
 // requireManage answers 403 DENIED unless p may change what an identity or group can do or who
 // can act as it (policy.DecideManage): no permission grants another.
-func (h *Handler) requireManage(ctx context.Context, p authn.Principal, kind authn.Kind, id int64, name string) error {
+func (h *Handler) requireManage(ctx context.Context, p access.Principal, kind access.Kind, id int64, name string) error {
 	// The target's roles as the store has them now, not as this replica last loaded them: a
 	// role given to it a moment ago on another replica counts (Refresh reloads only when the
 	// policy version moved).
@@ -227,7 +228,7 @@ func (h *Handler) commit(ctx context.Context, w http.ResponseWriter, status int,
 	return reply(w, status, v)
 }
 
-func (h *Handler) me(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) me(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	perms := policy.Permissions(h.Policy.Snapshot(), p, "")
 	if perms == nil {
 		perms = []policy.Permission{}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
@@ -92,7 +92,7 @@ func enabled(b bool) string {
 var registryName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,48}[a-z0-9]$`)
 
 // listRegistries lists the registries the caller may read.
-func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	regs, err := h.Store.Registries(r.Context())
 	if err != nil {
 		return err
@@ -107,7 +107,7 @@ func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, p authn
 	return reply(w, http.StatusOK, out)
 }
 
-func (h *Handler) showRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showRegistry(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -188,7 +188,7 @@ func (req registryRequest) settings() (store.RegistryUpdate, error) {
 // maxAnonymousPatterns bounds the anonymous pull patterns of a registry.
 const maxAnonymousPatterns = 100
 
-func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	var req registryRequest
 	if err := decode(w, r, &req); err != nil {
@@ -227,7 +227,7 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p authn
 	return h.commit(ctx, w, http.StatusCreated, out)
 }
 
-func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p authn.Principal) error {
+func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -314,7 +314,7 @@ func (h *Handler) putSecret(ctx context.Context, kind string, owner int64, name 
 	return value, nil
 }
 
-func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	name := r.PathValue("registry")
 	if err := h.Store.DeleteRegistry(ctx, name); err != nil {
@@ -328,7 +328,7 @@ func adminDisabled(reg store.Registry) error {
 	return httperr409("admin user is disabled: run 'berth registry update -n %s --admin-enabled true' to enable admin first", reg.Name)
 }
 
-func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -349,7 +349,7 @@ func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ auth
 	return reply(w, http.StatusOK, out)
 }
 
-func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -77,7 +77,7 @@ func (h *Handler) tokenJSON(r *http.Request, t store.Token, values map[string]st
 	return tokenJSON{Name: t.Name, Status: t.Status, ScopeMapName: t.ScopeMap, CreationDate: timeOrNil(t.CreatedAt), Credentials: creds}, nil
 }
 
-func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ authn.Pri
 	return replyList(w, toks, func(t store.Token) (tokenJSON, error) { return h.tokenJSON(r, t, nil) })
 }
 
-func (h *Handler) showToken(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showToken(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func checkStatus(s *string) error {
 	return nil
 }
 
-func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -191,7 +191,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	return reply(w, http.StatusCreated, j)
 }
 
-func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -222,7 +222,7 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	return reply(w, http.StatusOK, j)
 }
 
-func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -235,7 +235,7 @@ func (h *Handler) deleteToken(w http.ResponseWriter, r *http.Request, _ authn.Pr
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
-func (h *Handler) generateTokenCredentials(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) generateTokenCredentials(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -279,7 +279,7 @@ func (h *Handler) generateTokenCredentials(w http.ResponseWriter, r *http.Reques
 	return reply(w, http.StatusOK, j)
 }
 
-func (h *Handler) deleteTokenCredential(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteTokenCredential(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -300,7 +300,7 @@ func (h *Handler) deleteTokenCredential(w http.ResponseWriter, r *http.Request, 
 	return nil
 }
 
-func (h *Handler) listScopeMaps(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) listScopeMaps(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -316,7 +316,7 @@ func (h *Handler) listScopeMaps(w http.ResponseWriter, r *http.Request, _ authn.
 	return reply(w, http.StatusOK, out)
 }
 
-func (h *Handler) showScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) showScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	reg, err := h.registry(r.Context(), r)
 	if err != nil {
 		return err
@@ -332,7 +332,7 @@ func (h *Handler) showScopeMap(w http.ResponseWriter, r *http.Request, _ authn.P
 // scopeMapName follows ACR: 5 to 50 letters, digits, dashes and underscores.
 var scopeMapName = regexp.MustCompile(`^[A-Za-z0-9-]{5,50}$`)
 
-func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -366,7 +366,7 @@ func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ authn
 	return h.commit(ctx, w, http.StatusCreated, toScopeMapJSON(m))
 }
 
-func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {
@@ -416,7 +416,7 @@ func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ authn
 	return h.commit(ctx, w, http.StatusOK, toScopeMapJSON(m))
 }
 
-func (h *Handler) deleteScopeMap(w http.ResponseWriter, r *http.Request, _ authn.Principal) error {
+func (h *Handler) deleteScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
 	reg, err := h.registry(ctx, r)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/httperr"
@@ -25,13 +26,11 @@ import (
 // Limits on what a token request may carry.
 const (
 	maxFormBytes = 64 << 10
-	maxScopes    = 64
-	maxScopeLen  = 1024
 )
 
 // Decider is the policy the grants are computed with, and the registries' network rules.
 type Decider interface {
-	Decide(ctx context.Context, p authn.Principal, a policy.Action, r policy.Resource) policy.Decision
+	Decide(ctx context.Context, p access.Principal, a policy.Action, r policy.Resource) policy.Decision
 	Networker
 }
 
@@ -75,7 +74,7 @@ func (a *attempt) registry(reg store.Registry) {
 	}
 }
 
-func (a *attempt) principal(p authn.Principal) {
+func (a *attempt) principal(p access.Principal) {
 	a.Identity, a.IdentityKind = audit.Identity(p)
 }
 
@@ -155,7 +154,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (err error) {
 
 // signIn identifies the caller of a token request. refresh is the refresh token the caller
 // presented (and may keep using), if any.
-func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registry) (p authn.Principal, refresh string, err error) {
+func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registry) (p access.Principal, refresh string, err error) {
 	ip := authn.ClientIP(r)
 	gt := r.Form.Get("grant_type")
 	if user, pass, ok := r.BasicAuth(); ok && (gt == "" || gt == "password") {
@@ -176,7 +175,7 @@ func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registr
 	case "password":
 		user, pass := r.Form.Get("username"), r.Form.Get("password")
 		if user == "" && pass == "" {
-			return authn.Anonymous, "", nil
+			return access.Anonymous, "", nil
 		}
 		p, err = h.authn.Password(ctx, reg, ip, user, pass)
 		if err == nil && p.Via == "refresh_token" {
@@ -185,7 +184,7 @@ func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registr
 		return p, refresh, err
 	case "":
 		if r.Method == http.MethodGet {
-			return authn.Anonymous, "", nil
+			return access.Anonymous, "", nil
 		}
 		return p, "", httperr.New(oci.CodeUnsupported, "grant_type is required: password or refresh_token").WithStatus(http.StatusBadRequest)
 	default:
@@ -199,26 +198,19 @@ const ReasonInsufficientScope = "insufficient_scope"
 // grantResult is what a token request gets: the access, the granted and refused scopes as
 // strings for the login event, and why the first refused one was refused.
 type grantResult struct {
-	access           []token.Access
+	access           []access.Scope
 	granted, refused []string
 	why              string
 }
 
 // grant is the requested access that p holds: requested ∩ permitted. A partial grant is not an
 // error; the client finds out on the request that needed the missing part.
-func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Registry, scopes []token.Access) grantResult {
-	g := grantResult{access: []token.Access{}, granted: []string{}, refused: []string{}}
+func (h *Handler) grant(ctx context.Context, p access.Principal, reg store.Registry, scopes []access.Scope) grantResult {
+	g := grantResult{access: []access.Scope{}, granted: []string{}, refused: []string{}}
 	for _, sc := range scopes {
 		res := policy.Resource{Registry: reg.Name, Type: sc.Type, Name: sc.Name}
 		var granted, refused []string
 		for _, a := range sc.Actions {
-			if p.Scoped && !token.Allows(p.Access, sc.Type, sc.Name, a) {
-				refused = append(refused, a)
-				if g.why == "" {
-					g.why = "the token presented does not include " + a + " on " + sc.Name
-				}
-				continue
-			}
 			if d := h.policy.Decide(ctx, p, policy.Action(a), res); d.Allow {
 				granted = append(granted, a)
 			} else {
@@ -229,7 +221,7 @@ func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Regist
 			}
 		}
 		if len(granted) > 0 {
-			g.access = append(g.access, token.Access{Type: sc.Type, Name: sc.Name, Actions: granted})
+			g.access = append(g.access, access.Scope{Type: sc.Type, Name: sc.Name, Actions: granted})
 			g.granted = append(g.granted, sc.Type+":"+sc.Name+":"+strings.Join(granted, ","))
 		}
 		if len(refused) > 0 {
@@ -239,79 +231,19 @@ func (h *Handler) grant(ctx context.Context, p authn.Principal, reg store.Regist
 	return g
 }
 
-// scopes parses Docker scope strings ("repository:samples/a:pull,push", "registry:catalog:*"),
-// several per parameter when separated by spaces. Unknown resource types are ignored, as the
-// Docker token specification allows; malformed ones are refused.
-func scopes(params []string) ([]token.Access, error) {
-	var out []token.Access
-	index := map[string]int{}
-	for _, param := range params {
-		for _, s := range strings.Fields(param) {
-			if len(s) > maxScopeLen {
-				return nil, httperr.New(oci.CodeUnsupported, "a scope is longer than %d bytes", maxScopeLen).WithStatus(http.StatusBadRequest)
-			}
-			typ, rest, ok1 := strings.Cut(s, ":")
-			i := strings.LastIndexByte(rest, ':')
-			if !ok1 || i <= 0 {
-				return nil, httperr.New(oci.CodeUnsupported, "scope %q is not of the form type:name:actions", truncate(s)).WithStatus(http.StatusBadRequest)
-			}
-			name, actions := rest[:i], strings.Split(rest[i+1:], ",")
-			switch {
-			case typ == policy.TypeRepository:
-				if err := oci.ValidateName(name); err != nil {
-					return nil, httperr.New(oci.CodeNameInvalid, "scope %q: %v", truncate(s), err).WithStatus(http.StatusBadRequest)
-				}
-				actions = expand(actions)
-			case typ == policy.TypeRegistry && name == "catalog":
-				actions = []string{string(policy.ActionCatalog)}
-			default:
-				continue
-			}
-			k := typ + ":" + name
-			if j, ok := index[k]; ok {
-				out[j].Actions = union(out[j].Actions, actions)
-				continue
-			}
-			if len(out) >= maxScopes {
-				return nil, httperr.New(oci.CodeUnsupported, "more than %d scopes in one request", maxScopes).WithStatus(http.StatusBadRequest)
-			}
-			index[k] = len(out)
-			out = append(out, token.Access{Type: typ, Name: name, Actions: union(nil, actions)})
+// scopes parses the scope parameters of a token request (policy.ParseScopes); a malformed one is
+// a 400 naming it.
+func scopes(params []string) ([]access.Scope, error) {
+	g, err := policy.ParseScopes(params)
+	var se *policy.ScopeError
+	if errors.As(err, &se) {
+		code := oci.CodeUnsupported
+		if se.Name {
+			code = oci.CodeNameInvalid
 		}
+		return nil, httperr.New(code, "%s", se.Msg).WithStatus(http.StatusBadRequest)
 	}
-	return out, nil
-}
-
-// expand keeps the known repository actions and spells out "*".
-func expand(actions []string) []string {
-	var out []string
-	for _, a := range actions {
-		if a == "*" {
-			for _, ra := range policy.RepositoryActions {
-				out = append(out, string(ra))
-			}
-			continue
-		}
-		for _, ra := range policy.RepositoryActions {
-			if a == string(ra) {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
-}
-
-func union(a, b []string) []string {
-	for _, x := range b {
-		found := false
-		for _, y := range a {
-			found = found || x == y
-		}
-		if !found {
-			a = append(a, x)
-		}
-	}
-	return a
+	return g, err
 }
 
 func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) (err error) {
@@ -350,7 +282,7 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, map[string]string{"refresh_token": signed})
 }
 
-func (h *Handler) refreshToken(ctx context.Context, p authn.Principal, reg store.Registry) (signed, jti string, err error) {
+func (h *Handler) refreshToken(ctx context.Context, p access.Principal, reg store.Registry) (signed, jti string, err error) {
 	c := token.Claims{GrantType: token.GrantRefresh, Kind: string(p.Kind), PID: p.ID, Registry: p.Registry, Mode: h.authn.Mode(reg),
 		Permissions: &token.Permissions{Actions: []string{"*"}, NotActions: []string{}}}
 	c.Subject, c.Audience = p.Name, []string{authn.Audience(reg)}
@@ -370,7 +302,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 	if u := r.Form.Get("username") + r.Form.Get("client_id"); u != "" && a.Identity == "" {
 		a.Identity = u
 	}
-	var p authn.Principal
+	var p access.Principal
 	ip := authn.ClientIP(r)
 	switch gt := r.Form.Get("grant_type"); gt {
 	case "password":

@@ -3,7 +3,7 @@ package policy
 import (
 	"fmt"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 )
 
 // ServerScope is the scope of the whole server; a registry's scope is "/registries/NAME".
@@ -14,8 +14,8 @@ func RegistryScope(name string) string { return "/registries/" + name }
 
 // DecideControl answers whether p holds permission perm at a registry ("" for the server scope
 // "/", which only assignments at "/" cover). Conditions do not apply to the control plane.
-func DecideControl(s *Snapshot, p authn.Principal, perm Permission, registry string) Decision {
-	if p.Kind != authn.KindUser && p.Kind != authn.KindSP {
+func DecideControl(s *Snapshot, p access.Principal, perm Permission, registry string) Decision {
+	if p.Kind != access.KindUser && p.Kind != access.KindSP {
 		return deny(CodeNoAssignment, "%s cannot use the management API: sign in with 'berth auth login' as a user or service principal", p)
 	}
 	if !s.exists(p) {
@@ -48,13 +48,13 @@ func scopeOf(registry string) string {
 
 // eachAssignment calls fn with the assignments that speak for p (its own, then its groups'),
 // until fn returns true.
-func (s *Snapshot) eachAssignment(p authn.Principal, fn func(*assignment) bool) {
+func (s *Snapshot) eachAssignment(p access.Principal, fn func(*assignment) bool) {
 	for _, as := range s.assignments[principalKey{string(p.Kind), p.ID}] {
 		if fn(as) {
 			return
 		}
 	}
-	if p.Kind != authn.KindUser {
+	if p.Kind != access.KindUser {
 		return
 	}
 	for _, g := range s.groups[p.ID] {
@@ -67,7 +67,7 @@ func (s *Snapshot) eachAssignment(p authn.Principal, fn func(*assignment) bool) 
 }
 
 // Permissions lists the control-plane permissions p holds at a registry ("" for "/").
-func Permissions(s *Snapshot, p authn.Principal, registry string) []Permission {
+func Permissions(s *Snapshot, p access.Principal, registry string) []Permission {
 	var out []Permission
 	for _, perm := range AllPermissions {
 		if DecideControl(s, p, perm, registry).Allow {
@@ -79,7 +79,7 @@ func Permissions(s *Snapshot, p authn.Principal, registry string) []Permission {
 
 // HasAnyRole reports whether p holds any role assignment that covers registry ("" for the
 // server's scope only), which is what listing it needs.
-func HasAnyRole(s *Snapshot, p authn.Principal, registry string) bool {
+func HasAnyRole(s *Snapshot, p access.Principal, registry string) bool {
 	found := false
 	s.eachAssignment(p, func(as *assignment) bool {
 		found = as.registry == "" || as.registry == registry
@@ -97,7 +97,7 @@ const CodeWouldGrantMore = "would_grant_more"
 // caller must be able to assign roles: no permission grants another. kind is authn.KindUser,
 // authn.KindSP or "group"; a target without roles needs nothing more than the route's own
 // permission. Assignments at a registry that no longer exists grant nothing and are skipped.
-func DecideManage(s *Snapshot, caller authn.Principal, kind authn.Kind, id int64, name string) Decision {
+func DecideManage(s *Snapshot, caller access.Principal, kind access.Kind, id int64, name string) Decision {
 	var short *assignment
 	check := func(as *assignment) bool {
 		if as.registry != "" {
@@ -118,7 +118,7 @@ func DecideManage(s *Snapshot, caller authn.Principal, kind authn.Kind, id int64
 			}
 		}
 	} else {
-		s.eachAssignment(authn.Principal{Kind: kind, ID: id}, check)
+		s.eachAssignment(access.Principal{Kind: kind, ID: id}, check)
 	}
 	if short != nil {
 		role := short.roleName
@@ -133,4 +133,4 @@ func DecideManage(s *Snapshot, caller authn.Principal, kind authn.Kind, id int64
 
 // IdentityExists reports whether the user or service principal a directory token names is still
 // the one it was issued to (same id and name; ids are never reused).
-func IdentityExists(s *Snapshot, p authn.Principal) bool { return s.exists(p) }
+func IdentityExists(s *Snapshot, p access.Principal) bool { return s.exists(p) }

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/policy/policytest"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -63,13 +63,13 @@ type holder struct {
 	name      string
 	kind      string
 	id        int64
-	principal authn.Principal
+	principal access.Principal
 }
 
 var holders = []holder{
-	{"user", store.KindUser, 1, authn.Principal{Kind: authn.KindUser, Name: "alice", ID: 1}},
-	{"group member", store.KindGroup, 7, authn.Principal{Kind: authn.KindUser, Name: "bob", ID: 2}},
-	{"service principal", store.KindSP, 3, authn.Principal{Kind: authn.KindSP, Name: "11111111-2222-4333-8444-555555555555", ID: 3}},
+	{"user", store.KindUser, 1, access.Principal{Kind: access.KindUser, Name: "alice", ID: 1}},
+	{"group member", store.KindGroup, 7, access.Principal{Kind: access.KindUser, Name: "bob", ID: 2}},
+	{"service principal", store.KindSP, 3, access.Principal{Kind: access.KindSP, Name: "11111111-2222-4333-8444-555555555555", ID: 3}},
 }
 
 // actionName is an action as the table spells it.
@@ -142,16 +142,16 @@ func TestDecisionTable(t *testing.T) {
 		for name, rows := range e.Fixed {
 			row := rows[mi]
 			anonymous := ""
-			var p authn.Principal
+			var p access.Principal
 			switch name {
 			case "admin":
-				p = authn.Principal{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"}
+				p = access.Principal{Kind: access.KindAdmin, Name: "r", ID: 1, Registry: "r"}
 			case "token":
-				p = authn.Principal{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"}
+				p = access.Principal{Kind: access.KindToken, Name: "ci", ID: 20, Registry: "r"}
 			case "token-admin":
-				p = authn.Principal{Kind: authn.KindToken, Name: "ci-admin", ID: 21, Registry: "r"}
+				p = access.Principal{Kind: access.KindToken, Name: "ci-admin", ID: 21, Registry: "r"}
 			default:
-				p, anonymous = authn.Anonymous, name
+				p, anonymous = access.Anonymous, name
 			}
 			s := Compile(fixture(mode, anonymous))
 			for _, a := range everyAction {

@@ -3,7 +3,7 @@ package policy
 import (
 	"net/netip"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 )
 
 // Step is one rule that a decision considered: a network rule, the admin user, a token and its
@@ -36,13 +36,15 @@ type Explanation struct {
 	IP         string    `json:"ip,omitempty"`
 	Allowed    bool      `json:"allowed"`
 	Network    *Decision `json:"network,omitempty"`
+	// Management, with an address, says whether it may use the management API.
+	Management *Decision `json:"management,omitempty"`
 	Decision   Decision  `json:"decision"`
 	Steps      []Step    `json:"steps"`
 }
 
 // Explain decides as Decide does (and, when ip is valid, as the network rules do), recording
 // every rule considered.
-func Explain(s *Snapshot, p authn.Principal, a Action, res Resource, ip netip.Addr) Explanation {
+func Explain(s *Snapshot, p access.Principal, a Action, res Resource, ip netip.Addr) Explanation {
 	tr := &trace{}
 	e := Explanation{Identity: p.String(), Registry: res.Registry, Action: string(a), DataAction: DataAction(a), Resource: resourceName(res)}
 	if m, ok := s.Mode(res.Registry); ok {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/golden"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -45,18 +45,18 @@ func goldenInput(mode string) Input {
 	return in
 }
 
-var goldenPrincipals = []authn.Principal{
+var goldenPrincipals = []access.Principal{
 	holders[0].principal, holders[1].principal, holders[2].principal,
-	{Kind: authn.KindUser, Name: "mallory", ID: 1},
-	{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"},
-	{Kind: authn.KindAdmin, Name: "other", ID: 2, Registry: "other"},
-	{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"},
-	{Kind: authn.KindToken, Name: "ci-admin", ID: 21, Registry: "r"},
-	{Kind: authn.KindToken, Name: "off", ID: 22, Registry: "r"},
-	{Kind: authn.KindToken, Name: "nomap", ID: 23, Registry: "r"},
-	{Kind: authn.KindToken, Name: "reader", ID: 24, Registry: "r"},
-	{Kind: authn.KindToken, Name: "ghost", ID: 20, Registry: "r"},
-	authn.Anonymous,
+	{Kind: access.KindUser, Name: "mallory", ID: 1},
+	{Kind: access.KindAdmin, Name: "r", ID: 1, Registry: "r"},
+	{Kind: access.KindAdmin, Name: "other", ID: 2, Registry: "other"},
+	{Kind: access.KindToken, Name: "ci", ID: 20, Registry: "r"},
+	{Kind: access.KindToken, Name: "ci-admin", ID: 21, Registry: "r"},
+	{Kind: access.KindToken, Name: "off", ID: 22, Registry: "r"},
+	{Kind: access.KindToken, Name: "nomap", ID: 23, Registry: "r"},
+	{Kind: access.KindToken, Name: "reader", ID: 24, Registry: "r"},
+	{Kind: access.KindToken, Name: "ghost", ID: 20, Registry: "r"},
+	access.Anonymous,
 }
 
 // TestExplainGolden explains every principal, action and resource of goldenInput in both modes
@@ -86,8 +86,8 @@ func TestExplainGolden(t *testing.T) {
 		for _, ip := range []string{"203.0.113.9", "::ffff:203.0.113.9", "2001:db8::7", "198.51.100.1"} {
 			for _, reg := range []string{"r", "other", "third", "nope"} {
 				addr := netip.MustParseAddr(ip)
-				writeExplanation(&b, mode, Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr))
-				if n, e := s.Network(reg, addr), Explain(s, authn.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr); e.Network == nil || n != *e.Network {
+				writeExplanation(&b, mode, Explain(s, access.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr))
+				if n, e := s.Network(reg, addr), Explain(s, access.Anonymous, ActionPull, Resource{Registry: reg, Type: TypeRepository, Name: "team-a/x"}, addr); e.Network == nil || n != *e.Network {
 					t.Errorf("%s from %s: Network %+v, Explain %+v", reg, ip, n, e.Network)
 				}
 			}
@@ -113,8 +113,8 @@ func TestControlGolden(t *testing.T) {
 		store.RoleAssignment{ID: "alice-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
 		store.RoleAssignment{ID: "dave-reader", PrincipalKind: store.KindUser, PrincipalID: 4, Role: RoleReader, Scope: "/registries/r"})
 	s := Compile(in)
-	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], authn.Principal{Kind: authn.KindUser, Name: "carol", ID: 3},
-		authn.Principal{Kind: authn.KindUser, Name: "dave", ID: 4}, authn.Principal{Kind: authn.KindSP, Name: "22222222-2222-4333-8444-555555555555", ID: 2})
+	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], access.Principal{Kind: access.KindUser, Name: "carol", ID: 3},
+		access.Principal{Kind: access.KindUser, Name: "dave", ID: 4}, access.Principal{Kind: access.KindSP, Name: "22222222-2222-4333-8444-555555555555", ID: 2})
 	for _, p := range principals {
 		for _, registry := range []string{"", "r", "other", "nope"} {
 			fmt.Fprintf(&b, "%s at %q: any role %v; permissions %v\n", p, registry, HasAnyRole(s, p, registry), Permissions(s, p, registry))

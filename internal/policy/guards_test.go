@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -23,12 +23,12 @@ func TestStalePrincipals(t *testing.T) {
 	s := Compile(in)
 	sp := holders[2].principal
 	alice := holders[0].principal
-	ci := authn.Principal{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"}
-	rename := func(p authn.Principal, name string) authn.Principal { p.Name = name; return p }
-	reid := func(p authn.Principal, id int64) authn.Principal { p.ID = id; return p }
+	ci := access.Principal{Kind: access.KindToken, Name: "ci", ID: 20, Registry: "r"}
+	rename := func(p access.Principal, name string) access.Principal { p.Name = name; return p }
+	reid := func(p access.Principal, id int64) access.Principal { p.ID = id; return p }
 	for _, tc := range []struct {
 		name string
-		p    authn.Principal
+		p    access.Principal
 		code string
 	}{
 		{"token id of another token's name", rename(ci, "ci-admin"), CodeTokenGone},
@@ -43,7 +43,7 @@ func TestStalePrincipals(t *testing.T) {
 			if d.Allow || d.Code != tc.code {
 				t.Errorf("pull: %+v; want a denial with code %s", d, tc.code)
 			}
-			if tc.p.Kind == authn.KindToken {
+			if tc.p.Kind == access.KindToken {
 				return // tokens never reach the control plane
 			}
 			for _, perm := range AllPermissions {
@@ -64,12 +64,12 @@ func TestStalePrincipals(t *testing.T) {
 		})
 	}
 	// The genuine principals are allowed, so the denials above are about identity alone.
-	for _, p := range []authn.Principal{alice, sp, ci} {
+	for _, p := range []access.Principal{alice, sp, ci} {
 		if d := Decide(s, p, ActionPull, repo("team-a/x")); !d.Allow {
 			t.Errorf("%s: %+v", p, d)
 		}
 	}
-	for _, p := range []authn.Principal{alice, sp} {
+	for _, p := range []access.Principal{alice, sp} {
 		if d := DecideControl(s, p, PermAssignmentsWrite, ""); !d.Allow {
 			t.Errorf("%s control: %+v", p, d)
 		}
@@ -98,18 +98,22 @@ func bigSnapshot() *Snapshot {
 // decideCase is one allowed decision on bigSnapshot.
 type decideCase struct {
 	name string
-	p    authn.Principal
+	p    access.Principal
 	a    Action
 	res  Resource
 }
 
 var decideCases = []decideCase{
-	{"user-condition", authn.Principal{Kind: authn.KindUser, Name: "user-4242", ID: 1000 + 4242}, ActionPush, repo("team-242/app")},
-	{"token-scope-map", authn.Principal{Kind: authn.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionPull, repo("team-242/app")},
-	{"token-catalog-filtered", authn.Principal{Kind: authn.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionCatalog,
+	{"user-condition", access.Principal{Kind: access.KindUser, Name: "user-4242", ID: 1000 + 4242}, ActionPush, repo("team-242/app")},
+	{"token-scope-map", access.Principal{Kind: access.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionPull, repo("team-242/app")},
+	{"token-catalog-filtered", access.Principal{Kind: access.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r"}, ActionCatalog,
 		Resource{Registry: "r", Type: TypeRegistry, Name: "catalog"}},
-	{"admin", authn.Principal{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"}, ActionPush, repo("x")},
-	{"anonymous-pull", authn.Anonymous, ActionPull, repo("team-a/x")},
+	{"admin", access.Principal{Kind: access.KindAdmin, Name: "r", ID: 1, Registry: "r"}, ActionPush, repo("x")},
+	{"anonymous-pull", access.Anonymous, ActionPull, repo("team-a/x")},
+	// A request with a bearer access token: the policy and the token's grant.
+	{"token-bearer", access.Principal{Kind: access.KindToken, Name: "tok-242", ID: 100 + 242, Registry: "r", Scoped: true,
+		Grant: access.Grant{{Type: TypeRepository, Name: "team-241/app", Actions: []string{"pull"}}, {Type: TypeRepository, Name: "team-242/app", Actions: []string{"pull", "push"}}}},
+		ActionPull, repo("team-242/app")},
 }
 
 // TestDecideAllocations holds Decide to what its comment and docs/benchmarks.md promise: an
@@ -184,25 +188,25 @@ func TestDecideManage(t *testing.T) {
 		{ID: "6", PrincipalKind: store.KindUser, PrincipalID: 11, Role: "Contributor", Scope: "/"},
 	}
 	s := Compile(in)
-	user := func(id int64, name string) authn.Principal {
-		return authn.Principal{Kind: authn.KindUser, ID: id, Name: name}
+	user := func(id int64, name string) access.Principal {
+		return access.Principal{Kind: access.KindUser, ID: id, Name: name}
 	}
 	alice, rbacR, contrib := user(1, "alice"), user(10, "rbac-r"), user(11, "contrib")
 	type target struct {
-		kind authn.Kind
+		kind access.Kind
 		id   int64
 		name string
 	}
 	var (
-		tAlice = target{authn.KindUser, 1, "alice"}
-		tBob   = target{authn.KindUser, 2, "bob"} // through the group devs
+		tAlice = target{access.KindUser, 1, "alice"}
+		tBob   = target{access.KindUser, 2, "bob"} // through the group devs
 		tDevs  = target{"group", 7, "devs"}
-		tSP    = target{authn.KindSP, 3, "11111111-2222-4333-8444-555555555555"}
-		tDave  = target{authn.KindUser, 5, "dave"} // only at a registry that is gone
-		tPlain = target{authn.KindUser, 12, "plain"}
+		tSP    = target{access.KindSP, 3, "11111111-2222-4333-8444-555555555555"}
+		tDave  = target{access.KindUser, 5, "dave"} // only at a registry that is gone
+		tPlain = target{access.KindUser, 12, "plain"}
 	)
 	for _, tc := range []struct {
-		caller authn.Principal
+		caller access.Principal
 		target target
 		allow  bool
 	}{
@@ -210,11 +214,11 @@ func TestDecideManage(t *testing.T) {
 		{contrib, tDave, true}, {contrib, tPlain, true},
 		{rbacR, tBob, true}, {rbacR, tDevs, true}, {rbacR, tAlice, false}, {rbacR, tSP, false}, {rbacR, tPlain, true},
 		{alice, tAlice, true}, {alice, tBob, true}, {alice, tDevs, true}, {alice, tSP, true}, {alice, tDave, true},
-		{contrib, target{authn.KindUser, 13, "erin"}, false},
-		{rbacR, target{authn.KindUser, 14, "frank"}, false},
+		{contrib, target{access.KindUser, 13, "erin"}, false},
+		{rbacR, target{access.KindUser, 14, "frank"}, false},
 		{rbacR, target{"group", 8, "mixed"}, false},
-		{contrib, target{authn.KindUser, 15, "gina"}, false},
-		{alice, target{authn.KindUser, 14, "frank"}, true},
+		{contrib, target{access.KindUser, 15, "gina"}, false},
+		{alice, target{access.KindUser, 14, "frank"}, true},
 	} {
 		d := DecideManage(s, tc.caller, tc.target.kind, tc.target.id, tc.target.name)
 		if d.Allow != tc.allow {
@@ -224,10 +228,10 @@ func TestDecideManage(t *testing.T) {
 			t.Errorf("%s manages %s: the refusal %+v does not name the target and what it needs", tc.caller.Name, tc.target.name, d)
 		}
 	}
-	if d := DecideManage(s, contrib, authn.KindUser, 1, "alice"); !strings.Contains(d.Reason, "Owner at /") {
+	if d := DecideManage(s, contrib, access.KindUser, 1, "alice"); !strings.Contains(d.Reason, "Owner at /") {
 		t.Errorf("the refusal does not say which role where: %s", d.Reason)
 	}
-	if d := DecideManage(s, contrib, authn.KindUser, 15, "gina"); !strings.Contains(d.Reason, "Legacy Registry Role at /") {
+	if d := DecideManage(s, contrib, access.KindUser, 15, "gina"); !strings.Contains(d.Reason, "Legacy Registry Role at /") {
 		t.Errorf("the refusal does not name the unknown role: %s", d.Reason)
 	}
 }
@@ -236,7 +240,7 @@ func TestDecideManage(t *testing.T) {
 // registry deleted and created again under the same name (a new id) does not honour them.
 func TestAdminOfARecreatedRegistry(t *testing.T) {
 	s := Compile(fixture("rbac", ""))
-	admin := authn.Principal{Kind: authn.KindAdmin, Name: "r", ID: 1, Registry: "r"}
+	admin := access.Principal{Kind: access.KindAdmin, Name: "r", ID: 1, Registry: "r"}
 	if d := Decide(s, admin, ActionPush, repo("x")); !d.Allow {
 		t.Fatalf("the admin user of r: %+v", d)
 	}

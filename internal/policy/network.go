@@ -110,3 +110,16 @@ func (l AddressList) Contains(ip netip.Addr) bool {
 	}
 	return false
 }
+
+// ManagementAccess answers whether a client at ip may use the management API (and /metrics):
+// the server's allow-list (network.management_allow), where an empty list lets every address in.
+// Like the registries' network rules, it is decided before any authentication.
+func ManagementAccess(allow AddressList, ip netip.Addr) Decision {
+	switch {
+	case len(allow) == 0:
+		return Decision{Allow: true, Code: CodeNetworkAllowed, Reason: "network.management_allow is empty: every address may use the management API"}
+	case allow.Contains(ip):
+		return Decision{Allow: true, Code: CodeNetworkAllowed, Reason: fmt.Sprintf("network.management_allow contains %s", ip.Unmap())}
+	}
+	return deny(CodeManagementDenied, "client with IP '%s' is not allowed to use the management API (network.management_allow)", ip.Unmap())
+}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 )
 
 // Action is a data-plane action, named as in Docker token scopes.
@@ -79,6 +79,8 @@ const (
 	CodeIPDenied          = "ip_denied"
 	CodePublicAccessOff   = "public_access_disabled"
 	CodeControlPermission = "control_permission"
+	CodeInsufficientScope = "insufficient_scope"
+	CodeManagementDenied  = "management_not_allowed"
 )
 
 // Snapshot is the compiled policy of the server at one moment. It is immutable.
@@ -170,19 +172,83 @@ func scopeMapAction(a Action) string {
 	return ""
 }
 
-// Decide answers whether p may do a on res under snapshot s. It does no I/O, and allocates
-// nothing when it allows.
-func Decide(s *Snapshot, p authn.Principal, a Action, res Resource) Decision {
+// Decide answers whether p may do a on res under snapshot s: the policy must allow it and, when
+// p holds an access token (p.Scoped), the token's grant must include it (else
+// CodeInsufficientScope, which tells the client to ask the token endpoint for more). The same
+// question is asked by the data plane for a request and by the token endpoint for each scope it
+// grants. Decide does no I/O, and allocates nothing when it allows.
+func Decide(s *Snapshot, p access.Principal, a Action, res Resource) Decision {
 	return decide(s, p, a, res, nil)
 }
 
-func decide(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) Decision {
+// DecideVisible answers whether repository res may be shown to p in a listing: the filtered
+// catalog, or the candidates of a blob mount that names no source. The policy alone decides
+// (pull on the repository): the request that lists was itself decided with the access token's
+// grant, and a client cannot know which repositories to ask a token for.
+func DecideVisible(s *Snapshot, p access.Principal, res Resource) Decision {
+	return decidePolicy(s, p, ActionPull, res, nil)
+}
+
+// DecideMount answers whether p may mount a blob from repository src (the push on the target
+// was decided with the request). A source the client named must be pullable under both the
+// policy and the access token's grant, so a token without pull on it gets CodeInsufficientScope
+// and the client asks for that scope; a mount that names no source may take the blob from any
+// repository visible to p (DecideVisible).
+func DecideMount(s *Snapshot, p access.Principal, src Resource, named bool) Decision {
+	if named {
+		return decide(s, p, ActionPull, src, nil)
+	}
+	return DecideVisible(s, p, src)
+}
+
+func decide(s *Snapshot, p access.Principal, a Action, res Resource, tr *trace) Decision {
+	d := decidePolicy(s, p, a, res, tr)
+	if !p.Scoped {
+		return d
+	}
+	if p.Grant.Allows(res.Type, res.Name, string(a)) {
+		if tr != nil {
+			tr.add("access token", scopeName(res, a), true, "the access token includes "+string(a)+" on "+resourceName(res))
+		}
+		return d
+	}
+	if tr != nil {
+		tr.add("access token", scopeName(res, a), false, grantSummary(p.Grant, res)+"; this request needs "+string(a))
+	}
+	if !d.Allow {
+		return d // the policy's reason comes first: a broader token would not help
+	}
+	return deny(CodeInsufficientScope, "the access token does not include %s on %s %q", a, res.Type, res.Name)
+}
+
+func scopeName(res Resource, a Action) string { return res.Type + ":" + res.Name + ":" + string(a) }
+
+// grantSummary says what an access token holds on res, for explain.
+func grantSummary(g access.Grant, res Resource) string {
+	var on []string
+	all := make([]string, 0, len(g))
+	for _, sc := range g {
+		all = append(all, sc.String())
+		if sc.Type == res.Type && sc.Name == res.Name {
+			on = append(on, sc.Actions...)
+		}
+	}
+	switch {
+	case len(g) == 0:
+		return "the access token grants nothing"
+	case len(on) > 0:
+		return fmt.Sprintf("the access token grants %s on %s", strings.Join(on, ","), resourceName(res))
+	}
+	return "the access token grants only " + strings.Join(all, " ")
+}
+
+func decidePolicy(s *Snapshot, p access.Principal, a Action, res Resource, tr *trace) Decision {
 	reg, ok := s.registries[res.Registry]
 	if !ok {
 		return deny(CodeNoRegistry, "registry %q does not exist", res.Registry)
 	}
 	switch p.Kind {
-	case authn.KindAdmin:
+	case access.KindAdmin:
 		var d Decision
 		switch {
 		case p.Registry != res.Registry:
@@ -198,9 +264,9 @@ func decide(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) D
 		}
 		tr.add("admin user", res.Registry, d.Allow, d.Reason)
 		return d
-	case authn.KindToken:
+	case access.KindToken:
 		return decideToken(s, p, a, res, tr)
-	case authn.KindUser, authn.KindSP:
+	case access.KindUser, access.KindSP:
 		return decideRoles(s, reg, p, a, res, tr)
 	}
 	return decideAnonymous(reg, a, res, tr)
@@ -241,7 +307,7 @@ func anonymousSummary(reg *registryPolicy) string {
 	return "anonymous pull covers only " + strings.Join(ps, ", ")
 }
 
-func decideToken(s *Snapshot, p authn.Principal, a Action, res Resource, tr *trace) Decision {
+func decideToken(s *Snapshot, p access.Principal, a Action, res Resource, tr *trace) Decision {
 	t, ok := s.tokens[p.ID]
 	var d Decision
 	switch {
@@ -281,7 +347,7 @@ func decideToken(s *Snapshot, p authn.Principal, a Action, res Resource, tr *tra
 	return d
 }
 
-func decideRoles(s *Snapshot, reg *registryPolicy, p authn.Principal, a Action, res Resource, tr *trace) Decision {
+func decideRoles(s *Snapshot, reg *registryPolicy, p access.Principal, a Action, res Resource, tr *trace) Decision {
 	if !s.exists(p) {
 		d := deny(CodeIdentityGone, "%s no longer exists", p)
 		tr.add("identity", p.Name, false, d.Reason)
@@ -376,11 +442,11 @@ func resourceName(res Resource) string {
 func quote(s string) string { return fmt.Sprintf("%q", s) }
 
 // exists reports whether a user or service principal still exists under its id.
-func (s *Snapshot) exists(p authn.Principal) bool {
+func (s *Snapshot) exists(p access.Principal) bool {
 	switch p.Kind {
-	case authn.KindUser:
+	case access.KindUser:
 		return s.users[p.ID] == p.Name
-	case authn.KindSP:
+	case access.KindSP:
 		return s.sps[p.ID] == p.Name
 	}
 	return false
@@ -399,9 +465,10 @@ func deny(code, format string, args ...any) Decision {
 	return Decision{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Engine holds the current snapshot.
+// Engine holds the current snapshot, and the server's management allow-list.
 type Engine struct {
-	snap atomic.Pointer[Snapshot]
+	snap            atomic.Pointer[Snapshot]
+	managementAllow AddressList
 	// OnReload, if set, is called after a new snapshot is loaded (caches of settings drop theirs).
 	OnReload func()
 }
@@ -417,8 +484,36 @@ func NewEngine(s *Snapshot) *Engine {
 func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 
 // Decide answers with the current snapshot.
-func (e *Engine) Decide(ctx context.Context, p authn.Principal, a Action, res Resource) Decision {
+func (e *Engine) Decide(ctx context.Context, p access.Principal, a Action, res Resource) Decision {
 	return Decide(e.snap.Load(), p, a, res)
+}
+
+// DecideVisible answers with the current snapshot.
+func (e *Engine) DecideVisible(ctx context.Context, p access.Principal, res Resource) Decision {
+	return DecideVisible(e.snap.Load(), p, res)
+}
+
+// DecideMount answers with the current snapshot.
+func (e *Engine) DecideMount(ctx context.Context, p access.Principal, src Resource, named bool) Decision {
+	return DecideMount(e.snap.Load(), p, src, named)
+}
+
+// AllowManagement sets the management allow-list (network.management_allow); call it before
+// the engine is shared.
+func (e *Engine) AllowManagement(l AddressList) { e.managementAllow = l }
+
+// Management answers whether ip may use the management API.
+func (e *Engine) Management(ip netip.Addr) Decision { return ManagementAccess(e.managementAllow, ip) }
+
+// Explain explains with the current snapshot; with a valid ip it also says whether that address
+// may use the management API.
+func (e *Engine) Explain(p access.Principal, a Action, res Resource, ip netip.Addr) Explanation {
+	x := Explain(e.snap.Load(), p, a, res, ip)
+	if ip.IsValid() {
+		m := e.Management(ip)
+		x.Management = &m
+	}
+	return x
 }
 
 // Network answers with the current snapshot whether ip may reach registry.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/berth-registry/berth/internal/authn"
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -27,7 +27,7 @@ func TestDecideReasons(t *testing.T) {
 	alice := holders[0].principal
 	for _, tc := range []struct {
 		name   string
-		p      authn.Principal
+		p      access.Principal
 		a      Action
 		res    Resource
 		allow  bool
@@ -40,12 +40,12 @@ func TestDecideReasons(t *testing.T) {
 		{"reader outside its prefix", alice, ActionPull, repo("team-b/x"), false, CodeConditionFalse, "the condition of role assignment a-reader does not allow"},
 		{"reader cannot push", alice, ActionPush, repo("team-a/x"), false, CodeNoAssignment, "no role assignment gives user \"alice\""},
 		{"unknown role grants nothing", holders[1].principal, ActionPull, repo("team-a/x"), false, CodeNoAssignment, ""},
-		{"deleted user's id reused", authn.Principal{Kind: authn.KindUser, Name: "mallory", ID: 1}, ActionPull, repo("team-a/x"), false, CodeIdentityGone, "no longer exists"},
-		{"disabled token", authn.Principal{Kind: authn.KindToken, Name: "off", ID: 22, Registry: "r"}, ActionPull, repo("team-a/x"), false, CodeTokenDisabled, "token is disabled"},
-		{"token of another registry", authn.Principal{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"}, ActionPull, Resource{Registry: "other", Type: TypeRepository, Name: "team-a/x"}, false, CodeOtherRegistry, ""},
-		{"token outside its map", authn.Principal{Kind: authn.KindToken, Name: "ci", ID: 20, Registry: "r"}, ActionDelete, repo("team-a/x"), false, CodeNotInScopeMap, `scope map "team-a-map" of token "ci" does not grant content/delete`},
+		{"deleted user's id reused", access.Principal{Kind: access.KindUser, Name: "mallory", ID: 1}, ActionPull, repo("team-a/x"), false, CodeIdentityGone, "no longer exists"},
+		{"disabled token", access.Principal{Kind: access.KindToken, Name: "off", ID: 22, Registry: "r"}, ActionPull, repo("team-a/x"), false, CodeTokenDisabled, "token is disabled"},
+		{"token of another registry", access.Principal{Kind: access.KindToken, Name: "ci", ID: 20, Registry: "r"}, ActionPull, Resource{Registry: "other", Type: TypeRepository, Name: "team-a/x"}, false, CodeOtherRegistry, ""},
+		{"token outside its map", access.Principal{Kind: access.KindToken, Name: "ci", ID: 20, Registry: "r"}, ActionDelete, repo("team-a/x"), false, CodeNotInScopeMap, `scope map "team-a-map" of token "ci" does not grant content/delete`},
 		{"unknown registry", alice, ActionPull, Resource{Registry: "nope", Type: TypeRepository, Name: "x"}, false, CodeNoRegistry, "does not exist"},
-		{"anonymous", authn.Anonymous, ActionPull, repo("team-a/x"), false, CodeAnonymous, "anonymous pull is not enabled"},
+		{"anonymous", access.Anonymous, ActionPull, repo("team-a/x"), false, CodeAnonymous, "anonymous pull is not enabled"},
 	} {
 		d := Decide(s, tc.p, tc.a, tc.res)
 		if d.Allow != tc.allow || d.Code != tc.code || !strings.Contains(d.Reason, tc.reason) {

@@ -103,6 +103,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return nil, err
 	}
 	s.policy.OnReload = s.hosts.Invalidate
+	s.policy.AllowManagement(mgmtAllow)
 	s.metrics = metrics.New(metrics.Gauges{
 		QueueDepth:    func() float64 { return float64(s.audit.Depth()) },
 		QueueCapacity: func() float64 { return float64(s.audit.Capacity()) },
@@ -147,10 +148,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			v2.ServeHTTP(w, r)
 			return
 		}
-		if (strings.HasPrefix(r.URL.Path, "/mgmt/") || r.URL.Path == "/metrics") && len(mgmtAllow) > 0 && !mgmtAllow.Contains(authn.ClientAddr(r)) {
-			httperr.Write(w, r, log, httperr.New(oci.CodeDenied, "client with IP '%s' is not allowed to use the management API (network.management_allow)",
-				authn.ClientIP(r)).WithStatus(http.StatusForbidden))
-			return
+		if strings.HasPrefix(r.URL.Path, "/mgmt/") || r.URL.Path == "/metrics" {
+			if d := s.policy.Management(authn.ClientAddr(r)); !d.Allow {
+				httperr.Write(w, r, log, httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden).WithReason(d.Code))
+				return
+			}
 		}
 		mux.ServeHTTP(w, r)
 	})))

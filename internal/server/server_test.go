@@ -174,3 +174,53 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) *x509.CertPool {
 	pool.AddCert(cert)
 	return pool
 }
+
+// TestManagementAllowList: network.management_allow keeps every address outside it away from
+// /mgmt/v1/ and /metrics (before any authentication), and nothing else; explain says whether an
+// address is inside it.
+func TestManagementAllowList(t *testing.T) {
+	get := func(t *testing.T, url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	outside := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Network.ManagementAllow = []string{"203.0.113.0/24"} }})
+	for _, path := range []string{"/mgmt/v1/registries", "/mgmt/v1/token", "/metrics"} {
+		st, body := get(t, outside.URL+path)
+		if st != http.StatusForbidden || !strings.Contains(body, "client with IP '127.0.0.1' is not allowed to use the management API (network.management_allow)") {
+			t.Errorf("%s from outside the allow-list: %d %s", path, st, body)
+		}
+	}
+	for path, want := range map[string]int{"/v2/": http.StatusUnauthorized, "/healthz": http.StatusOK} {
+		if st, body := get(t, outside.URL+path); st != want {
+			t.Errorf("%s is not the management API: %d %s", path, st, body)
+		}
+	}
+
+	inside := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Network.ManagementAllow = []string{"127.0.0.0/8", "203.0.113.7"} }})
+	var e struct {
+		Management *struct {
+			Allow  bool   `json:"allow"`
+			Code   string `json:"code"`
+			Reason string `json:"reason"`
+		} `json:"management"`
+	}
+	for ip, allow := range map[string]bool{"203.0.113.7": true, "203.0.113.8": false} {
+		if st := inside.Mgmt(t, "GET", "/mgmt/v1/registries/default/explain?identity=owner&action=pull&repository=a&ip="+ip, nil, &e); st != 200 ||
+			e.Management == nil || e.Management.Allow != allow {
+			t.Errorf("explain from %s: %d %+v", ip, st, e.Management)
+		}
+	}
+	if e.Management.Code != "management_not_allowed" || !strings.Contains(e.Management.Reason, "'203.0.113.8'") {
+		t.Errorf("explain of a refused address: %+v", e.Management)
+	}
+	e.Management = nil
+	if st := inside.Mgmt(t, "GET", "/mgmt/v1/registries/default/explain?identity=owner&action=pull&repository=a", nil, &e); st != 200 || e.Management != nil {
+		t.Errorf("explain without an address: %d %+v", st, e.Management)
+	}
+}

@@ -13,12 +13,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -41,23 +41,6 @@ const (
 	GrantDirectory = "directory"
 )
 
-// Access is one entry of the access claim, in the Docker JWT format.
-type Access struct {
-	Type    string   `json:"type"`
-	Name    string   `json:"name"`
-	Actions []string `json:"actions"`
-}
-
-// Allows reports whether the entries grant action on the resource.
-func Allows(access []Access, typ, name, action string) bool {
-	for _, a := range access {
-		if a.Type == typ && a.Name == name && (slices.Contains(a.Actions, action) || slices.Contains(a.Actions, "*")) {
-			return true
-		}
-	}
-	return false
-}
-
 // Permissions is the permissions claim of a refresh token (ACR's form).
 type Permissions struct {
 	Actions    []string `json:"actions"`
@@ -69,7 +52,7 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Version     string       `json:"version"`
 	GrantType   string       `json:"grant_type"`
-	Access      []Access     `json:"access,omitempty"`
+	Access      access.Grant `json:"access,omitempty"`
 	Permissions *Permissions `json:"permissions,omitempty"`
 	Roles       []string     `json:"roles"`
 	Kind        string       `json:"berth_kind"`

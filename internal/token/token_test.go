@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -36,7 +37,7 @@ func newService(t testing.TB) (*Service, *clock) {
 
 func sign(t testing.TB, s *Service, aud string, life time.Duration) string {
 	t.Helper()
-	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: []Access{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
+	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: access.Grant{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
 	c.Subject, c.Audience = "default", []string{aud}
 	raw, err := s.Sign(context.Background(), &c, life)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestVerifiedCacheStaysBounded(t *testing.T) {
 // BenchmarkSign is the cost of one access token: an ES256 signature over its claims.
 func BenchmarkSign(b *testing.B) {
 	s, _ := newService(b)
-	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: []Access{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
+	c := Claims{GrantType: GrantAccess, Kind: "admin", Access: access.Grant{{Type: "repository", Name: "a/b", Actions: []string{"pull"}}}}
 	c.Subject, c.Audience = "default", []string{"reg.example"}
 	ctx := context.Background()
 	b.ReportAllocs()

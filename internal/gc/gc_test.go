@@ -172,7 +172,9 @@ func TestCollectDuringPushes(t *testing.T) {
 		pushers.Add(1)
 		go func() {
 			defer pushers.Done()
-			for i := range 12 {
+			// At least 12 pushes each, and more until collections have run a few times (fast
+			// pushes can otherwise all finish between two collections).
+			for i := 0; i < 12 || collections.Load() < 3 && i < 400; i++ {
 				own, _ := random.Layer(200, types.OCILayer)
 				img, err := mutate.AppendLayers(empty.Image, shared, own)
 				if err != nil {

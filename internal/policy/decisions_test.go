@@ -8,7 +8,6 @@ import (
 
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/policy/policytest"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 func readExpected(t *testing.T) policytest.Table {
@@ -32,7 +31,7 @@ var (
 // fixture is the directory every cell runs in: registry r (and other), user alice (1), user bob
 // (2) in group devs (7), service principal (3), tokens.
 func fixture(mode string, anonymous string) Input {
-	r := store.Registry{ID: 1, Name: "r", AdminEnabled: true, RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: store.ActionAllow}
+	r := Registry{ID: 1, Name: "r", AdminEnabled: true, RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: DefaultActionAllow}
 	switch anonymous {
 	case "anonymous-pull":
 		r.AnonymousPullEnabled = true
@@ -41,20 +40,20 @@ func fixture(mode string, anonymous string) Input {
 	}
 	return Input{
 		Version:    1,
-		Registries: []store.Registry{r, {ID: 2, Name: "other", RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: store.ActionAllow}},
-		ScopeMaps: []store.ScopeMap{
-			{ID: 10, RegistryID: 1, Name: "team-a-map", Rules: []store.ScopeRule{{Repository: "team-a/*", Action: "content/read"},
+		Registries: []Registry{r, {ID: 2, Name: "other", RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: DefaultActionAllow}},
+		ScopeMaps: []ScopeMap{
+			{ID: 10, RegistryID: 1, Name: "team-a-map", Rules: []ScopeRule{{Repository: "team-a/*", Action: "content/read"},
 				{Repository: "team-a/*", Action: "content/write"}, {Repository: "team-a/*", Action: "metadata/read"}}},
-			{ID: 11, RegistryID: 1, Name: "_repositories_admin", Rules: []store.ScopeRule{{Repository: "*", Action: "content/read"},
+			{ID: 11, RegistryID: 1, Name: "_repositories_admin", Rules: []ScopeRule{{Repository: "*", Action: "content/read"},
 				{Repository: "*", Action: "content/write"}, {Repository: "*", Action: "content/delete"},
 				{Repository: "*", Action: "metadata/read"}, {Repository: "*", Action: "metadata/write"}}},
 		},
-		Tokens: []store.Token{{ID: 20, RegistryID: 1, Name: "ci", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "enabled"},
+		Tokens: []Token{{ID: 20, RegistryID: 1, Name: "ci", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "enabled"},
 			{ID: 21, RegistryID: 1, Name: "ci-admin", ScopeMapID: 11, ScopeMap: "_repositories_admin", Status: "enabled"}},
 		Memberships:       map[int64][]int64{2: {7}},
-		Users:             []store.User{{ID: 1, Name: "alice"}, {ID: 2, Name: "bob"}},
-		Groups:            []store.Group{{ID: 7, Name: "devs"}},
-		ServicePrincipals: []store.ServicePrincipal{{ID: 3, AppID: "11111111-2222-4333-8444-555555555555"}},
+		Users:             []User{{ID: 1, Name: "alice"}, {ID: 2, Name: "bob"}},
+		Groups:            []Group{{ID: 7, Name: "devs"}},
+		ServicePrincipals: []ServicePrincipal{{ID: 3, AppID: "11111111-2222-4333-8444-555555555555"}},
 	}
 }
 
@@ -67,9 +66,9 @@ type holder struct {
 }
 
 var holders = []holder{
-	{"user", store.KindUser, 1, access.Principal{Kind: access.KindUser, Name: "alice", ID: 1}},
-	{"group member", store.KindGroup, 7, access.Principal{Kind: access.KindUser, Name: "bob", ID: 2}},
-	{"service principal", store.KindSP, 3, access.Principal{Kind: access.KindSP, Name: "11111111-2222-4333-8444-555555555555", ID: 3}},
+	{"user", AssigneeUser, 1, access.Principal{Kind: access.KindUser, Name: "alice", ID: 1}},
+	{"group member", AssigneeGroup, 7, access.Principal{Kind: access.KindUser, Name: "bob", ID: 2}},
+	{"service principal", AssigneeSP, 3, access.Principal{Kind: access.KindSP, Name: "11111111-2222-4333-8444-555555555555", ID: 3}},
 }
 
 // actionName is an action as the table spells it.
@@ -117,7 +116,7 @@ func TestDecisionTable(t *testing.T) {
 				for _, cond := range conds {
 					for _, h := range holders {
 						in := fixture(mode, "")
-						in.Assignments = []store.RoleAssignment{{ID: "ra", PrincipalKind: h.kind, PrincipalID: h.id, Role: roleName, Scope: scope,
+						in.Assignments = []RoleAssignment{{ID: "ra", PrincipalKind: h.kind, PrincipalID: h.id, Role: roleName, Scope: scope,
 							Condition: conditionTexts[cond], ConditionVersion: map[bool]string{true: "2.0"}[cond != "none"]}}
 						s := Compile(in)
 						roleActions := e.Roles[roleName][mi]
@@ -174,7 +173,7 @@ func TestDecisionTable(t *testing.T) {
 	for roleName, perms := range e.Control {
 		for scope, covers := range e.Scopes {
 			in := fixture("rbac", "")
-			in.Assignments = []store.RoleAssignment{{ID: "ra", PrincipalKind: store.KindUser, PrincipalID: 1, Role: roleName, Scope: scope}}
+			in.Assignments = []RoleAssignment{{ID: "ra", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: roleName, Scope: scope}}
 			s := Compile(in)
 			alice := holders[0].principal
 			for _, perm := range AllPermissions {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/golden"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 // goldenInput is a directory where every kind of rule is present: conditions that hold and do
@@ -17,30 +16,30 @@ import (
 // disabled, anonymous pull on a prefix, network rules.
 func goldenInput(mode string) Input {
 	in := fixture(mode, "anonymous-prefix")
-	in.Registries[0].DefaultAction = store.ActionDeny
-	in.Registries[0].NetworkRules = []store.NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}, {Value: "bogus"}}
+	in.Registries[0].DefaultAction = DefaultActionDeny
+	in.Registries[0].NetworkRules = []NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}, {Value: "bogus"}}
 	in.Registries[1].PublicNetworkAccess = false
 	in.Registries[1].AnonymousPullEnabled = true
-	in.Registries = append(in.Registries, store.Registry{ID: 3, Name: "third", RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: store.ActionAllow})
-	in.ScopeMaps = append(in.ScopeMaps, store.ScopeMap{ID: 12, RegistryID: 1, Name: "catalog-map",
-		Rules: []store.ScopeRule{{Repository: "*", Action: "content/read"}, {Repository: "team-b/x", Action: "content/delete"}}})
+	in.Registries = append(in.Registries, Registry{ID: 3, Name: "third", RoleAssignmentMode: mode, PublicNetworkAccess: true, DefaultAction: DefaultActionAllow})
+	in.ScopeMaps = append(in.ScopeMaps, ScopeMap{ID: 12, RegistryID: 1, Name: "catalog-map",
+		Rules: []ScopeRule{{Repository: "*", Action: "content/read"}, {Repository: "team-b/x", Action: "content/delete"}}})
 	in.Tokens = append(in.Tokens,
-		store.Token{ID: 22, RegistryID: 1, Name: "off", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "disabled"},
-		store.Token{ID: 23, RegistryID: 1, Name: "nomap", Status: "enabled"},
-		store.Token{ID: 24, RegistryID: 1, Name: "reader", ScopeMapID: 12, ScopeMap: "catalog-map", Status: "enabled"})
-	in.Assignments = []store.RoleAssignment{
-		{ID: "alice-reader", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleRepositoryReader, Scope: "/registries/r",
+		Token{ID: 22, RegistryID: 1, Name: "off", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "disabled"},
+		Token{ID: 23, RegistryID: 1, Name: "nomap", Status: "enabled"},
+		Token{ID: 24, RegistryID: 1, Name: "reader", ScopeMapID: 12, ScopeMap: "catalog-map", Status: "enabled"})
+	in.Assignments = []RoleAssignment{
+		{ID: "alice-reader", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleRepositoryReader, Scope: "/registries/r",
 			Condition: conditionTexts["prefix"], ConditionVersion: "2.0"},
-		{ID: "alice-push-other", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/registries/other"},
-		{ID: "alice-broken", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleRepositoryWriter, Scope: "/",
+		{ID: "alice-push-other", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/registries/other"},
+		{ID: "alice-broken", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleRepositoryWriter, Scope: "/",
 			Condition: "@Request[nope] StringEquals 'x'", ConditionVersion: "2.0"},
-		{ID: "devs-pull", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleAcrPull, Scope: "/"},
-		{ID: "devs-lister", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleCatalogLister, Scope: "/registries/r"},
-		{ID: "sp-bogus", PrincipalKind: store.KindSP, PrincipalID: 3, Role: "Superuser", Scope: "/"},
-		{ID: "sp-writer", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleRepositoryWriter, Scope: "/registries/r",
+		{ID: "devs-pull", PrincipalKind: AssigneeGroup, PrincipalID: 7, Role: RoleAcrPull, Scope: "/"},
+		{ID: "devs-lister", PrincipalKind: AssigneeGroup, PrincipalID: 7, Role: RoleCatalogLister, Scope: "/registries/r"},
+		{ID: "sp-bogus", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: "Superuser", Scope: "/"},
+		{ID: "sp-writer", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleRepositoryWriter, Scope: "/registries/r",
 			Condition: conditionTexts["like"], ConditionVersion: "2.0"},
-		{ID: "sp-delete", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleAcrDelete, Scope: "/registries/r"},
-		{ID: "sp-owner", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleOwner, Scope: "/registries/other"},
+		{ID: "sp-delete", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleAcrDelete, Scope: "/registries/r"},
+		{ID: "sp-owner", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleOwner, Scope: "/registries/other"},
 	}
 	return in
 }
@@ -103,15 +102,15 @@ func TestExplainGolden(t *testing.T) {
 func TestControlGolden(t *testing.T) {
 	var b strings.Builder
 	in := goldenInput("rbac")
-	in.Users = append(in.Users, store.User{ID: 3, Name: "carol"}, store.User{ID: 4, Name: "dave"})
+	in.Users = append(in.Users, User{ID: 3, Name: "carol"}, User{ID: 4, Name: "dave"})
 	in.Memberships[3] = []int64{7}
 	// A service principal with bob's id (bob is in devs) and no role of its own.
-	in.ServicePrincipals = append(in.ServicePrincipals, store.ServicePrincipal{ID: 2, AppID: "22222222-2222-4333-8444-555555555555"})
+	in.ServicePrincipals = append(in.ServicePrincipals, ServicePrincipal{ID: 2, AppID: "22222222-2222-4333-8444-555555555555"})
 	in.Assignments = append(in.Assignments,
-		store.RoleAssignment{ID: "bob-reader", PrincipalKind: store.KindUser, PrincipalID: 2, Role: RoleReader, Scope: "/registries/r"},
-		store.RoleAssignment{ID: "devs-contributor", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: RoleContributor, Scope: "/registries/other"},
-		store.RoleAssignment{ID: "alice-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
-		store.RoleAssignment{ID: "dave-reader", PrincipalKind: store.KindUser, PrincipalID: 4, Role: RoleReader, Scope: "/registries/r"})
+		RoleAssignment{ID: "bob-reader", PrincipalKind: AssigneeUser, PrincipalID: 2, Role: RoleReader, Scope: "/registries/r"},
+		RoleAssignment{ID: "devs-contributor", PrincipalKind: AssigneeGroup, PrincipalID: 7, Role: RoleContributor, Scope: "/registries/other"},
+		RoleAssignment{ID: "alice-owner", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		RoleAssignment{ID: "dave-reader", PrincipalKind: AssigneeUser, PrincipalID: 4, Role: RoleReader, Scope: "/registries/r"})
 	s := Compile(in)
 	principals := append(goldenPrincipals[:len(goldenPrincipals):len(goldenPrincipals)], access.Principal{Kind: access.KindUser, Name: "carol", ID: 3},
 		access.Principal{Kind: access.KindUser, Name: "dave", ID: 4}, access.Principal{Kind: access.KindSP, Name: "22222222-2222-4333-8444-555555555555", ID: 2})

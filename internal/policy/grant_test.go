@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 // TestAccessTokenGrant: a request with an access token is bounded by the token's grant as well
@@ -14,7 +13,7 @@ import (
 // are bounded by the policy alone; a named mount source needs both.
 func TestAccessTokenGrant(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Assignments = []store.RoleAssignment{{ID: "a-push", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/"}}
+	in.Assignments = []RoleAssignment{{ID: "a-push", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/"}}
 	s := Compile(in)
 	pullA := access.Grant{{Type: TypeRepository, Name: "team-a/x", Actions: []string{"pull"}}}
 	scoped := func(p access.Principal, g access.Grant) access.Principal { p.Scoped, p.Grant = true, g; return p }
@@ -74,7 +73,7 @@ func TestAccessTokenGrant(t *testing.T) {
 // TestExplainNamesTheGrant: explain says what the token holds and what the request needs.
 func TestExplainNamesTheGrant(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Assignments = []store.RoleAssignment{{ID: "a-push", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/"}}
+	in.Assignments = []RoleAssignment{{ID: "a-push", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleAcrPush, Scope: "/"}}
 	s := Compile(in)
 	p := holders[0].principal
 	p.Scoped, p.Grant = true, access.Grant{{Type: TypeRepository, Name: "samples/app", Actions: []string{"pull"}}}

@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 // TestStalePrincipals checks that a principal carried by a token (an id and a name) speaks only
@@ -16,9 +15,9 @@ import (
 // name with another id, gets nothing — on the data plane and on the control plane.
 func TestStalePrincipals(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Assignments = []store.RoleAssignment{
-		{ID: "a-owner", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
-		{ID: "sp-owner", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleOwner, Scope: "/"},
+	in.Assignments = []RoleAssignment{
+		{ID: "a-owner", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		{ID: "sp-owner", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleOwner, Scope: "/"},
 	}
 	s := Compile(in)
 	sp := holders[2].principal
@@ -82,14 +81,14 @@ func bigSnapshot() *Snapshot {
 	in := fixture("rbac-abac", "anonymous-prefix")
 	for i := 0; i < 1000; i++ {
 		id := int64(100 + i)
-		in.ScopeMaps = append(in.ScopeMaps, store.ScopeMap{ID: id, RegistryID: 1, Name: fmt.Sprintf("map-%d", i), Rules: []store.ScopeRule{
+		in.ScopeMaps = append(in.ScopeMaps, ScopeMap{ID: id, RegistryID: 1, Name: fmt.Sprintf("map-%d", i), Rules: []ScopeRule{
 			{Repository: fmt.Sprintf("team-%d/*", i), Action: "content/read"}, {Repository: fmt.Sprintf("team-%d/app", i), Action: "content/write"}}})
-		in.Tokens = append(in.Tokens, store.Token{ID: id, RegistryID: 1, Name: fmt.Sprintf("tok-%d", i), ScopeMapID: id, ScopeMap: fmt.Sprintf("map-%d", i), Status: "enabled"})
+		in.Tokens = append(in.Tokens, Token{ID: id, RegistryID: 1, Name: fmt.Sprintf("tok-%d", i), ScopeMapID: id, ScopeMap: fmt.Sprintf("map-%d", i), Status: "enabled"})
 	}
 	for i := 0; i < 10000; i++ {
 		uid := int64(1000 + i)
-		in.Users = append(in.Users, store.User{ID: uid, Name: fmt.Sprintf("user-%d", i)})
-		in.Assignments = append(in.Assignments, store.RoleAssignment{ID: fmt.Sprintf("ra-%d", i), PrincipalKind: store.KindUser, PrincipalID: uid,
+		in.Users = append(in.Users, User{ID: uid, Name: fmt.Sprintf("user-%d", i)})
+		in.Assignments = append(in.Assignments, RoleAssignment{ID: fmt.Sprintf("ra-%d", i), PrincipalKind: AssigneeUser, PrincipalID: uid,
 			Role: RoleRepositoryWriter, Scope: "/registries/r", Condition: nameAttr + fmt.Sprintf(" StringStartsWithIgnoreCase 'team-%d/'", i%1000), ConditionVersion: "2.0"})
 	}
 	return Compile(in)
@@ -166,26 +165,26 @@ func FuzzLike(f *testing.F) {
 // grants another.
 func TestDecideManage(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Users = append(in.Users, store.User{ID: 5, Name: "dave"}, store.User{ID: 10, Name: "rbac-r"}, store.User{ID: 11, Name: "contrib"}, store.User{ID: 12, Name: "plain"},
-		store.User{ID: 13, Name: "erin"}, store.User{ID: 14, Name: "frank"}, store.User{ID: 15, Name: "gina"})
-	in.Groups = append(in.Groups, store.Group{ID: 8, Name: "mixed"})
-	in.Assignments = []store.RoleAssignment{
+	in.Users = append(in.Users, User{ID: 5, Name: "dave"}, User{ID: 10, Name: "rbac-r"}, User{ID: 11, Name: "contrib"}, User{ID: 12, Name: "plain"},
+		User{ID: 13, Name: "erin"}, User{ID: 14, Name: "frank"}, User{ID: 15, Name: "gina"})
+	in.Groups = append(in.Groups, Group{ID: 8, Name: "mixed"})
+	in.Assignments = []RoleAssignment{
 		// Every one of a target's roles counts, whichever comes first: erin's first is at a
 		// registry that is gone, frank's and the group mixed's first is one rbac-r may assign.
-		{ID: "e1", PrincipalKind: store.KindUser, PrincipalID: 13, Role: "Reader", Scope: "/registries/gone"},
-		{ID: "e2", PrincipalKind: store.KindUser, PrincipalID: 13, Role: RoleOwner, Scope: "/"},
-		{ID: "f1", PrincipalKind: store.KindUser, PrincipalID: 14, Role: "AcrPush", Scope: "/registries/r"},
-		{ID: "f2", PrincipalKind: store.KindUser, PrincipalID: 14, Role: RoleOwner, Scope: "/"},
-		{ID: "m1", PrincipalKind: store.KindGroup, PrincipalID: 8, Role: "AcrPush", Scope: "/registries/r"},
-		{ID: "m2", PrincipalKind: store.KindGroup, PrincipalID: 8, Role: RoleOwner, Scope: "/"},
+		{ID: "e1", PrincipalKind: AssigneeUser, PrincipalID: 13, Role: "Reader", Scope: "/registries/gone"},
+		{ID: "e2", PrincipalKind: AssigneeUser, PrincipalID: 13, Role: RoleOwner, Scope: "/"},
+		{ID: "f1", PrincipalKind: AssigneeUser, PrincipalID: 14, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "f2", PrincipalKind: AssigneeUser, PrincipalID: 14, Role: RoleOwner, Scope: "/"},
+		{ID: "m1", PrincipalKind: AssigneeGroup, PrincipalID: 8, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "m2", PrincipalKind: AssigneeGroup, PrincipalID: 8, Role: RoleOwner, Scope: "/"},
 		// A role berth does not know (stored by an older or newer berth) still counts.
-		{ID: "g1", PrincipalKind: store.KindUser, PrincipalID: 15, Role: "Legacy Registry Role", Scope: "/"},
-		{ID: "1", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
-		{ID: "2", PrincipalKind: store.KindGroup, PrincipalID: 7, Role: "AcrPush", Scope: "/registries/r"},
-		{ID: "3", PrincipalKind: store.KindSP, PrincipalID: 3, Role: "Reader", Scope: "/registries/other"},
-		{ID: "4", PrincipalKind: store.KindUser, PrincipalID: 5, Role: "Reader", Scope: "/registries/gone"},
-		{ID: "5", PrincipalKind: store.KindUser, PrincipalID: 10, Role: "Role Based Access Control Administrator", Scope: "/registries/r"},
-		{ID: "6", PrincipalKind: store.KindUser, PrincipalID: 11, Role: "Contributor", Scope: "/"},
+		{ID: "g1", PrincipalKind: AssigneeUser, PrincipalID: 15, Role: "Legacy Registry Role", Scope: "/"},
+		{ID: "1", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleOwner, Scope: "/"},
+		{ID: "2", PrincipalKind: AssigneeGroup, PrincipalID: 7, Role: "AcrPush", Scope: "/registries/r"},
+		{ID: "3", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: "Reader", Scope: "/registries/other"},
+		{ID: "4", PrincipalKind: AssigneeUser, PrincipalID: 5, Role: "Reader", Scope: "/registries/gone"},
+		{ID: "5", PrincipalKind: AssigneeUser, PrincipalID: 10, Role: "Role Based Access Control Administrator", Scope: "/registries/r"},
+		{ID: "6", PrincipalKind: AssigneeUser, PrincipalID: 11, Role: "Contributor", Scope: "/"},
 	}
 	s := Compile(in)
 	user := func(id int64, name string) access.Principal {

@@ -8,19 +8,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 func repo(name string) Resource { return Resource{Registry: "r", Type: TypeRepository, Name: name} }
 
 func TestDecideReasons(t *testing.T) {
 	in := fixture("rbac-abac", "")
-	in.Tokens = append(in.Tokens, store.Token{ID: 22, RegistryID: 1, Name: "off", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "disabled"})
-	in.Assignments = []store.RoleAssignment{
-		{ID: "a-pull", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleAcrPull, Scope: "/registries/r"},
-		{ID: "a-reader", PrincipalKind: store.KindUser, PrincipalID: 1, Role: RoleRepositoryReader, Scope: "/",
+	in.Tokens = append(in.Tokens, Token{ID: 22, RegistryID: 1, Name: "off", ScopeMapID: 10, ScopeMap: "team-a-map", Status: "disabled"})
+	in.Assignments = []RoleAssignment{
+		{ID: "a-pull", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleAcrPull, Scope: "/registries/r"},
+		{ID: "a-reader", PrincipalKind: AssigneeUser, PrincipalID: 1, Role: RoleRepositoryReader, Scope: "/",
 			Condition: conditionTexts["prefix"], ConditionVersion: "2.0"},
-		{ID: "a-bogus", PrincipalKind: store.KindUser, PrincipalID: 2, Role: "Superuser", Scope: "/"},
+		{ID: "a-bogus", PrincipalKind: AssigneeUser, PrincipalID: 2, Role: "Superuser", Scope: "/"},
 	}
 	s := Compile(in)
 	sp := holders[2].principal
@@ -182,8 +181,8 @@ func asConditionError(err error, target **ConditionError) bool {
 
 func TestNetwork(t *testing.T) {
 	in := fixture("rbac", "")
-	in.Registries[0].DefaultAction = store.ActionDeny
-	in.Registries[0].NetworkRules = []store.NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}}
+	in.Registries[0].DefaultAction = DefaultActionDeny
+	in.Registries[0].NetworkRules = []NetworkRule{{Value: "203.0.113.0/24"}, {Value: "2001:db8::/32"}}
 	in.Registries[1].PublicNetworkAccess = false
 	s := Compile(in)
 	for _, tc := range []struct {
@@ -218,12 +217,12 @@ func TestNetwork(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	in := fixture("rbac-abac", "")
-	in.Registries[0].DefaultAction = store.ActionDeny
-	in.Registries[0].NetworkRules = []store.NetworkRule{{Value: "203.0.113.0/24"}}
-	in.Assignments = []store.RoleAssignment{
-		{ID: "a-pull", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleAcrPull, Scope: "/"},
-		{ID: "a-other", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleRepositoryReader, Scope: "/registries/other"},
-		{ID: "a-reader", PrincipalKind: store.KindSP, PrincipalID: 3, Role: RoleRepositoryReader, Scope: "/registries/r", Condition: conditionTexts["prefix"]},
+	in.Registries[0].DefaultAction = DefaultActionDeny
+	in.Registries[0].NetworkRules = []NetworkRule{{Value: "203.0.113.0/24"}}
+	in.Assignments = []RoleAssignment{
+		{ID: "a-pull", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleAcrPull, Scope: "/"},
+		{ID: "a-other", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleRepositoryReader, Scope: "/registries/other"},
+		{ID: "a-reader", PrincipalKind: AssigneeSP, PrincipalID: 3, Role: RoleRepositoryReader, Scope: "/registries/r", Condition: conditionTexts["prefix"]},
 	}
 	s := Compile(in)
 	e := Explain(s, holders[2].principal, ActionPull, repo("team-b/x"), netip.MustParseAddr("198.51.100.1"))

@@ -32,7 +32,7 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	// would add memory, not speed.
 	s.dir = directory.New(s.meta, directory.NewHasher(params, runtime.GOMAXPROCS(0), s.now), s.now)
 	a := s.cfg.Auth
-	s.tokens = token.New(s.meta, token.Options{
+	s.tokens = token.New(KeyStore(s.meta), token.Options{
 		Lifetimes: token.Lifetimes{Access: a.AccessTokenTTL, Refresh: a.RefreshTokenTTL, Directory: a.DirectoryTokenTTL},
 		Rotation:  a.KeyRotation, Now: s.now,
 	})

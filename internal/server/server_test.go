@@ -210,7 +210,11 @@ func TestManagementAllowList(t *testing.T) {
 			Reason string `json:"reason"`
 		} `json:"management"`
 	}
-	for ip, allow := range map[string]bool{"203.0.113.7": true, "203.0.113.8": false} {
+	for _, tc := range []struct {
+		ip    string
+		allow bool
+	}{{"203.0.113.7", true}, {"203.0.113.8", false}} {
+		ip, allow := tc.ip, tc.allow
 		if st := inside.Mgmt(t, "GET", "/mgmt/v1/registries/default/explain?identity=owner&action=pull&repository=a&ip="+ip, nil, &e); st != 200 ||
 			e.Management == nil || e.Management.Allow != allow {
 			t.Errorf("explain from %s: %d %+v", ip, st, e.Management)

@@ -7,24 +7,69 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"path/filepath"
+	"fmt"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"github.com/berth-registry/berth/internal/store"
 )
 
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
+// memKeys is a KeyStore in memory with the store's semantics (package store's own suite tests
+// those): times kept to the millisecond, keys listed while retire_at > now, newest first.
+type memKeys struct {
+	mu   sync.Mutex
+	keys []StoredKey
+}
+
+func openStore(testing.TB) *memKeys { return &memKeys{} }
+
+func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
+
+func (m *memKeys) AddSigningKey(_ context.Context, k StoredKey) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.keys {
+		if o.KID == k.KID {
+			return fmt.Errorf("key %s exists", k.KID)
+		}
 	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	k.CreatedAt, k.RetireAt = ms(k.CreatedAt), ms(k.RetireAt)
+	m.keys = append(m.keys, k)
+	return nil
+}
+
+func (m *memKeys) SigningKeys(_ context.Context, now time.Time) ([]StoredKey, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []StoredKey
+	for _, k := range m.keys {
+		if k.RetireAt.UnixMilli() > now.UnixMilli() {
+			out = append(out, k)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].KID < out[j].KID
+	})
+	return out, nil
+}
+
+func (m *memKeys) DeleteRetiredSigningKeys(_ context.Context, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kept := m.keys[:0]
+	for _, k := range m.keys {
+		if k.RetireAt.UnixMilli() > now.UnixMilli() {
+			kept = append(kept, k)
+		}
+	}
+	m.keys = kept
+	return nil
 }
 
 func kidOf(t *testing.T, raw string) string {
@@ -106,7 +151,7 @@ func TestVerifyFindsAnotherReplicasKey(t *testing.T) {
 
 // signWith makes a key called kid (stored when store is true) and returns an access token for
 // audience "r" signed with it.
-func signWith(t *testing.T, st *store.Store, now time.Time, kid string, stored bool) string {
+func signWith(t *testing.T, st KeyStore, now time.Time, kid string, stored bool) string {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -117,7 +162,7 @@ func signWith(t *testing.T, st *store.Store, now time.Time, kid string, stored b
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.AddSigningKey(context.Background(), store.SigningKey{KID: kid, Algorithm: "ES256", PrivateKey: der, CreatedAt: now,
+		if err := st.AddSigningKey(context.Background(), StoredKey{KID: kid, Algorithm: "ES256", PrivateKey: der, CreatedAt: now,
 			RetireAt: now.Add(10 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 func init() {
@@ -82,9 +81,28 @@ type Options struct {
 	Now      func() time.Time
 }
 
-// Service signs and verifies tokens with the keys in the store.
+// StoredKey is a private key that signs berth's JWTs, as the key store keeps it. It verifies
+// until RetireAt.
+type StoredKey struct {
+	KID        string
+	Algorithm  string
+	PrivateKey []byte // PKCS #8 DER
+	CreatedAt  time.Time
+	RetireAt   time.Time
+}
+
+// KeyStore keeps the signing keys where every replica finds them (the database).
+type KeyStore interface {
+	AddSigningKey(ctx context.Context, k StoredKey) error
+	// SigningKeys lists the keys not retired at now, newest first.
+	SigningKeys(ctx context.Context, now time.Time) ([]StoredKey, error)
+	// DeleteRetiredSigningKeys removes the keys retired at now.
+	DeleteRetiredSigningKeys(ctx context.Context, now time.Time) error
+}
+
+// Service signs and verifies tokens with the keys in the key store.
 type Service struct {
-	st   *store.Store
+	st   KeyStore
 	opts Options
 
 	mu     sync.RWMutex
@@ -110,7 +128,7 @@ var ErrInvalid = errors.New("invalid token")
 const reload = time.Minute
 
 // New returns a service; call Ensure before signing.
-func New(st *store.Store, opts Options) *Service {
+func New(st KeyStore, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -154,7 +172,7 @@ func (s *Service) Ensure(ctx context.Context) error {
 	if _, err := rand.Read(id[:]); err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
-	k := store.SigningKey{KID: hex.EncodeToString(id[:]), Algorithm: "ES256", PrivateKey: der, CreatedAt: now,
+	k := StoredKey{KID: hex.EncodeToString(id[:]), Algorithm: "ES256", PrivateKey: der, CreatedAt: now,
 		RetireAt: now.Add(s.opts.Rotation + s.overlap())}
 	if err := s.st.AddSigningKey(ctx, k); err != nil {
 		return err

@@ -3,13 +3,11 @@ package token
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/store"
 )
 
 type clock struct {
@@ -22,11 +20,7 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 func newService(t testing.TB) (*Service, *clock) {
 	t.Helper()
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	c := &clock{t: time.Now()}
 	s := New(st, Options{Now: c.now})
 	if err := s.Ensure(context.Background()); err != nil {
@@ -153,11 +147,7 @@ func BenchmarkVerify(b *testing.B) {
 // keys this service holds in memory (no Ensure or reload in between), for a token verified
 // before (remembered) and for one never seen, even though both would still be unexpired.
 func TestRetiredKeyStopsVerifying(t *testing.T) {
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	clk := &clock{t: time.Now()}
 	s := New(st, Options{Now: clk.now, Rotation: time.Hour}) // retires 1 h + 3 h (the overlap) after it is made
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/server"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -142,7 +143,7 @@ func TestChangesReachEveryReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		rotating := token.New(st, token.Options{Rotation: time.Nanosecond})
+		rotating := token.New(server.KeyStore(st), token.Options{Rotation: time.Nanosecond})
 		if err := rotating.Ensure(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -7,44 +7,14 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/berth-registry/berth/internal/store"
 )
 
-// Input is everything a snapshot is compiled from, as the store holds it.
-type Input struct {
-	Version           int64
-	Registries        []store.Registry
-	ScopeMaps         []store.ScopeMap
-	Tokens            []store.Token
-	Assignments       []store.RoleAssignment
-	Memberships       map[int64][]int64 // user id → group ids
-	Users             []store.User
-	Groups            []store.Group
-	ServicePrincipals []store.ServicePrincipal
-}
-
-// Load compiles a snapshot from the store. The version is read first, so a change made while
-// loading leaves the snapshot older than the store, and the next Refresh loads again.
-func Load(ctx context.Context, st *store.Store) (*Snapshot, error) {
-	var in Input
-	var err error
-	if in.Version, err = st.PolicyVersion(ctx); err != nil {
-		return nil, err
-	}
-	for _, step := range []func() error{
-		func() (err error) { in.Registries, err = st.Registries(ctx); return },
-		func() (err error) { in.ScopeMaps, err = st.ScopeMaps(ctx, 0); return },
-		func() (err error) { in.Tokens, err = st.Tokens(ctx, 0); return },
-		func() (err error) { in.Assignments, err = st.RoleAssignments(ctx); return },
-		func() (err error) { in.Memberships, err = st.Memberships(ctx); return },
-		func() (err error) { in.Users, err = st.Users(ctx); return },
-		func() (err error) { in.Groups, err = st.Groups(ctx); return },
-		func() (err error) { in.ServicePrincipals, err = st.ServicePrincipals(ctx); return },
-	} {
-		if err := step(); err != nil {
-			return nil, fmt.Errorf("policy: load: %w", err)
-		}
+// Load compiles a snapshot from src. The version is read first, so a change made while loading
+// leaves the snapshot older than the source, and the next Refresh loads again.
+func Load(ctx context.Context, src Source) (*Snapshot, error) {
+	in, err := src.PolicyInput(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: load: %w", err)
 	}
 	return Compile(in), nil
 }
@@ -102,17 +72,17 @@ func Compile(in Input) *Snapshot {
 	return s
 }
 
-func compileRegistry(r store.Registry) *registryPolicy {
+func compileRegistry(r Registry) *registryPolicy {
 	rp := &registryPolicy{id: r.ID, name: r.Name, adminEnabled: r.AdminEnabled,
 		adminReason: fmt.Sprintf("the admin user of registry %q may do everything in it", r.Name),
 		anonAll:     r.AnonymousPullEnabled,
 		anonReason:  fmt.Sprintf("anonymous pull is enabled for every repository of registry %q", r.Name),
-		network:     networkPolicy{public: r.PublicNetworkAccess, defaultDeny: r.DefaultAction == store.ActionDeny}}
+		network:     networkPolicy{public: r.PublicNetworkAccess, defaultDeny: r.DefaultAction == DefaultActionDeny}}
 	if m, ok := ParseMode(r.RoleAssignmentMode); ok {
 		rp.mode = m
 	}
 	for _, p := range r.AnonymousPullRepositories {
-		rp.anonRules = append(rp.anonRules, compileRule(store.ScopeRule{Repository: p, Action: "content/read"},
+		rp.anonRules = append(rp.anonRules, compileRule(ScopeRule{Repository: p, Action: "content/read"},
 			fmt.Sprintf("anonymous pull is enabled for '%s' on registry %q", p, r.Name)))
 	}
 	for _, nr := range r.NetworkRules {
@@ -125,7 +95,7 @@ func compileRegistry(r store.Registry) *registryPolicy {
 	return rp
 }
 
-func (s *Snapshot) compileAssignment(a store.RoleAssignment) *assignment {
+func (s *Snapshot) compileAssignment(a RoleAssignment) *assignment {
 	as := &assignment{id: a.ID, principal: principalKey{a.PrincipalKind, a.PrincipalID}, roleName: a.Role, scope: a.Scope}
 	if a.Scope != ServerScope {
 		as.registry = strings.TrimPrefix(a.Scope, "/registries/")
@@ -154,17 +124,17 @@ func (s *Snapshot) compileAssignment(a store.RoleAssignment) *assignment {
 
 func (s *Snapshot) principalName(k principalKey) string {
 	switch k.kind {
-	case store.KindUser:
+	case AssigneeUser:
 		return fmt.Sprintf("user %q", s.users[k.id])
-	case store.KindGroup:
+	case AssigneeGroup:
 		return fmt.Sprintf("group %q", s.groupNames[k.id])
-	case store.KindSP:
+	case AssigneeSP:
 		return fmt.Sprintf("service principal %q", s.sps[k.id])
 	}
 	return k.kind
 }
 
-func compileRule(r store.ScopeRule, desc string) rule {
+func compileRule(r ScopeRule, desc string) rule {
 	out := rule{pattern: r.Repository, action: r.Action, desc: desc}
 	switch {
 	case r.Repository == "*":
@@ -175,16 +145,16 @@ func compileRule(r store.ScopeRule, desc string) rule {
 	return out
 }
 
-// Refresh reloads the snapshot if the store's policy version moved.
-func (e *Engine) Refresh(ctx context.Context, st *store.Store) error {
-	v, err := st.PolicyVersion(ctx)
+// Refresh reloads the snapshot if the source's policy version moved.
+func (e *Engine) Refresh(ctx context.Context, src Source) error {
+	v, err := src.PolicyVersion(ctx)
 	if err != nil {
 		return err
 	}
 	if cur := e.snap.Load(); cur != nil && cur.Version == v {
 		return nil
 	}
-	s, err := Load(ctx, st)
+	s, err := Load(ctx, src)
 	if err != nil {
 		return err
 	}
@@ -197,7 +167,7 @@ func (e *Engine) Refresh(ctx context.Context, st *store.Store) error {
 
 // Watch refreshes every interval until ctx ends, so that a change made through another replica
 // is enforced here within the interval.
-func (e *Engine) Watch(ctx context.Context, st *store.Store, every time.Duration, log *slog.Logger) {
+func (e *Engine) Watch(ctx context.Context, src Source, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -205,7 +175,7 @@ func (e *Engine) Watch(ctx context.Context, st *store.Store, every time.Duration
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := e.Refresh(ctx, st); err != nil && ctx.Err() == nil {
+			if err := e.Refresh(ctx, src); err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "policy refresh failed", "err", err)
 			}
 		}

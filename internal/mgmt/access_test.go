@@ -153,14 +153,16 @@ func TestHostTakeover(t *testing.T) {
 	}
 }
 
-// TestLastOwner: the server always keeps someone with Owner at "/". A Contributor at "/" (who
-// may manage the directory) cannot delete the only Owner, nor the group or service principal
-// that holds the role, nor the membership through which the last one holds it.
+// TestLastOwner: the server always keeps someone with Owner at "/". A caller who may manage the
+// directory and assign every role at "/" without being an Owner (Contributor and Role Based
+// Access Control Administrator there) cannot delete the only Owner, nor the group or service
+// principal that holds the role, nor the membership through which the last one holds it.
 func TestLastOwner(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
 	var u struct{ Password string }
 	s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": "contrib"}, &u)
 	s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "contrib", "role": "Contributor", "scope": "/"}, nil)
+	s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "contrib", "role": "Role Based Access Control Administrator", "scope": "/"}, nil)
 	_, tok, _ := signIn(t, s, url.Values{"grant_type": {"password"}, "username": {"contrib"}, "password": {u.Password}})
 	contrib := "Bearer " + tok
 	owner := "Bearer " + s.OwnerToken(t)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -96,7 +97,10 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	if p.Kind != access.KindUser || p.ID != u.ID { // one's own password is one's own
+	if p.Kind != access.KindUser || p.ID != u.ID { // one's own password is one's own, whatever one's roles
+		if err := h.require(p, policy.PermDirectoryWrite, ""); err != nil {
+			return err
+		}
 		if err := h.requireManage(ctx, p, access.KindUser, u.ID, u.Name); err != nil {
 			return err
 		}
@@ -120,6 +124,15 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	name := r.PathValue("name")
 	if p.Kind == access.KindUser && p.Name == name {
 		return invalid("you cannot delete the user you are signed in as")
+	}
+	u, err := h.Store.UserByName(ctx, name)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("user %q", name))
+	}
+	// Deleting takes the identity's roles away from whoever relies on it: it needs what
+	// changing it needs.
+	if err := h.requireManage(ctx, p, access.KindUser, u.ID, u.Name); err != nil {
+		return err
 	}
 	if err := h.Store.DeleteUser(ctx, name); err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
@@ -192,9 +205,16 @@ func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ access.P
 	return reply(w, http.StatusCreated, j)
 }
 
-func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	name := r.PathValue("name")
+	g, err := h.Store.GroupByName(ctx, name)
+	if err != nil {
+		return storeError(err, fmt.Sprintf("group %q", name))
+	}
+	if err := h.requireManage(ctx, p, "group", g.ID, g.Name); err != nil {
+		return err
+	}
 	if err := h.Store.DeleteGroup(ctx, name); err != nil {
 		return storeError(err, fmt.Sprintf("group %q", name))
 	}
@@ -242,10 +262,13 @@ func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p access.Pri
 	return reply(w, http.StatusOK, j)
 }
 
-func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	g, u, err := h.member(r, r.PathValue("user"))
 	if err != nil {
+		return err
+	}
+	if err := h.requireManage(ctx, p, "group", g.ID, g.Name); err != nil {
 		return err
 	}
 	if err := h.Store.RemoveGroupMember(ctx, g.ID, u.ID); err != nil {
@@ -354,9 +377,16 @@ func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ access.Prin
 	return h.commit(ctx, w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
 }
 
-func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	id := r.PathValue("appId")
+	sp, err := h.lookupSP(r)
+	if err != nil {
+		return err
+	}
+	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
+		return err
+	}
 	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
 		return storeError(err, fmt.Sprintf("service principal %q", id))
 	}

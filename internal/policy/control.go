@@ -92,10 +92,11 @@ func HasAnyRole(s *Snapshot, p access.Principal, registry string) bool {
 const CodeWouldGrantMore = "would_grant_more"
 
 // DecideManage answers whether caller may change what an identity can do or who can act as it:
-// reset its password or secret, or add a member to a group. Whoever does that gets the target's
-// roles, so at every scope where the target holds one (itself, or for a user through its groups)
-// caller must be able to assign roles: no permission grants another. kind is authn.KindUser,
-// authn.KindSP or "group"; a target without roles needs nothing more than the route's own
+// reset its password or secret, add or remove a group's members, or delete it. Whoever resets a
+// password gets the target's roles, and deleting or removing takes them from whoever relies on
+// them, so at every scope where the target holds one (itself, or for a user through its groups)
+// caller must be able to assign roles: no permission grants another. kind is access.KindUser,
+// access.KindSP or "group"; a target without roles needs nothing more than the route's own
 // permission. Assignments at a registry that no longer exists grant nothing and are skipped.
 func DecideManage(s *Snapshot, caller access.Principal, kind access.Kind, id int64, name string) Decision {
 	var short *assignment
@@ -125,7 +126,7 @@ func DecideManage(s *Snapshot, caller access.Principal, kind access.Kind, id int
 		if short.role != nil {
 			role = short.role.Name
 		}
-		return deny(CodeWouldGrantMore, "%s %q holds %s at %s (%s); changing who can act as it needs the right to assign roles there (Owner or Role Based Access Control Administrator), which %s does not have",
+		return deny(CodeWouldGrantMore, "%s %q holds %s at %s (%s); changing, deleting or changing the members of it needs the right to assign roles there (Owner or Role Based Access Control Administrator), which %s does not have",
 			kind, name, role, scopeOf(short.registry), short.desc, caller)
 	}
 	return Decision{Allow: true, Code: CodeControlPermission, Reason: fmt.Sprintf("%s may assign every role %s %q holds", caller, kind, name)}

@@ -6,6 +6,12 @@ import (
 	"net/url"
 )
 
+// NetworkRuleAdd allows an address or CIDR (Action is Allow).
+type NetworkRuleAdd struct {
+	Value  string `json:"value"`
+	Action string `json:"action,omitempty"`
+}
+
 // NetworkRules lists a registry's network rules.
 func (c *Client) NetworkRules(ctx context.Context, registry string) (NetworkRuleSet, error) {
 	var out NetworkRuleSet
@@ -15,7 +21,7 @@ func (c *Client) NetworkRules(ctx context.Context, registry string) (NetworkRule
 // AddNetworkRule allows an IPv4/IPv6 address or CIDR.
 func (c *Client) AddNetworkRule(ctx context.Context, registry, value string) (NetworkRuleSet, error) {
 	var out NetworkRuleSet
-	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/networkRules", map[string]string{"value": value, "action": "Allow"}, &out)
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/networkRules", NetworkRuleAdd{Value: value, Action: "Allow"}, &out)
 }
 
 // RemoveNetworkRule removes the rule for an address or CIDR.

@@ -168,6 +168,8 @@ type Me struct {
 	Type        string `json:"type"`
 	Tenant      string `json:"tenant"`
 	ServerOwner bool   `json:"serverOwner"`
+	// Permissions are the management permissions held at "/".
+	Permissions []string `json:"permissions"`
 }
 
 // Me returns who the client's token belongs to.

@@ -50,6 +50,40 @@ func user(name string) string  { return "/mgmt/v1/users/" + url.PathEscape(name)
 func group(name string) string { return "/mgmt/v1/groups/" + url.PathEscape(name) }
 func sp(id string) string      { return "/mgmt/v1/servicePrincipals/" + url.PathEscape(id) }
 
+// UserCreate is a new user; an empty Password makes the server generate one (returned once).
+type UserCreate struct {
+	Name     string `json:"name"`
+	Password string `json:"password,omitempty"`
+}
+
+// UserUpdate sets a user's password (empty: the server generates one, returned once).
+type UserUpdate struct {
+	Password string `json:"password,omitempty"`
+}
+
+// GroupCreate is a new group.
+type GroupCreate struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// GroupMemberAdd names the user to add to a group.
+type GroupMemberAdd struct {
+	User string `json:"user"`
+}
+
+// SPCreate is a new service principal; its secret lasts Years (0: one).
+type SPCreate struct {
+	DisplayName string `json:"displayName,omitempty"`
+	Years       int    `json:"years,omitempty"`
+}
+
+// SPSecretReset makes a new secret, replacing the others unless Append.
+type SPSecretReset struct {
+	Append bool `json:"append,omitempty"`
+	Years  int  `json:"years,omitempty"`
+}
+
 // Users lists the users.
 func (c *Client) Users(ctx context.Context) ([]User, error) {
 	var out []User
@@ -65,13 +99,13 @@ func (c *Client) User(ctx context.Context, name string) (User, error) {
 // CreateUser creates a user; an empty password makes the server generate one (returned once).
 func (c *Client) CreateUser(ctx context.Context, name, password string) (User, error) {
 	var out User
-	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/users", map[string]string{"name": name, "password": password}, &out)
+	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/users", UserCreate{Name: name, Password: password}, &out)
 }
 
 // SetUserPassword sets (or, empty, regenerates) a user's password.
 func (c *Client) SetUserPassword(ctx context.Context, name, password string) (User, error) {
 	var out User
-	return out, c.Do(ctx, http.MethodPatch, user(name), map[string]string{"password": password}, &out)
+	return out, c.Do(ctx, http.MethodPatch, user(name), UserUpdate{Password: password}, &out)
 }
 
 // DeleteUser deletes a user.
@@ -94,7 +128,7 @@ func (c *Client) Group(ctx context.Context, name string) (Group, error) {
 // CreateGroup creates a group.
 func (c *Client) CreateGroup(ctx context.Context, name, description string) (Group, error) {
 	var out Group
-	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/groups", map[string]string{"name": name, "description": description}, &out)
+	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/groups", GroupCreate{Name: name, Description: description}, &out)
 }
 
 // DeleteGroup deletes a group.
@@ -105,7 +139,7 @@ func (c *Client) DeleteGroup(ctx context.Context, name string) error {
 // AddGroupMember adds a user to a group.
 func (c *Client) AddGroupMember(ctx context.Context, name, member string) (Group, error) {
 	var out Group
-	return out, c.Do(ctx, http.MethodPost, group(name)+"/members", map[string]string{"user": member}, &out)
+	return out, c.Do(ctx, http.MethodPost, group(name)+"/members", GroupMemberAdd{User: member}, &out)
 }
 
 // RemoveGroupMember removes a user from a group.
@@ -128,13 +162,13 @@ func (c *Client) ServicePrincipal(ctx context.Context, appID string) (ServicePri
 // CreateServicePrincipal creates a service principal whose secret lasts years (0: one).
 func (c *Client) CreateServicePrincipal(ctx context.Context, displayName string, years int) (SPSecret, error) {
 	var out SPSecret
-	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/servicePrincipals", map[string]any{"displayName": displayName, "years": years}, &out)
+	return out, c.Do(ctx, http.MethodPost, "/mgmt/v1/servicePrincipals", SPCreate{DisplayName: displayName, Years: years}, &out)
 }
 
 // ResetServicePrincipalSecret makes a new secret, replacing the others unless appendSecret.
 func (c *Client) ResetServicePrincipalSecret(ctx context.Context, appID string, appendSecret bool, years int) (SPSecret, error) {
 	var out SPSecret
-	return out, c.Do(ctx, http.MethodPost, sp(appID)+"/credentials/reset", map[string]any{"append": appendSecret, "years": years}, &out)
+	return out, c.Do(ctx, http.MethodPost, sp(appID)+"/credentials/reset", SPSecretReset{Append: appendSecret, Years: years}, &out)
 }
 
 // DeleteServicePrincipal deletes a service principal.

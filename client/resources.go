@@ -104,10 +104,15 @@ func (c *Client) AdminCredentials(ctx context.Context, registry string) (Credent
 	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/credentials", nil, &out)
 }
 
+// CredentialRenew names the admin password to regenerate: password or password2.
+type CredentialRenew struct {
+	Name string `json:"name"`
+}
+
 // RenewAdminCredential regenerates password or password2 of the admin user.
 func (c *Client) RenewAdminCredential(ctx context.Context, registry, name string) (Credentials, error) {
 	var out Credentials
-	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/credentials/renew", map[string]string{"name": name}, &out)
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/credentials/renew", CredentialRenew{Name: name}, &out)
 }
 
 // Token is a repository-scoped token.

@@ -14,8 +14,8 @@ var ScopeMapActions = []string{"content/delete", "content/read", "content/write"
 
 // RepositoryActions is one repository pattern with its actions, as `--repository` takes them.
 type RepositoryActions struct {
-	Repository string   `json:"repository"`
-	Actions    []string `json:"actions"`
+	Repository string
+	Actions    []string
 }
 
 // ScopeRules checks repository patterns and actions by ACR's rules and returns the rules they

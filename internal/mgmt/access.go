@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/httperr"
@@ -30,10 +31,7 @@ func (h *Handler) addNetworkRule(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Value  string `json:"value"`
-		Action string `json:"action"`
-	}
+	var req client.NetworkRuleAdd
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -75,25 +73,12 @@ func (h *Handler) removeNetworkRule(w http.ResponseWriter, r *http.Request, _ ac
 	return h.commit(ctx, w, http.StatusOK, toRegistryJSON(reg, r).NetworkRuleSet)
 }
 
-type roleDefinitionJSON struct {
-	Name        string `json:"roleName"`
-	ID          string `json:"id,omitempty"`
-	Description string `json:"description"`
-	// DataActions per mode, and the control-plane permissions.
-	DataActions        map[string][]string `json:"dataActions"`
-	Actions            []policy.Permission `json:"actions"`
-	ConditionsAllowed  bool                `json:"conditionsAllowed"`
-	ReplacementInABAC  string              `json:"replacementInRbacAbac,omitempty"`
-	HonouredInRBAC     bool                `json:"honouredInRbac"`
-	HonouredInRBACABAC bool                `json:"honouredInRbacAbac"`
-}
-
 func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
-	return replyList(w, policy.Roles, func(role *policy.Role) (roleDefinitionJSON, error) {
-		out := roleDefinitionJSON{Name: role.Name, ID: role.ID, Description: role.Description, Actions: role.Control(),
+	return replyList(w, policy.Roles, func(role *policy.Role) (client.RoleDefinition, error) {
+		out := client.RoleDefinition{RoleName: role.Name, ID: role.ID, Description: role.Description, Actions: []string{},
 			ConditionsAllowed: role.Conditions, DataActions: map[string][]string{}}
-		if out.Actions == nil {
-			out.Actions = []policy.Permission{}
+		for _, perm := range role.Control() {
+			out.Actions = append(out.Actions, string(perm))
 		}
 		for _, m := range []policy.Mode{policy.ModeRBAC, policy.ModeRBACABAC} {
 			da := role.DataActions(m)
@@ -109,20 +94,6 @@ func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ 
 		}
 		return out, nil
 	})
-}
-
-type roleAssignmentJSON struct {
-	ID                 string `json:"id"`
-	Name               string `json:"name"`
-	PrincipalID        string `json:"principalId"`
-	PrincipalName      string `json:"principalName"`
-	PrincipalType      string `json:"principalType"` // User, Group, ServicePrincipal
-	RoleDefinitionName string `json:"roleDefinitionName"`
-	RoleDefinitionID   string `json:"roleDefinitionId,omitempty"`
-	Scope              string `json:"scope"`
-	Condition          any    `json:"condition"`
-	ConditionVersion   any    `json:"conditionVersion"`
-	CreatedOn          any    `json:"createdOn"`
 }
 
 var principalTypes = map[string]string{store.KindUser: "User", store.KindGroup: "Group", store.KindSP: "ServicePrincipal"}
@@ -156,15 +127,15 @@ func (h *Handler) directoryNames(ctx context.Context) (directoryNames, error) {
 	return out, nil
 }
 
-func toAssignmentJSON(a store.RoleAssignment, names directoryNames) roleAssignmentJSON {
-	out := roleAssignmentJSON{ID: a.ID, Name: a.ID, PrincipalID: fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID),
+func toAssignmentJSON(a store.RoleAssignment, names directoryNames) client.RoleAssignment {
+	out := client.RoleAssignment{ID: a.ID, Name: a.ID, PrincipalID: fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID),
 		PrincipalName: names[a.PrincipalKind][a.PrincipalID], PrincipalType: principalTypes[a.PrincipalKind],
 		RoleDefinitionName: a.Role, Scope: a.Scope, CreatedOn: timeOrNil(a.CreatedAt)}
 	if role, ok := policy.RoleByName(a.Role); ok {
 		out.RoleDefinitionID = role.ID
 	}
 	if a.Condition != "" {
-		out.Condition, out.ConditionVersion = a.Condition, a.ConditionVersion
+		out.Condition, out.ConditionVersion = &a.Condition, &a.ConditionVersion
 	}
 	return out
 }
@@ -212,7 +183,7 @@ func (h *Handler) listRoleAssignments(w http.ResponseWriter, r *http.Request, p 
 			out = append(out, a)
 		}
 	}
-	return replyList(w, out, func(a store.RoleAssignment) (roleAssignmentJSON, error) { return toAssignmentJSON(a, names), nil })
+	return replyList(w, out, func(a store.RoleAssignment) (client.RoleAssignment, error) { return toAssignmentJSON(a, names), nil })
 }
 
 // resolveAssignee finds a principal by "user:NAME", "group:NAME", "sp:APPID", a client id, or a
@@ -254,17 +225,9 @@ func (h *Handler) resolveAssignee(ctx context.Context, assignee string) (kind st
 	return "", 0, invalid("assignee %q is invalid: use a user or group name, a service principal's client id, or user:NAME, group:NAME, sp:CLIENT_ID", assignee)
 }
 
-type roleAssignmentRequest struct {
-	Assignee         string `json:"assignee"`
-	Role             string `json:"role"`
-	Scope            string `json:"scope"`
-	Condition        string `json:"condition"`
-	ConditionVersion string `json:"conditionVersion"`
-}
-
 func (h *Handler) createRoleAssignment(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	var req roleAssignmentRequest
+	var req client.RoleAssignmentCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -405,7 +368,24 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p access.Princ
 			return invalid("ip %q is not an IP address", s)
 		}
 	}
-	return reply(w, http.StatusOK, h.Policy.Explain(who, action, res, ip))
+	return reply(w, http.StatusOK, toExplanation(h.Policy.Explain(who, action, res, ip)))
+}
+
+// toExplanation is an explanation as the API shows it.
+func toExplanation(e policy.Explanation) client.Explanation {
+	decision := func(d *policy.Decision) *client.Decision {
+		if d == nil {
+			return nil
+		}
+		return &client.Decision{Allow: d.Allow, Filtered: d.Filtered, Code: d.Code, Reason: d.Reason}
+	}
+	out := client.Explanation{Identity: e.Identity, Registry: e.Registry, Mode: e.Mode, Resource: e.Resource, Action: e.Action,
+		DataAction: e.DataAction, IP: e.IP, Allowed: e.Allowed, Network: decision(e.Network), Management: decision(e.Management),
+		Decision: *decision(&e.Decision), Steps: make([]client.Step, len(e.Steps))}
+	for i, st := range e.Steps {
+		out.Steps[i] = client.Step(st)
+	}
+	return out
 }
 
 // explainIdentity reads who to explain: anonymous, admin, token:NAME, user:NAME, sp:CLIENT_ID,

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/policy"
@@ -18,20 +19,14 @@ var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 // minPassword is the shortest password a user may choose.
 const minPassword = 12
 
-type userJSON struct {
-	Name         string `json:"name"`
-	CreationDate any    `json:"creationDate"`
-	Password     string `json:"password,omitempty"`
-}
-
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	users, err := h.Store.Users(r.Context())
 	if err != nil {
 		return err
 	}
-	out := make([]userJSON, 0, len(users))
+	out := make([]client.User, 0, len(users))
 	for _, u := range users {
-		out = append(out, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+		out = append(out, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -42,7 +37,7 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, _ access.Prin
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	return reply(w, http.StatusOK, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
 }
 
 // password returns the chosen password, or a generated one (then also returned to show).
@@ -59,10 +54,7 @@ func password(chosen string) (value, show string, err error) {
 
 func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		Name     string `json:"name"`
-		Password string `json:"password"`
-	}
+	var req client.UserCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -81,14 +73,12 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, _ access.Pr
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", req.Name))
 	}
-	return h.commit(ctx, w, http.StatusCreated, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+	return h.commit(ctx, w, http.StatusCreated, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
 func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		Password string `json:"password"`
-	}
+	var req client.UserUpdate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -116,7 +106,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	if err := h.Store.PutSecret(ctx, store.KindUser, u.ID, store.Secret{Name: "password", Hash: hash, CreatedAt: h.Now()}); err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, userJSON{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p access.Principal) error {
@@ -140,19 +130,12 @@ func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
-type groupJSON struct {
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
-	Members      []string `json:"members"`
-	CreationDate any      `json:"creationDate"`
-}
-
-func (h *Handler) groupJSON(r *http.Request, g store.Group) (groupJSON, error) {
+func (h *Handler) groupJSON(r *http.Request, g store.Group) (client.Group, error) {
 	members, err := h.Store.GroupMembers(r.Context(), g.ID)
 	if members == nil {
 		members = []string{}
 	}
-	return groupJSON{Name: g.Name, Description: g.Description, Members: members, CreationDate: timeOrNil(g.CreatedAt)}, err
+	return client.Group{Name: g.Name, Description: g.Description, Members: members, CreationDate: timeOrNil(g.CreatedAt)}, err
 }
 
 func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -160,7 +143,7 @@ func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ access.Pr
 	if err != nil {
 		return err
 	}
-	return replyList(w, groups, func(g store.Group) (groupJSON, error) { return h.groupJSON(r, g) })
+	return replyList(w, groups, func(g store.Group) (client.Group, error) { return h.groupJSON(r, g) })
 }
 
 func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -178,10 +161,7 @@ func (h *Handler) showGroup(w http.ResponseWriter, r *http.Request, _ access.Pri
 
 func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
+	var req client.GroupCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -236,9 +216,7 @@ func (h *Handler) member(r *http.Request, user string) (store.Group, store.User,
 
 func (h *Handler) addMember(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		User string `json:"user"`
-	}
+	var req client.GroupMemberAdd
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -277,33 +255,11 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, p access.
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 
-type spJSON struct {
-	AppID        string         `json:"appId"`
-	DisplayName  string         `json:"displayName"`
-	CreationDate any            `json:"creationDate"`
-	Credentials  []spSecretJSON `json:"passwordCredentials"`
-	Tenant       string         `json:"appOwnerOrganizationId"`
-}
-
-type spSecretJSON struct {
-	KeyID         string `json:"keyId"`
-	StartDateTime any    `json:"startDateTime"`
-	EndDateTime   any    `json:"endDateTime"`
-}
-
-// spCreated is what `az ad sp create-for-rbac` prints.
-type spCreated struct {
-	AppID       string `json:"appId"`
-	Password    string `json:"password"`
-	DisplayName string `json:"displayName,omitempty"`
-	Tenant      string `json:"tenant"`
-}
-
-func (h *Handler) spJSON(r *http.Request, sp store.ServicePrincipal) (spJSON, error) {
+func (h *Handler) spJSON(r *http.Request, sp store.ServicePrincipal) (client.ServicePrincipal, error) {
 	secs, err := h.Store.Secrets(r.Context(), store.KindSP, sp.ID)
-	out := spJSON{AppID: sp.AppID, DisplayName: sp.DisplayName, CreationDate: timeOrNil(sp.CreatedAt), Tenant: Tenant, Credentials: []spSecretJSON{}}
+	out := client.ServicePrincipal{AppID: sp.AppID, DisplayName: sp.DisplayName, CreationDate: timeOrNil(sp.CreatedAt), Tenant: Tenant, PasswordCredentials: []client.SPCredential{}}
 	for _, s := range secs {
-		out.Credentials = append(out.Credentials, spSecretJSON{KeyID: s.Name, StartDateTime: timeOrNil(s.CreatedAt), EndDateTime: timeOrNil(s.ExpiresAt)})
+		out.PasswordCredentials = append(out.PasswordCredentials, client.SPCredential{KeyID: s.Name, StartDateTime: timeOrNil(s.CreatedAt), EndDateTime: timeOrNil(s.ExpiresAt)})
 	}
 	return out, err
 }
@@ -313,7 +269,7 @@ func (h *Handler) listSPs(w http.ResponseWriter, r *http.Request, _ access.Princ
 	if err != nil {
 		return err
 	}
-	return replyList(w, sps, func(sp store.ServicePrincipal) (spJSON, error) { return h.spJSON(r, sp) })
+	return replyList(w, sps, func(sp store.ServicePrincipal) (client.ServicePrincipal, error) { return h.spJSON(r, sp) })
 }
 
 func (h *Handler) lookupSP(r *http.Request) (store.ServicePrincipal, error) {
@@ -353,10 +309,7 @@ func (h *Handler) spSecret(r *http.Request, years int) (string, store.Secret, er
 
 func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		DisplayName string `json:"displayName"`
-		Years       int    `json:"years"`
-	}
+	var req client.SPCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -374,7 +327,7 @@ func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ access.Prin
 	if err != nil {
 		return storeError(err, fmt.Sprintf("service principal %q", req.DisplayName))
 	}
-	return h.commit(ctx, w, http.StatusCreated, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
+	return h.commit(ctx, w, http.StatusCreated, client.SPSecret{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
 }
 
 func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, p access.Principal) error {
@@ -398,10 +351,7 @@ const maxSPSecrets = 2
 
 func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	var req struct {
-		Append bool `json:"append"`
-		Years  int  `json:"years"`
-	}
+	var req client.SPSecretReset
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -432,5 +382,5 @@ func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p ac
 		return err
 	}
 	h.Log.InfoContext(ctx, "service principal secret reset", "appId", sp.AppID, "keyId", sec.Name, "expires", sec.ExpiresAt.UTC().Format(time.RFC3339))
-	return reply(w, http.StatusOK, spCreated{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
+	return reply(w, http.StatusOK, client.SPSecret{AppID: sp.AppID, Password: value, DisplayName: sp.DisplayName, Tenant: Tenant})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/store"
@@ -43,13 +44,13 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, _ access.Princi
 		if kind == "login" {
 			evs, err := h.Store.LoginEvents(r.Context(), f)
 			for _, e := range evs {
-				out, last = append(out, e), e.ID
+				out, last = append(out, toLoginEvent(e)), e.ID
 			}
 			return out, last, err
 		}
 		evs, err := h.Store.RepositoryEvents(r.Context(), f)
 		for _, e := range evs {
-			out, last = append(out, e), e.ID
+			out, last = append(out, toRepositoryEvent(e)), e.ID
 		}
 		return out, last, err
 	}
@@ -188,4 +189,24 @@ func truncate(s string) string {
 		return s[:120] + "…"
 	}
 	return s
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func millis(m store.Millis) float64 { return float64(time.Duration(m).Microseconds()) / 1000 }
+
+// toLoginEvent is a login event as the API shows it.
+func toLoginEvent(e store.LoginEvent) client.LoginEvent {
+	return client.LoginEvent{ID: e.ID, Time: formatTime(e.Time), Registry: e.Registry, LoginServer: e.LoginServer, Operation: e.Operation,
+		Identity: e.Identity, IdentityKind: e.IdentityKind, IP: e.IP, UserAgent: e.UserAgent, Status: e.Status, Result: e.Result,
+		Reason: e.Reason, Message: e.Message, Granted: e.Granted, Refused: e.Refused, DurationMs: millis(e.Duration),
+		CorrelationID: e.CorrelationID, TokenID: e.TokenID}
+}
+
+// toRepositoryEvent is a repository event as the API shows it.
+func toRepositoryEvent(e store.RepositoryEvent) client.RepositoryEvent {
+	return client.RepositoryEvent{ID: e.ID, Time: formatTime(e.Time), Registry: e.Registry, LoginServer: e.LoginServer, Operation: e.Operation,
+		Repository: e.Repository, Tag: e.Tag, Digest: e.Digest, MediaType: e.MediaType, ArtifactType: e.ArtifactType, Size: e.Size,
+		Identity: e.Identity, IdentityKind: e.IdentityKind, IP: e.IP, UserAgent: e.UserAgent, Status: e.Status, Result: e.Result,
+		Reason: e.Reason, Message: e.Message, DurationMs: millis(e.Duration), CorrelationID: e.CorrelationID}
 }

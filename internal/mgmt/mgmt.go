@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
@@ -229,14 +230,13 @@ func (h *Handler) commit(ctx context.Context, w http.ResponseWriter, status int,
 }
 
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, p access.Principal) error {
-	perms := policy.Permissions(h.Policy.Snapshot(), p, "")
-	if perms == nil {
-		perms = []policy.Permission{}
+	snap := h.Policy.Snapshot()
+	out := client.Me{Name: p.Name, Type: string(p.Kind), Tenant: Tenant, Permissions: []string{},
+		ServerOwner: policy.DecideControl(snap, p, policy.PermAssignmentsWrite, "").Allow && policy.DecideControl(snap, p, policy.PermDirectoryWrite, "").Allow}
+	for _, perm := range policy.Permissions(snap, p, "") {
+		out.Permissions = append(out.Permissions, string(perm))
 	}
-	return reply(w, http.StatusOK, map[string]any{"name": p.Name, "type": p.Kind, "tenant": Tenant,
-		"serverOwner": policy.DecideControl(h.Policy.Snapshot(), p, policy.PermAssignmentsWrite, "").Allow &&
-			policy.DecideControl(h.Policy.Snapshot(), p, policy.PermDirectoryWrite, "").Allow,
-		"permissions": perms})
+	return reply(w, http.StatusOK, out)
 }
 
 // decode reads a JSON body into v, refusing unknown fields and oversized bodies.
@@ -293,11 +293,12 @@ func conflictDetail(err error) string {
 	return "the change conflicts with the current state"
 }
 
-func timeOrNil(t time.Time) any {
+func timeOrNil(t time.Time) *string {
 	if t.IsZero() {
 		return nil
 	}
-	return t.UTC().Format(time.RFC3339)
+	s := t.UTC().Format(time.RFC3339)
+	return &s
 }
 
 func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry, error) {

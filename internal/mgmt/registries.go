@@ -10,42 +10,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
 )
-
-// registryJSON is a registry as the API shows it (az's field names).
-type registryJSON struct {
-	ID               string `json:"id"`
-	Name             string `json:"name"`
-	LoginServer      string `json:"loginServer"`
-	Default          bool   `json:"default"`
-	AdminUserEnabled bool   `json:"adminUserEnabled"`
-	// RoleAssignmentMode is rbac or rbac-abac.
-	RoleAssignmentMode        string         `json:"roleAssignmentMode"`
-	AnonymousPullEnabled      bool           `json:"anonymousPullEnabled"`
-	AnonymousPullRepositories []string       `json:"anonymousPullRepositories"`
-	PublicNetworkAccess       string         `json:"publicNetworkAccess"` // Enabled or Disabled
-	NetworkRuleSet            networkRuleSet `json:"networkRuleSet"`
-	CreationDate              any            `json:"creationDate"`
-	// Credentials holds the admin passwords generated when the admin user was enabled for the
-	// first time; they are shown this once.
-	Credentials *credentialsJSON `json:"credentials,omitempty"`
-}
-
-type credentialsJSON struct {
-	Username  string         `json:"username"`
-	Passwords []passwordJSON `json:"passwords"`
-}
-
-type passwordJSON struct {
-	Name         string `json:"name"`
-	Value        any    `json:"value"`
-	CreationTime any    `json:"creationTime,omitempty"`
-	Expiry       any    `json:"expiry"`
-}
 
 // loginServer is what clients use for reg: its own host name, or for a registry without one the
 // host this request came to.
@@ -56,26 +26,17 @@ func loginServer(reg store.Registry, r *http.Request) string {
 	return r.Host
 }
 
-type networkRuleSet struct {
-	DefaultAction string       `json:"defaultAction"`
-	IPRules       []ipRuleJSON `json:"ipRules"`
-}
-
-type ipRuleJSON struct {
-	Action string `json:"action"`
-	Value  string `json:"value"`
-}
-
-func toRegistryJSON(reg store.Registry, r *http.Request) registryJSON {
-	out := registryJSON{ID: policy.RegistryScope(reg.Name), Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
+// toRegistryJSON is a registry as the API shows it (az's field names).
+func toRegistryJSON(reg store.Registry, r *http.Request) client.Registry {
+	out := client.Registry{ID: policy.RegistryScope(reg.Name), Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
 		AdminUserEnabled: reg.AdminEnabled, RoleAssignmentMode: reg.RoleAssignmentMode, AnonymousPullEnabled: reg.AnonymousPullEnabled,
 		AnonymousPullRepositories: reg.AnonymousPullRepositories, PublicNetworkAccess: enabled(reg.PublicNetworkAccess),
-		NetworkRuleSet: networkRuleSet{DefaultAction: reg.DefaultAction, IPRules: []ipRuleJSON{}}, CreationDate: timeOrNil(reg.CreatedAt)}
+		NetworkRuleSet: client.NetworkRuleSet{DefaultAction: reg.DefaultAction, IPRules: []client.IPRule{}}, CreationDate: timeOrNil(reg.CreatedAt)}
 	if out.AnonymousPullRepositories == nil {
 		out.AnonymousPullRepositories = []string{}
 	}
 	for _, nr := range reg.NetworkRules {
-		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, ipRuleJSON{Action: nr.Action, Value: nr.Value})
+		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, client.IPRule{Action: nr.Action, Value: nr.Value})
 	}
 	return out
 }
@@ -98,7 +59,7 @@ func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request, p acces
 		return err
 	}
 	snap := h.Policy.Snapshot()
-	out := make([]registryJSON, 0, len(regs))
+	out := make([]client.Registry, 0, len(regs))
 	for _, reg := range regs {
 		if policy.DecideControl(snap, p, policy.PermRegistryRead, reg.Name).Allow {
 			out = append(out, toRegistryJSON(reg, r))
@@ -115,21 +76,8 @@ func (h *Handler) showRegistry(w http.ResponseWriter, r *http.Request, _ access.
 	return reply(w, http.StatusOK, toRegistryJSON(reg, r))
 }
 
-type registryRequest struct {
-	Name                      string    `json:"name"`
-	LoginServer               *string   `json:"loginServer"`
-	AdminUserEnabled          *bool     `json:"adminUserEnabled"`
-	RoleAssignmentMode        *string   `json:"roleAssignmentMode"`
-	AnonymousPullEnabled      *bool     `json:"anonymousPullEnabled"`
-	AnonymousPullRepositories *[]string `json:"anonymousPullRepositories"`
-	PublicNetworkAccess       *string   `json:"publicNetworkAccess"`
-	NetworkRuleSet            *struct {
-		DefaultAction *string `json:"defaultAction"`
-	} `json:"networkRuleSet"`
-}
-
 // settings validates the settings of a request and returns them as a store update.
-func (req registryRequest) settings() (store.RegistryUpdate, error) {
+func settings(req client.RegistryUpdate) (store.RegistryUpdate, error) {
 	u := store.RegistryUpdate{AnonymousPullEnabled: req.AnonymousPullEnabled}
 	if req.LoginServer != nil {
 		ls, err := canonicalLoginServer(*req.LoginServer)
@@ -190,14 +138,14 @@ const maxAnonymousPatterns = 100
 
 func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	var req registryRequest
+	var req client.RegistryUpdate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
 	if !registryName.MatchString(req.Name) {
 		return invalid("registry name %q is invalid: use 3 to 50 lower-case letters, digits and dashes, starting and ending with a letter or digit", req.Name)
 	}
-	u, err := req.settings()
+	u, err := settings(req)
 	if err != nil {
 		return err
 	}
@@ -233,14 +181,14 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p acces
 	if err != nil {
 		return err
 	}
-	var req registryRequest
+	var req client.RegistryUpdate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
 	if req.Name != "" && req.Name != reg.Name {
 		return invalid("a registry cannot be renamed")
 	}
-	u, err := req.settings()
+	u, err := settings(req)
 	if err != nil {
 		return err
 	}
@@ -274,10 +222,10 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p acces
 
 // setAdmin turns the admin user on or off. Turned on for the first time, it gets its two
 // passwords, returned in the reply this once.
-func (h *Handler) setAdmin(ctx context.Context, r *http.Request, name string, on bool) (registryJSON, error) {
+func (h *Handler) setAdmin(ctx context.Context, r *http.Request, name string, on bool) (client.Registry, error) {
 	reg, err := h.Store.UpdateRegistry(ctx, name, store.RegistryUpdate{AdminEnabled: &on})
 	if err != nil {
-		return registryJSON{}, storeError(err, fmt.Sprintf("registry %q", name))
+		return client.Registry{}, storeError(err, fmt.Sprintf("registry %q", name))
 	}
 	out := toRegistryJSON(reg, r)
 	if !on {
@@ -287,13 +235,13 @@ func (h *Handler) setAdmin(ctx context.Context, r *http.Request, name string, on
 	if err != nil || len(secs) > 0 {
 		return out, err
 	}
-	creds := &credentialsJSON{Username: reg.Name}
+	creds := &client.Credentials{Username: reg.Name}
 	for _, pw := range []string{"password", "password2"} {
 		value, err := h.putSecret(ctx, store.KindAdmin, reg.ID, pw, store.Secret{})
 		if err != nil {
-			return registryJSON{}, err
+			return client.Registry{}, err
 		}
-		creds.Passwords = append(creds.Passwords, passwordJSON{Name: pw, Value: value})
+		creds.Passwords = append(creds.Passwords, client.Password{Name: pw, Value: &value})
 	}
 	out.Credentials = creds
 	return out, nil
@@ -341,10 +289,10 @@ func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ acce
 	if err != nil {
 		return err
 	}
-	out := credentialsJSON{Username: reg.Name, Passwords: []passwordJSON{}}
+	out := client.Credentials{Username: reg.Name, Passwords: []client.Password{}}
 	for _, s := range secs {
 		// Only the hash is kept: the value was shown once, when it was generated.
-		out.Passwords = append(out.Passwords, passwordJSON{Name: s.Name, Value: nil, CreationTime: timeOrNil(s.CreatedAt)})
+		out.Passwords = append(out.Passwords, client.Password{Name: s.Name, Value: nil, CreationTime: timeOrNil(s.CreatedAt)})
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -355,9 +303,7 @@ func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ acce
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Name string `json:"name"`
-	}
+	var req client.CredentialRenew
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -375,11 +321,11 @@ func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ acce
 	if err != nil {
 		return err
 	}
-	out := credentialsJSON{Username: reg.Name}
+	out := client.Credentials{Username: reg.Name}
 	for _, s := range secs {
-		pw := passwordJSON{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt)}
+		pw := client.Password{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt)}
 		if s.Name == req.Name {
-			pw.Value = value
+			pw.Value = &value
 		}
 		out.Passwords = append(out.Passwords, pw)
 	}

@@ -7,33 +7,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/store"
 )
 
-type tokenJSON struct {
-	Name         string           `json:"name"`
-	Status       string           `json:"status"`
-	ScopeMapName string           `json:"scopeMapName"`
-	CreationDate any              `json:"creationDate"`
-	Credentials  *credentialsJSON `json:"credentials"`
-}
-
-type scopeMapJSON struct {
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
-	Type         string   `json:"type"`
-	Actions      []string `json:"actions"`
-	CreationDate any      `json:"creationDate"`
-}
-
-func toScopeMapJSON(m store.ScopeMap) scopeMapJSON {
+func toScopeMapJSON(m store.ScopeMap) client.ScopeMap {
 	typ := "UserDefined"
 	if m.System {
 		typ = "SystemDefined"
 	}
-	return scopeMapJSON{Name: m.Name, Description: m.Description, Type: typ, Actions: directory.ARMActions(m.Rules), CreationDate: timeOrNil(m.CreatedAt)}
+	return client.ScopeMap{Name: m.Name, Description: m.Description, Type: typ, Actions: directory.ARMActions(m.Rules), CreationDate: timeOrNil(m.CreatedAt)}
 }
 
 // tokenName follows ACR: 5 to 50 letters, digits and dashes.
@@ -61,20 +46,20 @@ func (h *Handler) expiry(at string, days int) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-func (h *Handler) tokenJSON(r *http.Request, t store.Token, values map[string]string) (tokenJSON, error) {
+func (h *Handler) tokenJSON(r *http.Request, t store.Token, values map[string]string) (client.Token, error) {
 	secs, err := h.Store.Secrets(r.Context(), store.KindToken, t.ID)
 	if err != nil {
-		return tokenJSON{}, err
+		return client.Token{}, err
 	}
-	creds := &credentialsJSON{Username: t.Name, Passwords: []passwordJSON{}}
+	creds := &client.Credentials{Username: t.Name, Passwords: []client.Password{}}
 	for _, s := range secs {
-		pw := passwordJSON{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt), Expiry: timeOrNil(s.ExpiresAt)}
+		pw := client.Password{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt), Expiry: timeOrNil(s.ExpiresAt)}
 		if v, ok := values[s.Name]; ok {
-			pw.Value = v
+			pw.Value = &v
 		}
 		creds.Passwords = append(creds.Passwords, pw)
 	}
-	return tokenJSON{Name: t.Name, Status: t.Status, ScopeMapName: t.ScopeMap, CreationDate: timeOrNil(t.CreatedAt), Credentials: creds}, nil
+	return client.Token{Name: t.Name, Status: t.Status, ScopeMapName: t.ScopeMap, CreationDate: timeOrNil(t.CreatedAt), Credentials: creds}, nil
 }
 
 func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -86,7 +71,7 @@ func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ access.Pr
 	if err != nil {
 		return err
 	}
-	return replyList(w, toks, func(t store.Token) (tokenJSON, error) { return h.tokenJSON(r, t, nil) })
+	return replyList(w, toks, func(t store.Token) (client.Token, error) { return h.tokenJSON(r, t, nil) })
 }
 
 func (h *Handler) showToken(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -106,14 +91,13 @@ func (h *Handler) showToken(w http.ResponseWriter, r *http.Request, _ access.Pri
 	return reply(w, http.StatusOK, j)
 }
 
-type tokenRequest struct {
-	Name         string                        `json:"name"`
-	ScopeMap     *string                       `json:"scopeMap"`
-	Repositories []directory.RepositoryActions `json:"repositories"`
-	Status       *string                       `json:"status"`
-	NoPasswords  bool                          `json:"noPasswords"`
-	Expiry       string                        `json:"expiry"`
-	ExpiryInDays int                           `json:"expiryInDays"`
+// scopeRules checks the repositories of a request (directory.ScopeRules).
+func scopeRules(in []client.RepositoryActions) ([]store.ScopeRule, error) {
+	ras := make([]directory.RepositoryActions, len(in))
+	for i, ra := range in {
+		ras[i] = directory.RepositoryActions(ra)
+	}
+	return directory.ScopeRules(ras)
 }
 
 func checkStatus(s *string) error {
@@ -129,7 +113,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, _ access.P
 	if err != nil {
 		return err
 	}
-	var req tokenRequest
+	var req client.TokenCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -156,7 +140,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, _ access.P
 	}
 	var newMap *store.ScopeMap
 	if len(req.Repositories) > 0 {
-		rules, err := directory.ScopeRules(req.Repositories)
+		rules, err := scopeRules(req.Repositories)
 		if err != nil {
 			return invalid("%v", err)
 		}
@@ -197,10 +181,7 @@ func (h *Handler) updateToken(w http.ResponseWriter, r *http.Request, _ access.P
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Status   *string `json:"status"`
-		ScopeMap *string `json:"scopeMap"`
-	}
+	var req client.TokenUpdate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -241,12 +222,7 @@ func (h *Handler) generateTokenCredentials(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Password1    bool   `json:"password1"`
-		Password2    bool   `json:"password2"`
-		Expiry       string `json:"expiry"`
-		ExpiryInDays int    `json:"expiryInDays"`
-	}
+	var req client.TokenCredentials
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -309,7 +285,7 @@ func (h *Handler) listScopeMaps(w http.ResponseWriter, r *http.Request, _ access
 	if err != nil {
 		return err
 	}
-	out := make([]scopeMapJSON, 0, len(maps))
+	out := make([]client.ScopeMap, 0, len(maps))
 	for _, m := range maps {
 		out = append(out, toScopeMapJSON(m))
 	}
@@ -338,11 +314,7 @@ func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Name         string                        `json:"name"`
-		Description  string                        `json:"description"`
-		Repositories []directory.RepositoryActions `json:"repositories"`
-	}
+	var req client.ScopeMapCreate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -355,7 +327,7 @@ func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if len(req.Repositories) == 0 {
 		return invalid("a scope map needs at least one --repository with its actions")
 	}
-	rules, err := directory.ScopeRules(req.Repositories)
+	rules, err := scopeRules(req.Repositories)
 	if err != nil {
 		return invalid("%v", err)
 	}
@@ -372,11 +344,7 @@ func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return err
 	}
-	var req struct {
-		Description        *string                       `json:"description"`
-		AddRepositories    []directory.RepositoryActions `json:"addRepositories"`
-		RemoveRepositories []directory.RepositoryActions `json:"removeRepositories"`
-	}
+	var req client.ScopeMapUpdate
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -388,11 +356,11 @@ func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", name))
 	}
-	add, err := directory.ScopeRules(req.AddRepositories)
+	add, err := scopeRules(req.AddRepositories)
 	if err != nil {
 		return invalid("%v", err)
 	}
-	remove, err := directory.ScopeRules(req.RemoveRepositories)
+	remove, err := scopeRules(req.RemoveRepositories)
 	if err != nil {
 		return invalid("%v", err)
 	}

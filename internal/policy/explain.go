@@ -9,10 +9,10 @@ import (
 // Step is one rule that a decision considered: a network rule, the admin user, a token and its
 // scope map, a role assignment, anonymous pull.
 type Step struct {
-	Source  string `json:"source"`
-	Ref     string `json:"ref,omitempty"`
-	Matched bool   `json:"matched"`
-	Detail  string `json:"detail"`
+	Source  string
+	Ref     string
+	Matched bool
+	Detail  string
 }
 
 // trace collects steps; a nil *trace collects nothing, which is how Decide runs.
@@ -27,19 +27,19 @@ func (t *trace) add(source, ref string, matched bool, detail string) {
 
 // Explanation is a decision with everything that led to it.
 type Explanation struct {
-	Identity   string    `json:"identity"`
-	Registry   string    `json:"registry"`
-	Mode       string    `json:"mode,omitempty"`
-	Resource   string    `json:"resource"`
-	Action     string    `json:"action"`
-	DataAction string    `json:"dataAction"`
-	IP         string    `json:"ip,omitempty"`
-	Allowed    bool      `json:"allowed"`
-	Network    *Decision `json:"network,omitempty"`
+	Identity   string
+	Registry   string
+	Mode       string
+	Resource   string
+	Action     string
+	DataAction string
+	IP         string
+	Allowed    bool
+	Network    *Decision
 	// Management, with an address, says whether it may use the management API.
-	Management *Decision `json:"management,omitempty"`
-	Decision   Decision  `json:"decision"`
-	Steps      []Step    `json:"steps"`
+	Management *Decision
+	Decision   Decision
+	Steps      []Step
 }
 
 // Explain decides as Decide does (and, when ip is valid, as the network rules do), recording

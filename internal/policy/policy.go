@@ -47,13 +47,13 @@ type Resource struct {
 
 // Decision is the answer to one question, with the reason that explains it.
 type Decision struct {
-	Allow bool `json:"allow"`
+	Allow bool
 	// Filtered, on a catalog decision, means the principal may list the catalog but sees only
 	// the repositories it may pull.
-	Filtered bool `json:"filtered,omitempty"`
+	Filtered bool
 	// Code is the reason in a word (see the Code constants); Reason is the sentence.
-	Code   string `json:"code"`
-	Reason string `json:"reason"`
+	Code   string
+	Reason string
 }
 
 // Reason codes.

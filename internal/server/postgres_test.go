@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/server"
@@ -57,7 +58,7 @@ func TestServeOverPostgres(t *testing.T) {
 			t.Fatalf("pulled %s, pushed %s", d2, d1)
 		}
 	}
-	var evs []store.RepositoryEvent
+	var evs []client.RepositoryEvent
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && len(evs) < 2; time.Sleep(20 * time.Millisecond) {
 		evs = nil
 		if st := s.Mgmt(t, "GET", "/mgmt/v1/registries/default/events/repository?repository=pg/app", nil, &evs); st != http.StatusOK {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -15,70 +14,55 @@ const (
 	ResultFailure = "failure"
 )
 
-// LoginEvent is one sign-in attempt: its JSON form is what `berth logs login-events` prints.
+// LoginEvent is one sign-in attempt (the management API shows it as client.LoginEvent).
 type LoginEvent struct {
-	ID            int64     `json:"id"`
-	Time          time.Time `json:"time"`
-	Registry      string    `json:"registry"`
-	LoginServer   string    `json:"loginServer"`
-	Operation     string    `json:"operation"`
-	Identity      string    `json:"identity"`
-	IdentityKind  string    `json:"identityKind"`
-	IP            string    `json:"callerIpAddress"`
-	UserAgent     string    `json:"userAgent"`
-	Status        int       `json:"status"`
-	Result        string    `json:"result"`
-	Reason        string    `json:"reason"`
-	Message       string    `json:"message"`
-	Granted       []string  `json:"grantedScopes"`
-	Refused       []string  `json:"refusedScopes"`
-	Duration      Millis    `json:"durationMs"`
-	CorrelationID string    `json:"correlationId"`
-	TokenID       string    `json:"jwtId"`
+	ID            int64
+	Time          time.Time
+	Registry      string
+	LoginServer   string
+	Operation     string
+	Identity      string
+	IdentityKind  string
+	IP            string
+	UserAgent     string
+	Status        int
+	Result        string
+	Reason        string
+	Message       string
+	Granted       []string
+	Refused       []string
+	Duration      Millis
+	CorrelationID string
+	TokenID       string
 }
 
 // RepositoryEvent is one push, pull, delete or untag of a manifest.
 type RepositoryEvent struct {
-	ID            int64     `json:"id"`
-	Time          time.Time `json:"time"`
-	Registry      string    `json:"registry"`
-	LoginServer   string    `json:"loginServer"`
-	Operation     string    `json:"operation"`
-	Repository    string    `json:"repository"`
-	Tag           string    `json:"tag"`
-	Digest        string    `json:"digest"`
-	MediaType     string    `json:"mediaType"`
-	ArtifactType  string    `json:"artifactType"`
-	Size          int64     `json:"size"`
-	Identity      string    `json:"identity"`
-	IdentityKind  string    `json:"identityKind"`
-	IP            string    `json:"callerIpAddress"`
-	UserAgent     string    `json:"userAgent"`
-	Status        int       `json:"status"`
-	Result        string    `json:"result"`
-	Reason        string    `json:"reason"`
-	Message       string    `json:"message"`
-	Duration      Millis    `json:"durationMs"`
-	CorrelationID string    `json:"correlationId"`
+	ID            int64
+	Time          time.Time
+	Registry      string
+	LoginServer   string
+	Operation     string
+	Repository    string
+	Tag           string
+	Digest        string
+	MediaType     string
+	ArtifactType  string
+	Size          int64
+	Identity      string
+	IdentityKind  string
+	IP            string
+	UserAgent     string
+	Status        int
+	Result        string
+	Reason        string
+	Message       string
+	Duration      Millis
+	CorrelationID string
 }
 
-// Millis is a duration written in JSON as (fractional) milliseconds.
+// Millis is a duration kept in milliseconds (with microseconds) in the events tables.
 type Millis time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (m Millis) MarshalJSON() ([]byte, error) {
-	return fmt.Appendf(nil, "%.3f", float64(time.Duration(m).Microseconds())/1000), nil
-}
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (m *Millis) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
-		return fmt.Errorf("durationMs: %w", err)
-	}
-	*m = Millis(time.Duration(f * float64(time.Millisecond)))
-	return nil
-}
 
 // EventFilter selects events. Zero fields match everything.
 type EventFilter struct {

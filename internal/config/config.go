@@ -310,19 +310,8 @@ func (c *Config) Validate() error {
 	if c.Storage == "" {
 		c.Storage = "fs:" + filepath.Join(c.DataDir, "blobs")
 	}
-	switch {
-	case strings.HasPrefix(c.Storage, "fs:"):
-		if strings.TrimPrefix(c.Storage, "fs:") == "" {
-			bad("storage: fs: needs a path")
-		}
-	case strings.HasPrefix(c.Storage, "s3://"):
-		if u, err := url.Parse(c.Storage); err != nil || u.Host == "" {
-			bad("storage: not an s3://BUCKET[/PREFIX]?endpoint=… URL")
-		} else if u.User != nil {
-			bad("storage: credentials do not go in the storage URL: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or credentials_file=")
-		}
-	default:
-		bad("storage: %q: use fs:PATH or s3://BUCKET[/PREFIX]?endpoint=HOST:PORT", c.Storage)
+	if _, err := ParseStorage(c.Storage); err != nil {
+		bad("storage: %v", err)
 	}
 	if !registryName.MatchString(c.Registry) {
 		bad("registry: %q: use 1 to 50 lower-case letters, digits and inner dashes", c.Registry)

@@ -2,17 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/gc"
-	"github.com/berth-registry/berth/internal/store"
 )
-
-// orphanAge is how old upload data with no session must be before it is removed: a session
-// row is written right after its data file, and a manifest's data never has a session.
-const orphanAge = time.Hour
 
 // purgeUploads removes idle upload sessions and upload data left without one, every few
 // minutes until ctx ends.
@@ -41,47 +34,9 @@ func repeat(ctx context.Context, interval time.Duration, now bool, run func()) {
 	}
 }
 
-// PurgeUploads runs one purge pass.
+// PurgeUploads runs one purge pass (distribution.Handler.PurgeUploads).
 func (s *Server) PurgeUploads(ctx context.Context) error {
-	ids, err := s.meta.StaleUploads(ctx, s.now().Add(-s.cfg.Uploads.TTL), 1000)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.meta.DeleteUpload(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err := s.blobs.Delete(ctx, id); err != nil {
-			return err
-		}
-	}
-	lister, ok := s.blobs.(blob.UploadLister)
-	if !ok {
-		return nil
-	}
-	ups, err := lister.Uploads(ctx)
-	if err != nil {
-		return err
-	}
-	cutoff := s.now().Add(-orphanAge).Unix()
-	for _, u := range ups {
-		if u.ModTime > cutoff {
-			continue
-		}
-		exists, err := s.meta.UploadExists(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		if !exists {
-			if err := s.blobs.Delete(ctx, u.ID); err != nil {
-				return err
-			}
-		}
-	}
-	if len(ids) > 0 {
-		s.log.Info("purged idle uploads", "count", len(ids))
-	}
-	return nil
+	return s.dist.PurgeUploads(ctx, s.cfg.Uploads.TTL)
 }
 
 // purgeEvents deletes events older than the retention, every hour until ctx ends.

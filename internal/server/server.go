@@ -51,6 +51,7 @@ type Server struct {
 	policy  *policy.Engine
 	audit   *audit.Writer
 	metrics *metrics.Metrics
+	dist    *distribution.Handler
 }
 
 // Options are what a server takes besides its configuration.
@@ -110,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		PolicyVersion: func() float64 { return float64(s.policy.Snapshot().Version) },
 	})
 	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login})
-	dist := distribution.New(distribution.Deps{
+	s.dist = distribution.New(distribution.Deps{
 		Blobs:    blobs,
 		Meta:     meta,
 		Authn:    s.authn,
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	}))
 	// /v2/ bypasses ServeMux, which would clean and redirect paths ("a//b") that the
 	// distribution API must refuse as invalid names instead.
-	v2 := s.withRegistry(dist)
+	v2 := s.withRegistry(s.dist)
 	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, s.metrics.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
@@ -177,20 +178,14 @@ func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 	if err := os.MkdirAll(tempDir, 0o750); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	spec := cfg.Storage
-	switch {
-	case strings.HasPrefix(spec, "fs:"):
-		return fsblob.New(strings.TrimPrefix(spec, "fs:"))
-	case strings.HasPrefix(spec, "s3://"):
-		c, err := s3blob.ParseURL(spec)
-		if err != nil {
-			return nil, err
-		}
-		c.TempDir = tempDir
-		return s3blob.New(ctx, c)
-	default:
-		return nil, fmt.Errorf("server: unknown storage %q", spec)
+	st, err := config.ParseStorage(cfg.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("server: storage: %w", err)
 	}
+	if st.S3 != nil {
+		return s3blob.New(ctx, s3blob.Config{S3: *st.S3, TempDir: tempDir})
+	}
+	return fsblob.New(st.FSPath)
 }
 
 // Handler is the server's root handler.

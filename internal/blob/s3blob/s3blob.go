@@ -9,10 +9,8 @@ package s3blob
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -23,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 )
 
@@ -32,68 +31,12 @@ const minPart = 5 << 20
 // maxCopy is the largest object one server-side copy may produce.
 const maxCopy = 5 << 30
 
-// Config names a bucket and how to reach it.
+// Config names a bucket and how to reach it (config.S3, read from the storage URL by
+// config.ParseStorage), and where pieces wait between checkpoints.
 type Config struct {
-	Endpoint  string // host[:port]; empty means s3.amazonaws.com
-	Region    string
-	Bucket    string
-	Prefix    string // key prefix, e.g. "berth/"
-	Insecure  bool   // plain HTTP (a MinIO on loopback)
-	PathStyle bool   // bucket in the path, not the host name
-	// CredentialsFile is an AWS shared credentials file; empty means the environment
-	// (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then MINIO_ROOT_USER/MINIO_ROOT_PASSWORD).
-	CredentialsFile string
-	Profile         string
-	// Redirect makes blob downloads redirects to presigned URLs (Store.URL).
-	Redirect bool
-	// CreateBucket creates the bucket when it does not exist (else that is an error).
-	CreateBucket bool
+	config.S3
 	// TempDir holds the piece being written between checkpoints; empty means os.TempDir().
 	TempDir string
-}
-
-// ParseURL reads a storage URL: s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R&insecure=true&
-// path_style=true&credentials_file=PATH&profile=P&redirect=true&create_bucket=true.
-func ParseURL(raw string) (Config, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "s3" || u.Host == "" {
-		return Config{}, fmt.Errorf("s3blob: %q is not s3://BUCKET[/PREFIX]?endpoint=…", raw)
-	}
-	if u.User != nil {
-		return Config{}, errors.New("s3blob: credentials do not go in the storage URL: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or credentials_file")
-	}
-	c := Config{Bucket: u.Host, Prefix: strings.Trim(u.Path, "/")}
-	if c.Prefix != "" {
-		c.Prefix += "/"
-	}
-	q := u.Query()
-	flag := func(k string) (bool, error) {
-		if v := q.Get(k); v != "" {
-			return strconv.ParseBool(v)
-		}
-		return false, nil
-	}
-	for k := range q {
-		switch k {
-		case "endpoint", "region", "insecure", "path_style", "credentials_file", "profile", "redirect", "create_bucket":
-		default:
-			return Config{}, fmt.Errorf("s3blob: unknown storage URL parameter %q", k)
-		}
-	}
-	c.Endpoint, c.Region, c.CredentialsFile, c.Profile = q.Get("endpoint"), q.Get("region"), q.Get("credentials_file"), q.Get("profile")
-	if c.Insecure, err = flag("insecure"); err != nil {
-		return Config{}, fmt.Errorf("s3blob: insecure: %w", err)
-	}
-	if c.PathStyle, err = flag("path_style"); err != nil {
-		return Config{}, fmt.Errorf("s3blob: path_style: %w", err)
-	}
-	if c.Redirect, err = flag("redirect"); err != nil {
-		return Config{}, fmt.Errorf("s3blob: redirect: %w", err)
-	}
-	if c.CreateBucket, err = flag("create_bucket"); err != nil {
-		return Config{}, fmt.Errorf("s3blob: create_bucket: %w", err)
-	}
-	return c, nil
 }
 
 // Store is an S3 blob store.

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-registry/berth/internal/blob/blobtest"
 	"github.com/berth-registry/berth/internal/blob/s3blob"
 	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 )
 
@@ -18,12 +19,11 @@ import (
 // starts one) under a prefix of its own.
 func newStore(t *testing.T) *s3blob.Store {
 	t.Helper()
-	cfg, err := s3blob.ParseURL(s3test.URL(t, "test"))
-	if err != nil {
+	st, err := config.ParseStorage(s3test.URL(t, "test"))
+	if err != nil || st.S3 == nil {
 		t.Fatal(err)
 	}
-	cfg.TempDir = t.TempDir()
-	s, err := s3blob.New(context.Background(), cfg)
+	s, err := s3blob.New(context.Background(), s3blob.Config{S3: *st.S3, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,19 +32,6 @@ func newStore(t *testing.T) *s3blob.Store {
 
 func TestSuite(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) blob.Store { return newStore(t) })
-}
-
-func TestParseURL(t *testing.T) {
-	c, err := s3blob.ParseURL("s3://bucket/some/prefix?endpoint=127.0.0.1:9000&region=eu-west-1&insecure=true&path_style=true&redirect=true")
-	if err != nil || c.Bucket != "bucket" || c.Prefix != "some/prefix/" || c.Endpoint != "127.0.0.1:9000" || c.Region != "eu-west-1" ||
-		!c.Insecure || !c.PathStyle || !c.Redirect {
-		t.Errorf("ParseURL = %+v, %v", c, err)
-	}
-	for _, bad := range []string{"fs:/x", "s3://", "s3://key:secret@bucket", "s3://b?colour=red", "s3://b?insecure=maybe"} {
-		if _, err := s3blob.ParseURL(bad); err == nil {
-			t.Errorf("ParseURL(%q) accepted", bad)
-		}
-	}
 }
 
 // TestPieces: a resume inside a piece cuts it; commits of pieces S3 can compose and of pieces it

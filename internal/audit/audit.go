@@ -19,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -258,7 +259,7 @@ const (
 // credentials claim (unverified). Finish completes it.
 func NewLogin(r *http.Request, registry, loginServer, op string) store.LoginEvent {
 	e := store.LoginEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, IP: authn.ClientIP(r),
-		UserAgent: truncate(r.UserAgent(), 512), CorrelationID: httperr.CorrelationID(r.Context()), Granted: []string{}, Refused: []string{}}
+		UserAgent: truncate(r.UserAgent(), 512), CorrelationID: reqlog.CorrelationID(r.Context()), Granted: []string{}, Refused: []string{}}
 	if user, _, ok := r.BasicAuth(); ok {
 		e.Identity = user
 	}
@@ -279,17 +280,17 @@ func Finish(r *http.Request, e *store.LoginEvent, err error) {
 	}
 	e.Identity = truncate(e.Identity, 120)
 	e.Duration = Elapsed(r)
-	httperr.SetIdentity(r.Context(), httperr.Name(e.Identity))
+	reqlog.SetIdentity(r.Context(), reqlog.Name(e.Identity))
 }
 
 // NewRepository starts a repository event for a request.
 func NewRepository(r *http.Request, registry, loginServer, op, repository string) store.RepositoryEvent {
 	return store.RepositoryEvent{Time: started(r), Registry: registry, LoginServer: loginServer, Operation: op, Repository: repository,
-		IP: authn.ClientIP(r), UserAgent: truncate(r.UserAgent(), 512), CorrelationID: httperr.CorrelationID(r.Context())}
+		IP: authn.ClientIP(r), UserAgent: truncate(r.UserAgent(), 512), CorrelationID: reqlog.CorrelationID(r.Context())}
 }
 
 func started(r *http.Request) time.Time {
-	if info := httperr.InfoFrom(r.Context()); info != nil {
+	if info := reqlog.InfoFrom(r.Context()); info != nil {
 		return info.Start.UTC()
 	}
 	return time.Now().UTC()
@@ -297,7 +298,7 @@ func started(r *http.Request) time.Time {
 
 // Elapsed is how long the request has taken so far.
 func Elapsed(r *http.Request) store.Millis {
-	if info := httperr.InfoFrom(r.Context()); info != nil {
+	if info := reqlog.InfoFrom(r.Context()); info != nil {
 		return store.Millis(info.Elapsed())
 	}
 	return 0

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -153,7 +154,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) error {
 	req := &request{route: rt, reg: reg, principal: p}
 	r = r.WithContext(authn.WithPrincipal(ctx, p))
 	if !p.IsAnonymous() {
-		httperr.SetIdentity(ctx, &req.principal) // formatted only if the access log is written
+		reqlog.SetIdentity(ctx, &req.principal) // formatted only if the access log is written
 	}
 	if rt.kind == kindManifest && r.Method != http.MethodHead {
 		return h.manifest(w, r, req, action, res)
@@ -252,7 +253,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 			return
 		}
 		e.Status, e.Result = 0, store.ResultSuccess
-		if info := httperr.InfoFrom(r.Context()); info != nil {
+		if info := reqlog.InfoFrom(r.Context()); info != nil {
 			e.Status = info.Status
 		}
 		if err != nil {

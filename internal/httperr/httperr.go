@@ -1,23 +1,20 @@
-// Package httperr is berth's error boundary for HTTP: the Error type handlers return, the OCI
-// error envelope it is written as, correlation ids, panic recovery and the access log.
+// Package httperr is berth's error boundary for HTTP: the Error type handlers return and the OCI
+// error envelope it is written as, with the request's correlation id (package reqlog keeps the
+// ids, the access log and panic recovery).
 package httperr
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/reqlog"
 )
 
 // Error is an error a handler answers with. Message and Detail go to the client; Err only to
@@ -100,10 +97,8 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	for k, vs := range e.Header {
 		w.Header()[k] = vs
 	}
-	if info := InfoFrom(r.Context()); info != nil && info.Reason == "" {
-		info.Reason = e.Reason
-	}
-	body, _ := json.Marshal(envelope{Errors: []item{{Code: e.Code, Message: WithCorrelation(e.Message, CorrelationID(r.Context())), Detail: e.Detail}}})
+	reqlog.SetReason(r.Context(), e.Reason)
+	body, _ := json.Marshal(envelope{Errors: []item{{Code: e.Code, Message: WithCorrelation(e.Message, reqlog.CorrelationID(r.Context())), Detail: e.Detail}}})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Del("Docker-Content-Digest")
@@ -125,42 +120,6 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 	})
 }
 
-type correlationKey struct{}
-
-// CorrelationID returns the request's correlation id, or "".
-func CorrelationID(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey{}).(string)
-	return id
-}
-
-// WithCorrelationID returns ctx carrying id.
-func WithCorrelationID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, correlationKey{}, id)
-}
-
-// HeaderCorrelationID is the request and response header carrying the correlation id.
-const HeaderCorrelationID = "X-Correlation-Id"
-
-func newCorrelationID() string {
-	var b [10]byte
-	rand.Read(b[:])
-	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
-}
-
-// validClientID accepts a client-chosen correlation id of up to 128 safe characters.
-func validClientID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
-
 // WithCorrelation appends the correlation id to a message for a client: "…; correlation id: ID".
 func WithCorrelation(msg, id string) string {
 	if id == "" || strings.HasSuffix(msg, id) {
@@ -168,159 +127,3 @@ func WithCorrelation(msg, id string) string {
 	}
 	return msg + "; correlation id: " + id
 }
-
-// Info is what the handlers of a request tell the access log and the metrics about it. The
-// middleware puts one in the request's context; handlers fill it in.
-type Info struct {
-	// Start is when the request arrived.
-	Start time.Time
-	// Reason is the machine-readable reason of a refusal (set by Write from Error.Reason).
-	Reason string
-	// Status is the status the reply was given, once it was (0 before).
-	Status   int
-	identity fmt.Stringer // named only when the access log is written
-	began    time.Time    // the wall clock's start (Start is the server's clock, which tests set)
-}
-
-// Identity names who made the request, once authentication knows ("" for anonymous).
-func (i *Info) Identity() string {
-	if i.identity == nil {
-		return ""
-	}
-	return i.identity.String()
-}
-
-// Elapsed is how long the request has run.
-func (i *Info) Elapsed() time.Duration { return time.Since(i.began) }
-
-type infoKey struct{}
-
-// InfoFrom returns the request's Info, or nil outside the middleware.
-func InfoFrom(ctx context.Context) *Info {
-	info, _ := ctx.Value(infoKey{}).(*Info)
-	return info
-}
-
-// SetIdentity records who made the request, for the access log. It is formatted only if the
-// line is written, so that a request pays nothing for it when the log is off.
-func SetIdentity(ctx context.Context, identity fmt.Stringer) {
-	if info := InfoFrom(ctx); info != nil {
-		info.identity = identity
-	}
-}
-
-// Name is a plain string as an identity for SetIdentity.
-type Name string
-
-func (n Name) String() string { return string(n) }
-
-// Outcome is one finished request, as the middleware reports it to an Observer.
-type Outcome struct {
-	Status   int
-	BytesIn  int64
-	BytesOut int64
-	Duration time.Duration
-}
-
-// Observer is told about each finished request (metrics).
-type Observer func(r *http.Request, o Outcome)
-
-// Middleware gives each request a correlation id (the client's, if it sent a valid one), turns
-// panics into 500s, writes one access-log record per request and reports it to observe (which
-// may be nil).
-func Middleware(log *slog.Logger, now func() time.Time, observe Observer, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := now()
-		id := r.Header.Get(HeaderCorrelationID)
-		if !validClientID(id) {
-			id = newCorrelationID()
-		}
-		info := &Info{Start: start, began: time.Now()}
-		ctx := context.WithValue(WithCorrelationID(r.Context(), id), infoKey{}, info)
-		r = r.WithContext(ctx)
-		var in *countingBody
-		if r.Body != nil && r.Body != http.NoBody {
-			in = &countingBody{ReadCloser: r.Body}
-			r.Body = in
-		}
-		w.Header().Set(HeaderCorrelationID, id)
-		rec := &recorder{ResponseWriter: w, info: info}
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				if !rec.wrote {
-					Write(rec, r, log, New(oci.CodeUnknown, "internal server error: give the operator the correlation id"))
-				}
-			}
-			status := rec.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			if r.Context().Err() != nil && !rec.wrote {
-				status = 499
-			}
-			o := Outcome{Status: status, BytesOut: rec.bytes, Duration: info.Elapsed()}
-			if in != nil {
-				o.BytesIn = in.n
-			}
-			if log.Enabled(r.Context(), slog.LevelInfo) {
-				attrs := []slog.Attr{
-					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("host", r.Host),
-					slog.Int("status", status), slog.Int64("bytes_in", o.BytesIn), slog.Int64("bytes_out", o.BytesOut),
-					slog.Float64("duration_ms", float64(o.Duration.Microseconds())/1000),
-					slog.String("remote", r.RemoteAddr), slog.String("user_agent", r.UserAgent()),
-					slog.String("correlation_id", id), slog.String("identity", info.Identity()),
-				}
-				if info.Reason != "" {
-					attrs = append(attrs, slog.String("reason", info.Reason))
-				}
-				log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-			}
-			if observe != nil {
-				observe(r, o)
-			}
-		}()
-		next.ServeHTTP(rec, r)
-	})
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-type recorder struct {
-	http.ResponseWriter
-	info   *Info
-	status int
-	bytes  int64
-	wrote  bool
-}
-
-func (r *recorder) WriteHeader(s int) {
-	if !r.wrote {
-		r.status, r.wrote, r.info.Status = s, true, s
-	}
-	r.ResponseWriter.WriteHeader(s)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if !r.wrote {
-		r.status, r.wrote, r.info.Status = http.StatusOK, true, http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(b)
-	r.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/berth-registry/berth/internal/httperr"
+	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -74,7 +74,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Observe counts a finished request; it is an httperr.Observer.
-func (m *Metrics) Observe(r *http.Request, o httperr.Outcome) {
+func (m *Metrics) Observe(r *http.Request, o reqlog.Outcome) {
 	route := Route(r.URL.Path)
 	m.requests.WithLabelValues(route, method(r.Method), strconv.Itoa(o.Status)).Inc()
 	m.duration.WithLabelValues(route).Observe(o.Duration.Seconds())

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -170,7 +171,7 @@ func (h *Handler) authorized(rt route) httperr.HandlerFunc {
 			return httperr.New(oci.CodeUnauthorized, "%s no longer exists (it was deleted, perhaps created again under the same name); sign in again with 'berth auth login'", p).
 				WithHeader("WWW-Authenticate", `Bearer realm="berth",error="invalid_token"`)
 		}
-		httperr.SetIdentity(ctx, p)
+		reqlog.SetIdentity(ctx, p)
 		if rt.perm != "" {
 			if err := h.require(p, rt.perm, r.PathValue("registry")); err != nil {
 				return err

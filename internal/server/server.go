@@ -32,6 +32,7 @@ import (
 	"github.com/berth-registry/berth/internal/oauth"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -144,7 +145,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	// /v2/ bypasses ServeMux, which would clean and redirect paths ("a//b") that the
 	// distribution API must refuse as invalid names instead.
 	v2 := s.withRegistry(s.dist)
-	s.handler = s.withClientIP(trusted, httperr.Middleware(log, now, s.metrics.Observe, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	fail := httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
+		return httperr.New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
+	})
+	s.handler = s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
 			return

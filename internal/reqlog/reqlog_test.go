@@ -1,0 +1,98 @@
+package reqlog_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/reqlog"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestMiddleware: over a socket, every request gets a correlation id (a valid one of the
+// client's is kept), one access-log record with who asked and why it was refused, and an
+// observation; a panic is answered by fail (once nothing was written) and logged.
+func TestMiddleware(t *testing.T) {
+	var logged syncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	var mu sync.Mutex
+	var seen []reqlog.Outcome
+	observe := func(r *http.Request, o reqlog.Outcome) { mu.Lock(); seen = append(seen, o); mu.Unlock() }
+	fail := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "failed "+reqlog.CorrelationID(r.Context()))
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		reqlog.SetIdentity(r.Context(), reqlog.Name("alice"))
+		reqlog.SetReason(r.Context(), "first")
+		reqlog.SetReason(r.Context(), "second")
+		w.Write(append(b, " back"...))
+	})
+	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	mux.HandleFunc("/late-panic", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		panic("after the reply")
+	})
+	srv := httptest.NewServer(reqlog.Middleware(log, time.Now, observe, fail, mux))
+	defer srv.Close()
+
+	do := func(path, id, body string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if id != "" {
+			req.Header.Set(reqlog.HeaderCorrelationID, id)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := do("/ok", "client-id-1", "hello")
+	if resp.StatusCode != 200 || body != "hello back" || resp.Header.Get(reqlog.HeaderCorrelationID) != "client-id-1" {
+		t.Errorf("ok: %d %q %q", resp.StatusCode, body, resp.Header.Get(reqlog.HeaderCorrelationID))
+	}
+	resp, _ = do("/ok", "bad id with spaces", "")
+	if id := resp.Header.Get(reqlog.HeaderCorrelationID); id == "" || strings.Contains(id, " ") {
+		t.Errorf("an unsafe id is replaced: %q", id)
+	}
+	resp, body = do("/panic", "p-1", "")
+	if resp.StatusCode != 500 || body != "failed p-1" {
+		t.Errorf("panic: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = do("/late-panic", "p-2", "")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("a panic after the reply keeps it: %d", resp.StatusCode)
+	}
+	out := logged.String()
+	for _, want := range []string{
+		`msg=request method=POST path=/ok`, `status=200 bytes_in=5 bytes_out=10`, `correlation_id=client-id-1 identity=alice reason=first`,
+		`msg=panic panic=boom`, `path=/panic host=`, `status=500`, `correlation_id=p-1`, `panic="after the reply"`, `status=202`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 4 || seen[0].Status != 200 || seen[0].BytesIn != 5 || seen[0].BytesOut != 10 || seen[2].Status != 500 {
+		t.Errorf("observations: %+v", seen)
+	}
+}

@@ -1,6 +1,6 @@
 // Package layers holds berth's import rules: the packages that decide (policy), name things
-// (oci, access) and sign (token) stay leaves, so that what they decide cannot depend on how
-// requests arrive or where data is kept. go-containerregistry's depcheck is the model.
+// (oci, access), sign (token) and carry a request's errors and log (httperr, reqlog) stay
+// leaves, so that what they decide cannot depend on how requests arrive or where data is kept. go-containerregistry's depcheck is the model.
 package layers
 
 import (
@@ -15,10 +15,12 @@ const module = "github.com/berth-registry/berth"
 // allowed lists, for each leaf package, every package outside the standard library that it may
 // depend on, directly or not (its own sub-packages excepted). Anything else fails the build.
 var allowed = map[string][]string{
-	"internal/access": {},
-	"internal/oci":    {},
-	"internal/policy": {"internal/access", "internal/oci"},
-	"internal/token":  {"internal/access", "github.com/golang-jwt/jwt/v5"},
+	"internal/access":  {},
+	"internal/oci":     {},
+	"internal/policy":  {"internal/access", "internal/oci"},
+	"internal/token":   {"internal/access", "github.com/golang-jwt/jwt/v5"},
+	"internal/reqlog":  {},
+	"internal/httperr": {"internal/oci", "internal/reqlog"},
 }
 
 func TestLeavesImportOnlyTheirAllowList(t *testing.T) {

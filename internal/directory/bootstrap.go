@@ -31,7 +31,7 @@ func (d *Directory) Bootstrap(ctx context.Context, dataDir, password string, log
 	if password == "" {
 		password = GenerateSecret()
 		file = filepath.Join(dataDir, BootstrapPasswordFile)
-		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
 			return fmt.Errorf("directory: bootstrap: %w", err)
 		}
 		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -85,6 +85,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("server: network.management_allow: %w", err)
 	}
+	// The data folder holds the database, the blobs and the bootstrap password: berth's user only.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data folder: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		log.Warn("cannot make the data folder private (0700); check who else can read it", "data_dir", cfg.DataDir, "err", err)
+	}
 	// Replicas over a shared PostgreSQL leave migrations to 'berth migrate'; SQLite migrates here.
 	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now, NoMigrate: store.IsPostgres(cfg.Database)})
 	if err != nil {
@@ -179,7 +186,7 @@ func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) htt
 // OpenBlobs opens the blob storage cfg names (cfg must have passed Validate).
 func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 	tempDir := filepath.Join(cfg.DataDir, "tmp") // pieces of uploads between checkpoints (S3)
-	if err := os.MkdirAll(tempDir, 0o750); err != nil {
+	if err := os.MkdirAll(tempDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	st, err := config.ParseStorage(cfg.Storage)

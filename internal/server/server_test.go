@@ -228,3 +228,59 @@ func TestManagementAllowList(t *testing.T) {
 		t.Errorf("explain without an address: %d %+v", st, e.Management)
 	}
 }
+
+// TestDataIsPrivate (issue 16, finding 7): whatever the modes of an existing data folder and
+// database, berth leaves the folder 0700 and every file in it (the database with the signing
+// keys, its -wal and -shm, blobs; TestBootstrapGeneratedPassword checks the password file)
+// readable by its owner only.
+func TestDataIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "berth.db"), nil, 0o644); err != nil { // an empty database, as an older berth left it
+		t.Fatal(err)
+	}
+	s := registrytest.New(t, registrytest.Options{Dir: dir, Config: func(c *config.Config) {
+		c.Database = "sqlite:" + filepath.Join(dir, "berth.db")
+		c.Storage = "fs:" + filepath.Join(dir, "blobs")
+	}})
+	user, pass := s.Admin(t)
+	req, _ := http.NewRequest("POST", s.URL+"/v2/app/blobs/uploads/?digest=sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", strings.NewReader("hello"))
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push: %d", resp.StatusCode)
+	}
+	seen := map[string]bool{}
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		seen[filepath.Base(p)] = true
+		switch {
+		case d.IsDir() && fi.Mode().Perm() != 0o700:
+			t.Errorf("folder %s is %v; want 0700", rel, fi.Mode().Perm())
+		case !d.IsDir() && fi.Mode().Perm()&0o077 != 0:
+			t.Errorf("file %s is %v; want no access for group or others", rel, fi.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"berth.db", "berth.db-wal", "berth.db-shm", "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"} {
+		if !seen[want] {
+			t.Errorf("%s was not found in the data folder: the test checked less than it says", want)
+		}
+	}
+}

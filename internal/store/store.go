@@ -127,8 +127,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if path == "" {
 			return nil, errors.New("store: empty SQLite path")
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
+		}
+		// The database holds the signing keys and every secret's hash: only berth's user reads
+		// it. SQLite gives its -wal and -shm files the database file's mode.
+		if err := privateFiles(path, path+"-wal", path+"-shm"); err != nil {
+			return nil, err
 		}
 		q := url.Values{}
 		for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
@@ -288,4 +293,20 @@ func redactDSN(dsn string) string {
 		return "(unparsable)"
 	}
 	return u.Redacted()
+}
+
+// privateFiles makes the database file (created empty if missing) and its companions that exist
+// readable by their owner only, whatever the folder's or the umask's mode.
+func privateFiles(db string, others ...string) error {
+	f, err := os.OpenFile(db, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	f.Close()
+	for _, p := range append([]string{db}, others...) {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	return nil
 }

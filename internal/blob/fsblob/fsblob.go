@@ -33,7 +33,7 @@ var (
 // New returns a store rooted at dir, creating the folders it needs.
 func New(dir string) (*Store, error) {
 	for _, sub := range []string{"blobs", "uploads"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("fsblob: %w", err)
 		}
 	}
@@ -100,7 +100,7 @@ func (s *Store) Create(ctx context.Context, id string) (blob.Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("fsblob: create upload: %w", err)
 	}
@@ -217,7 +217,7 @@ func (w *writer) Commit(ctx context.Context, d oci.Digest) (blob.Info, error) {
 		return blob.Info{Digest: d, Size: w.size}, os.Remove(w.path)
 	}
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return blob.Info{}, fmt.Errorf("fsblob: commit %s: %w", d, err)
 	}
 	if err := os.Rename(w.path, dst); err != nil {

@@ -16,7 +16,7 @@ func main() {
 	err := cli.Execute(ctx, cli.OSEnv(), os.Args[1:])
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "berth:", err)
+		fmt.Fprintln(os.Stderr, "berth:", cli.SafeMessage(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -229,6 +229,7 @@ func grantOfTokenFile(file string, stdin io.Reader) ([]string, error) {
 // writeExplanation prints an explanation for people: the verdict, the reason, then every rule
 // considered (-o json gives the same as data).
 func writeExplanation(w io.Writer, e client.Explanation) error {
+	e = safeExplanation(e)
 	verb := e.Action + " " + e.Resource
 	if e.Action == "*" {
 		verb = "list " + e.Resource
@@ -274,4 +275,25 @@ func writeExplanation(w io.Writer, e client.Explanation) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", mark, s.Source, s.Ref, s.Detail)
 	}
 	return tw.Flush()
+}
+
+// safeExplanation is e with every text made safe for a terminal (names come from others).
+func safeExplanation(e client.Explanation) client.Explanation {
+	for _, p := range []*string{&e.Identity, &e.Registry, &e.Mode, &e.Resource, &e.Action, &e.DataAction, &e.IP,
+		&e.Decision.Code, &e.Decision.Reason} {
+		*p = safe(*p)
+	}
+	for _, d := range []**client.Decision{&e.Network, &e.Management} {
+		if *d != nil {
+			c := **d
+			c.Code, c.Reason = safe(c.Code), safe(c.Reason)
+			*d = &c
+		}
+	}
+	steps := make([]client.Step, len(e.Steps))
+	for i, st := range e.Steps {
+		steps[i] = client.Step{Source: safe(st.Source), Ref: safe(st.Ref), Matched: st.Matched, Detail: safe(st.Detail)}
+	}
+	e.Steps = steps
+	return e
 }

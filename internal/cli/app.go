@@ -197,17 +197,18 @@ func rank(col string) int {
 	return 1
 }
 
+// cell is one value of a table or tsv, on one line and with nothing a terminal would act on.
 func cell(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
 	case string:
-		return x
+		return safe(x)
 	case []any, map[string]any:
 		b, _ := json.Marshal(x)
-		return string(b)
+		return safe(string(b))
 	}
-	return fmt.Sprint(v)
+	return safe(fmt.Sprint(v))
 }
 
 func (a *app) table(v any) error {
@@ -218,6 +219,7 @@ func (a *app) table(v any) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	head, rule := make([]string, len(cols)), make([]string, len(cols))
 	for i, c := range cols {
+		c = safe(c)
 		head[i] = strings.ToUpper(c[:1]) + c[1:]
 		rule[i] = strings.Repeat("-", len(c))
 	}

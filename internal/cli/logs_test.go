@@ -134,3 +134,49 @@ func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestOutputCannotLie (issue 16, finding 8): a user name with terminal escapes, a newline and a
+// tab, sent without signing in, is printed escaped by every text output: no escape reaches the
+// terminal, and it starts no row of its own.
+func TestOutputCannotLie(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	evil := "mallory\x1b[2J\nfake\trow\u009b31m\u202eevil"
+	req, _ := http.NewRequest("GET", s.URL+"/oauth2/token?service="+url.QueryEscape(s.Host), nil)
+	req.SetBasicAuth(evil, "guess")
+	req.Header.Set("X-Correlation-Id", "cli-evil")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c.must("", "logs", "login-events", "--correlation-id", "cli-evil", "--query", "length(@)", "-o", "tsv") == "1\n" {
+			break
+		}
+	}
+	escaped := `mallory\x1b[2J\nfake\trow\u009b31m\u202eevil`
+	for _, tc := range []struct {
+		format string
+		rows   int
+	}{{"table", 3}, {"tsv", 1}} {
+		out := c.must("", "logs", "login-events", "--correlation-id", "cli-evil", "-o", tc.format)
+		if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != tc.rows || strings.ContainsAny(out, "\x1b\u009b\u202e") ||
+			!strings.Contains(out, escaped) {
+			t.Errorf("-o %s: %d lines, want %d, with the name escaped:\n%s", tc.format, len(lines), tc.rows, out)
+		}
+	}
+	if out := c.must("", "logs", "login-events", "--correlation-id", "cli-evil", "--query", "[0].identity", "-o", "tsv"); out != escaped+"\n" {
+		t.Errorf("a scalar with --query: %q", out)
+	}
+	// -o json stays data: JSON escapes the controls itself, and a script gets the name back.
+	out := c.must("", "logs", "login-events", "--correlation-id", "cli-evil", "-o", "json")
+	var evs []struct{ Identity string }
+	if err := json.Unmarshal([]byte(out), &evs); err != nil || len(evs) != 1 || evs[0].Identity != evil || strings.Contains(out, "\x1b") {
+		t.Errorf("-o json: %v %+v", err, evs)
+	}
+	if got := SafeMessage("line one\nuser \"\x1b[2J\" not found"); got != "line one\nuser \"\\x1b[2J\" not found" {
+		t.Errorf("SafeMessage: %q", got)
+	}
+}

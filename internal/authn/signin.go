@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,19 +17,40 @@ import (
 	"github.com/berth-registry/berth/internal/token"
 )
 
-// Throttling limits failed sign-ins. Failures are counted in the database, so every replica
-// sees the same counts.
+// Throttling limits failed sign-ins so that a guesser slows itself and not the identity's owner.
+// Failures are counted in the database, so every replica sees the same counts:
+//   - Pair: per identity and client address. A guesser at one address is blocked for that
+//     identity; the owner at another address is not.
+//   - Address: per client address, whatever the identity (one address guessing many names).
+//   - Identity: per identity over every address (a guesser at many addresses), with a ceiling
+//     far above Pair's; it blocks only addresses that never signed in as the identity
+//     (RememberFor), so its owner keeps working from where it works.
+//
+// Each block lasts Lockout, doubling when the same key is blocked again soon after (up to
+// MaxLockout). ACR leaves this to Entra ID's smart lockout (10 failures, then a minute,
+// growing; familiar locations are spared), which this follows; Harbor has a 1.5 s in-memory
+// delay per user, and Quay an exponential backoff per user that any guesser can set off for
+// everyone.
 type Throttling struct {
-	Identity store.ThrottleRule // per user name (and registry)
-	Address  store.ThrottleRule // per client address
+	Pair     store.ThrottleRule
+	Address  store.ThrottleRule
+	Identity store.ThrottleRule
+	// RememberFor is how long a successful sign-in makes its address familiar to the identity.
+	RememberFor time.Duration
 }
 
-// DefaultThrottling blocks an identity for a minute after 10 failures in 5 minutes, and an
-// address after 50.
+// DefaultThrottling: 10 failures in 5 minutes block an identity at one address, 50 an address,
+// 100 an identity from unfamiliar addresses; a minute at first, doubling up to an hour; an
+// address stays familiar for 30 days.
 var DefaultThrottling = Throttling{
-	Identity: store.ThrottleRule{Max: 10, Window: 5 * time.Minute, Lockout: time.Minute},
-	Address:  store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute},
+	Pair:        store.ThrottleRule{Max: 10, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
+	Address:     store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
+	Identity:    store.ThrottleRule{Max: 100, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
+	RememberFor: 30 * 24 * time.Hour,
 }
+
+// RememberedPrefix starts the store keys of familiar addresses (see Throttling).
+const RememberedPrefix = "ok:"
 
 // ModeSource tells the role assignment mode a registry is in now ("rbac" or "rbac-abac").
 type ModeSource interface {
@@ -197,12 +217,19 @@ func (s *Service) ServicePrincipal(ctx context.Context, ip, appID, secret string
 
 func (s *Service) signIn(ctx context.Context, key, ip, user string, check func() (directory.Identity, error)) (access.Principal, error) {
 	now := s.now()
-	ipKey := "ip:" + ip
-	until, recorded, err := s.st.SigninBlockedUntil(ctx, now, key, ipKey)
+	pairKey, ipKey := key+"@"+ip, "ip:"+ip
+	okKey := RememberedPrefix + pairKey
+	states, err := s.st.SigninStates(ctx, pairKey, ipKey, key, okKey)
 	if err != nil {
 		return access.Principal{}, err
 	}
-	if !until.IsZero() {
+	ok, known := states[okKey]
+	familiar := known && now.Sub(ok.WindowStart) < s.throttle.RememberFor
+	until := later(states[pairKey].BlockedUntil, states[ipKey].BlockedUntil)
+	if !familiar {
+		until = later(until, states[key].BlockedUntil)
+	}
+	if until.After(now) {
 		return access.Principal{}, throttled(user, until.Sub(now))
 	}
 	id, err := check()
@@ -212,27 +239,43 @@ func (s *Service) signIn(ctx context.Context, key, ip, user string, check func()
 		if !se.SecretWrong() {
 			return access.Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
 		}
-		u1, err1 := s.st.RecordSigninFailure(ctx, key, now, s.throttle.Identity)
+		u1, err1 := s.st.RecordSigninFailure(ctx, pairKey, now, s.throttle.Pair)
 		u2, err2 := s.st.RecordSigninFailure(ctx, ipKey, now, s.throttle.Address)
-		if err := errors.Join(err1, err2); err != nil {
+		u3, err3 := s.st.RecordSigninFailure(ctx, key, now, s.throttle.Identity)
+		if err := errors.Join(err1, err2, err3); err != nil {
 			return access.Principal{}, err
 		}
-		if u2.After(u1) {
-			u1 = u2
+		until = later(u1, u2)
+		if !familiar {
+			until = later(until, u3)
 		}
-		if !u1.IsZero() {
-			return access.Principal{}, throttled(user, u1.Sub(now))
+		if until.After(now) {
+			return access.Principal{}, throttled(user, until.Sub(now))
 		}
 		return access.Principal{}, &Error{Reason: se.Reason, Message: se.Message, Identity: user}
 	case err != nil:
 		return access.Principal{}, err
 	}
-	if slices.Contains(recorded, key) { // most sign-ins have no failures to forget: no write
-		if err := s.st.ClearSigninFailures(ctx, key, now); err != nil {
+	// Most sign-ins have no failures to forget and a fresh familiar mark: no write.
+	if _, failed := states[pairKey]; failed {
+		if err := s.st.ClearSigninFailures(ctx, pairKey, now); err != nil {
 			s.log.WarnContext(ctx, "could not clear sign-in failures", "err", err)
 		}
 	}
+	if !familiar || now.Sub(ok.WindowStart) > 24*time.Hour {
+		if err := s.st.RememberSignin(ctx, okKey, now); err != nil {
+			s.log.WarnContext(ctx, "could not remember the sign-in's address", "err", err)
+		}
+	}
 	return access.Principal{Kind: access.Kind(id.Kind), Name: id.Name, ID: id.ID, Registry: id.Registry, Via: "password"}, nil
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func throttled(user string, d time.Duration) *Error {

@@ -117,12 +117,16 @@ type Auth struct {
 	DirectoryTokenTTL time.Duration `yaml:"directory_token_ttl"`
 	// KeyRotation is how long a signing key signs before the next replaces it.
 	KeyRotation time.Duration `yaml:"key_rotation"`
-	// Failed sign-ins: MaxFailures per identity (AddressMaxFailures per client address) within
-	// FailureWindow block further attempts for Lockout.
-	MaxFailures        int           `yaml:"max_failures"`
-	AddressMaxFailures int           `yaml:"address_max_failures"`
-	FailureWindow      time.Duration `yaml:"failure_window"`
-	Lockout            time.Duration `yaml:"lockout"`
+	// Failed sign-ins within FailureWindow block further attempts for Lockout (doubling when
+	// blocked again soon after, up to MaxLockout): MaxFailures per identity at one client
+	// address, AddressMaxFailures per address, IdentityMaxFailures per identity over every
+	// address (from addresses that never signed in as it).
+	MaxFailures         int           `yaml:"max_failures"`
+	AddressMaxFailures  int           `yaml:"address_max_failures"`
+	IdentityMaxFailures int           `yaml:"identity_max_failures"`
+	FailureWindow       time.Duration `yaml:"failure_window"`
+	Lockout             time.Duration `yaml:"lockout"`
+	MaxLockout          time.Duration `yaml:"max_lockout"`
 }
 
 // Default returns the configuration berth runs with when nothing is set.
@@ -143,7 +147,8 @@ func Default() Config {
 		Auth: Auth{
 			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
 			KeyRotation: 30 * 24 * time.Hour,
-			MaxFailures: 10, AddressMaxFailures: 50, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
+			MaxFailures: 10, AddressMaxFailures: 50, IdentityMaxFailures: 100, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
+			MaxLockout: time.Hour,
 		},
 		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096},
 		Metrics:         Metrics{Enabled: true},
@@ -275,13 +280,16 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{"auth.access_token_ttl": c.Auth.AccessTokenTTL, "auth.refresh_token_ttl": c.Auth.RefreshTokenTTL,
 		"auth.directory_token_ttl": c.Auth.DirectoryTokenTTL, "auth.key_rotation": c.Auth.KeyRotation, "auth.failure_window": c.Auth.FailureWindow,
-		"auth.lockout": c.Auth.Lockout} {
+		"auth.lockout": c.Auth.Lockout, "auth.max_lockout": c.Auth.MaxLockout} {
 		if d < time.Minute {
 			bad("%s: must be at least 1m, not %s", name, d)
 		}
 	}
-	if c.Auth.MaxFailures < 1 || c.Auth.AddressMaxFailures < 1 {
-		bad("auth.max_failures and auth.address_max_failures: must be at least 1")
+	if c.Auth.MaxFailures < 1 || c.Auth.AddressMaxFailures < 1 || c.Auth.IdentityMaxFailures < 1 {
+		bad("auth.max_failures, auth.address_max_failures and auth.identity_max_failures: must be at least 1")
+	}
+	if c.Auth.MaxLockout < c.Auth.Lockout {
+		bad("auth.max_lockout (%s): must be at least auth.lockout (%s)", c.Auth.MaxLockout, c.Auth.Lockout)
 	}
 	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow} {
 		for _, it := range list {

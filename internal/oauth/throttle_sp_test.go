@@ -1,15 +1,17 @@
 package oauth_test
 
 import (
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
 // TestServicePrincipalThrottledEverywhere: failures of a service principal on /v2/ and on the
-// directory endpoint count together (one identity, whichever door), so that spreading guesses
-// over both does not double the attempts.
+// directory endpoint, from one address, count together (one identity, whichever door), so that
+// spreading guesses over both does not double the attempts.
 func TestServicePrincipalThrottledEverywhere(t *testing.T) {
 	s := registrytest.New(t, behindProxy(4, 100))
 	var sp struct{ AppID, Password string }
@@ -20,9 +22,17 @@ func TestServicePrincipalThrottledEverywhere(t *testing.T) {
 		}
 	}
 	for i := range 2 {
-		c := do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {"wrong"}})
-		if want := []int{401, 429}[i]; c.status != want {
-			t.Fatalf("failure %d on the directory endpoint: %d; want %d", i+3, c.status, want)
+		req, _ := http.NewRequest("POST", s.URL+"/mgmt/v1/token",
+			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "client_id": {sp.AppID}, "client_secret": {"wrong"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", "198.51.100.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := []int{401, 429}[i]; resp.StatusCode != want {
+			t.Fatalf("failure %d on the directory endpoint: %d; want %d", i+3, resp.StatusCode, want)
 		}
 	}
 	if st := from(t, "198.51.100.1", s.URL+"/v2/", sp.AppID, sp.Password); st != 429 {

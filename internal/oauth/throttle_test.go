@@ -1,9 +1,14 @@
 package oauth_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -101,5 +106,108 @@ func TestRefusalsThatAreNotGuessesDoNotCount(t *testing.T) {
 	}
 	if st := from(t, "198.51.100.1", s.URL+"/v2/", user, pass); st != 200 {
 		t.Errorf("the enabled admin user after four refusals: %d; want 200", st)
+	}
+}
+
+// fromWithRetry is from, also returning Retry-After in seconds.
+func fromWithRetry(t testing.TB, ip, u, user, pass string) (int, int) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("X-Forwarded-For", ip)
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return resp.StatusCode, ra
+}
+
+// TestGuessersCannotLockOutTheOwner (issue 16, finding 3): wrong passwords from one address
+// block that address for the identity, not the identity: its owner signs in from anywhere else,
+// for the admin user, a token and a directory user alike. A guesser that keeps coming back is
+// blocked for longer each time. Guessing from many addresses reaches the identity's ceiling,
+// which blocks only addresses that never signed in as it: the owner's keep working.
+func TestGuessersCannotLockOutTheOwner(t *testing.T) {
+	clk := registrytest.NewClock()
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) {
+		c.Network.TrustedProxies = []string{"127.0.0.1"}
+	}})
+	admin, adminPass := s.Admin(t)
+	tokPass := createToken(t, s, "ci-robot", nil, map[string]any{"scopeMap": "_repositories_pull"})
+	var alice struct{ Password string }
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": "alice"}, &alice); st != http.StatusCreated {
+		t.Fatalf("create alice: %d", st)
+	}
+	v2, dirToken := s.URL+"/v2/", s.URL+"/mgmt/v1/token"
+	userSignIn := func(ip, pass string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", dirToken, strings.NewReader(url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {pass}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const attacker = "203.0.113.66"
+	for _, id := range []struct {
+		name string
+		try  func(ip, pass string) int
+		pass string
+	}{
+		{"admin user", func(ip, pass string) int { return from(t, ip, v2, admin, pass) }, adminPass},
+		{"token", func(ip, pass string) int { return from(t, ip, v2, "ci-robot", pass) }, tokPass},
+		{"directory user", userSignIn, alice.Password},
+	} {
+		for i := range 9 {
+			if st := id.try(attacker, "wrong"); st != 401 {
+				t.Fatalf("%s: guess %d: %d", id.name, i+1, st)
+			}
+		}
+		if st := id.try(attacker, "wrong"); st != 429 {
+			t.Errorf("%s: the tenth guess: %d; want 429", id.name, st)
+		}
+		if st := id.try(attacker, id.pass); st != 429 {
+			t.Errorf("%s: the right password from the guesser's address: %d; want 429", id.name, st)
+		}
+		if st := id.try("198.51.100.1", id.pass); st != 200 {
+			t.Errorf("%s: its owner from another address, while the guesser is blocked: %d; want 200", id.name, st)
+		}
+	}
+	// The guesser comes back as soon as it may: each block is longer than the last.
+	_, first := fromWithRetry(t, attacker, v2, admin, "wrong")
+	waits := []int{first}
+	for range 2 {
+		clk.Add(time.Duration(waits[len(waits)-1]) * time.Second)
+		var st, ra int
+		for range 10 {
+			st, ra = fromWithRetry(t, attacker, v2, admin, "wrong")
+		}
+		if st != 429 {
+			t.Fatalf("ten more guesses: %d", st)
+		}
+		waits = append(waits, ra)
+	}
+	if !(waits[1] > waits[0] && waits[2] > waits[1]) {
+		t.Errorf("lockouts of a guesser that comes back: %v seconds; want each longer", waits)
+	}
+	// Guessing from many addresses, 9 each (under the per-address limit): the identity's ceiling
+	// (100) blocks new addresses, not the one its owner signed in from above.
+	clk.Add(2 * time.Hour)
+	for a := range 12 {
+		for range 9 {
+			from(t, fmt.Sprintf("192.0.2.%d", a+1), v2, admin, "wrong")
+		}
+	}
+	if st := from(t, "198.51.100.99", v2, admin, adminPass); st != 429 {
+		t.Errorf("the right password from a new address once the identity's ceiling is reached: %d; want 429", st)
+	}
+	if st := from(t, "198.51.100.1", v2, admin, adminPass); st != 200 {
+		t.Errorf("the owner from its familiar address during a distributed attack: %d; want 200", st)
 	}
 }

@@ -35,8 +35,10 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 		return err
 	}
 	s.authn = authn.NewService(s.meta, s.dir, s.tokens, authn.Throttling{
-		Identity: store.ThrottleRule{Max: a.MaxFailures, Window: a.FailureWindow, Lockout: a.Lockout},
-		Address:  store.ThrottleRule{Max: a.AddressMaxFailures, Window: a.FailureWindow, Lockout: a.Lockout},
+		Pair:        store.ThrottleRule{Max: a.MaxFailures, Window: a.FailureWindow, Lockout: a.Lockout, MaxLockout: a.MaxLockout},
+		Address:     store.ThrottleRule{Max: a.AddressMaxFailures, Window: a.FailureWindow, Lockout: a.Lockout, MaxLockout: a.MaxLockout},
+		Identity:    store.ThrottleRule{Max: a.IdentityMaxFailures, Window: a.FailureWindow, Lockout: a.Lockout, MaxLockout: a.MaxLockout},
+		RememberFor: authn.DefaultThrottling.RememberFor,
 	}, s.log, s.now)
 	if err := s.dir.Bootstrap(ctx, s.cfg.DataDir, opts.BootstrapPassword, s.log); err != nil {
 		return err
@@ -52,7 +54,7 @@ func (s *Server) maintainAuth(ctx context.Context) {
 		if err := s.tokens.Ensure(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("signing key maintenance failed", "err", err)
 		}
-		if err := s.meta.PurgeSigninFailures(ctx, s.now(), s.cfg.Auth.FailureWindow+s.cfg.Auth.Lockout); err != nil && ctx.Err() == nil {
+		if err := s.meta.PurgeSigninFailures(ctx, s.now(), s.cfg.Auth.FailureWindow, authn.RememberedPrefix, authn.DefaultThrottling.RememberFor); err != nil && ctx.Err() == nil {
 			s.log.Warn("purging sign-in failures failed", "err", err)
 		}
 	})

@@ -271,11 +271,50 @@ func runIdentities(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 				t.Errorf("failure %d: blocked until %v", i, until)
 			}
 		}
-		if until, recorded, _ := s.SigninBlockedUntil(ctx, now, "ip:1", "id:x"); !until.Equal(now.Add(30*time.Second)) || len(recorded) != 1 || recorded[0] != "id:x" {
-			t.Errorf("SigninBlockedUntil = %v, %v", until, recorded)
+		if st, err := s.SigninStates(ctx, "ip:1", "id:x"); err != nil || len(st) != 1 || !st["id:x"].BlockedUntil.Equal(now.Add(30*time.Second)) {
+			t.Errorf("SigninStates = %+v, %v", st, err)
 		}
-		if until, _, _ := s.SigninBlockedUntil(ctx, now.Add(31*time.Second), "id:x"); !until.IsZero() {
-			t.Errorf("still blocked after the lockout: %v", until)
+		if st, _ := s.SigninStates(ctx); len(st) != 0 {
+			t.Errorf("SigninStates of no key = %+v", st)
+		}
+		// Blocked again soon after the block ended: twice as long, then four times, up to
+		// MaxLockout; blocked again long after: the first lockout again.
+		rule.MaxLockout = 100 * time.Second
+		at := now.Add(31 * time.Second)
+		for _, want := range []time.Duration{60 * time.Second, 100 * time.Second, 100 * time.Second} {
+			var until time.Time
+			for range 3 {
+				until, _ = s.RecordSigninFailure(ctx, "id:x", at, rule)
+			}
+			if !until.Equal(at.Add(want)) {
+				t.Errorf("blocked again: until %v, want %v after %v", until, want, at)
+			}
+			at = until.Add(time.Second)
+		}
+		at = at.Add(2 * time.Minute)
+		var until time.Time
+		for range 3 {
+			until, _ = s.RecordSigninFailure(ctx, "id:x", at, rule)
+		}
+		if !until.Equal(at.Add(30 * time.Second)) {
+			t.Errorf("blocked long after: until %v, want 30s after %v", until, at)
+		}
+		// The purge keeps a key until a window after its block ended, and remembered sign-ins for
+		// their own time.
+		if err := s.RememberSignin(ctx, "ok:id:x@1", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PurgeSigninFailures(ctx, until.Add(30*time.Second), time.Minute, "ok:", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.SigninStates(ctx, "id:x", "ok:id:x@1"); len(st) != 2 || !st["ok:id:x@1"].WindowStart.Equal(now) {
+			t.Errorf("purged too soon: %+v", st)
+		}
+		if err := s.PurgeSigninFailures(ctx, now.Add(2*time.Hour), time.Minute, "ok:", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.SigninStates(ctx, "id:x", "ok:id:x@1"); len(st) != 0 {
+			t.Errorf("not purged: %+v", st)
 		}
 		// Failures outside the window do not add up.
 		s.RecordSigninFailure(ctx, "id:y", now, rule)

@@ -65,6 +65,15 @@ type Limits struct {
 	MaxUploads       int   `yaml:"max_uploads"` // open upload sessions per registry
 	MaxPageSize      int   `yaml:"max_page_size"`
 	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
+	// BodyIdleTimeout ends a request whose body sends nothing for this long; after that long,
+	// a body must also average MinBodyRate bytes a second (a trickle holds nothing for ever).
+	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
+	MinBodyRate     int64         `yaml:"min_body_rate"`
+	// WriteIdleTimeout ends a reply the client takes nothing of for this long.
+	WriteIdleTimeout time.Duration `yaml:"write_idle_timeout"`
+	// MaxAnonymousPerAddress is how many requests without credentials one client address may
+	// have in flight at once (health checks aside).
+	MaxAnonymousPerAddress int `yaml:"max_anonymous_per_address"`
 }
 
 // Uploads configures upload sessions.
@@ -142,6 +151,9 @@ func Default() Config {
 			MaxUploads:       10_000,
 			MaxPageSize:      10_000,
 			MaxHeaderBytes:   64 << 10,
+			// A 1 Mbit/s client sends 125 000 bytes a second: 8× the minimum rate.
+			BodyIdleTimeout: 30 * time.Second, MinBodyRate: 16 << 10, WriteIdleTimeout: time.Minute,
+			MaxAnonymousPerAddress: 64,
 		},
 		Uploads: Uploads{TTL: 7 * 24 * time.Hour},
 		Auth: Auth{
@@ -287,6 +299,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.MaxFailures < 1 || c.Auth.AddressMaxFailures < 1 || c.Auth.IdentityMaxFailures < 1 {
 		bad("auth.max_failures, auth.address_max_failures and auth.identity_max_failures: must be at least 1")
+	}
+	if c.Limits.BodyIdleTimeout < time.Second || c.Limits.WriteIdleTimeout < time.Second {
+		bad("limits.body_idle_timeout and limits.write_idle_timeout: must be at least 1s")
+	}
+	if c.Limits.MinBodyRate < 0 || c.Limits.MaxAnonymousPerAddress < 1 {
+		bad("limits.min_body_rate must not be negative, limits.max_anonymous_per_address must be at least 1")
 	}
 	if c.Auth.MaxLockout < c.Auth.Lockout {
 		bad("auth.max_lockout (%s): must be at least auth.lockout (%s)", c.Auth.MaxLockout, c.Auth.Lockout)

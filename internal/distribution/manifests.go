@@ -108,6 +108,10 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 		return manifestTooLarge(max)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	var he *httperr.Error
+	if errors.As(err, &he) { // the body stopped coming (the server's deadlines)
+		return he
+	}
 	if err != nil {
 		return httperr.New(oci.CodeManifestInvalid, "reading the manifest: %v", err)
 	}

@@ -205,6 +205,8 @@ func (h *Handler) uploadBodyError(err error, body *limitedBody, d oci.Digest) er
 		return httperr.New(oci.CodeDigestInvalid, "the uploaded content's digest is %s, not %s", mm.Got, mm.Want).WithDetail(map[string]string{"digest": string(d)})
 	case body.over:
 		return blobTooLarge(-1, h.limits.MaxBlobBytes)
+	case errors.As(body.readErr, new(*httperr.Error)): // the body stopped coming (the server's deadlines)
+		return body.readErr
 	case body.readErr != nil:
 		return httperr.New(oci.CodeBlobUploadInvalid, "the request body ended early: %v", body.readErr).Wrap(err)
 	}

@@ -252,6 +252,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		if errors.As(err, &mbe) {
 			return httperr.New(oci.CodeSizeInvalid, "the request body is larger than %d bytes", maxBody).WithStatus(http.StatusRequestEntityTooLarge)
 		}
+		var he *httperr.Error
+		if errors.As(err, &he) { // the body stopped coming (the server's deadlines)
+			return he
+		}
 		return invalid("the request body is not valid JSON for this endpoint: %v", err)
 	}
 	return nil

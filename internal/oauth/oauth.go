@@ -106,6 +106,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
 	a := h.begin(r, audit.OpToken)
 	defer func() { h.done(r, a, err) }()
+	if err := h.networkFirst(r, a); err != nil {
+		return err
+	}
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
@@ -250,6 +253,9 @@ func (h *Handler) exchange(w http.ResponseWriter, r *http.Request) (err error) {
 	ctx := r.Context()
 	a := h.begin(r, audit.OpExchange)
 	defer func() { h.done(r, a, err) }()
+	if err := h.networkFirst(r, a); err != nil {
+		return err
+	}
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
@@ -344,6 +350,25 @@ func (h *Handler) registry(ctx context.Context, r *http.Request) (store.Registry
 	return h.hosts.Resolve(ctx, host)
 }
 
+// networkFirst applies the network rules of the registry the request's Host or query names
+// before its body is read: a client the registry does not let in cannot hold the server with a
+// body. (The form may name another registry as its service; its rules are checked after.)
+func (h *Handler) networkFirst(r *http.Request, a *attempt) error {
+	host := r.URL.Query().Get("service")
+	if host == "" {
+		host = r.Host
+	}
+	if len(host) > 255 {
+		return nil // refused with a clear message once the form is read
+	}
+	reg, err := h.hosts.Resolve(r.Context(), host)
+	if err != nil {
+		return nil // the same
+	}
+	a.registry(reg)
+	return h.network(r, reg)
+}
+
 // network refuses a client the registry's network rules do not let in, before any sign-in.
 func (h *Handler) network(r *http.Request, reg store.Registry) error {
 	return CheckNetwork(r, h.policy, reg, h.log)
@@ -377,6 +402,10 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
+		var he *httperr.Error
+		if errors.As(err, &he) { // the body stopped coming (the server's deadlines)
+			return he
+		}
 		if errors.As(err, &mbe) {
 			return httperr.New(oci.CodeSizeInvalid, "the request body is larger than %d bytes", maxFormBytes).WithStatus(http.StatusRequestEntityTooLarge)
 		}

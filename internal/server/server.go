@@ -155,7 +155,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	fail := httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
 	})
-	s.handler = s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	anonymous := &anonymousLimit{max: cfg.Limits.MaxAnonymousPerAddress, log: log}
+	timing := deadlines{bodyIdle: cfg.Limits.BodyIdleTimeout, writeIdle: cfg.Limits.WriteIdleTimeout, minRate: cfg.Limits.MinBodyRate}
+	s.handler = timing.wrap(s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
 			return
@@ -167,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			}
 		}
 		mux.ServeHTTP(w, r)
-	})))
+	})))))
 	return s, nil
 }
 

@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+// stall opens a connection, sends a request whose body announces more than it sends, and
+// returns the connection and a function that reads the reply's status (0: none, the connection
+// was closed without one).
+func stall(t *testing.T, host, head string) (net.Conn, func() int) {
+	t.Helper()
+	c, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := fmt.Fprintf(c, "%sHost: %s\r\nContent-Length: 100000\r\n\r\ngrant_type", head, host); err != nil {
+		t.Fatal(err)
+	}
+	return c, func() int {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+}
+
+// TestSlowBodiesCannotHoldTheServer (issue 16, finding 2): requests without credentials whose
+// bodies stall are bounded per address, and each is ended once its body sends nothing for
+// limits.body_idle_timeout; a body that trickles is ended too; the network rules refuse a client
+// without reading its body (the reply waits at most the idle timeout for the connection to be
+// drained or closed); health checks and signed-in clients are answered throughout.
+func TestSlowBodiesCannotHoldTheServer(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Limits.BodyIdleTimeout, c.Limits.MaxAnonymousPerAddress = time.Second, 8
+	}})
+	user, pass := s.Admin(t)
+	const stalled = 20
+	reads := make([]func() int, stalled)
+	for i := range reads {
+		_, reads[i] = stall(t, s.Host, "POST /oauth2/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+	}
+	time.Sleep(200 * time.Millisecond)
+	// While they stall: health checks and a signed-in client are answered at once.
+	start := time.Now()
+	if resp, err := http.Get(s.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz while %d bodies stall: %v", stalled, err)
+	} else {
+		resp.Body.Close()
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/v2/", nil)
+	req.SetBasicAuth(user, pass)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("a signed-in client while %d bodies stall: %v", stalled, err)
+	} else {
+		resp.Body.Close()
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("answers took %s while bodies stall", d)
+	}
+	// Every stalled request is answered: 429 beyond the address's 8, 408 for those 8 once their
+	// bodies sent nothing for a second.
+	var mu sync.Mutex
+	count := map[int]int{}
+	var wg sync.WaitGroup
+	for _, read := range reads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := read()
+			mu.Lock()
+			count[st]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); count[http.StatusTooManyRequests] != stalled-8 || count[http.StatusRequestTimeout] != 8 || d > 5*time.Second {
+		t.Errorf("stalled requests answered %v in %s; want %d × 429 and 8 × 408 within seconds", count, d, stalled-8)
+	}
+
+	// A body that trickles (a byte every 200 ms) is ended after the idle timeout too.
+	c, err := net.Dial("tcp", s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /v2/app/blobs/uploads/?digest=sha256:%064x HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Length: 100000\r\n\r\n", 1, s.Host, basicAuth(user, pass))
+	done := make(chan int, 1)
+	go func() {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	var st int
+trickle:
+	for range 50 {
+		select {
+		case st = <-done:
+			break trickle
+		case <-time.After(200 * time.Millisecond):
+			c.Write([]byte("x"))
+		}
+	}
+	if st != http.StatusRequestTimeout && st != http.StatusBadRequest {
+		t.Errorf("a trickling upload body: %d; want 408 (or 400 naming the timeout)", st)
+	}
+
+	// A registry that refuses the address does so before the body is read.
+	if code := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"networkRuleSet": map[string]string{"defaultAction": "Deny"}}, nil); code != 200 {
+		t.Fatalf("deny: %d", code)
+	}
+	_, read := stall(t, s.Host, "POST /oauth2/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n")
+	start = time.Now()
+	if st := read(); st != http.StatusForbidden || time.Since(start) > 3*time.Second {
+		t.Errorf("a refused address with a stalled body: %d after %s; want 403 within the body's idle timeout", st, time.Since(start))
+	}
+}
+
+func basicAuth(user, pass string) string {
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.SetBasicAuth(user, pass)
+	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
+}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berth-registry/berth/internal/access"
@@ -78,7 +77,7 @@ type Handler struct {
 	onUpload func(time.Duration, int64)
 	limits   Limits
 	now      func() time.Time
-	locks    [256]sync.Mutex // upload locks, striped by upload id
+	locks    uploadLocks // one per upload session in use
 }
 
 // New returns a handler; requests must carry their registry in ctx (hosts.WithRegistry).

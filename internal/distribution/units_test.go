@@ -2,8 +2,10 @@ package distribution
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -248,22 +250,61 @@ func TestNewDefaults(t *testing.T) {
 	}
 }
 
-// Each upload id has its own lock stripe (most of the time): two ids that hash apart do not wait
-// for each other.
-func TestUploadLocksAreStriped(t *testing.T) {
-	h := &Handler{}
-	unlock := h.lock("upload-a")
-	defer unlock()
-	done := make(chan struct{})
+// TestUploadLocks: each upload has its own lock — a held one keeps no other upload waiting —,
+// a second request to the same upload waits for the first, a waiter leaves when its context
+// ends (409), and nothing is left behind once every request is done.
+func TestUploadLocks(t *testing.T) {
+	var l uploadLocks
+	ctx := context.Background()
+	unlockA, err := l.lock(ctx, "upload-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 { // whatever their hashes
+		unlock, err := l.lock(ctx, fmt.Sprintf("upload-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := l.lock(short, "upload-a"); httpStatus(err) != http.StatusConflict {
+		t.Errorf("a waiter whose client left: %v; want 409", err)
+	}
+	got := make(chan struct{})
 	go func() {
-		h.lock("upload-b")()
-		close(done)
+		unlock, err := l.lock(ctx, "upload-a")
+		if err == nil {
+			close(got)
+			unlock()
+		}
 	}()
 	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the lock of upload-b waits for upload-a's")
+	case <-got:
+		t.Fatal("a second request to the same upload did not wait for the first")
+	case <-time.After(50 * time.Millisecond):
 	}
+	unlockA()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter did not get the lock once it was released")
+	}
+	for deadline := time.Now().Add(5 * time.Second); l.held() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := l.held(); n != 0 {
+		t.Errorf("%d locks left behind", n)
+	}
+}
+
+func httpStatus(err error) int {
+	var he *httperr.Error
+	if errors.As(err, &he) {
+		return he.Status
+	}
+	return 0
 }
 
 func TestServeWithoutRegistry(t *testing.T) {

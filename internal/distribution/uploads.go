@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"strconv"
@@ -244,14 +243,6 @@ func rangeHeader(size int64) string {
 	return "0-" + strconv.FormatInt(size-1, 10)
 }
 
-func (h *Handler) lock(id string) func() {
-	f := fnv.New32a()
-	f.Write([]byte(id))
-	m := &h.locks[f.Sum32()%uint32(len(h.locks))]
-	m.Lock()
-	return m.Unlock
-}
-
 // loadUpload finds the upload session named by the request.
 func (h *Handler) loadUpload(ctx context.Context, req *request) (store.Upload, error) {
 	u, err := h.meta.Upload(ctx, req.reg.ID, req.name, req.ref)
@@ -273,7 +264,11 @@ func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, req *requ
 
 func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
-	defer h.lock(req.ref)()
+	unlock, err := h.locks.lock(ctx, req.ref)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err
@@ -291,7 +286,11 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, req *requ
 
 func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
-	defer h.lock(req.ref)()
+	unlock, err := h.locks.lock(ctx, req.ref)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err
@@ -315,7 +314,11 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, req *requ
 	if err != nil {
 		return digestError(err)
 	}
-	defer h.lock(req.ref)()
+	unlock, err := h.locks.lock(ctx, req.ref)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err

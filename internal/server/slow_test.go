@@ -3,8 +3,10 @@ package server_test
 import (
 	"bufio"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -138,4 +140,76 @@ func basicAuth(user, pass string) string {
 	req, _ := http.NewRequest("GET", "/", nil)
 	req.SetBasicAuth(user, pass)
 	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
+}
+
+// TestStalledUploadHoldsNoOtherTenant (issue 16, finding 1): an upload whose PATCH body stalls
+// keeps no other upload waiting, even one whose id shared a lock stripe with it in the old
+// design (256 stripes for every registry, by FNV-1a of the id): the attacker opens uploads in
+// its own registry until one collides with the victim's, stalls it, and the victim's PATCH is
+// answered at once.
+func TestStalledUploadHoldsNoOtherTenant(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	victimUser, victimPass := s.Admin(t)
+	var att struct {
+		Credentials struct {
+			Username  string
+			Passwords []struct{ Value string }
+		}
+	}
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "att", "loginServer": "att.example", "adminUserEnabled": true}, &att); st != 201 {
+		t.Fatalf("create the attacker's registry: %d", st)
+	}
+	attUser, attPass := att.Credentials.Username, att.Credentials.Passwords[0].Value
+	open := func(host, user, pass, repo string) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.URL+"/v2/"+repo+"/blobs/uploads/", nil)
+		req.Host = host
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("open an upload at %s: %d", host, resp.StatusCode)
+		}
+		return resp.Header.Get("Location")
+	}
+	stripe := func(loc string) uint32 {
+		h := fnv.New32a()
+		h.Write([]byte(path.Base(loc)))
+		return h.Sum32() % 256
+	}
+	victim := open(s.Host, victimUser, victimPass, "victim/app")
+	var attacker string
+	for range 5000 {
+		if loc := open("att.example", attUser, attPass, "x/app"); stripe(loc) == stripe(victim) {
+			attacker = loc
+			break
+		}
+	}
+	if attacker == "" {
+		t.Fatal("no upload of the attacker's shared the victim's old stripe")
+	}
+	c, err := net.Dial("tcp", s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PATCH %s HTTP/1.1\r\nHost: att.example\r\nAuthorization: Basic %s\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n0123456789",
+		attacker, basicAuth(attUser, attPass))
+	time.Sleep(200 * time.Millisecond) // the stalled PATCH holds its upload's lock now
+	req, _ := http.NewRequest("PATCH", s.URL+victim, strings.NewReader("hello"))
+	req.SetBasicAuth(victimUser, victimPass)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	cl := &http.Client{Timeout: 5 * time.Second}
+	start := time.Now()
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatalf("the victim's PATCH while the attacker's stalls: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Range") != "0-4" || time.Since(start) > 2*time.Second {
+		t.Errorf("the victim's PATCH: %d, Range %q, after %s", resp.StatusCode, resp.Header.Get("Range"), time.Since(start))
+	}
 }

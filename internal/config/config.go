@@ -63,8 +63,11 @@ type Limits struct {
 	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
 	MaxBlobBytes     int64 `yaml:"max_blob_bytes"`
 	MaxUploads       int   `yaml:"max_uploads"` // open upload sessions per registry
-	MaxPageSize      int   `yaml:"max_page_size"`
-	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
+	// MaxUploadsPerIdentity bounds one identity's open upload sessions in a registry, so that
+	// one CI job or token cannot take every slot of MaxUploads.
+	MaxUploadsPerIdentity int `yaml:"max_uploads_per_identity"`
+	MaxPageSize           int `yaml:"max_page_size"`
+	MaxHeaderBytes        int `yaml:"max_header_bytes"`
 	// BodyIdleTimeout ends a request whose body sends nothing for this long; after that long,
 	// a body must also average MinBodyRate bytes a second (a trickle holds nothing for ever).
 	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
@@ -146,16 +149,17 @@ func Default() Config {
 		Registry: "default",
 		Log:      Log{Level: "info", Format: "json"},
 		Limits: Limits{
-			MaxManifestBytes: 4 << 20,
-			MaxBlobBytes:     64 << 30,
-			MaxUploads:       10_000,
-			MaxPageSize:      10_000,
-			MaxHeaderBytes:   64 << 10,
+			MaxManifestBytes:      4 << 20,
+			MaxBlobBytes:          64 << 30,
+			MaxUploads:            10_000,
+			MaxUploadsPerIdentity: 1_000,
+			MaxPageSize:           10_000,
+			MaxHeaderBytes:        64 << 10,
 			// A 1 Mbit/s client sends 125 000 bytes a second: 8× the minimum rate.
 			BodyIdleTimeout: 30 * time.Second, MinBodyRate: 16 << 10, WriteIdleTimeout: time.Minute,
 			MaxAnonymousPerAddress: 64,
 		},
-		Uploads: Uploads{TTL: 7 * 24 * time.Hour},
+		Uploads: Uploads{TTL: 6 * time.Hour},
 		Auth: Auth{
 			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
 			KeyRotation: 30 * 24 * time.Hour,
@@ -302,6 +306,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.BodyIdleTimeout < time.Second || c.Limits.WriteIdleTimeout < time.Second {
 		bad("limits.body_idle_timeout and limits.write_idle_timeout: must be at least 1s")
+	}
+	if c.Limits.MaxUploads < 1 || c.Limits.MaxUploadsPerIdentity < 1 {
+		bad("limits.max_uploads and limits.max_uploads_per_identity: must be at least 1")
 	}
 	if c.Limits.MinBodyRate < 0 || c.Limits.MaxAnonymousPerAddress < 1 {
 		bad("limits.min_body_rate must not be negative, limits.max_anonymous_per_address must be at least 1")

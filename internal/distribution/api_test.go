@@ -333,6 +333,32 @@ func TestUploadLimit(t *testing.T) {
 	}
 }
 
+// TestOneIdentityCannotTakeEveryUploadSlot (issue 16, finding 5): open uploads are limited per
+// identity as well as per registry: a token that opens as many as it can stops at its own limit,
+// and the registry's other identities keep pushing.
+func TestOneIdentityCannotTakeEveryUploadSlot(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.MaxUploads, c.Limits.MaxUploadsPerIdentity = 10, 3 }})
+	var tok struct {
+		Credentials struct{ Passwords []struct{ Value string } }
+	}
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens", map[string]any{"name": "greedy", "scopeMap": "_repositories_push"}, &tok); st != http.StatusCreated {
+		t.Fatalf("create token: %d", st)
+	}
+	greedy := &client{t: t, base: s.URL, user: "greedy", pass: tok.Credentials.Passwords[0].Value}
+	opened := 0
+	var last reply
+	for range 10 {
+		if last = greedy.do("POST", "/v2/greedy/blobs/uploads/", nil, nil); last.StatusCode == http.StatusAccepted {
+			opened++
+		}
+	}
+	if opened != 3 || last.StatusCode != http.StatusTooManyRequests || !strings.Contains(last.message(), `token "greedy" of registry "default" has 3 uploads in progress`) {
+		t.Errorf("the greedy token opened %d uploads; its last try: %d %s", opened, last.StatusCode, last.body)
+	}
+	owner := newClient(t, s)
+	owner.must(owner.do("POST", "/v2/mine/blobs/uploads/", nil, nil), 202, "another identity's upload while the token is at its limit")
+}
+
 func TestBlobSizeLimit(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.MaxBlobBytes = 1000 }})
 	c := newClient(t, s)

@@ -38,6 +38,7 @@ type Limits struct {
 	MaxManifestBytes      int64 // at most oci.MaxManifestSize
 	MaxBlobBytes          int64
 	MaxUploadsPerRegistry int // open upload sessions; beyond it POST answers 429
+	MaxUploadsPerIdentity int // open upload sessions of one identity in one registry
 	MaxPageSize           int // tags and catalog entries per page
 }
 
@@ -46,6 +47,7 @@ var DefaultLimits = Limits{
 	MaxManifestBytes:      oci.MaxManifestSize,
 	MaxBlobBytes:          64 << 30,
 	MaxUploadsPerRegistry: 10_000,
+	MaxUploadsPerIdentity: 1_000,
 	MaxPageSize:           10_000,
 }
 
@@ -87,6 +89,9 @@ func New(d Deps) *Handler {
 	}
 	if d.Limits == (Limits{}) {
 		d.Limits = DefaultLimits
+	}
+	if d.Limits.MaxUploadsPerIdentity <= 0 {
+		d.Limits.MaxUploadsPerIdentity = d.Limits.MaxUploadsPerRegistry
 	}
 	if d.Limits.MaxManifestBytes <= 0 || d.Limits.MaxManifestBytes > oci.MaxManifestSize {
 		d.Limits.MaxManifestBytes = oci.MaxManifestSize

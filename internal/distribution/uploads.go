@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
@@ -56,13 +57,22 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 		}
 		return h.monolithic(w, r, req, d)
 	}
-	n, err := h.meta.CountUploads(ctx, req.reg.ID)
+	// One identity cannot take every upload slot of its registry: its own count is checked first.
+	owner := uploadOwner(req.principal)
+	n, err := h.meta.CountUploadsOf(ctx, req.reg.ID, owner)
 	if err != nil {
+		return err
+	}
+	if n >= h.limits.MaxUploadsPerIdentity {
+		return httperr.New(oci.CodeTooManyRequests, "%s has %d uploads in progress in registry %s, the most one identity may have; finish or cancel some, or retry later",
+			req.principal, n, req.reg.Name).WithHeader("Retry-After", "30").WithReason("identity_upload_limit")
+	}
+	if n, err = h.meta.CountUploads(ctx, req.reg.ID); err != nil {
 		return err
 	}
 	if n >= h.limits.MaxUploadsPerRegistry {
 		return httperr.New(oci.CodeTooManyRequests, "registry %s has %d uploads in progress, the most it allows; finish or cancel some, or retry later", req.reg.Name, n).
-			WithHeader("Retry-After", "30")
+			WithHeader("Retry-After", "30").WithReason("registry_upload_limit")
 	}
 	id := newID()
 	bw, err := h.blobs.Create(ctx, id)
@@ -76,7 +86,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return err
 	}
-	if err := h.meta.CreateUpload(ctx, store.Upload{ID: id, RegistryID: req.reg.ID, Repository: req.name, HashAlgorithm: string(oci.SHA256), HashState: state}); err != nil {
+	if err := h.meta.CreateUpload(ctx, store.Upload{ID: id, RegistryID: req.reg.ID, Repository: req.name, HashAlgorithm: string(oci.SHA256), HashState: state, Owner: owner}); err != nil {
 		return errors.Join(err, h.blobs.Delete(ctx, id))
 	}
 	uploadHeaders(w, req.name, id, 0)
@@ -584,4 +594,12 @@ func unmarshalHash(h hash.Hash, state []byte) error {
 		return errors.New("hash state cannot be restored")
 	}
 	return m.UnmarshalBinary(bytes.Clone(state))
+}
+
+// uploadOwner names the identity an upload session counts against.
+func uploadOwner(p access.Principal) string {
+	if p.IsAnonymous() {
+		return "anonymous"
+	}
+	return string(p.Kind) + ":" + strconv.FormatInt(p.ID, 10)
 }

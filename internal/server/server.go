@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			MaxManifestBytes:      cfg.Limits.MaxManifestBytes,
 			MaxBlobBytes:          cfg.Limits.MaxBlobBytes,
 			MaxUploadsPerRegistry: cfg.Limits.MaxUploads,
+			MaxUploadsPerIdentity: cfg.Limits.MaxUploadsPerIdentity,
 			MaxPageSize:           cfg.Limits.MaxPageSize,
 		},
 	})

@@ -17,15 +17,17 @@ type Upload struct {
 	Size          int64
 	HashAlgorithm string
 	HashState     []byte
-	CreatedAt     time.Time
+	// Owner names who opened it ("user:7", "token:3" …), for the per-identity limit.
+	Owner     string
+	CreatedAt time.Time
 	UpdatedAt     time.Time
 }
 
 // CreateUpload records a new upload session.
 func (s *Store) CreateUpload(ctx context.Context, u Upload) error {
 	now := s.millis()
-	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO uploads (id, registry_id, repository, size, hash_algorithm, hash_state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), u.ID, u.RegistryID, u.Repository, u.Size, u.HashAlgorithm, u.HashState, now, now)
+	_, err := s.wdb.ExecContext(ctx, s.q(`INSERT INTO uploads (id, registry_id, repository, size, hash_algorithm, hash_state, owner, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), u.ID, u.RegistryID, u.Repository, u.Size, u.HashAlgorithm, u.HashState, u.Owner, now, now)
 	if err != nil {
 		return fmt.Errorf("store: create upload: %w", err)
 	}
@@ -84,6 +86,15 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 func (s *Store) CountUploads(ctx context.Context, registryID int64) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads WHERE registry_id = ?`), registryID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count uploads: %w", err)
+	}
+	return n, nil
+}
+
+// CountUploadsOf returns how many upload sessions owner has open in a registry.
+func (s *Store) CountUploadsOf(ctx context.Context, registryID int64, owner string) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM uploads WHERE registry_id = ? AND owner = ?`), registryID, owner).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count uploads: %w", err)
 	}
 	return n, nil

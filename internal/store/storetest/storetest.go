@@ -207,6 +207,17 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		if n, _ := s.CountUploads(ctx, reg.ID); n != 1 {
 			t.Errorf("CountUploads = %d", n)
 		}
+		if err := s.CreateUpload(ctx, store.Upload{ID: "u2", RegistryID: reg.ID, Repository: "r", HashAlgorithm: "sha256", Owner: "token:9"}); err != nil {
+			t.Fatal(err)
+		}
+		for owner, want := range map[string]int{"token:9": 1, "token:8": 0} {
+			if n, err := s.CountUploadsOf(ctx, reg.ID, owner); err != nil || n != want {
+				t.Errorf("CountUploadsOf(%s) = %d, %v; want %d", owner, n, err, want)
+			}
+		}
+		if err := s.DeleteUpload(ctx, "u2"); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeleteUpload(ctx, "u1"); err != nil {
 			t.Fatal(err)
 		}

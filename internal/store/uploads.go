@@ -20,7 +20,7 @@ type Upload struct {
 	// Owner names who opened it ("user:7", "token:3" …), for the per-identity limit.
 	Owner     string
 	CreatedAt time.Time
-	UpdatedAt     time.Time
+	UpdatedAt time.Time
 }
 
 // CreateUpload records a new upload session.

@@ -2,6 +2,7 @@ package distribution_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/distribution"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
@@ -320,6 +322,63 @@ func TestRegistriesByHost(t *testing.T) {
 	layer := oci.FromBytes(oci.SHA256, []byte("team layer"))
 	def.must(def.do("POST", "/v2/app/blobs/uploads/?mount="+string(layer)+"&from=app", nil, nil), 202, "cross-registry mount falls back")
 	def.must(def.do("GET", "/v2/app/blobs/"+string(layer), nil, nil), 404, "other registry's blob")
+}
+
+// TestReferrersAreBoundedByBytes (issue 16, finding 4): a manifest's annotations are limited
+// (a referrer cannot carry megabytes that every listing repeats), and a referrers page is cut by
+// bytes as well as by count, with Link to the rest: following the links lists every referrer
+// once, and no page is larger than the bound.
+func TestReferrersAreBoundedByBytes(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	_, subject := c.pushImage("big/repo", "v1", []byte("base"))
+	empty := c.pushBlob("big/repo", []byte("{}"))
+	referrer := func(i, annBytes int) []byte {
+		return []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"artifactType":"application/vnd.example.note","config":{"mediaType":%q,"digest":%q,"size":2},"layers":[{"mediaType":%q,"digest":%q,"size":2}],"subject":{"mediaType":%q,"digest":%q,"size":1},"annotations":{"n":"%d","note":%q}}`,
+			oci.MediaTypeImageManifest, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeImageManifest, subject, i, strings.Repeat("x", annBytes)))
+	}
+	ct := map[string]string{"Content-Type": oci.MediaTypeImageManifest}
+	huge := referrer(0, 4<<20-2048)
+	if r := c.do("PUT", "/v2/big/repo/manifests/"+string(oci.FromBytes(oci.SHA256, huge)), ct, huge); r.StatusCode != 400 || r.code() != "MANIFEST_INVALID" ||
+		!strings.Contains(r.message(), "annotations are") {
+		t.Errorf("a referrer with 4 MiB of annotations: %d %s", r.StatusCode, r.body)
+	}
+	const count = 80 // × 60 KiB of annotations: more than one page's bytes
+	want := map[oci.Digest]bool{}
+	for i := range count {
+		m := referrer(i, 60<<10)
+		d := oci.FromBytes(oci.SHA256, m)
+		c.must(c.do("PUT", "/v2/big/repo/manifests/"+string(d), ct, m), 201, "put referrer")
+		want[d] = true
+	}
+	next, pages := "/v2/big/repo/referrers/"+string(subject)+"?n=1000", 0
+	for next != "" {
+		r := c.must(c.do("GET", next, nil, nil), 200, "referrers page")
+		pages++
+		if len(r.body) > distribution.MaxReferrersBytes+1024 {
+			t.Errorf("page %d is %d bytes", pages, len(r.body))
+		}
+		var idx struct{ Manifests []oci.Descriptor }
+		if err := json.Unmarshal([]byte(r.body), &idx); err != nil || len(idx.Manifests) == 0 {
+			t.Fatalf("page %d: %v, %d entries", pages, err, len(idx.Manifests))
+		}
+		for _, m := range idx.Manifests {
+			if !want[m.Digest] {
+				t.Errorf("page %d lists %s, unknown or listed before", pages, m.Digest)
+			}
+			delete(want, m.Digest)
+		}
+		next = ""
+		if link := r.Header.Get("Link"); link != "" {
+			next = strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(link, ";", 2)[0], "<"), ">")
+		}
+		if pages > count {
+			t.Fatal("the links do not end")
+		}
+	}
+	if len(want) != 0 || pages < 2 {
+		t.Errorf("%d pages; %d referrers never listed", pages, len(want))
+	}
 }
 
 func TestUploadLimit(t *testing.T) {

@@ -158,16 +158,29 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, req *request
 	if err != nil {
 		return err
 	}
+	descs := make([]oci.Descriptor, 0, len(list))
+	size := 0
+	for i, m := range list {
+		desc := oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+		b, err := json.Marshal(desc)
+		if err != nil {
+			return err
+		}
+		// A page is cut by bytes as well as by count (always at least one descriptor, so that
+		// paging moves on); the rest is behind Link.
+		if i > 0 && size+len(b)+1 > MaxReferrersBytes {
+			list, more = list[:i], true
+			break
+		}
+		size += len(b) + 1
+		descs = append(descs, desc)
+	}
 	if more && len(list) > 0 {
 		var extra []string
 		if artifactType != "" {
 			extra = []string{"artifactType", artifactType}
 		}
 		linkNext(w, "/v2/"+req.name+"/referrers/"+string(d), string(list[len(list)-1].Digest), n, extra...)
-	}
-	descs := make([]oci.Descriptor, 0, len(list))
-	for _, m := range list {
-		descs = append(descs, oci.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: m.ArtifactType, Annotations: m.Annotations})
 	}
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")

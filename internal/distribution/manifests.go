@@ -130,6 +130,9 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 	if err != nil {
 		return httperr.New(oci.CodeManifestInvalid, "%v", err)
 	}
+	if err := checkManifestLimits(parsed); err != nil {
+		return err
+	}
 	if _, err := blob.Put(ctx, h.blobs, newID(), d, bytes.NewReader(body)); err != nil {
 		return err
 	}
@@ -198,5 +201,31 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, req *re
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// Limits of what one manifest may carry, beyond its size: what the referrers API and the store
+// keep of a manifest stays small, and an index cannot make one request walk millions of entries.
+const (
+	// MaxAnnotationBytes bounds a manifest's own annotations (keys and values together), which
+	// the referrers API repeats for every referrer.
+	MaxAnnotationBytes = 64 << 10
+	// MaxDescriptors bounds the blobs and manifests a manifest references.
+	MaxDescriptors = 10_000
+	// MaxReferrersBytes bounds one page of the referrers API (the rest is behind Link).
+	MaxReferrersBytes = 4 << 20
+)
+
+func checkManifestLimits(m *oci.Manifest) error {
+	n := 0
+	for k, v := range m.Annotations {
+		n += len(k) + len(v)
+	}
+	if n > MaxAnnotationBytes {
+		return httperr.New(oci.CodeManifestInvalid, "the manifest's annotations are %d bytes; berth keeps at most %d", n, MaxAnnotationBytes)
+	}
+	if d := len(m.Blobs) + len(m.Manifests); d > MaxDescriptors {
+		return httperr.New(oci.CodeManifestInvalid, "the manifest references %d blobs and manifests; berth accepts at most %d", d, MaxDescriptors)
+	}
 	return nil
 }

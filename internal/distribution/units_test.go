@@ -384,3 +384,20 @@ func TestChallengeScope(t *testing.T) {
 		}
 	}
 }
+
+func TestManifestLimits(t *testing.T) {
+	many := make([]oci.Digest, MaxDescriptors)
+	for _, tc := range []struct {
+		m    oci.Manifest
+		want string
+	}{
+		{oci.Manifest{Annotations: map[string]string{"k": strings.Repeat("v", MaxAnnotationBytes-1)}, Blobs: many}, ""},
+		{oci.Manifest{Annotations: map[string]string{"k": strings.Repeat("v", MaxAnnotationBytes)}}, "annotations are 65537 bytes"},
+		{oci.Manifest{Blobs: many, Manifests: []oci.Digest{"sha256:x"}}, "references 10001 blobs and manifests"},
+	} {
+		err := checkManifestLimits(&tc.m)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("checkManifestLimits: %v; want %q", err, tc.want)
+		}
+	}
+}

@@ -29,6 +29,10 @@ type LoginEvent struct {
 	DurationMs    float64  `json:"durationMs"`
 	CorrelationID string   `json:"correlationId"`
 	TokenID       string   `json:"jwtId"`
+	// Attempts is how many sign-in attempts the event stands for: failures that name no verified
+	// identity (a malformed token, an unknown name, a refused address) are written once per
+	// address, reason and minute, with their number.
+	Attempts int `json:"attempts"`
 }
 
 // RepositoryEvent is one push, pull, delete or untag of a manifest.

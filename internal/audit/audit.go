@@ -56,6 +56,10 @@ type Options struct {
 	Linger time.Duration
 	// OnLogin, if set, is called for each login event as it is recorded (metrics).
 	OnLogin func(store.LoginEvent)
+	// Aggregate is the interval over which failures that name no verified identity are counted
+	// into one event per registry, address, operation and reason; 0 means a minute, negative
+	// means each is an event of its own.
+	Aggregate time.Duration
 }
 
 type item struct {
@@ -73,6 +77,7 @@ type Writer struct {
 	closed  bool
 	ch      chan item
 	done    chan struct{}
+	agg     *aggregator  // nil when every event is written on its own
 	waits   atomic.Int64 // times a sender found the queue full
 	written atomic.Int64
 	failed  atomic.Int64
@@ -92,7 +97,14 @@ func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
 	if opts.Linger == 0 {
 		opts.Linger = 10 * time.Millisecond
 	}
+	if opts.Aggregate == 0 {
+		opts.Aggregate = time.Minute
+	}
 	w := &Writer{sink: sink, log: log.With("component", "audit"), opts: opts, ch: make(chan item, opts.Queue), done: make(chan struct{})}
+	if opts.Aggregate > 0 {
+		w.agg = &aggregator{every: opts.Aggregate, m: map[string]*aggregate{}, stop: make(chan struct{}), done: make(chan struct{})}
+		go w.agg.run(w)
+	}
 	go w.run()
 	return w
 }
@@ -101,6 +113,9 @@ func NewWriter(sink Sink, log *slog.Logger, opts Options) *Writer {
 func (w *Writer) Login(ctx context.Context, e store.LoginEvent) {
 	if w.opts.OnLogin != nil {
 		w.opts.OnLogin(e)
+	}
+	if w.agg.count(e) {
+		return
 	}
 	w.put(ctx, item{login: &e})
 }
@@ -150,6 +165,15 @@ func (w *Writer) Stats() Stats {
 // Close writes what is queued and stops the writer; events recorded later are written
 // synchronously. It returns when the queue is empty or ctx ends.
 func (w *Writer) Close(ctx context.Context) error {
+	if w.agg != nil {
+		w.agg.once.Do(func() {
+			close(w.agg.stop)
+			<-w.agg.done
+			for _, e := range w.agg.finish() { // what the last interval counted
+				w.put(ctx, item{login: &e})
+			}
+		})
+	}
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true

@@ -201,3 +201,67 @@ func TestWriterIntoStore(t *testing.T) {
 		t.Fatalf("%d left after the purge", left)
 	}
 }
+
+// TestAggregation: failures that name no verified identity are written one by one up to
+// firstFew per kind and interval, then counted into one event; other events are never counted;
+// what the last interval counted is written by Close; keys beyond maxAggregates are counted
+// together under one address.
+func TestAggregation(t *testing.T) {
+	sink := &memSink{}
+	w := audit.NewWriter(sink, slog.New(slog.DiscardHandler), audit.Options{Aggregate: time.Hour})
+	ctx := context.Background()
+	for i := range 25 {
+		w.Login(ctx, store.LoginEvent{IP: "198.51.100.1", Registry: "r", Operation: "registry", Result: store.ResultFailure, Reason: "invalid_token", Message: "bad", CorrelationID: fmt.Sprint(i)})
+	}
+	for range 3 {
+		w.Login(ctx, store.LoginEvent{IP: "198.51.100.1", Registry: "r", Operation: "token", Result: store.ResultFailure, Reason: "bad_password"})
+		w.Login(ctx, store.LoginEvent{IP: "198.51.100.1", Registry: "r", Operation: "token", Result: store.ResultSuccess})
+	}
+	for i := range 10_050 { // many addresses, one attempt each past the first few of one
+		w.Login(ctx, store.LoginEvent{IP: fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), Registry: "r", Operation: "token", Result: store.ResultFailure, Reason: "unknown_identity"})
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logins := sink.logins()
+	byReason := map[string][]store.LoginEvent{}
+	for _, e := range logins {
+		byReason[e.Reason] = append(byReason[e.Reason], e)
+	}
+	inv := byReason["invalid_token"]
+	if len(inv) != 11 || inv[10].Attempts != 15 || inv[10].CorrelationID != "24" || !strings.Contains(inv[10].Message, "15 more such attempts") {
+		t.Errorf("invalid_token: %d events, last %+v", len(inv), inv[len(inv)-1])
+	}
+	if len(byReason["bad_password"]) != 3 || len(byReason[""]) != 3 {
+		t.Errorf("events of identities: %d failures, %d successes", len(byReason["bad_password"]), len(byReason[""]))
+	}
+	unknown, total := byReason["unknown_identity"], 0
+	for _, e := range unknown {
+		total += max(e.Attempts, 1)
+	}
+	many := unknown[len(unknown)-1]
+	// 9 999 addresses had a key of their own (invalid_token holds the 10 000th); the other 51 were
+	// counted together: 10 written one by one, 41 in the last event.
+	if total != 10_050 || many.IP != "(many addresses)" || many.Attempts != 41 || len(unknown) != 9_999+10+1 {
+		t.Errorf("unknown_identity: %d events for %d attempts; the last %+v", len(unknown), total, many)
+	}
+}
+
+// memSink keeps the login events it gets, in order.
+type memSink struct {
+	mu sync.Mutex
+	ls []store.LoginEvent
+}
+
+func (s *memSink) InsertEvents(_ context.Context, logins []store.LoginEvent, _ []store.RepositoryEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ls = append(s.ls, logins...)
+	return nil
+}
+
+func (s *memSink) logins() []store.LoginEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]store.LoginEvent(nil), s.ls...)
+}

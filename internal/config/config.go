@@ -100,6 +100,11 @@ type Events struct {
 	Retention time.Duration `yaml:"retention"`
 	// Queue is how many events may wait to be written before requests wait for room.
 	Queue int `yaml:"queue"`
+	// AggregateWindow is the interval over which failed sign-ins that name no verified identity
+	// (a malformed token, an unknown name, a refused address) are written one by one only for
+	// the first few per registry, address and reason, then as one event with their number;
+	// 0 writes every one.
+	AggregateWindow time.Duration `yaml:"aggregate_window"`
 }
 
 // Metrics configures the Prometheus endpoint, GET /metrics (behind network.management_allow).
@@ -166,7 +171,7 @@ func Default() Config {
 			MaxFailures: 10, AddressMaxFailures: 50, IdentityMaxFailures: 100, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
 			MaxLockout: time.Hour,
 		},
-		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096},
+		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096, AggregateWindow: time.Minute},
 		Metrics:         Metrics{Enabled: true},
 		GC:              GC{Grace: time.Hour},
 		ShutdownTimeout: 30 * time.Second,
@@ -306,6 +311,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.BodyIdleTimeout < time.Second || c.Limits.WriteIdleTimeout < time.Second {
 		bad("limits.body_idle_timeout and limits.write_idle_timeout: must be at least 1s")
+	}
+	if c.Events.AggregateWindow != 0 && c.Events.AggregateWindow < time.Second {
+		bad("events.aggregate_window: must be 0 (off) or at least 1s, not %s", c.Events.AggregateWindow)
 	}
 	if c.Limits.MaxUploads < 1 || c.Limits.MaxUploadsPerIdentity < 1 {
 		bad("limits.max_uploads and limits.max_uploads_per_identity: must be at least 1")

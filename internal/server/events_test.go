@@ -337,6 +337,7 @@ func TestEventsUnderLoad(t *testing.T) {
 	clock := registrytest.NewClock()
 	s := registrytest.New(t, registrytest.Options{Now: clock.Now, Config: func(c *config.Config) {
 		c.Events.Queue = 2
+		c.Events.AggregateWindow = 0 // every failure an event: the writer under load is measured
 		c.Auth.MaxFailures, c.Auth.AddressMaxFailures = 100000, 100000
 	}})
 	owner := s.OwnerToken(t)
@@ -540,5 +541,72 @@ func TestAccessLog(t *testing.T) {
 	}
 	if n := strings.Count(out, "msg=request "); n < 6 {
 		t.Errorf("%d request lines", n)
+	}
+}
+
+// TestAuditCannotBeFlooded (issue 16, finding 6): sign-ins that name no verified identity (here
+// garbage bearer tokens, from one address) are written one by one only for the first few of each
+// kind in an interval, the rest as one event with their number: every attempt is accounted for,
+// in a handful of rows. Failures at an identity that exists stay one event each.
+func TestAuditCannotBeFlooded(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Events.AggregateWindow = time.Second
+		c.Auth.MaxFailures, c.Auth.AddressMaxFailures, c.Auth.IdentityMaxFailures = 100000, 100000, 100000
+	}})
+	owner := s.OwnerToken(t)
+	admin, _ := s.Admin(t)
+	const garbage = 500
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range garbage / 4 {
+				req, _ := http.NewRequest("GET", s.URL+"/v2/", nil)
+				req.Header.Set("Authorization", fmt.Sprintf("Bearer garbage-%d-%d", c, i))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	for range 3 {
+		req, _ := http.NewRequest("GET", s.URL+"/v2/", nil)
+		req.SetBasicAuth(admin, "wrong")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var evs []client.LoginEvent
+	attempts := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		evs = nil
+		s.MgmtAs(t, owner, "GET", "/mgmt/v1/events/login?reason=invalid_token", nil, &evs)
+		attempts = 0
+		for _, e := range evs {
+			attempts += e.Attempts
+		}
+		if attempts >= garbage {
+			break
+		}
+	}
+	if attempts != garbage || len(evs) > 12 {
+		t.Errorf("%d garbage tokens left %d events standing for %d attempts; want at most 12 for all %d", garbage, len(evs), attempts, garbage)
+	}
+	var bad []client.LoginEvent
+	s.MgmtAs(t, owner, "GET", "/mgmt/v1/events/login?reason=bad_password", nil, &bad)
+	if len(bad) != 3 {
+		t.Errorf("%d events for 3 wrong passwords of the admin user; want 3", len(bad))
+	}
+	for _, e := range bad {
+		if e.Attempts != 1 {
+			t.Errorf("a wrong password of an identity stands for %d attempts", e.Attempts)
+		}
 	}
 }

@@ -118,7 +118,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		QueueCapacity: func() float64 { return float64(s.audit.Capacity()) },
 		PolicyVersion: func() float64 { return float64(s.policy.Snapshot().Version) },
 	})
-	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login})
+	aggregate := cfg.Events.AggregateWindow
+	if aggregate == 0 {
+		aggregate = -1 // every event on its own
+	}
+	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login, Aggregate: aggregate})
 	s.dist = distribution.New(distribution.Deps{
 		Blobs:    blobs,
 		Meta:     meta,

@@ -134,6 +134,11 @@ type Auth struct {
 	DirectoryTokenTTL time.Duration `yaml:"directory_token_ttl"`
 	// KeyRotation is how long a signing key signs before the next replaces it.
 	KeyRotation time.Duration `yaml:"key_rotation"`
+	// KeyEncryptionKey (32 bytes, base64) or KeyEncryptionKeyFile (a file holding that) encrypts
+	// the signing keys in the database. With neither, a SQLite server generates one on first
+	// start in <data_dir>/key-encryption-key; replicas over PostgreSQL must all be given the same.
+	KeyEncryptionKey     string `yaml:"key_encryption_key"`
+	KeyEncryptionKeyFile string `yaml:"key_encryption_key_file"`
 	// Failed sign-ins within FailureWindow block further attempts for Lockout (doubling when
 	// blocked again soon after, up to MaxLockout): MaxFailures per identity at one client
 	// address, AddressMaxFailures per address, IdentityMaxFailures per identity over every
@@ -320,6 +325,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MinBodyRate < 0 || c.Limits.MaxAnonymousPerAddress < 1 {
 		bad("limits.min_body_rate must not be negative, limits.max_anonymous_per_address must be at least 1")
+	}
+	if c.Auth.KeyEncryptionKey != "" && c.Auth.KeyEncryptionKeyFile != "" {
+		bad("auth.key_encryption_key and auth.key_encryption_key_file: give one, not both")
 	}
 	if c.Auth.MaxLockout < c.Auth.Lockout {
 		bad("auth.max_lockout (%s): must be at least auth.lockout (%s)", c.Auth.MaxLockout, c.Auth.Lockout)

@@ -41,6 +41,9 @@ type Server struct {
 	adminPwd string
 }
 
+// TestKeyEncryptionKey is the key-encryption key of test servers over PostgreSQL.
+const TestKeyEncryptionKey = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="
+
 // OwnerPassword is the bootstrap owner's password on every test server.
 const OwnerPassword = "registrytest-owner-password"
 
@@ -79,6 +82,9 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	if opts.Config != nil {
 		opts.Config(&cfg)
+	}
+	if store.IsPostgres(cfg.Database) && cfg.Auth.KeyEncryptionKey == "" && cfg.Auth.KeyEncryptionKeyFile == "" {
+		cfg.Auth.KeyEncryptionKey = TestKeyEncryptionKey // replicas over PostgreSQL share one
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)

@@ -27,7 +27,18 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	// would add memory, not speed.
 	s.dir = directory.New(s.meta, directory.NewHasher(params, runtime.GOMAXPROCS(0), s.now), s.now)
 	a := s.cfg.Auth
-	s.tokens = token.New(KeyStore(s.meta), token.Options{
+	kek, err := loadKEK(s.cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := KeyStore(s.meta, kek)
+	if err != nil {
+		return err
+	}
+	if err := keys.(keyStore).encryptLegacyKeys(ctx, s.now()); err != nil {
+		return err
+	}
+	s.tokens = token.New(keys, token.Options{
 		Lifetimes: token.Lifetimes{Access: a.AccessTokenTTL, Refresh: a.RefreshTokenTTL, Directory: a.DirectoryTokenTTL},
 		Rotation:  a.KeyRotation, Now: s.now,
 	})

@@ -1,31 +1,166 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
 
-// KeyStore gives package token the signing keys in the store (token imports no store).
-func KeyStore(st *store.Store) token.KeyStore { return keyStore{st} }
+// KeyEncryptionKeyFile is the file, in the data folder, of the key-encryption key a server on
+// SQLite generates for itself when none is configured.
+const KeyEncryptionKeyFile = "key-encryption-key"
 
-type keyStore struct{ st *store.Store }
+// sealed starts a signing key encrypted with the key-encryption key (version 1: AES-256-GCM, a
+// 12-byte nonce, the key id as additional data); a key without it is from before, in clear.
+var sealed = []byte("berth-kek1:")
+
+// loadKEK reads the key-encryption key the configuration names, or (SQLite without one) the one
+// in the data folder, generated on first start.
+func loadKEK(cfg config.Config) ([]byte, error) {
+	raw, from := cfg.Auth.KeyEncryptionKey, "auth.key_encryption_key"
+	if f := cfg.Auth.KeyEncryptionKeyFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("server: auth.key_encryption_key_file: %w", err)
+		}
+		raw, from = string(b), f
+	}
+	if raw == "" && store.IsPostgres(cfg.Database) {
+		return nil, errors.New("server: auth.key_encryption_key or auth.key_encryption_key_file must be set with PostgreSQL, the same for every replica " +
+			"(e.g. BERTH_AUTH_KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64))")
+	}
+	if raw == "" {
+		file := filepath.Join(cfg.DataDir, KeyEncryptionKeyFile)
+		b, err := os.ReadFile(file)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return nil, err
+			}
+			enc := base64.StdEncoding.EncodeToString(key) + "\n"
+			f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("server: key-encryption key: %w", err)
+			}
+			_, err = f.WriteString(enc)
+			if err := errors.Join(err, f.Sync(), f.Close()); err != nil {
+				return nil, fmt.Errorf("server: key-encryption key: %w", err)
+			}
+			return key, nil
+		case err != nil:
+			return nil, fmt.Errorf("server: key-encryption key: %w", err)
+		}
+		raw, from = string(b), file
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(raw))
+	if err != nil || len(key) != 32 {
+		return nil, fmt.Errorf("server: the key-encryption key in %s is not 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)", from)
+	}
+	return key, nil
+}
+
+// KeyStore gives package token the signing keys in the store (token imports no store),
+// encrypted at rest with the key-encryption key kek.
+func KeyStore(st *store.Store, kek []byte) (token.KeyStore, error) {
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, fmt.Errorf("server: key-encryption key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return keyStore{st: st, aead: aead}, nil
+}
+
+type keyStore struct {
+	st   *store.Store
+	aead cipher.AEAD
+}
+
+func (k keyStore) seal(kid string, der []byte) ([]byte, error) {
+	nonce := make([]byte, k.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append(append(bytes.Clone(sealed), nonce...), k.aead.Seal(nil, nonce, der, []byte(kid))...)
+	return out, nil
+}
+
+func (k keyStore) open(kid string, b []byte) ([]byte, error) {
+	if !bytes.HasPrefix(b, sealed) {
+		return b, nil // from before keys were encrypted (EncryptSigningKeys seals it)
+	}
+	b = b[len(sealed):]
+	if len(b) < k.aead.NonceSize() {
+		return nil, fmt.Errorf("signing key %s: too short", kid)
+	}
+	der, err := k.aead.Open(nil, b[:k.aead.NonceSize()], b[k.aead.NonceSize():], []byte(kid))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s cannot be decrypted: is this the key-encryption key it was stored with (auth.key_encryption_key)?", kid)
+	}
+	return der, nil
+}
 
 func (k keyStore) AddSigningKey(ctx context.Context, key token.StoredKey) error {
+	enc, err := k.seal(key.KID, key.PrivateKey)
+	if err != nil {
+		return err
+	}
+	key.PrivateKey = enc
 	return k.st.AddSigningKey(ctx, store.SigningKey(key))
 }
 
 func (k keyStore) SigningKeys(ctx context.Context, now time.Time) ([]token.StoredKey, error) {
 	rows, err := k.st.SigningKeys(ctx, now)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]token.StoredKey, len(rows))
 	for i, r := range rows {
+		if r.PrivateKey, err = k.open(r.KID, r.PrivateKey); err != nil {
+			return nil, err
+		}
 		out[i] = token.StoredKey(r)
 	}
-	return out, err
+	return out, nil
 }
 
 func (k keyStore) DeleteRetiredSigningKeys(ctx context.Context, now time.Time) error {
 	return k.st.DeleteRetiredSigningKeys(ctx, now)
+}
+
+// encryptLegacyKeys seals the signing keys stored in clear by an older berth.
+func (k keyStore) encryptLegacyKeys(ctx context.Context, now time.Time) error {
+	rows, err := k.st.SigningKeys(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if bytes.HasPrefix(r.PrivateKey, sealed) {
+			continue
+		}
+		enc, err := k.seal(r.KID, r.PrivateKey)
+		if err != nil {
+			return err
+		}
+		if err := k.st.ReplaceSigningKey(ctx, r.KID, r.PrivateKey, enc); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ func TestServeOverPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	cfg := config.Default()
 	cfg.DataDir, cfg.Database = t.TempDir(), dsn
+	cfg.Auth.KeyEncryptionKey = registrytest.TestKeyEncryptionKey
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/server"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 func TestHealth(t *testing.T) {
@@ -282,5 +286,83 @@ func TestDataIsPrivate(t *testing.T) {
 		if !seen[want] {
 			t.Errorf("%s was not found in the data folder: the test checked less than it says", want)
 		}
+	}
+}
+
+// TestSigningKeysAreEncrypted (issue 16, secrets at rest): the signing keys are stored sealed
+// with the key-encryption key (generated once in the data folder on SQLite), a restart reads
+// them back, keys an older berth stored in clear are sealed on start, and another
+// key-encryption key refuses to start with a clear error instead of signing with new keys.
+func TestSigningKeysAreEncrypted(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sqlite := func(c *config.Config) {
+		c.Database = "sqlite:" + filepath.Join(dir, "berth.db")
+		c.Storage = "fs:" + filepath.Join(dir, "blobs")
+	}
+	// A new server's first key is sealed as it is made.
+	fresh := registrytest.New(t, registrytest.Options{})
+	if keys, err := fresh.Meta().SigningKeys(ctx, time.Now()); err != nil || len(keys) != 1 || !bytes.HasPrefix(keys[0].PrivateKey, []byte("berth-kek1:")) {
+		t.Errorf("a new server's signing key: %d keys, %v", len(keys), err)
+	}
+	// An older berth left a key in clear.
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "berth.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	now := time.Now()
+	if err := st.AddSigningKey(ctx, store.SigningKey{KID: "legacy", Algorithm: "ES256", PrivateKey: der, CreatedAt: now.Add(-time.Hour), RetireAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	s := registrytest.New(t, registrytest.Options{Dir: dir, Config: sqlite})
+	keys, err := s.Meta().SigningKeys(ctx, time.Now())
+	if err != nil || len(keys) != 1 || keys[0].KID != "legacy" { // not due for rotation: still the one key
+		t.Fatalf("signing keys: %+v, %v", keys, err)
+	}
+	for _, k := range keys {
+		if !bytes.HasPrefix(k.PrivateKey, []byte("berth-kek1:")) {
+			t.Errorf("key %s is stored in clear", k.KID)
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(k.PrivateKey); err == nil {
+			t.Errorf("key %s parses as a private key as stored", k.KID)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, server.KeyEncryptionKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the generated key-encryption key: %v", err)
+	}
+	signIn := func(s *registrytest.Server) int {
+		user, pass := s.Admin(t)
+		req, _ := http.NewRequest("GET", s.URL+"/oauth2/token?service="+s.Host+"&scope=repository:a:pull", nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := signIn(s); st != 200 {
+		t.Fatalf("a token before the restart: %d", st)
+	}
+	s.Stop()
+	s = registrytest.New(t, registrytest.Options{Dir: dir, Config: sqlite})
+	if st := signIn(s); st != 200 {
+		t.Errorf("a token after the restart: %d", st)
+	}
+	s.Stop()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	sqlite(&cfg)
+	cfg.Auth.KeyEncryptionKey = registrytest.TestKeyEncryptionKey
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.New(ctx, cfg, server.Options{BootstrapPassword: registrytest.OwnerPassword}); err == nil ||
+		!strings.Contains(err.Error(), "cannot be decrypted") {
+		t.Errorf("start with another key-encryption key: %v", err)
 	}
 }

@@ -44,3 +44,12 @@ func (s *Store) DeleteRetiredSigningKeys(ctx context.Context, now time.Time) err
 	}
 	return nil
 }
+
+// ReplaceSigningKey stores key kid's private key as next, if it is still old (another replica
+// may have replaced it first).
+func (s *Store) ReplaceSigningKey(ctx context.Context, kid string, old, next []byte) error {
+	if _, err := s.wdb.ExecContext(ctx, s.q(`UPDATE signing_keys SET private_key = ? WHERE kid = ? AND private_key = ?`), next, kid, old); err != nil {
+		return fmt.Errorf("store: replace signing key: %w", err)
+	}
+	return nil
+}

@@ -29,6 +29,9 @@ func TestMain(m *testing.M) { registrytest.MainWithBinary(m, &berthBin) }
 
 const ownerPassword = "replicas-owner-password"
 
+// kek is the key-encryption key every replica is given (a shared PostgreSQL needs one).
+var kek = bytes.Repeat([]byte{7}, 32)
+
 // replica is one berth serve process.
 type replica struct {
 	cmd  *exec.Cmd
@@ -77,7 +80,8 @@ func newCluster(t *testing.T, env ...string) *cluster {
 		addr := freeAddr(t)
 		r := &replica{url: "http://" + addr, logs: &bytes.Buffer{}}
 		r.cmd = exec.Command(berthBin, "serve", "--listen", addr, "--data-dir", t.TempDir(), "--database", dsn, "--storage", storage, "--log-level", "warn")
-		r.cmd.Env = append(append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword), env...)
+		r.cmd.Env = append(append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword,
+			"BERTH_AUTH_KEY_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(kek)), env...)
 		r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 		if err := r.cmd.Start(); err != nil {
 			t.Fatal(err)

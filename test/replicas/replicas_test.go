@@ -143,7 +143,11 @@ func TestChangesReachEveryReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		rotating := token.New(server.KeyStore(st), token.Options{Rotation: time.Nanosecond})
+		keys, err := server.KeyStore(st, kek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotating := token.New(keys, token.Options{Rotation: time.Nanosecond})
 		if err := rotating.Ensure(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -134,7 +134,7 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 		return err
 	}
 	if _, err := blob.Put(ctx, h.blobs, newID(), d, bytes.NewReader(body)); err != nil {
-		return err
+		return fullStorage(err)
 	}
 	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
 	req.describe(rec)

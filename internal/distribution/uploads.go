@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/blob"
@@ -77,7 +78,7 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, req *reque
 	id := newID()
 	bw, err := h.blobs.Create(ctx, id)
 	if err != nil {
-		return err
+		return fullStorage(err)
 	}
 	if err := bw.Close(); err != nil {
 		return err
@@ -166,6 +167,9 @@ func (h *Handler) monolithic(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	body := &limitedBody{r: r.Body, left: h.limits.MaxBlobBytes}
 	info, err := blob.Put(ctx, h.blobs, newID(), d, body)
+	if storageFull(err) {
+		return fullStorage(err) // Put removed what it had written
+	}
 	if err != nil {
 		return h.uploadBodyError(err, body, d)
 	}
@@ -440,6 +444,12 @@ func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request,
 	defer bw.Close()
 	body := &limitedBody{r: r.Body, left: room}
 	n, copyErr := copyHashing(bw, hs, body)
+	if storageFull(copyErr) {
+		// Nothing more fits: the upload is given up, and its data frees what it held.
+		bw.Close()
+		h.discardUpload(ctx, u.ID)
+		return 0, fullStorage(copyErr)
+	}
 	if errors.Is(copyErr, errStorageWrite) {
 		// The hash ran ahead of what was stored: no checkpoint; the upload stays where it was.
 		return 0, copyErr
@@ -602,4 +612,23 @@ func uploadOwner(p access.Principal) string {
 		return "anonymous"
 	}
 	return string(p.Kind) + ":" + strconv.FormatInt(p.ID, 10)
+}
+
+// storageFull reports whether err is the blob storage running out of room (a full disk, a
+// quota).
+func storageFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// CodeStorageFull answers a write the blob storage has no room for.
+const CodeStorageFull oci.ErrorCode = "INSUFFICIENT_STORAGE"
+
+// fullStorage is err, or for a full storage a 507 that says so (and, as a 5xx, is logged for
+// the operator with its cause).
+func fullStorage(err error) error {
+	if !storageFull(err) {
+		return err
+	}
+	return httperr.New(CodeStorageFull, "the registry's storage is full (no space left on device): nothing of this push was kept; push again once the operator has freed space").
+		WithStatus(http.StatusInsufficientStorage).WithReason("storage_full").Wrap(err)
 }

@@ -4,6 +4,7 @@ package faults
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,10 +46,11 @@ type process struct {
 	cmd   *exec.Cmd
 	logs  bytes.Buffer
 	kills int
+	args  []string // more flags of berth serve
 }
 
-func newProcess(t *testing.T) *process {
-	p := &process{t: t, addr: registrytest.FreeAddr(t), dir: t.TempDir()}
+func newProcess(t *testing.T, args ...string) *process {
+	p := &process{t: t, addr: registrytest.FreeAddr(t), dir: t.TempDir(), args: args}
 	p.start()
 	t.Cleanup(func() {
 		p.mu.Lock()
@@ -64,7 +66,7 @@ func newProcess(t *testing.T) *process {
 func (p *process) start() {
 	p.t.Helper()
 	p.mu.Lock()
-	cmd := exec.Command(berthBin, "serve", "--listen", p.addr, "--data-dir", p.dir, "--log-level", "warn")
+	cmd := exec.Command(berthBin, append([]string{"serve", "--listen", p.addr, "--data-dir", p.dir, "--log-level", "warn"}, p.args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword)
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
@@ -304,3 +306,5 @@ func TestUploadResumesAfterKill(t *testing.T) {
 		t.Errorf("the resumed blob is %d bytes, not the %d pushed", len(b), len(data))
 	}
 }
+
+func sha256sum(b []byte) [32]byte { return sha256.Sum256(b) }

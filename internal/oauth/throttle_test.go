@@ -211,3 +211,34 @@ func TestGuessersCannotLockOutTheOwner(t *testing.T) {
 		t.Errorf("the owner from its familiar address during a distributed attack: %d; want 200", st)
 	}
 }
+
+// TestFamiliarAddressStaysFamiliar: an address its owner keeps signing in from stays familiar
+// beyond the first mark's 30 days (a sign-in more than a day after the mark renews it), so a
+// guesser reaching the identity's ceiling still spares it.
+func TestFamiliarAddressStaysFamiliar(t *testing.T) {
+	clk := registrytest.NewClock()
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) {
+		c.Network.TrustedProxies = []string{"127.0.0.1"}
+		c.Auth.IdentityMaxFailures = 3
+		c.Auth.KeyRotation = 90 * 24 * time.Hour // the clock moves a month: keep one signing key
+	}})
+	admin, pass := s.Admin(t)
+	v2 := s.URL + "/v2/"
+	if st := from(t, "198.51.100.1", v2, admin, pass); st != 200 {
+		t.Fatalf("first sign-in: %d", st)
+	}
+	clk.Add(29 * 24 * time.Hour)
+	if st := from(t, "198.51.100.1", v2, admin, pass); st != 200 {
+		t.Fatalf("a sign-in 29 days later: %d", st)
+	}
+	clk.Add(2 * 24 * time.Hour) // 31 days after the first mark, 2 after the second
+	for i := range 3 {
+		from(t, fmt.Sprintf("192.0.2.%d", i+1), v2, admin, "wrong")
+	}
+	if st := from(t, "198.51.100.7", v2, admin, pass); st != 429 {
+		t.Errorf("a new address at the identity's ceiling: %d; want 429", st)
+	}
+	if st := from(t, "198.51.100.1", v2, admin, pass); st != 200 {
+		t.Errorf("the address its owner signed in from two days ago: %d; want 200", st)
+	}
+}

@@ -5,13 +5,17 @@ package httperr
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/reqlog"
@@ -87,8 +91,14 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 			return // the client went away; nobody to answer
 		}
-		log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
-		e = New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
+		if Unavailable(err) {
+			log.ErrorContext(r.Context(), "a service berth depends on is unreachable", "err", err, "method", r.Method, "path", r.URL.Path)
+			e = New(CodeUnavailable, "the registry cannot reach its database or storage right now: retry in a few seconds").
+				WithStatus(http.StatusServiceUnavailable).WithHeader("Retry-After", "5").WithReason("dependency_unavailable")
+		} else {
+			log.ErrorContext(r.Context(), "internal error", "err", err, "method", r.Method, "path", r.URL.Path)
+			e = New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
+		}
 	} else if e.Status >= 500 {
 		log.ErrorContext(r.Context(), "server error", "err", e, "method", r.Method, "path", r.URL.Path)
 	} else if e.Err != nil {
@@ -126,4 +136,30 @@ func WithCorrelation(msg, id string) string {
 		return msg
 	}
 	return msg + "; correlation id: " + id
+}
+
+// CodeUnavailable answers a request that met an outage of the database or the blob storage.
+const CodeUnavailable oci.ErrorCode = "UNAVAILABLE"
+
+// Unavailable reports whether err is an outage of something berth depends on rather than a
+// fault of berth's: the network to it (refused, reset, cut mid-reply, timed out), a connection
+// the database driver gave up, or a database that refuses work for now (SQLSTATE classes 08, connection
+// exceptions, and 57, operator intervention such as a shutdown). Drivers are recognised by
+// their errors' methods, so this package imports none.
+func Unavailable(err error) bool {
+	var ne net.Error
+	var state interface{ SQLState() string }
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &ne), errors.Is(err, driver.ErrBadConn), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF):
+		// (A client's body that ends early is answered by its handler before it gets here: an
+		// unexpected end that reaches Write is a connection to a dependency cut mid-reply.)
+		return true
+	case errors.As(err, &state):
+		c := state.SQLState()
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57")
+	}
+	return false
 }

@@ -38,7 +38,7 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("mount: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", blobs).Run() })
-	p := newProcess(t, "--storage", "fs:"+filepath.Join(blobs, "store"))
+	p := newProcess(t, nil, "--storage", "fs:"+filepath.Join(blobs, "store"))
 	user, pass := p.adminCredentials()
 	auth := remote.WithAuth(&authn.Basic{Username: user, Password: pass})
 	small, _ := random.Image(1024, 1)

@@ -47,10 +47,12 @@ type process struct {
 	logs  bytes.Buffer
 	kills int
 	args  []string // more flags of berth serve
+	env   []string // more environment
 }
 
-func newProcess(t *testing.T, args ...string) *process {
-	p := &process{t: t, addr: registrytest.FreeAddr(t), dir: t.TempDir(), args: args}
+// newProcess starts berth serve with more environment (NAME=VALUE) and flags.
+func newProcess(t *testing.T, env []string, args ...string) *process {
+	p := &process{t: t, addr: registrytest.FreeAddr(t), dir: t.TempDir(), args: args, env: env}
 	p.start()
 	t.Cleanup(func() {
 		p.mu.Lock()
@@ -67,7 +69,7 @@ func (p *process) start() {
 	p.t.Helper()
 	p.mu.Lock()
 	cmd := exec.Command(berthBin, append([]string{"serve", "--listen", p.addr, "--data-dir", p.dir, "--log-level", "warn"}, p.args...)...)
-	cmd.Env = append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword)
+	cmd.Env = append(append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword), p.env...)
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
@@ -124,7 +126,7 @@ func TestKillDuringPushes(t *testing.T) {
 	}
 	t.Logf("seed %d (BERTH_FAULTS_SEED=%d repeats this run)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	p := newProcess(t)
+	p := newProcess(t, nil)
 	user, pass := p.adminCredentials()
 	auth := remote.WithAuth(&authn.Basic{Username: user, Password: pass})
 	transport := remote.WithTransport(&http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 10 * time.Second})
@@ -246,7 +248,7 @@ func listCatalog(t *testing.T, p *process, user, pass string) []string {
 // TestUploadResumesAfterKill: an upload that had received part of its blob when the server was
 // killed is continued after the restart from what it had checkpointed, and the blob is whole.
 func TestUploadResumesAfterKill(t *testing.T) {
-	p := newProcess(t)
+	p := newProcess(t, nil)
 	user, pass := p.adminCredentials()
 	base := "http://" + p.addr
 	do := func(method, path string, body []byte, hdr ...string) *http.Response {

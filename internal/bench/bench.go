@@ -35,10 +35,14 @@ const (
 	SectionToken    = "token"    // token issuance (Basic and refresh), bearer registries only
 	SectionLists    = "lists"    // catalog and tag list pages
 	SectionPeak     = "peak"     // many concurrent pushes, the server's peak RSS
+	SectionSoak     = "soak"     // mixed load for Duration: failed requests and RSS over time
 )
 
-// AllSections lists every section in run order.
+// AllSections lists every section a run does unless told which, in run order.
 var AllSections = []string{SectionLimit, SectionIdle, SectionBlobs, SectionBig, SectionManifest, SectionToken, SectionLists, SectionPeak}
+
+// ExtraSections run only when named, after the others.
+var ExtraSections = []string{SectionSoak}
 
 // Config is one run against one registry.
 type Config struct {
@@ -178,12 +182,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(sections) == 0 {
 		sections = AllSections
 	}
+	known := append(slices.Clone(AllSections), ExtraSections...)
 	for _, s := range sections {
-		if !slices.Contains(AllSections, s) {
-			return nil, fmt.Errorf("bench: unknown section %q (have %s)", s, strings.Join(AllSections, ", "))
+		if !slices.Contains(known, s) {
+			return nil, fmt.Errorf("bench: unknown section %q (have %s)", s, strings.Join(known, ", "))
 		}
 	}
-	for _, s := range AllSections {
+	for _, s := range known {
 		if !slices.Contains(sections, s) {
 			continue
 		}
@@ -206,6 +211,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			err = r.lists(ctx, res)
 		case SectionPeak:
 			err = r.peak(ctx, res)
+		case SectionSoak:
+			err = r.soak(ctx, res)
 		}
 		if err != nil {
 			return res, fmt.Errorf("bench: %s: %w", s, err)

@@ -324,10 +324,11 @@ func TestRegistriesByHost(t *testing.T) {
 	def.must(def.do("GET", "/v2/app/blobs/"+string(layer), nil, nil), 404, "other registry's blob")
 }
 
-// TestReferrersAreBoundedByBytes (issue 16, finding 4): a manifest's annotations are limited
-// (a referrer cannot carry megabytes that every listing repeats), and a referrers page is cut by
-// bytes as well as by count, with Link to the rest: following the links lists every referrer
-// once, and no page is larger than the bound.
+// TestReferrersAreBoundedByBytes (issue 16, finding 4): a referrer may carry megabytes of
+// annotations (a manifest may be 4 MiB of them, as the conformance suite pushes), so a referrers
+// page is cut by bytes as well as by count, with Link to the rest — and the store reads no more
+// than a page's bytes: following the links lists every referrer once, and no page is larger than
+// the bound.
 func TestReferrersAreBoundedByBytes(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
 	c := newClient(t, s)
@@ -338,13 +339,14 @@ func TestReferrersAreBoundedByBytes(t *testing.T) {
 			oci.MediaTypeImageManifest, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeImageManifest, subject, i, strings.Repeat("x", annBytes)))
 	}
 	ct := map[string]string{"Content-Type": oci.MediaTypeImageManifest}
-	huge := referrer(0, 4<<20-2048)
-	if r := c.do("PUT", "/v2/big/repo/manifests/"+string(oci.FromBytes(oci.SHA256, huge)), ct, huge); r.StatusCode != 400 || r.code() != "MANIFEST_INVALID" ||
-		!strings.Contains(r.message(), "annotations are") {
-		t.Errorf("a referrer with 4 MiB of annotations: %d %s", r.StatusCode, r.body)
+	want := map[oci.Digest]bool{}
+	for i := range 3 { // referrers of ~3.9 MB each: a page holds one
+		huge := referrer(1000+i, 4<<20-4096)
+		d := oci.FromBytes(oci.SHA256, huge)
+		c.must(c.do("PUT", "/v2/big/repo/manifests/"+string(d), ct, huge), 201, "put a referrer with megabytes of annotations")
+		want[d] = true
 	}
 	const count = 80 // × 60 KiB of annotations: more than one page's bytes
-	want := map[oci.Digest]bool{}
 	for i := range count {
 		m := referrer(i, 60<<10)
 		d := oci.FromBytes(oci.SHA256, m)
@@ -355,12 +357,13 @@ func TestReferrersAreBoundedByBytes(t *testing.T) {
 	for next != "" {
 		r := c.must(c.do("GET", next, nil, nil), 200, "referrers page")
 		pages++
-		if len(r.body) > distribution.MaxReferrersBytes+1024 {
-			t.Errorf("page %d is %d bytes", pages, len(r.body))
-		}
 		var idx struct{ Manifests []oci.Descriptor }
-		if err := json.Unmarshal([]byte(r.body), &idx); err != nil || len(idx.Manifests) == 0 {
+		if err := json.Unmarshal(r.body, &idx); err != nil || len(idx.Manifests) == 0 {
 			t.Fatalf("page %d: %v, %d entries", pages, err, len(idx.Manifests))
+		}
+		// A page stays within the bound, unless it is one referrer larger than the bound alone.
+		if len(r.body) > distribution.MaxReferrersBytes+1024 && len(idx.Manifests) > 1 {
+			t.Errorf("page %d is %d bytes with %d referrers", pages, len(r.body), len(idx.Manifests))
 		}
 		for _, m := range idx.Manifests {
 			if !want[m.Digest] {
@@ -376,7 +379,7 @@ func TestReferrersAreBoundedByBytes(t *testing.T) {
 			t.Fatal("the links do not end")
 		}
 	}
-	if len(want) != 0 || pages < 2 {
+	if len(want) != 0 || pages < 5 {
 		t.Errorf("%d pages; %d referrers never listed", pages, len(want))
 	}
 }

@@ -154,7 +154,7 @@ func (h *Handler) referrers(w http.ResponseWriter, r *http.Request, req *request
 	if err != nil {
 		return err
 	}
-	list, more, err := h.meta.Referrers(r.Context(), req.reg.ID, req.name, d, artifactType, last, n)
+	list, more, err := h.meta.Referrers(r.Context(), req.reg.ID, req.name, d, artifactType, last, n, MaxReferrersBytes)
 	if err != nil {
 		return err
 	}

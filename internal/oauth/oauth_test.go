@@ -250,7 +250,7 @@ func TestForgedAndExpiredTokens(t *testing.T) {
 	// The server's own signing key, to forge with what an attacker cannot have (and so to show
 	// that each refusal below is for the reason its name gives, not for a bad signature) and to
 	// try the public key as an HMAC secret, the classic algorithm confusion.
-	keys, err := s.Meta().SigningKeys(t.Context(), clk.Now())
+	keys, err := s.Keys().SigningKeys(t.Context(), clk.Now()) // unsealed with the key-encryption key
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("signing keys: %v", err)
 	}

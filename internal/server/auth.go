@@ -38,6 +38,7 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	if err := keys.(keyStore).encryptLegacyKeys(ctx, s.now()); err != nil {
 		return err
 	}
+	s.keys = keys
 	s.tokens = token.New(keys, token.Options{
 		Lifetimes: token.Lifetimes{Access: a.AccessTokenTTL, Refresh: a.RefreshTokenTTL, Directory: a.DirectoryTokenTTL},
 		Rotation:  a.KeyRotation, Now: s.now,

@@ -164,3 +164,6 @@ func (k keyStore) encryptLegacyKeys(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// Keys returns the server's signing keys as package token sees them, unsealed (tests).
+func (s *Server) Keys() token.KeyStore { return s.keys }

@@ -53,6 +53,7 @@ type Server struct {
 	audit   *audit.Writer
 	metrics *metrics.Metrics
 	dist    *distribution.Handler
+	keys    token.KeyStore
 }
 
 // Options are what a server takes besides its configuration.

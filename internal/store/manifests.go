@@ -244,8 +244,10 @@ func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag strin
 }
 
 // Referrers lists up to n manifests of the repository whose subject is d, optionally only those
-// of one artifact type, in digest order after last; more reports whether others follow.
-func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d oci.Digest, artifactType, last string, n int) (list []Manifest, more bool, err error) {
+// of one artifact type, in digest order after last; more reports whether others follow. It stops
+// early (more) once the annotations read pass maxBytes, always listing at least one: a manifest
+// may carry megabytes of them, and a page of a hundred must not hold hundreds in memory.
+func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d oci.Digest, artifactType, last string, n, maxBytes int) (list []Manifest, more bool, err error) {
 	query := `SELECT ` + manifestColumns + ` FROM manifests m JOIN repositories r ON r.id = m.repository_id
 		WHERE r.registry_id = ? AND r.name = ? AND m.subject = ? AND m.digest > ?`
 	args := []any{registryID, repo, string(d), last}
@@ -260,10 +262,17 @@ func (s *Store) Referrers(ctx context.Context, registryID int64, repo string, d 
 		return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
 	}
 	defer rows.Close()
+	size := 0
 	for rows.Next() {
 		m, err := scanManifest(rows)
 		if err != nil {
 			return nil, false, fmt.Errorf("store: referrers of %s: %w", d, err)
+		}
+		for k, v := range m.Annotations {
+			size += len(k) + len(v)
+		}
+		if maxBytes > 0 && size > maxBytes && len(list) > 0 {
+			return list, true, nil
 		}
 		list = append(list, m)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -158,28 +159,36 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		s, reg := setup(t)
 		subj := dg("subject")
 		for i, at := range []string{"x/sig", "x/sbom", "x/sig"} {
-			m := store.Manifest{Digest: dg(fmt.Sprint("ref", i)), MediaType: oci.MediaTypeImageManifest, ArtifactType: at, Size: 1, Subject: subj}
+			m := store.Manifest{Digest: dg(fmt.Sprint("ref", i)), MediaType: oci.MediaTypeImageManifest, ArtifactType: at, Size: 1, Subject: subj,
+				Annotations: map[string]string{"note": strings.Repeat("n", 100)}}
 			if err := s.PutManifest(ctx, reg.ID, "r", m, nil, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		all, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 10)
+		all, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 10, 0)
 		if err != nil || len(all) != 3 || more {
 			t.Errorf("Referrers = %d, %v, %v", len(all), more, err)
 		}
-		page, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 2)
+		page, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 2, 0)
 		if err != nil || len(page) != 2 || !more {
 			t.Fatalf("Referrers page = %d, %v, %v", len(page), more, err)
 		}
-		rest, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", string(page[1].Digest), 2)
+		rest, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", string(page[1].Digest), 2, 0)
 		if err != nil || len(rest) != 1 || more || rest[0].Digest <= page[1].Digest {
 			t.Errorf("Referrers after %s = %v, %v, %v", page[1].Digest, rest, more, err)
 		}
-		sigs, _, err := s.Referrers(ctx, reg.ID, "r", subj, "x/sig", "", 10)
+		// A byte budget cuts the page (at least one is listed, whatever its size).
+		if cut, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 10, 250); err != nil || len(cut) != 2 || !more {
+			t.Errorf("Referrers within 250 bytes = %d, %v, %v", len(cut), more, err)
+		}
+		if one, more, err := s.Referrers(ctx, reg.ID, "r", subj, "", "", 10, 1); err != nil || len(one) != 1 || !more {
+			t.Errorf("Referrers within 1 byte = %d, %v, %v", len(one), more, err)
+		}
+		sigs, _, err := s.Referrers(ctx, reg.ID, "r", subj, "x/sig", "", 10, 0)
 		if err != nil || len(sigs) != 2 {
 			t.Errorf("Referrers(x/sig) = %d, %v", len(sigs), err)
 		}
-		other, _, _ := s.Referrers(ctx, reg.ID, "other", subj, "", "", 10)
+		other, _, _ := s.Referrers(ctx, reg.ID, "other", subj, "", "", 10, 0)
 		if len(other) != 0 {
 			t.Errorf("referrers leaked across repositories: %d", len(other))
 		}

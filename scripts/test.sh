@@ -171,6 +171,9 @@ else
 	skip "owner sign-in, OCI conformance, real clients, graceful shutdown" "berth serve did not start"
 fi
 
+stage "soak: a minute of mixed load (pushes, pulls, HEADs, tokens, anonymous, a slow client, management changes): no failed request, RSS flat (scripts/soak.sh --minutes 1)" \
+	bash scripts/soak.sh --minutes 1
+
 bench_stages=("push/pull benchmark"
 	"microbenchmarks, once each (Decide, token sign/verify, catalog page, manifest parse, blob write)"
 	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)")

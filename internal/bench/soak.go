@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,8 +143,13 @@ sample:
 	wg.Wait()
 	res.add("soak requests", float64(requests.Load()), "requests", false)
 	res.add("soak failed requests", float64(failures.Load()), "requests", true)
-	if len(rss) >= 5 {
-		warm, end := rss[len(rss)/5], rss[len(rss)-1]
+	if len(rss) >= 10 {
+		// After warm-up: the highest sample of the run's second to fifth tenths; at the end: the
+		// median of the last three. A leak grows past the first; heap settling does not.
+		warm := slices.Max(rss[len(rss)/5 : len(rss)/2])
+		last := slices.Clone(rss[len(rss)-3:])
+		slices.Sort(last)
+		end := last[1]
 		res.add("soak server RSS after warm-up", warm, "MiB", true)
 		res.add("soak server RSS at the end", end, "MiB", true)
 		res.add("soak server RSS growth", 100*(end-warm)/warm, "%", true)

@@ -36,13 +36,14 @@ const (
 	SectionLists    = "lists"    // catalog and tag list pages
 	SectionPeak     = "peak"     // many concurrent pushes, the server's peak RSS
 	SectionSoak     = "soak"     // mixed load for Duration: failed requests and RSS over time
+	SectionHostile  = "hostile"  // honest pulls beside slow bodies and attacking sign-ins
 )
 
 // AllSections lists every section a run does unless told which, in run order.
 var AllSections = []string{SectionLimit, SectionIdle, SectionBlobs, SectionBig, SectionManifest, SectionToken, SectionLists, SectionPeak}
 
 // ExtraSections run only when named, after the others.
-var ExtraSections = []string{SectionSoak}
+var ExtraSections = []string{SectionHostile, SectionSoak}
 
 // Config is one run against one registry.
 type Config struct {
@@ -213,6 +214,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			err = r.peak(ctx, res)
 		case SectionSoak:
 			err = r.soak(ctx, res)
+		case SectionHostile:
+			err = r.hostile(ctx, res)
 		}
 		if err != nil {
 			return res, fmt.Errorf("bench: %s: %w", s, err)

@@ -170,3 +170,28 @@ func TestRunRefusesWhatItCannotMeasure(t *testing.T) {
 		})
 	}
 }
+
+// TestExtraSections runs the hostile and soak sections briefly against a real berth (they run
+// only when named): both finish and report what they measure, the soak with no failed request.
+func TestExtraSections(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	user, pass := s.Admin(t)
+	cfg := smoke(s.URL, user, pass)
+	cfg.Sections, cfg.Duration, cfg.PID = []string{SectionHostile, SectionSoak}, 2*time.Second, os.Getpid()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hostile: honest pulls, p99 without the attack", "hostile: p99 during / without",
+		"hostile: server RSS peak during the attack", "soak requests", "soak failed requests"} {
+		if _, ok := res.Get(name); !ok {
+			t.Errorf("no metric %q", name)
+		}
+	}
+	if m, _ := res.Get("soak failed requests"); m.Value != 0 {
+		t.Errorf("%v requests of the soak failed", m.Value)
+	}
+	if m, _ := res.Get("soak requests"); m.Value < 10 {
+		t.Errorf("the soak made %v requests", m.Value)
+	}
+}

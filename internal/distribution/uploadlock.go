@@ -2,11 +2,14 @@ package distribution
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 // uploadLocks serialises the requests of one upload session (its PATCH, PUT and DELETE) on this
@@ -60,4 +63,56 @@ func (l *uploadLocks) held() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.m)
+}
+
+// leaseFor is how long a request's lease of an upload lasts before it must be renewed; a
+// replica that dies holding one keeps the upload for at most this long.
+const leaseFor = time.Minute
+
+// hold gives this request upload id: the replica's own lock (uploadLocks), then the database's
+// lease, so that no request on any replica appends to it meanwhile. The lease is renewed while
+// the request runs; release gives both back.
+func (h *Handler) hold(ctx context.Context, id string) (release func(), err error) {
+	unlock, err := h.locks.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	holder := newID()
+	now := h.now()
+	switch err := h.meta.LeaseUpload(ctx, id, holder, now, now.Add(leaseFor)); {
+	case errors.Is(err, store.ErrNotFound):
+		return unlock, nil // the handler answers that it is unknown
+	case errors.Is(err, store.ErrConflict):
+		unlock()
+		return nil, httperr.New(oci.CodeBlobUploadInvalid, "another request to upload %s is running on another replica: retry once it has finished", truncate(id)).
+			WithStatus(http.StatusConflict).WithHeader("Retry-After", "1")
+	case err != nil:
+		unlock()
+		return nil, err
+	}
+	stop, renewed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(leaseFor / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				now := h.now()
+				if err := h.meta.LeaseUpload(context.WithoutCancel(ctx), id, holder, now, now.Add(leaseFor)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					h.log.WarnContext(ctx, "could not renew an upload's lease", "upload", id, "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-renewed
+		if err := h.meta.ReleaseUpload(context.WithoutCancel(ctx), id, holder); err != nil {
+			h.log.WarnContext(ctx, "could not release an upload's lease", "upload", id, "err", err)
+		}
+		unlock()
+	}, nil
 }

@@ -278,11 +278,11 @@ func (h *Handler) uploadStatus(w http.ResponseWriter, r *http.Request, req *requ
 
 func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
-	unlock, err := h.locks.lock(ctx, req.ref)
+	release, err := h.hold(ctx, req.ref)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer release()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err
@@ -300,11 +300,11 @@ func (h *Handler) cancelUpload(w http.ResponseWriter, r *http.Request, req *requ
 
 func (h *Handler) patchUpload(w http.ResponseWriter, r *http.Request, req *request) error {
 	ctx := r.Context()
-	unlock, err := h.locks.lock(ctx, req.ref)
+	release, err := h.hold(ctx, req.ref)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer release()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err
@@ -328,11 +328,11 @@ func (h *Handler) finishUpload(w http.ResponseWriter, r *http.Request, req *requ
 	if err != nil {
 		return digestError(err)
 	}
-	unlock, err := h.locks.lock(ctx, req.ref)
+	release, err := h.hold(ctx, req.ref)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer release()
 	u, err := h.loadUpload(ctx, req)
 	if err != nil {
 		return err

@@ -125,3 +125,30 @@ func (s *Store) UploadExists(ctx context.Context, id string) (bool, error) {
 	}
 	return true, nil
 }
+
+// LeaseUpload gives upload id to holder until until: it fails with ErrConflict while another
+// holder's lease runs (a request on this or another replica is writing it), and ErrNotFound if
+// the upload is gone. The holder renews its lease by taking it again.
+func (s *Store) LeaseUpload(ctx context.Context, id, holder string, now, until time.Time) error {
+	res, err := s.wdb.ExecContext(ctx, s.q(`UPDATE uploads SET lease = ?, lease_until = ? WHERE id = ? AND (lease_until < ? OR lease = ?)`),
+		holder, until.UnixMilli(), id, now.UnixMilli(), holder)
+	if err != nil {
+		return fmt.Errorf("store: lease upload: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		var one int
+		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return ErrConflict
+	}
+	return nil
+}
+
+// ReleaseUpload ends holder's lease of upload id (nothing if it holds none).
+func (s *Store) ReleaseUpload(ctx context.Context, id, holder string) error {
+	if _, err := s.wdb.ExecContext(ctx, s.q(`UPDATE uploads SET lease = '', lease_until = 0 WHERE id = ? AND lease = ?`), id, holder); err != nil {
+		return fmt.Errorf("store: release upload: %w", err)
+	}
+	return nil
+}

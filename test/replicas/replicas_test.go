@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -355,5 +358,63 @@ func TestManageSeesOtherReplicasRoles(t *testing.T) {
 	}
 	if st := mgmt(t, b, tok, "PATCH", "/mgmt/v1/users/target", map[string]any{}, nil); st != http.StatusForbidden {
 		t.Errorf("a Contributor resets, on another replica, the password of a user just made Owner: %d, want 403", st)
+	}
+}
+
+// TestOneWriterPerUpload (issue 16): while a request on one replica is appending to an upload
+// (here its body stalls), a request to the same upload on another replica is refused at once
+// with 409 instead of writing beside it; once the first ends, the upload continues anywhere from
+// what it checkpointed.
+func TestOneWriterPerUpload(t *testing.T) {
+	c := newCluster(t)
+	pwd := adminPassword(t, c.proxy.URL, ownerToken(t, c.proxy.URL))
+	send := func(r *replica, method, path, body string, hdr ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, r.url+path, strings.NewReader(body))
+		req.SetBasicAuth("default", pwd)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("%s %s on %s: %v", method, path, r.url, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	a, b := c.replicas[0], c.replicas[1]
+	resp := send(a, "POST", "/v2/lease/app/blobs/uploads/", "")
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusAccepted || loc == "" {
+		t.Fatalf("start: %d", resp.StatusCode)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(a.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PATCH", a.url+loc, nil)
+	req.SetBasicAuth("default", pwd)
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n0123456789",
+		loc, strings.TrimPrefix(a.url, "http://"), req.Header.Get("Authorization"))
+	time.Sleep(500 * time.Millisecond) // replica a holds the upload's lease now
+	start := time.Now()
+	if resp := send(b, "PATCH", loc, "abcde", "Content-Type", "application/octet-stream"); resp.StatusCode != http.StatusConflict || time.Since(start) > 2*time.Second {
+		t.Errorf("the same upload on another replica while the first writes: %d after %s; want 409 at once", resp.StatusCode, time.Since(start))
+	}
+	conn.Close() // the first request ends: what arrived whole is checkpointed, the lease released
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st := send(b, "GET", loc, "")
+		var end int64 = -1
+		if r := st.Header.Get("Range"); r != "0-0" {
+			fmt.Sscanf(r, "0-%d", &end)
+		}
+		resp := send(b, "PATCH", loc, "abcde", "Content-Type", "application/octet-stream", "Content-Range", fmt.Sprintf("%d-%d", end+1, end+5))
+		if resp.StatusCode == http.StatusAccepted && resp.Header.Get("Range") == fmt.Sprintf("0-%d", end+5) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("continuing on the other replica once the first request ended: %d, Range %q", resp.StatusCode, resp.Header.Get("Range"))
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -215,6 +216,35 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 		if n, _ := s.CountUploads(ctx, reg.ID); n != 1 {
 			t.Errorf("CountUploads = %d", n)
+		}
+		// A lease keeps every other holder out until it ends; its holder renews it; a release ends it.
+		now := time.UnixMilli(time.Now().UnixMilli())
+		if err := s.LeaseUpload(ctx, "u1", "a", now, now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LeaseUpload(ctx, "u1", "b", now.Add(time.Second), now.Add(time.Minute)); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("a second holder during the lease: %v; want ErrConflict", err)
+		}
+		if err := s.LeaseUpload(ctx, "u1", "a", now.Add(time.Second), now.Add(2*time.Minute)); err != nil {
+			t.Errorf("its holder renews: %v", err)
+		}
+		if err := s.LeaseUpload(ctx, "u1", "b", now.Add(2*time.Minute+time.Second), now.Add(3*time.Minute)); err != nil {
+			t.Errorf("another holder once the lease ran out: %v", err)
+		}
+		if err := s.ReleaseUpload(ctx, "u1", "a"); err != nil { // not a's any more: nothing happens
+			t.Fatal(err)
+		}
+		if err := s.LeaseUpload(ctx, "u1", "c", now.Add(2*time.Minute+2*time.Second), now.Add(3*time.Minute)); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("a release by a former holder ended the lease: %v", err)
+		}
+		if err := s.ReleaseUpload(ctx, "u1", "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LeaseUpload(ctx, "u1", "c", now.Add(2*time.Minute+2*time.Second), now.Add(3*time.Minute)); err != nil {
+			t.Errorf("after the release: %v", err)
+		}
+		if err := s.LeaseUpload(ctx, "nope", "a", now, now.Add(time.Minute)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a lease of no upload: %v", err)
 		}
 		if err := s.CreateUpload(ctx, store.Upload{ID: "u2", RegistryID: reg.ID, Repository: "r", HashAlgorithm: "sha256", Owner: "token:9"}); err != nil {
 			t.Fatal(err)

@@ -37,6 +37,10 @@ type Throttling struct {
 	Identity store.ThrottleRule
 	// RememberFor is how long a successful sign-in makes its address familiar to the identity.
 	RememberFor time.Duration
+	// Tarpit is how long a sign-in that is already blocked waits before its 429: a guesser
+	// that keeps asking while blocked is slowed to a few attempts a second per connection,
+	// and costs the server little meanwhile.
+	Tarpit time.Duration
 }
 
 // DefaultThrottling: 10 failures in 5 minutes block an identity at one address, 50 an address,
@@ -47,6 +51,7 @@ var DefaultThrottling = Throttling{
 	Address:     store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Identity:    store.ThrottleRule{Max: 100, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	RememberFor: 30 * 24 * time.Hour,
+	Tarpit:      500 * time.Millisecond,
 }
 
 // RememberedPrefix starts the store keys of familiar addresses (see Throttling).
@@ -230,6 +235,12 @@ func (s *Service) signIn(ctx context.Context, key, ip, user string, check func()
 		until = later(until, states[key].BlockedUntil)
 	}
 	if until.After(now) {
+		if s.throttle.Tarpit > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.throttle.Tarpit):
+			}
+		}
 		return access.Principal{}, throttled(user, until.Sub(now))
 	}
 	id, err := check()

@@ -43,7 +43,7 @@ const (
 var AllSections = []string{SectionLimit, SectionIdle, SectionBlobs, SectionBig, SectionManifest, SectionToken, SectionLists, SectionPeak}
 
 // ExtraSections run only when named, after the others.
-var ExtraSections = []string{SectionHostile, SectionSoak}
+var ExtraSections = []string{SectionSoak, SectionHostile} // the hostile section leaves its address throttled: last
 
 // Config is one run against one registry.
 type Config struct {

@@ -149,6 +149,8 @@ type Auth struct {
 	FailureWindow       time.Duration `yaml:"failure_window"`
 	Lockout             time.Duration `yaml:"lockout"`
 	MaxLockout          time.Duration `yaml:"max_lockout"`
+	// ThrottledDelay is how long a sign-in refused as throttled waits before its 429.
+	ThrottledDelay time.Duration `yaml:"throttled_delay"`
 }
 
 // Default returns the configuration berth runs with when nothing is set.
@@ -174,7 +176,7 @@ func Default() Config {
 			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
 			KeyRotation: 30 * 24 * time.Hour,
 			MaxFailures: 10, AddressMaxFailures: 50, IdentityMaxFailures: 100, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
-			MaxLockout: time.Hour,
+			MaxLockout: time.Hour, ThrottledDelay: 500 * time.Millisecond,
 		},
 		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096, AggregateWindow: time.Minute},
 		Metrics:         Metrics{Enabled: true},
@@ -328,6 +330,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.KeyEncryptionKey != "" && c.Auth.KeyEncryptionKeyFile != "" {
 		bad("auth.key_encryption_key and auth.key_encryption_key_file: give one, not both")
+	}
+	if c.Auth.ThrottledDelay < 0 || c.Auth.ThrottledDelay > 10*time.Second {
+		bad("auth.throttled_delay: must be between 0 and 10s, not %s", c.Auth.ThrottledDelay)
 	}
 	if c.Auth.MaxLockout < c.Auth.Lockout {
 		bad("auth.max_lockout (%s): must be at least auth.lockout (%s)", c.Auth.MaxLockout, c.Auth.Lockout)

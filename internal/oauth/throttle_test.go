@@ -242,3 +242,25 @@ func TestFamiliarAddressStaysFamiliar(t *testing.T) {
 		t.Errorf("the address its owner signed in from two days ago: %d; want 200", st)
 	}
 }
+
+// TestThrottledDelay: a sign-in refused as throttled is answered only after auth.throttled_delay
+// (a guesser that keeps asking while blocked is slowed); one that is not blocked is not delayed.
+func TestThrottledDelay(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Network.TrustedProxies = []string{"127.0.0.1"}
+		c.Auth.MaxFailures, c.Auth.ThrottledDelay = 2, 300*time.Millisecond
+	}})
+	admin, pass := s.Admin(t)
+	v2 := s.URL + "/v2/"
+	for range 2 {
+		from(t, "203.0.113.5", v2, admin, "wrong")
+	}
+	start := time.Now()
+	if st := from(t, "203.0.113.5", v2, admin, "wrong"); st != 429 || time.Since(start) < 300*time.Millisecond {
+		t.Errorf("a blocked guess: %d after %s; want 429 after 300ms", st, time.Since(start))
+	}
+	start = time.Now()
+	if st := from(t, "198.51.100.1", v2, admin, pass); st != 200 || time.Since(start) > 250*time.Millisecond {
+		t.Errorf("the owner elsewhere: %d after %s; want 200 at once", st, time.Since(start))
+	}
+}

@@ -51,6 +51,7 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 		Address:     store.ThrottleRule{Max: a.AddressMaxFailures, Window: a.FailureWindow, Lockout: a.Lockout, MaxLockout: a.MaxLockout},
 		Identity:    store.ThrottleRule{Max: a.IdentityMaxFailures, Window: a.FailureWindow, Lockout: a.Lockout, MaxLockout: a.MaxLockout},
 		RememberFor: authn.DefaultThrottling.RememberFor,
+		Tarpit:      a.ThrottledDelay,
 	}, s.log, s.now)
 	if err := s.dir.Bootstrap(ctx, s.cfg.DataDir, opts.BootstrapPassword, s.log); err != nil {
 		return err

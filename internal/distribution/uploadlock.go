@@ -65,17 +65,21 @@ func (l *uploadLocks) held() int {
 	return len(l.m)
 }
 
-// leaseFor is how long a request's lease of an upload lasts before it must be renewed; a
-// replica that dies holding one keeps the upload for at most this long.
-const leaseFor = time.Minute
+// leaseFor is how long a request's lease of an upload lasts before it must be renewed (a third
+// of it); a replica that dies holding one keeps the upload from the others for at most this long.
+const leaseFor = 15 * time.Second
 
-// hold gives this request upload id: the replica's own lock (uploadLocks), then the database's
-// lease, so that no request on any replica appends to it meanwhile. The lease is renewed while
-// the request runs; release gives both back.
+// hold gives this request upload id: the replica's own lock (uploadLocks), then — when replicas
+// share the database (PostgreSQL) — the database's lease, so that no request on any replica
+// appends to it meanwhile. The lease is renewed while the request runs; release gives both back.
+// On SQLite there is one process, whose lock is enough: no lease outlives a crash there.
 func (h *Handler) hold(ctx context.Context, id string) (release func(), err error) {
 	unlock, err := h.locks.lock(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if h.meta.Dialect() != "postgres" {
+		return unlock, nil
 	}
 	holder := newID()
 	now := h.now()
@@ -85,7 +89,7 @@ func (h *Handler) hold(ctx context.Context, id string) (release func(), err erro
 	case errors.Is(err, store.ErrConflict):
 		unlock()
 		return nil, httperr.New(oci.CodeBlobUploadInvalid, "another request to upload %s is running on another replica: retry once it has finished", truncate(id)).
-			WithStatus(http.StatusConflict).WithHeader("Retry-After", "1")
+			WithStatus(http.StatusConflict).WithHeader("Retry-After", "5")
 	case err != nil:
 		unlock()
 		return nil, err

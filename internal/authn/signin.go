@@ -51,7 +51,6 @@ var DefaultThrottling = Throttling{
 	Address:     store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Identity:    store.ThrottleRule{Max: 100, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	RememberFor: 30 * 24 * time.Hour,
-	Tarpit:      500 * time.Millisecond,
 }
 
 // RememberedPrefix starts the store keys of familiar addresses (see Throttling).

@@ -69,6 +69,9 @@ func (l *uploadLocks) held() int {
 // of it); a replica that dies holding one keeps the upload from the others for at most this long.
 const leaseFor = 15 * time.Second
 
+// leaseWait is how long a request waits for another's lease of its upload before 409.
+const leaseWait = time.Second
+
 // hold gives this request upload id: the replica's own lock (uploadLocks), then — when replicas
 // share the database (PostgreSQL) — the database's lease, so that no request on any replica
 // appends to it meanwhile. The lease is renewed while the request runs; release gives both back.
@@ -83,7 +86,15 @@ func (h *Handler) hold(ctx context.Context, id string) (release func(), err erro
 	}
 	holder := newID()
 	now := h.now()
-	switch err := h.meta.LeaseUpload(ctx, id, holder, now, now.Add(leaseFor)); {
+	err = h.meta.LeaseUpload(ctx, id, holder, now, now.Add(leaseFor))
+	// The previous request of the upload (a client's last PATCH, answered a moment ago by another
+	// replica) may still be giving its lease back: wait for it a little before refusing.
+	for wait := time.Now().Add(leaseWait); errors.Is(err, store.ErrConflict) && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		now = h.now()
+		err = h.meta.LeaseUpload(ctx, id, holder, now, now.Add(leaseFor))
+	}
+	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return unlock, nil // the handler answers that it is unknown
 	case errors.Is(err, store.ErrConflict):

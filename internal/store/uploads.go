@@ -61,11 +61,7 @@ func (s *Store) CheckpointUpload(ctx context.Context, id string, from, to int64,
 		return fmt.Errorf("store: checkpoint upload: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		var one int
-		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		return ErrConflict
+		return s.uploadMissed(ctx, id)
 	}
 	return nil
 }
@@ -136,11 +132,7 @@ func (s *Store) LeaseUpload(ctx context.Context, id, holder string, now, until t
 		return fmt.Errorf("store: lease upload: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		var one int
-		if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		return ErrConflict
+		return s.uploadMissed(ctx, id)
 	}
 	return nil
 }
@@ -151,4 +143,14 @@ func (s *Store) ReleaseUpload(ctx context.Context, id, holder string) error {
 		return fmt.Errorf("store: release upload: %w", err)
 	}
 	return nil
+}
+
+// uploadMissed says why a conditional update of upload id changed nothing: ErrNotFound when the
+// upload is gone, else ErrConflict (its condition no longer held).
+func (s *Store) uploadMissed(ctx context.Context, id string) error {
+	var one int
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT 1 FROM uploads WHERE id = ?`), id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return ErrConflict
 }

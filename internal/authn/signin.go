@@ -45,12 +45,13 @@ type Throttling struct {
 
 // DefaultThrottling: 10 failures in 5 minutes block an identity at one address, 50 an address,
 // 100 an identity from unfamiliar addresses; a minute at first, doubling up to an hour; an
-// address stays familiar for 30 days.
+// address stays familiar for 30 days; a refusal while blocked waits half a second.
 var DefaultThrottling = Throttling{
 	Pair:        store.ThrottleRule{Max: 10, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Address:     store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Identity:    store.ThrottleRule{Max: 100, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	RememberFor: 30 * 24 * time.Hour,
+	Tarpit:      500 * time.Millisecond,
 }
 
 // RememberedPrefix starts the store keys of familiar addresses (see Throttling).
@@ -187,7 +188,14 @@ func fromClaims(c *token.Claims, via string) access.Principal {
 
 // Password checks a user name and password sent to reg: the admin user, a token, a service
 // principal, or the null GUID with a berth refresh or access token as the password.
+//
+// An empty user name and password are no credentials: the caller is anonymous, as with no
+// Authorization header (the conformance suite and some clients send "Basic Og==" when they have
+// none). They name no identity, so they are neither checked nor counted as a failed sign-in.
 func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pass string) (access.Principal, error) {
+	if user == "" && pass == "" {
+		return access.Anonymous, nil
+	}
 	if user == NullGUID {
 		if p, err := s.RefreshToken(ctx, reg, pass); err == nil {
 			return p, nil

@@ -176,7 +176,7 @@ func Default() Config {
 			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
 			KeyRotation: 30 * 24 * time.Hour,
 			MaxFailures: 10, AddressMaxFailures: 50, IdentityMaxFailures: 100, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
-			MaxLockout: time.Hour,
+			MaxLockout: time.Hour, ThrottledDelay: 500 * time.Millisecond,
 		},
 		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096, AggregateWindow: time.Minute},
 		Metrics:         Metrics{Enabled: true},

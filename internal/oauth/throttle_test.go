@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 // from sends GET u with Basic credentials as if from client address ip (the test server trusts
@@ -262,5 +263,39 @@ func TestThrottledDelay(t *testing.T) {
 	start = time.Now()
 	if st := from(t, "198.51.100.1", v2, admin, pass); st != 200 || time.Since(start) > 250*time.Millisecond {
 		t.Errorf("the owner elsewhere: %d after %s; want 200 at once", st, time.Since(start))
+	}
+}
+
+// TestEmptyCredentialsAreAnonymous: "Basic Og==" (an empty name and password, which the
+// conformance suite sends when it has no credentials) is no sign-in: the caller is anonymous,
+// nothing is counted against its address, and the owner at that address is never throttled by
+// it.
+func TestEmptyCredentialsAreAnonymous(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Network.TrustedProxies = []string{"127.0.0.1"}
+		c.Auth.MaxFailures, c.Auth.AddressMaxFailures = 2, 2
+	}})
+	admin, pass := s.Admin(t)
+	tokenURL := s.URL + "/oauth2/token?service=" + url.QueryEscape(s.Host) + "&scope=repository:app:pull"
+	for i := range 5 {
+		if st := from(t, "203.0.113.9", tokenURL, "", ""); st != http.StatusOK {
+			t.Fatalf("token request %d with empty credentials: %d; want 200 (an anonymous token)", i+1, st)
+		}
+		if st := from(t, "203.0.113.9", s.URL+"/v2/", "", ""); st != http.StatusUnauthorized {
+			t.Fatalf("/v2/ %d with empty credentials: %d; want 401", i+1, st)
+		}
+	}
+	if st := from(t, "203.0.113.9", s.URL+"/v2/", admin, pass); st != http.StatusOK {
+		t.Errorf("the admin user from the same address afterwards: %d; want 200 (empty credentials counted as failures)", st)
+	}
+	s.SettleEvents(t)
+	events, err := s.Meta().LoginEvents(t.Context(), store.EventFilter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Reason == "unknown_identity" {
+			t.Errorf("empty credentials recorded as a failed sign-in: %+v", e)
+		}
 	}
 }

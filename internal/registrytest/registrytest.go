@@ -80,6 +80,7 @@ func New(t testing.TB, opts Options) *Server {
 	if os.Getenv("BERTH_TEST_STORAGE") == "s3" {
 		cfg.Storage = s3For(t, dir)
 	}
+	cfg.Auth.ThrottledDelay = 0 // tests count many refusals; TestThrottledDelay sets it
 	if opts.Config != nil {
 		opts.Config(&cfg)
 	}

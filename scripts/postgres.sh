@@ -3,6 +3,8 @@
 # a cluster in a temporary folder owned by an ordinary user, trust authentication, loopback only.
 #   scripts/postgres.sh start DIR   → prints the DSN (postgres://…) as its last line
 #   scripts/postgres.sh stop DIR
+#   scripts/postgres.sh resume DIR   starts the stopped cluster again, same port and data (a restart
+#                                    is stop then resume; test/faults uses it)
 set -euo pipefail
 cmd=${1:?start or stop}
 DIR=${2:?data folder}
@@ -22,6 +24,13 @@ run_as() {
 	else
 		"$@"
 	fi
+}
+
+# pg_start starts the cluster in $DIR on the port in $DIR/port, as $USER_NAME, with $BIN.
+pg_start() {
+	run_as "$USER_NAME" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 30 \
+		-o "-c listen_addresses=127.0.0.1 -p $(cat "$DIR/port") -k $DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >&2 ||
+		{ cat "$DIR/server.log" >&2; exit 1; }
 }
 
 case $cmd in
@@ -46,10 +55,8 @@ start)
 		{ cat "$DIR/initdb.log" >&2; exit 1; }
 	# A free loopback port.
 	PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	run_as "$USER_NAME" "$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 30 \
-		-o "-c listen_addresses=127.0.0.1 -p $PORT -k $DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >&2 ||
-		{ cat "$DIR/server.log" >&2; exit 1; }
 	echo "$PORT" >"$DIR/port"
+	pg_start
 	echo "postgres://berth@127.0.0.1:$PORT/postgres?sslmode=disable"
 	;;
 stop)
@@ -58,6 +65,11 @@ stop)
 	USER_NAME=$(stat -c %U "$DIR/data")
 	run_as "$USER_NAME" "$BIN/pg_ctl" -D "$DIR/data" -m fast -w stop >&2 || true
 	;;
+resume)
+	BIN=$(bindir) && [ -f "$DIR/port" ] || { log "no cluster in $DIR: start one first"; exit 1; }
+	USER_NAME=$(stat -c %U "$DIR/data")
+	pg_start
+	;;
 *)
-	log "usage: $0 start|stop DIR"; exit 2 ;;
+	log "usage: $0 start|stop|resume DIR"; exit 2 ;;
 esac

@@ -144,11 +144,13 @@ const CodeUnavailable oci.ErrorCode = "UNAVAILABLE"
 // Unavailable reports whether err is an outage of something berth depends on rather than a
 // fault of berth's: the network to it (refused, reset, cut mid-reply, timed out), a connection
 // the database driver gave up, or a database that refuses work for now (SQLSTATE classes 08, connection
-// exceptions, and 57, operator intervention such as a shutdown). Drivers are recognised by
+// exceptions, and 57, operator intervention such as a shutdown), or work the driver never sent
+// because its connection was gone (SafeToRetry). Drivers are recognised by
 // their errors' methods, so this package imports none.
 func Unavailable(err error) bool {
 	var ne net.Error
 	var state interface{ SQLState() string }
+	var unsent interface{ SafeToRetry() bool }
 	switch {
 	case err == nil:
 		return false
@@ -156,6 +158,10 @@ func Unavailable(err error) bool {
 		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF):
 		// (A client's body that ends early is answered by its handler before it gets here: an
 		// unexpected end that reaches Write is a connection to a dependency cut mid-reply.)
+		return true
+	case errors.As(err, &unsent) && unsent.SafeToRetry():
+		// The driver never sent the work: its connection was already gone (pgx's "conn closed",
+		// met inside a transaction, where database/sql cannot take another connection).
 		return true
 	case errors.As(err, &state):
 		c := state.SQLState()

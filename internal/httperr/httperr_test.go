@@ -18,6 +18,12 @@ type sqlErr string
 func (e sqlErr) Error() string    { return "sql: " + string(e) }
 func (e sqlErr) SQLState() string { return string(e) }
 
+// unsent is a driver's error for work it never sent (pgx's "conn closed").
+type unsent bool
+
+func (e unsent) Error() string     { return "conn closed" }
+func (e unsent) SafeToRetry() bool { return bool(e) }
+
 func TestUnavailable(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -32,6 +38,8 @@ func TestUnavailable(t *testing.T) {
 		{fmt.Errorf("store: %w", sqlErr("57P01")), true},     // admin_shutdown
 		{fmt.Errorf("store: %w", sqlErr("08006")), true},     // connection_failure
 		{fmt.Errorf("store: %w", sqlErr("23505")), false},    // unique_violation: berth's to handle
+		{fmt.Errorf("store: link blob: %w", errors.Join(unsent(true), nil)), true},
+		{fmt.Errorf("store: %w", unsent(false)), false},
 	} {
 		if got := Unavailable(tc.err); got != tc.want {
 			t.Errorf("Unavailable(%v) = %v, want %v", tc.err, got, tc.want)

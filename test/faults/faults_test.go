@@ -88,6 +88,24 @@ func (p *process) start() {
 	p.t.Fatalf("berth did not become ready:\n%s", p.logs.String())
 }
 
+// logLines is the server's log lines that hold the correlation id in reply (all of them when
+// reply has none).
+func (p *process) logLines(reply string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, id, ok := strings.Cut(reply, "correlation id: ")
+	if !ok || len(id) < 16 {
+		return p.logs.String()
+	}
+	var out strings.Builder
+	for line := range strings.Lines(p.logs.String()) {
+		if strings.Contains(line, id[:16]) {
+			out.WriteString(line)
+		}
+	}
+	return out.String()
+}
+
 // kill9 kills the server without warning (SIGKILL) and waits for it to be gone.
 func (p *process) kill9() {
 	p.mu.Lock()

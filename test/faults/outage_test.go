@@ -1,6 +1,8 @@
 package faults
 
 import (
+	"bytes"
+	"database/sql"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
-	"github.com/berth-registry/berth/internal/store/pgtest"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to give each run its own schema
 )
 
 // tcpProxy forwards a local port to a server; down cuts every connection and refuses new ones
@@ -106,28 +108,116 @@ func (p *tcpProxy) down() {
 	}
 }
 
-// TestOutages: berth over PostgreSQL and S3 (each behind a proxy the test can cut) while two
-// clients push. While the database is away, and while the storage is, requests fail with a
-// clear 503 and Retry-After — never a 500 or a driver's message — and berth recovers by itself
-// when they are back; every acknowledged push pulls whole.
+// TestOutages: berth over PostgreSQL and S3 while two clients push, and each goes away in turn:
+// first cut off (a proxy between berth and the server drops every connection and refuses new
+// ones: a network partition), then really restarted (PostgreSQL's fast shutdown ends every
+// session; MinIO is terminated; both start again on the same port and data). While either is
+// away, requests fail with a clear 503 and Retry-After — never a 500 or a driver's message —
+// and berth recovers by itself when it is back; every acknowledged push pulls whole.
 func TestOutages(t *testing.T) {
-	dsn, storage := pgtest.DSN(t), s3test.URL(t, "faults")
-	du, _ := url.Parse(dsn)
-	db := newProxy(t, du.Host)
-	du.Host = db.addr
-	su, _ := url.Parse(storage)
-	q := su.Query()
-	s3 := newProxy(t, q.Get("endpoint"))
-	q.Set("endpoint", s3.addr)
-	su.RawQuery = q.Encode()
-	if out, err := exec.Command(berthBin, "migrate", "--database", du.String()).CombinedOutput(); err != nil {
+	pg := startService(t, "postgres.sh", "BERTH_TEST_POSTGRES", "BERTH_REQUIRE_POSTGRES")
+	minio := startService(t, "minio.sh", "BERTH_TEST_S3", "BERTH_REQUIRE_S3")
+	t.Run("cut", func(t *testing.T) {
+		du, su := dsnIn(t, pg.url, "cut"), storageIn(t, minio.url, "cut")
+		db := newProxy(t, du.Host)
+		du.Host = db.addr
+		q := su.Query()
+		s3 := newProxy(t, q.Get("endpoint"))
+		q.Set("endpoint", s3.addr)
+		su.RawQuery = q.Encode()
+		pushThrough(t, du, su, minio.env, []outage{
+			{"a manifest while the database is cut off", "manifest", db.down, db.up},
+			{"a blob while the storage is cut off", "blob", s3.down, s3.up},
+		})
+	})
+	t.Run("restart", func(t *testing.T) {
+		pushThrough(t, dsnIn(t, pg.url, "restart"), storageIn(t, minio.url, "restart"), minio.env, []outage{
+			{"a manifest while the database restarts", "manifest", pg.stop, pg.resume},
+			{"a blob while the storage restarts", "blob", minio.stop, minio.resume},
+		})
+	})
+}
+
+// statusWatch is the pushing clients' transport: it keeps every server error other than 503.
+type statusWatch struct {
+	next        http.RoundTripper
+	unavailable atomic.Int64
+	mu          sync.Mutex
+	errors      []string
+}
+
+func (w *statusWatch) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := w.next.RoundTrip(r)
+	if err != nil || resp.StatusCode < 500 {
+		return resp, err
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		w.unavailable.Add(1)
+		return resp, nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	w.mu.Lock()
+	w.errors = append(w.errors, fmt.Sprintf("%d at %s %s: %s", resp.StatusCode, r.Method, r.URL.Path, b))
+	w.mu.Unlock()
+	return resp, nil
+}
+
+func (w *statusWatch) bad() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.errors...)
+}
+
+// outage is one way a dependency goes away and comes back, and the request checked meanwhile
+// ("manifest" or "blob").
+type outage struct {
+	what, request string
+	down, up      func()
+}
+
+// dsnIn is dsn with its own new schema.
+func dsnIn(t *testing.T, dsn, schema string) *url.URL {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(dsn)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u
+}
+
+// storageIn is the storage URL with its own prefix.
+func storageIn(t *testing.T, storage, prefix string) *url.URL {
+	u, err := url.Parse(storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + prefix
+	return u
+}
+
+// pushThrough starts berth over the database du and the storage su, pushes 30 images from two
+// clients while each outage happens in turn, checks the 503 during each, and pulls every
+// acknowledged push afterwards.
+func pushThrough(t *testing.T, du, su *url.URL, env []string, outages []outage) {
+	migrate := exec.Command(berthBin, "migrate", "--database", du.String())
+	if out, err := migrate.CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v %s", err, out)
 	}
-	p := newProcess(t, []string{"BERTH_AUTH_KEY_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))},
+	p := newProcess(t, append([]string{"BERTH_AUTH_KEY_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}, env...),
 		"--database", du.String(), "--storage", su.String())
 	user, pass := p.adminCredentials()
 	auth := remote.WithAuth(&authn.Basic{Username: user, Password: pass})
-	transport := remote.WithTransport(&http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 20 * time.Second})
+	watch := &statusWatch{next: &http.Transport{DisableKeepAlives: true, ResponseHeaderTimeout: 20 * time.Second}}
+	transport := remote.WithTransport(watch)
 	first, _ := random.Image(1024, 2)
 	firstRef, _ := name.NewTag(p.addr+"/outage/app:first", name.Insecure)
 	if err := remote.Write(firstRef, first, auth); err != nil {
@@ -182,16 +272,14 @@ func TestOutages(t *testing.T) {
 			t.Errorf("%s: %d %v %s; want 503 with Retry-After and a plain message", what, resp.StatusCode, resp.Header, b)
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
-	db.down()
-	check("a manifest while the database is away", "/v2/outage/app/manifests/first")
-	time.Sleep(2 * time.Second)
-	db.up()
-	time.Sleep(300 * time.Millisecond)
-	s3.down()
-	check("a blob while the storage is away", "/v2/outage/app/blobs/"+layer.String())
-	time.Sleep(2 * time.Second)
-	s3.up()
+	paths := map[string]string{"manifest": "/v2/outage/app/manifests/first", "blob": "/v2/outage/app/blobs/" + layer.String()}
+	for _, o := range outages {
+		time.Sleep(300 * time.Millisecond)
+		o.down()
+		check(o.what, paths[o.request])
+		time.Sleep(2 * time.Second)
+		o.up()
+	}
 	wg.Wait()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := http.Get("http://" + p.addr + "/readyz")
@@ -205,7 +293,10 @@ func TestOutages(t *testing.T) {
 			t.Fatal("berth did not recover after the outages")
 		}
 	}
-	t.Logf("%d pushes acknowledged through the outages", len(acks))
+	t.Logf("%d pushes acknowledged through the outages; %d answers 503 to the pushing clients", len(acks), watch.unavailable.Load())
+	for _, bad := range watch.bad() {
+		t.Errorf("a pushing client got %s; want 503 UNAVAILABLE while a dependency is away; berth logged:\n%s", bad, p.logLines(bad))
+	}
 	for _, a := range append(acks, acked{firstRef, func() v1.Hash { d, _ := first.Digest(); return d }()}) {
 		img, err := remote.Image(a.ref, auth)
 		if err == nil {

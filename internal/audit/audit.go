@@ -268,6 +268,8 @@ const (
 	OpExchange  = "exchange"  // /oauth2/exchange
 	OpRegistry  = "registry"  // credentials sent to /v2/ itself (Basic, or a bearer token that was refused)
 	OpDirectory = "directory" // /mgmt/v1/token
+	// OpPasswordReset: a password set offline, straight in the database (berth owner reset-password).
+	OpPasswordReset = "password_reset"
 )
 
 // Operations of repository events.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -42,37 +43,85 @@ func Root(env Env) *cobra.Command {
 		Short:         "berth is an OCI registry with Azure Container Registry's identity and access model",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       readBuildInfo().String(),
 	}
+	root.SetVersionTemplate("berth {{.Version}}\n")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, table or tsv (berth logs also: jsonl)")
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
-	root.AddCommand(serveCmd(), migrateCmd(), gcCmd(), versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
+	root.AddCommand(serveCmd(), migrateCmd(), gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
 		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root
 }
 
-// Version is set at build time with -ldflags "-X …/cli.Version=…"; otherwise it comes from the
-// module build information.
-var Version = ""
+// Version and Commit are set at build time with
+// -ldflags "-X github.com/berth-registry/berth/internal/cli.Version=v1.2.3 -X …/cli.Commit=…";
+// otherwise they come from the build information: go install of a tagged module gives the
+// version, and go build or go install in a git checkout the commit.
+var Version, Commit = "", ""
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+// buildInfo is what `berth version` prints.
+type buildInfo struct {
+	Berth      string `json:"berth"`
+	Commit     string `json:"commit"`
+	CommitTime string `json:"commitTime,omitempty"`
+	Modified   bool   `json:"modified"` // built from a checkout with uncommitted changes
+	Go         string `json:"go"`
+	Platform   string `json:"platform"`
 }
 
-func versionCmd() *cobra.Command {
+func readBuildInfo() buildInfo {
+	b := buildInfo{Berth: Version, Commit: Commit, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if b.Berth == "" && bi.Main.Version != "" {
+			b.Berth = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				if b.Commit == "" {
+					b.Commit = s.Value
+				}
+			case "vcs.time":
+				b.CommitTime = s.Value
+			case "vcs.modified":
+				b.Modified = s.Value == "true"
+			}
+		}
+	}
+	if b.Berth == "" {
+		b.Berth = "(devel)"
+	}
+	if b.Commit == "" {
+		b.Commit = "unknown"
+	}
+	return b
+}
+
+func version() string { return readBuildInfo().Berth }
+
+// String is the one line of `berth --version`.
+func (b buildInfo) String() string {
+	commit := b.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if b.Modified {
+		commit += ", modified"
+	}
+	return fmt.Sprintf("%s (commit %s, %s, %s)", b.Berth, commit, b.Go, b.Platform)
+}
+
+func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print berth's version",
-		Args:  cobra.NoArgs,
+		Short: "Print berth's version, commit and Go version",
+		Long: `Print berth's version, the commit it was built from (from the build information, or
+-ldflags when the build had no git checkout), the Go version and the platform, as JSON by default
+(-o table|tsv, --query). 'berth --version' prints the same on one line.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "berth", version())
-			return err
+			return a.print(readBuildInfo())
 		},
 	}
 }

@@ -1,15 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/gc"
@@ -76,6 +80,7 @@ func (sf *serverFlags) load(cmd *cobra.Command) (config.Config, error) {
 
 func serveCmd() *cobra.Command {
 	var sf serverFlags
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the registry server",
@@ -92,20 +97,81 @@ or newer than it knows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := sf.load(cmd)
+			if err == nil {
+				err = cfg.CheckServe()
+			}
 			if err != nil {
 				return err
+			}
+			if check {
+				return printConfig(cmd, cfg)
 			}
 			log := newLogger(cfg.Log)
 			ctx := cmd.Context()
-			srv, err := server.New(ctx, cfg, server.Options{Log: log, BootstrapPassword: os.Getenv("BERTH_BOOTSTRAP_PASSWORD")})
+			// The address first: a server that cannot listen leaves nothing on disk.
+			ln, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
+				return fmt.Errorf("cannot listen on %s (listen, --listen, BERTH_LISTEN): %w", cfg.Listen, err)
+			}
+			srv, err := server.New(ctx, cfg, server.Options{Log: log, BootstrapPassword: os.Getenv("BERTH_BOOTSTRAP_PASSWORD"), Version: version()})
+			if err != nil {
+				ln.Close()
 				return err
 			}
 			defer srv.Close()
-			return srv.Run(ctx)
+			return srv.Serve(ctx, ln)
 		},
 	}
 	sf.add(cmd, true)
+	cmd.Flags().BoolVar(&check, "check", false, "check the configuration (file, BERTH_* variables, flags), print it as YAML with secrets hidden, and exit: 0 when valid")
+	return cmd
+}
+
+// printConfig writes the effective configuration as YAML, every key included, with the
+// database password and the key-encryption key hidden.
+func printConfig(cmd *cobra.Command, cfg config.Config) error {
+	cfg.Database = store.Redact(cfg.Database)
+	if cfg.Auth.KeyEncryptionKey != "" {
+		cfg.Auth.KeyEncryptionKey = "(set, hidden)"
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "berth: the configuration is valid; in effect:")
+	_, err = cmd.OutOrStdout().Write(out)
+	return err
+}
+
+// healthcheckCmd is the probe of a container image with nothing but berth in it (no curl):
+// GET the server's /healthz and exit 0 only on 200.
+func healthcheckCmd() *cobra.Command {
+	var url string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "Exit 0 when a berth server answers /healthz (a container's HEALTHCHECK)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return fmt.Errorf("--url: %w", err)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("unhealthy: %w", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("unhealthy: %s answered %s", url, resp.Status)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:5000/healthz", "the health endpoint to ask")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
 	return cmd
 }
 

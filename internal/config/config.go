@@ -3,10 +3,10 @@
 package config
 
 import (
-	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -60,18 +60,18 @@ type Log struct {
 
 // Limits bound what clients may send.
 type Limits struct {
-	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
-	MaxBlobBytes     int64 `yaml:"max_blob_bytes"`
-	MaxUploads       int   `yaml:"max_uploads"` // open upload sessions per registry
+	MaxManifestBytes Size `yaml:"max_manifest_bytes"`
+	MaxBlobBytes     Size `yaml:"max_blob_bytes"`
+	MaxUploads       int  `yaml:"max_uploads"` // open upload sessions per registry
 	// MaxUploadsPerIdentity bounds one identity's open upload sessions in a registry, so that
 	// one CI job or token cannot take every slot of MaxUploads.
-	MaxUploadsPerIdentity int `yaml:"max_uploads_per_identity"`
-	MaxPageSize           int `yaml:"max_page_size"`
-	MaxHeaderBytes        int `yaml:"max_header_bytes"`
+	MaxUploadsPerIdentity int  `yaml:"max_uploads_per_identity"`
+	MaxPageSize           int  `yaml:"max_page_size"`
+	MaxHeaderBytes        Size `yaml:"max_header_bytes"`
 	// BodyIdleTimeout ends a request whose body sends nothing for this long; after that long,
 	// a body must also average MinBodyRate bytes a second (a trickle holds nothing for ever).
 	BodyIdleTimeout time.Duration `yaml:"body_idle_timeout"`
-	MinBodyRate     int64         `yaml:"min_body_rate"`
+	MinBodyRate     Size          `yaml:"min_body_rate"` // bytes a second
 	// WriteIdleTimeout ends a reply the client takes nothing of for this long.
 	WriteIdleTimeout time.Duration `yaml:"write_idle_timeout"`
 	// MaxAnonymousPerAddress is how many requests without credentials one client address may
@@ -107,9 +107,13 @@ type Events struct {
 	AggregateWindow time.Duration `yaml:"aggregate_window"`
 }
 
-// Metrics configures the Prometheus endpoint, GET /metrics (behind network.management_allow).
+// Metrics configures the Prometheus endpoint, GET /metrics.
 type Metrics struct {
 	Enabled bool `yaml:"enabled"`
+	// Listen, when set, serves /metrics on this address only (e.g. 127.0.0.1:9090 or a private
+	// network's address), not on the registry's; when empty, /metrics is on the registry's
+	// address, behind network.management_allow.
+	Listen string `yaml:"listen"`
 }
 
 // Debug configures what helps find a performance problem.
@@ -185,15 +189,21 @@ func Default() Config {
 	}
 }
 
-// LoadFile merges the YAML file at path into c. Unknown keys are errors.
+// LoadFile merges the YAML file at path into c. Unknown keys are errors that name the nearest
+// known key; every error names the key by its YAML path and line.
 func (c *Config) LoadFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file
+	}
+	if err := decodeNode(doc.Content[0], reflect.ValueOf(c).Elem(), ""); err != nil {
 		return fmt.Errorf("config: %s: %w", path, err)
 	}
 	return nil
@@ -254,12 +264,20 @@ func walk(v reflect.Value, prefix string, fn func(string, reflect.Value) error) 
 var durationType = reflect.TypeOf(time.Duration(0))
 
 func setFromString(v reflect.Value, s string) error {
-	if v.Type() == durationType {
-		d, err := time.ParseDuration(s)
+	switch v.Type() {
+	case durationType:
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("want a duration (500ms, 30s, 5m, 2h), not %q", s)
+		}
+		v.SetInt(int64(d))
+		return nil
+	case sizeType:
+		n, err := ParseSize(s)
 		if err != nil {
 			return err
 		}
-		v.SetInt(int64(d))
+		v.SetInt(int64(n))
 		return nil
 	}
 	switch v.Kind() {
@@ -277,15 +295,15 @@ func setFromString(v reflect.Value, s string) error {
 		}
 		v.Set(reflect.ValueOf(items))
 	case reflect.Int, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, 64)
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
-			return err
+			return fmt.Errorf("want a whole number, not %q", s)
 		}
 		v.SetInt(n)
 	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
 		if err != nil {
-			return err
+			return fmt.Errorf("want true or false, not %q", s)
 		}
 		v.SetBool(b)
 	default:
@@ -295,6 +313,17 @@ func setFromString(v reflect.Value, s string) error {
 }
 
 var registryName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$`)
+
+// CheckServe is what serving needs beyond Validate (migrate and gc do not): a key-encryption
+// key with PostgreSQL, where replicas share the signing keys.
+func (c *Config) CheckServe() error {
+	postgres := strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+	if postgres && c.Auth.KeyEncryptionKey == "" && c.Auth.KeyEncryptionKeyFile == "" {
+		return errors.New("config: auth.key_encryption_key or auth.key_encryption_key_file: must be set with PostgreSQL, the same for every replica " +
+			"(e.g. BERTH_AUTH_KEY_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64))")
+	}
+	return nil
+}
 
 // Validate checks c and fills the settings derived from others (Database, Storage).
 func (c *Config) Validate() error {
@@ -331,6 +360,12 @@ func (c *Config) Validate() error {
 	if c.Auth.KeyEncryptionKey != "" && c.Auth.KeyEncryptionKeyFile != "" {
 		bad("auth.key_encryption_key and auth.key_encryption_key_file: give one, not both")
 	}
+	if k := c.Auth.KeyEncryptionKey; k != "" {
+		if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k)); err != nil || len(b) != 32 {
+			bad("auth.key_encryption_key: not 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)")
+		}
+	}
+
 	if c.Auth.ThrottledDelay < 0 || c.Auth.ThrottledDelay > 10*time.Second {
 		bad("auth.throttled_delay: must be between 0 and 10s, not %s", c.Auth.ThrottledDelay)
 	}
@@ -385,7 +420,7 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxManifestBytes <= 0 || l.MaxManifestBytes > 4<<20 {
-		bad("limits.max_manifest_bytes: %d: must be between 1 and 4194304 (4 MiB)", l.MaxManifestBytes)
+		bad("limits.max_manifest_bytes: %s: must be between 1 and 4MiB", l.MaxManifestBytes)
 	}
 	if l.MaxBlobBytes <= 0 {
 		bad("limits.max_blob_bytes: must be positive")
@@ -397,7 +432,7 @@ func (c *Config) Validate() error {
 		bad("limits.max_page_size: must be positive")
 	}
 	if l.MaxHeaderBytes < 4096 {
-		bad("limits.max_header_bytes: must be at least 4096")
+		bad("limits.max_header_bytes: must be at least 4KiB, not %s", l.MaxHeaderBytes)
 	}
 	if c.Uploads.TTL < time.Minute {
 		bad("uploads.ttl: must be at least 1m")
@@ -413,6 +448,11 @@ func (c *Config) Validate() error {
 	}
 	if c.GC.Grace < time.Minute {
 		bad("gc.grace: at least 1m, not %s: pushes in progress need the time", c.GC.Grace)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen: %q is not HOST:PORT (e.g. 127.0.0.1:9090)", c.Metrics.Listen)
+		}
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout: must not be negative")

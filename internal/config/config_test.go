@@ -3,9 +3,12 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -113,5 +116,121 @@ func TestParseStorage(t *testing.T) {
 		if _, err := ParseStorage(bad); err == nil {
 			t.Errorf("ParseStorage(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFileErrors: a mistyped key names its YAML path, its line and the nearest known key; a
+// value of the wrong kind says what was wanted; nothing names a Go type.
+func TestFileErrors(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"lisen: :5000\n", "line 1: unknown key lisen (did you mean listen?)"},
+		{"tls:\n  certificate: x\n", "line 2: unknown key tls.certificate (did you mean tls.cert?)"},
+		{"limits:\n  max_blob_byte: 1\n", "line 2: unknown key limits.max_blob_byte (did you mean limits.max_blob_bytes?)"},
+		{"auth:\n  zzz: 1\n", "line 2: unknown key auth.zzz (known here: access_token_ttl,"},
+		{"limits:\n  max_uploads: lots\n", `line 2: limits.max_uploads: want a whole number, not "lots"`},
+		{"uploads:\n  ttl: 6 hours\n", `line 2: uploads.ttl: want a duration (500ms, 30s, 5m, 2h), not "6 hours"`},
+		{"metrics:\n  enabled: maybe\n", `line 2: metrics.enabled: want true or false, not "maybe"`},
+		{"limits:\n  max_blob_bytes: 10 parsecs\n", `line 2: limits.max_blob_bytes: "10 parsecs" is not a size`},
+		{"network:\n  trusted_proxies: 10.0.0.1\n", `line 2: network.trusted_proxies: want a list (- item per line), not "10.0.0.1"`},
+		{"tls: on\n", `line 1: tls: want a mapping of keys (cert, key), not "on"`},
+		{"listen: :1\nlisten: :2\n", "line 2: listen is set twice (first on line 1)"},
+		{"listen: [a]\n", "line 1: listen: want a single value, not a list"},
+	} {
+		c := Default()
+		err := c.LoadFile(writeFile(t, tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadFile(%q) = %v; want it to say %q", tc.body, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "config.") || strings.Contains(err.Error(), "int64")) {
+			t.Errorf("LoadFile(%q) names a Go type: %v", tc.body, err)
+		}
+	}
+	c := Default()
+	if err := c.LoadFile(writeFile(t, "# nothing set\n")); err != nil {
+		t.Errorf("a file of comments: %v", err)
+	}
+	if err := c.LoadFile(writeFile(t, "limits:\ntls:\n  cert:\n")); err != nil || c.Limits.MaxUploads != Default().Limits.MaxUploads {
+		t.Errorf("keys with nothing set: %v; defaults must stay", err)
+	}
+}
+
+// TestSizes: sizes take units in the file and the environment alike.
+func TestSizes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Size
+	}{{"512", 512}, {"16KiB", 16 << 10}, {"4MiB", 4 << 20}, {"64GiB", 64 << 30}, {"1TiB", 1 << 40}, {"10gib", 10 << 30},
+		{"4 MiB", 4 << 20}, {"1MB", 1_000_000}, {"2kB", 2000}, {"3G", 3 << 30}} {
+		if got, err := ParseSize(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1", "1.5GiB", "4 parsecs", "99999999999TiB"} {
+		if got, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = %d; want an error", bad, got)
+		}
+	}
+	c := Default()
+	if err := c.LoadFile(writeFile(t, "limits:\n  max_blob_bytes: 10GiB\n  min_body_rate: 32KiB\n")); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"BERTH_LIMITS_MAX_HEADER_BYTES": "128KiB"}
+	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxBlobBytes != 10<<30 || c.Limits.MinBodyRate != 32<<10 || c.Limits.MaxHeaderBytes != 128<<10 {
+		t.Errorf("sizes: %+v", c.Limits)
+	}
+	if s := Size(64 << 30).String(); s != "64GiB" {
+		t.Errorf("Size.String = %q", s)
+	}
+}
+
+// TestExampleConfig: deploy/berth.example.yaml sets every key there is, each to its default,
+// so it documents them all and says the truth about the defaults.
+func TestExampleConfig(t *testing.T) {
+	const path = "../../deploy/berth.example.yaml"
+	c := Default()
+	if err := c.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("the example's values differ from the defaults:\n got %+v\nwant %+v", c, Default())
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	inFile := map[string]bool{}
+	var collect func(n *yaml.Node, prefix string)
+	collect = func(n *yaml.Node, prefix string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := join(prefix, n.Content[i].Value)
+			inFile[key] = true
+			if n.Content[i+1].Kind == yaml.MappingNode {
+				collect(n.Content[i+1], key)
+			}
+		}
+	}
+	collect(doc.Content[0], "")
+	var missing []string
+	var walkKeys func(t reflect.Type, prefix string)
+	walkKeys = func(t reflect.Type, prefix string) {
+		for _, k := range keysOf(t) {
+			f, _ := fieldByTag(reflect.New(t).Elem(), k)
+			if f.Kind() == reflect.Struct && f.Type() != sizeType {
+				walkKeys(f.Type(), join(prefix, k))
+			} else if !inFile[join(prefix, k)] {
+				missing = append(missing, join(prefix, k))
+			}
+		}
+	}
+	walkKeys(reflect.TypeOf(Config{}), "")
+	if len(missing) > 0 {
+		t.Errorf("keys missing from %s: %v", path, missing)
 	}
 }

@@ -19,6 +19,9 @@ const BootstrapUser = "owner"
 // password.
 const BootstrapPasswordFile = "bootstrap-owner-password"
 
+// MinPasswordLength is the shortest password a user may choose, the bootstrap owner's included.
+const MinPasswordLength = 12
+
 // Bootstrap creates the owner user on a database without users. Its password is the given one,
 // or a generated one written once to a 0600 file in dataDir. Replicas starting together are
 // safe: the first to create the user wins, the others find it.
@@ -26,6 +29,10 @@ func (d *Directory) Bootstrap(ctx context.Context, dataDir, password string, log
 	n, err := d.st.CountUsers(ctx)
 	if err != nil || n > 0 {
 		return err
+	}
+	if password != "" && (len(password) < MinPasswordLength || len(password) > 256) {
+		return fmt.Errorf("directory: bootstrap: BERTH_BOOTSTRAP_PASSWORD has %d characters: the owner's password must have %d to 256, as every user's",
+			len(password), MinPasswordLength)
 	}
 	file := ""
 	if password == "" {

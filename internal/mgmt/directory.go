@@ -17,7 +17,7 @@ import (
 var userName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
 // minPassword is the shortest password a user may choose.
-const minPassword = 12
+const minPassword = directory.MinPasswordLength
 
 func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	users, err := h.Store.Users(r.Context())

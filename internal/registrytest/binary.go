@@ -18,7 +18,7 @@ func MainWithBinary(m *testing.M, bin *string) {
 		os.Exit(1)
 	}
 	*bin = filepath.Join(dir, "berth")
-	cmd := exec.Command("go", "build", "-o", *bin, "github.com/berth-registry/berth/cmd/berth")
+	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", *bin, "github.com/berth-registry/berth/cmd/berth") // auto: stamp the commit even where GOFLAGS says -buildvcs=false
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building berth:", err)

@@ -39,6 +39,7 @@ import (
 
 // Server is a running berth.
 type Server struct {
+	version string
 	cfg     config.Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -66,6 +67,8 @@ type Options struct {
 	BootstrapPassword string
 	// HashParams overrides argon2id's costs (tests use cheap ones); nil means the defaults.
 	HashParams *directory.Params
+	// Version is berth's, for the start-up log line.
+	Version string
 }
 
 // New opens the stores named by cfg (creating the default registry on an empty database) and
@@ -107,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		meta.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now)}
+	s := &Server{version: opts.Version, cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now)}
 	if err := s.buildAuth(ctx, opts); err != nil {
 		meta.Close()
 		return nil, err
@@ -134,8 +137,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Audit:    s.audit,
 		OnUpload: s.metrics.Upload,
 		Limits: distribution.Limits{
-			MaxManifestBytes:      cfg.Limits.MaxManifestBytes,
-			MaxBlobBytes:          cfg.Limits.MaxBlobBytes,
+			MaxManifestBytes:      int64(cfg.Limits.MaxManifestBytes),
+			MaxBlobBytes:          int64(cfg.Limits.MaxBlobBytes),
 			MaxUploadsPerRegistry: cfg.Limits.MaxUploads,
 			MaxUploadsPerIdentity: cfg.Limits.MaxUploadsPerIdentity,
 			MaxPageSize:           cfg.Limits.MaxPageSize,
@@ -148,7 +151,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
 	oauth.New(s.authn, s.policy, s.hosts, s.audit, log).Register(mux)
-	if cfg.Metrics.Enabled {
+	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
 	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
@@ -162,7 +165,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		return httperr.New(oci.CodeUnknown, "internal server error: give the operator the correlation id")
 	})
 	anonymous := &anonymousLimit{max: cfg.Limits.MaxAnonymousPerAddress, log: log}
-	timing := deadlines{bodyIdle: cfg.Limits.BodyIdleTimeout, writeIdle: cfg.Limits.WriteIdleTimeout, minRate: cfg.Limits.MinBodyRate}
+	timing := deadlines{bodyIdle: cfg.Limits.BodyIdleTimeout, writeIdle: cfg.Limits.WriteIdleTimeout, minRate: int64(cfg.Limits.MinBodyRate)}
 	s.handler = timing.wrap(s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
 			v2.ServeHTTP(w, r)
@@ -272,7 +275,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		MaxHeaderBytes:    int(s.cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	scheme := "http"
@@ -299,6 +302,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.collect(bg)
 	}
 
+	if s.cfg.Metrics.Enabled && s.cfg.Metrics.Listen != "" {
+		stop, err := s.serveMetrics(s.cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	if s.cfg.Debug.PprofListen != "" {
 		stop, err := s.servePprof(s.cfg.Debug.PprofListen)
 		if err != nil {
@@ -312,7 +323,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	debug.FreeOSMemory()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	s.log.Info("berth is serving", "addr", ln.Addr().String(), "scheme", scheme, "database", store.Redact(s.cfg.Database), "storage", s.cfg.Storage)
+	dataDir, _ := filepath.Abs(s.cfg.DataDir)
+	s.log.Info("berth is serving", "addr", ln.Addr().String(), "scheme", scheme, "data_dir", dataDir,
+		"database", store.Redact(s.cfg.Database), "storage", s.cfg.Storage, "version", s.version)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("server: %w", err)
@@ -350,6 +363,20 @@ func (s *Server) servePprof(addr string) (stop func(), err error) {
 	go ps.Serve(ln)
 	s.log.Warn("serving Go profiles without authentication", "addr", ln.Addr().String())
 	return func() { ps.Close() }, nil
+}
+
+// serveMetrics serves GET /metrics alone on addr (metrics.listen), apart from the registry.
+func (s *Server) serveMetrics(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics.listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go ms.Serve(ln)
+	s.log.Info("serving /metrics apart from the registry", "addr", ln.Addr().String())
+	return func() { ms.Close() }, nil
 }
 
 func truncate(s string) string {

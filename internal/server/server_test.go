@@ -366,3 +366,27 @@ func TestSigningKeysAreEncrypted(t *testing.T) {
 		t.Errorf("start with another key-encryption key: %v", err)
 	}
 }
+
+// TestMetricsListen: with metrics.listen, /metrics is served on that address alone and the
+// registry's address no longer answers it.
+func TestMetricsListen(t *testing.T) {
+	addr := registrytest.FreeAddr(t)
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Metrics.Listen = addr }})
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the registry's address with metrics.listen set: %d; want 404", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "berth_") {
+		t.Errorf("/metrics on metrics.listen: %d %.200s", resp.StatusCode, b)
+	}
+}

@@ -171,6 +171,20 @@ else
 	skip "owner sign-in, OCI conformance, real clients, graceful shutdown" "berth serve did not start"
 fi
 
+# README.md as a new user runs it: every shell block, in order, in a copy of the checkout with a
+# home of its own, against the fresh server its first block starts on :5000 (test/readme).
+if [ "${SKIP_CLIENTS:-}" != 1 ]; then
+	stage "README walkthrough: every shell block, as written, in order, on a fresh server (test/readme)" \
+		env BERTH_README_TEST=1 go test -count=1 -run TestREADME -v ./test/readme
+else
+	skip "README walkthrough" "SKIP_CLIENTS=1"
+fi
+
+# The container image: built from the Containerfile with buildah (scripts/image.sh), pushed into
+# a berth and pulled back, and run (test/image).
+stage "container image: built with buildah, pushed into berth, run (test/image)" \
+	env BERTH_IMAGE_TEST=1 go test -count=1 -run TestImage -v ./test/image
+
 stage "soak: a minute of mixed load (pushes, pulls, HEADs, tokens, anonymous, a slow client, management changes): no failed request, RSS flat (scripts/soak.sh --minutes 1)" \
 	bash scripts/soak.sh --minutes 1
 

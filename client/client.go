@@ -44,7 +44,10 @@ type Error struct {
 
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("%s: %s", e.Code, e.Message)
-	if e.Code == "" {
+	switch {
+	case e.Code == "" && e.Message != "":
+		msg = fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	case e.Code == "":
 		msg = fmt.Sprintf("HTTP %d", e.Status)
 	}
 	if e.CorrelationID != "" && !strings.Contains(e.Message, e.CorrelationID) {
@@ -117,7 +120,14 @@ func replyError(resp *http.Response, b []byte) *Error {
 	}
 	if json.Unmarshal(b, &env) == nil && len(env.Errors) > 0 {
 		e.Code, e.Message = env.Errors[0].Code, env.Errors[0].Message
+		return e
 	}
+	// Not berth's answer (a proxy's page, Go's TLS layer met with plain HTTP): its first line.
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if len(line) > 200 {
+		line = line[:200] + "…"
+	}
+	e.Message = strings.TrimSpace(line)
 	return e
 }
 

@@ -10,6 +10,7 @@ REGCTL_VERSION=v0.11.7    # github.com/regclient/regclient
 HELM_VERSION=v3.22.0      # helm.sh/helm/v3
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111   # github.com/opencontainers/distribution-spec/conformance (untagged)
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c          # github.com/minio/minio (the S3 server; builds in ~5 min, then cached)
+PEBBLE_VERSION=v2.10.3    # github.com/letsencrypt/pebble/v2 (Let's Encrypt's ACME test server, and its DNS stand-in)
 
 TOOLS_DIR=${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}
 BIN="$TOOLS_DIR/bin"
@@ -47,6 +48,9 @@ goinstall() { # name module version
 goinstall crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" &
 goinstall oras oras.land/oras/cmd/oras "$ORAS_VERSION" &
 goinstall regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION" &
+wait
+goinstall pebble github.com/letsencrypt/pebble/v2/cmd/pebble "$PEBBLE_VERSION" &
+goinstall pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv "$PEBBLE_VERSION" &
 wait
 goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 goinstall minio github.com/minio/minio "$MINIO_VERSION"

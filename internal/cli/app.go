@@ -28,6 +28,8 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	output, query  string
+	caFile         string // --ca-file
+	insecure       bool   // --insecure
 }
 
 // session is the client state `berth auth login` saves in $BERTH_CONFIG_DIR/config.json.
@@ -37,6 +39,8 @@ type session struct {
 	Type        string `json:"type,omitempty"`
 	AccessToken string `json:"accessToken,omitempty"`
 	ExpiresOn   string `json:"expiresOn,omitempty"`
+	// TLS is how berth auth login was told to trust the server.
+	TLS tlsOptions `json:"tls,omitzero"`
 }
 
 func (a *app) configDir() (string, error) {
@@ -100,7 +104,8 @@ func (a *app) client() (*client.Client, session, error) {
 	if t, err := time.Parse(time.RFC3339, s.ExpiresOn); err == nil && time.Now().After(t) {
 		return nil, s, fmt.Errorf("the sign-in to %s expired on %s: run 'berth auth login' again", s.Server, s.ExpiresOn)
 	}
-	return client.New(s.Server, s.AccessToken), s, nil
+	c, err := a.newClient(s, s.Server, s.AccessToken)
+	return c, s, err
 }
 
 // print renders v as the --output format after applying --query.
@@ -276,13 +281,13 @@ func (a *app) secret(prompt string, fromStdin bool) (string, error) {
 // clientCmd is a command that needs a signed-in client.
 func (a *app) run(fn func(ctx context.Context, c *client.Client) (any, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, _, err := a.client()
+		c, s, err := a.client()
 		if err != nil {
 			return err
 		}
 		v, err := fn(cmd.Context(), c)
 		if err != nil || v == nil {
-			return err
+			return transportHint(err, s.Server)
 		}
 		return a.print(v)
 	}

@@ -46,7 +46,12 @@ func (a *app) authCmd() *cobra.Command {
 					return err
 				}
 			}
-			c := client.New(server, "")
+			s.TLS = tlsOptions{} // this sign-in's own options, not the last one's
+			s.TLS = a.tlsFor(s)
+			c, err := a.newClient(s, server, "")
+			if err != nil {
+				return err
+			}
 			var tok client.DirectoryToken
 			kind := "user"
 			if sp {
@@ -56,10 +61,10 @@ func (a *app) authCmd() *cobra.Command {
 				tok, err = c.SignIn(cmd.Context(), user, password)
 			}
 			if err != nil {
-				return fmt.Errorf("sign-in to %s failed: %w", server, err)
+				return transportHint(fmt.Errorf("sign-in to %s failed: %w", server, err), server)
 			}
 			s = session{Server: strings.TrimRight(server, "/"), User: user, Type: kind, AccessToken: tok.AccessToken,
-				ExpiresOn: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339)}
+				ExpiresOn: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339), TLS: s.TLS}
 			if err := a.saveSession(s); err != nil {
 				return err
 			}
@@ -79,7 +84,7 @@ func (a *app) authCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.saveSession(session{Server: s.Server})
+			return a.saveSession(session{Server: s.Server, TLS: s.TLS})
 		},
 	}
 	show := &cobra.Command{
@@ -107,13 +112,13 @@ type challenge struct {
 }
 
 // probe fetches the challenge of loginServer, with ACR's errors for the usual failures.
-func probe(ctx context.Context, scheme, loginServer, registry string) (challenge, error) {
+func probe(ctx context.Context, hc *http.Client, scheme, loginServer, registry string) (challenge, error) {
 	u := scheme + "://" + loginServer + "/v2/"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return challenge{}, err
 	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return challenge{}, fmt.Errorf("Could not connect to the registry login server '%s'. Please verify that the registry exists and the URL '%s' is reachable from your environment.\n"+
 			"Try running 'berth check-health -n %s --yes' to diagnose this issue. (%v)", loginServer, u, registry, err)
@@ -176,7 +181,7 @@ func (a *app) loginCmd() *cobra.Command {
 				}
 				return a.dockerLogin(ctx, su.Scheme, reg.LoginServer, user, password)
 			}
-			ch, err := probe(ctx, su.Scheme, reg.LoginServer, reg.Name)
+			ch, err := probe(ctx, c.HTTP, su.Scheme, reg.LoginServer, reg.Name)
 			if err != nil {
 				return err
 			}

@@ -33,6 +33,12 @@ Each error prints its code, message and fix; see ` + checkhealth.DocsURL + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Getenv, o.Version = a.getenv, version()
+			s, _ := a.loadSession()
+			hc, err := a.httpClient(a.tlsFor(s), 30*time.Second)
+			if err != nil {
+				return err
+			}
+			o.HTTP = hc
 			if c, _, err := a.client(); err == nil {
 				o.Session = c
 			}

@@ -46,10 +46,31 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// TLS enables HTTPS when both files are set.
+// TLS enables HTTPS: with a certificate's files (reloaded when they change), or with ACME.
 type TLS struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// ReloadInterval is how often the files are checked for a renewed certificate.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	ACME           ACME          `yaml:"acme"`
+}
+
+// ACME gets certificates for public host names from an ACME server (Let's Encrypt by default)
+// and renews them: TLS-ALPN-01 on the registry's own port (which must then be 443 from the
+// outside), HTTP-01 on HTTPListen (port 80 from the outside) when set.
+type ACME struct {
+	// Domains are the host names to get certificates for; setting them turns ACME on.
+	Domains []string `yaml:"domains"`
+	// AcceptTerms must be true: it says yes to the ACME server's terms of service.
+	AcceptTerms  bool   `yaml:"accept_terms"`
+	Email        string `yaml:"email"`
+	DirectoryURL string `yaml:"directory_url"`
+	// CAFile, when set, is the only CA trusted for the ACME server's own HTTPS (a private ACME
+	// server; the tests' pebble).
+	CAFile     string `yaml:"ca_file"`
+	HTTPListen string `yaml:"http_listen"`
+	// CacheDir keeps the account key and the certificates; empty means <data_dir>/acme.
+	CacheDir string `yaml:"cache_dir"`
 }
 
 // Log configures the server log.
@@ -163,6 +184,7 @@ func Default() Config {
 		Listen:   ":5000",
 		DataDir:  "./berth-data",
 		Registry: "default",
+		TLS:      TLS{ReloadInterval: 10 * time.Second, ACME: ACME{DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory", HTTPListen: ":80"}},
 		Log:      Log{Level: "info", Format: "json"},
 		Limits: Limits{
 			MaxManifestBytes:      4 << 20,
@@ -407,6 +429,30 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls: cert and key must be given together")
+	}
+	if c.TLS.ReloadInterval < 100*time.Millisecond {
+		bad("tls.reload_interval: at least 100ms, not %s", c.TLS.ReloadInterval)
+	}
+	if a := c.TLS.ACME; len(a.Domains) > 0 {
+		if c.TLS.Cert != "" {
+			bad("tls.acme.domains and tls.cert: give a certificate's files or ACME's host names, not both")
+		}
+		if !a.AcceptTerms {
+			bad("tls.acme.accept_terms: must be true to use ACME: it accepts the terms of service of %s", a.DirectoryURL)
+		}
+		if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("tls.acme.directory_url: %q is not an https:// URL", a.DirectoryURL)
+		}
+		for _, d := range a.Domains {
+			if d == "" || strings.ContainsAny(d, "/:*") || net.ParseIP(d) != nil {
+				bad("tls.acme.domains: %q is not a host name (ACME certifies names, not addresses or wildcards here)", d)
+			}
+		}
+		if a.HTTPListen != "" {
+			if _, _, err := net.SplitHostPort(a.HTTPListen); err != nil {
+				bad("tls.acme.http_listen: %q is not HOST:PORT (e.g. :80), or empty for TLS-ALPN-01 only", a.HTTPListen)
+			}
+		}
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

@@ -84,6 +84,16 @@ func TestValidate(t *testing.T) {
 		{"s3 credentials in the URL", func(c *Config) { c.Storage = "s3://key:secret@bucket" }, "credentials"},
 		{"log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"empty listen", func(c *Config) { c.Listen = "" }, "listen"},
+		{"acme without the terms", func(c *Config) { c.TLS.ACME.Domains = []string{"r.example.com"} }, "tls.acme.accept_terms: must be true"},
+		{"acme and files", func(c *Config) {
+			c.TLS.ACME.Domains, c.TLS.ACME.AcceptTerms, c.TLS.Cert, c.TLS.Key = []string{"r.example.com"}, true, "c.pem", "k.pem"
+		}, "give a certificate's files or ACME's host names, not both"},
+		{"acme for an address", func(c *Config) { c.TLS.ACME.Domains, c.TLS.ACME.AcceptTerms = []string{"203.0.113.7"}, true }, "is not a host name"},
+		{"acme over http", func(c *Config) {
+			c.TLS.ACME.Domains, c.TLS.ACME.AcceptTerms, c.TLS.ACME.DirectoryURL = []string{"r.example.com"}, true, "http://acme.example/dir"
+		}, "is not an https:// URL"},
+		{"reload too often", func(c *Config) { c.TLS.ReloadInterval = time.Millisecond }, "tls.reload_interval"},
+		{"metrics listen", func(c *Config) { c.Metrics.Listen = "9090" }, "metrics.listen"},
 	}
 	for _, tc := range tests {
 		c := Default()
@@ -132,7 +142,7 @@ func TestFileErrors(t *testing.T) {
 		{"metrics:\n  enabled: maybe\n", `line 2: metrics.enabled: want true or false, not "maybe"`},
 		{"limits:\n  max_blob_bytes: 10 parsecs\n", `line 2: limits.max_blob_bytes: "10 parsecs" is not a size`},
 		{"network:\n  trusted_proxies: 10.0.0.1\n", `line 2: network.trusted_proxies: want a list (- item per line), not "10.0.0.1"`},
-		{"tls: on\n", `line 1: tls: want a mapping of keys (cert, key), not "on"`},
+		{"tls: on\n", `line 1: tls: want a mapping of keys (acme, cert, key, reload_interval), not "on"`},
 		{"listen: :1\nlisten: :2\n", "line 2: listen is set twice (first on line 1)"},
 		{"listen: [a]\n", "line 1: listen: want a single value, not a list"},
 	} {

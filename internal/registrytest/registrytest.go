@@ -62,6 +62,8 @@ type Options struct {
 	GenerateOwnerPassword bool
 	// Log receives the server's log (text); default discarded unless BERTH_TEST_LOG is set.
 	Log io.Writer
+	// Listen is the address to serve on; default a free loopback port.
+	Listen string
 }
 
 // New starts a server and stops it when the test ends.
@@ -112,7 +114,11 @@ func New(t testing.TB, opts Options) *Server {
 		cancel()
 		t.Fatalf("server.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

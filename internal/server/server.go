@@ -278,19 +278,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    int(s.cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
 	scheme := "http"
-	if s.cfg.TLS.Cert != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
+	tlsSetup, err := setupTLS(s.cfg, s.log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if tlsSetup != nil {
+		stop, err := tlsSetup.start(bg)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("server: tls: %w", err)
+			return err
 		}
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		defer stop()
+		hs.TLSConfig = tlsSetup.config
 		ln = tls.NewListener(ln, hs.TLSConfig)
 		scheme = "https"
 	}
-	bg, stopBG := context.WithCancel(ctx)
-	defer stopBG()
 	go s.purgeUploads(bg)
 	// Every change bumps the policy version: polling it four times a second makes a change made
 	// through another replica enforced here well within a second (the registries' settings too,

@@ -174,6 +174,6 @@ times better the base is (×2.00: twice the rate, or half the latency or memory)
 			return c.WriteMarkdown(cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&base, "base", "berth", "the target the others are compared with")
+	cmd.Flags().StringVar(&base, "base", "", "the target the others are compared with (default: berth if measured, else the first)")
 	return cmd
 }

@@ -59,8 +59,11 @@ func Compare(results []*Result, base string) (*Comparison, error) {
 	if len(c.Targets) == 0 {
 		return nil, fmt.Errorf("bench: no results to compare")
 	}
-	if c.Base == "" {
+	if c.Base == "" { // berth if it was measured, else the first target seen
 		c.Base = c.Targets[0]
+		if slices.Contains(c.Targets, "berth") {
+			c.Base = "berth"
+		}
 	}
 	if !slices.Contains(c.Targets, c.Base) {
 		return nil, fmt.Errorf("bench: no results for %q (have %s)", c.Base, strings.Join(c.Targets, ", "))

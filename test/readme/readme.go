@@ -20,6 +20,7 @@ import (
 
 // Block is one shell block of a Markdown file.
 type Block struct {
+	Doc        string // the file, for messages
 	Line       int    // of its opening fence, 1-based
 	Code       string // its lines, as written
 	Background string // the URL to wait for, when it runs in the background
@@ -116,15 +117,15 @@ func (b *Block) mark(marker string) error {
 func Script(blocks []Block, logDir string) string {
 	var b strings.Builder
 	b.WriteString("set -eo pipefail\n")
-	b.WriteString("trap 'echo \"=== block $BLOCK (line $LINE) failed: exit $?\"' ERR\n")
+	b.WriteString("trap 'echo \"=== block $BLOCK ($LINE) failed: exit $?\"' ERR\n")
 	b.WriteString(`ready() { for _ in $(seq 1200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.5; done; echo "=== $1 never answered"; return 1; }` + "\n")
 	for i, bl := range blocks {
 		if bl.NotRun != "" {
 			continue
 		}
-		fmt.Fprintf(&b, "BLOCK=%d LINE=%d\necho '=== block %d (line %d)'\n", i+1, bl.Line, i+1, bl.Line)
+		fmt.Fprintf(&b, "BLOCK=%d LINE='%s:%d'\necho '=== block %d (%s:%d)'\n", i+1, bl.Doc, bl.Line, i+1, bl.Doc, bl.Line)
 		if bl.Background != "" {
-			fmt.Fprintf(&b, "(\n%s) >%q 2>&1 &\nready %q\n", bl.Code, fmt.Sprintf("%s/background-%d.log", logDir, bl.Line), bl.Background)
+			fmt.Fprintf(&b, "(\n%s) >%q 2>&1 &\nready %q\n", bl.Code, fmt.Sprintf("%s/background-%d.log", logDir, i+1), bl.Background)
 		} else {
 			b.WriteString(bl.Code)
 		}

@@ -48,12 +48,12 @@ func TestParse(t *testing.T) {
 // TestScript: the script stops at the first failing command and names its block; blocks share
 // one shell.
 func TestScript(t *testing.T) {
-	blocks := []Block{{Line: 3, Code: "X=1\n"}, {Line: 7, Code: "echo x=$X\nfalse\necho after\n"}, {Line: 9, Code: "echo never\n"}}
+	blocks := []Block{{Doc: "D.md", Line: 3, Code: "X=1\n"}, {Doc: "D.md", Line: 7, Code: "echo x=$X\nfalse\necho after\n"}, {Doc: "D.md", Line: 9, Code: "echo never\n"}}
 	out, err := exec.Command("bash", "-c", Script(blocks, t.TempDir())).CombinedOutput()
 	if err == nil {
 		t.Fatalf("a failing block: the script succeeded:\n%s", out)
 	}
-	for _, want := range []string{"=== block 1 done", "x=1", "=== block 2 (line 7) failed: exit 1"} {
+	for _, want := range []string{"=== block 1 done", "x=1", "=== block 2 (D.md:7) failed: exit 1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("script output lacks %q:\n%s", want, out)
 		}
@@ -76,13 +76,24 @@ func TestREADME(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks, err := Parse(string(doc))
-	if err != nil {
-		t.Fatalf("README.md: %v", err)
+	// README.md, then every guide in docs/, in one shell: the guides' blocks run after the
+	// walkthrough, beside its server, unless marked.
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	var blocks []Block
+	for _, path := range append([]string{filepath.Join(root, "README.md")}, docs...) {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(root, path)
+		bs, err := Parse(string(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", rel, err)
+		}
+		for i := range bs {
+			bs[i].Doc = rel
+		}
+		blocks = append(blocks, bs...)
 	}
 	if ln, err := net.Listen("tcp", ":5000"); err != nil {
 		t.Fatalf("port 5000 is taken: the README's server needs it: %v", err)
@@ -121,19 +132,19 @@ func TestREADME(t *testing.T) {
 	ran, skipped := 0, []string{}
 	for i, b := range blocks {
 		if b.NotRun != "" {
-			skipped = append(skipped, fmt.Sprintf("block %d (line %d): %s", i+1, b.Line, b.NotRun))
+			skipped = append(skipped, fmt.Sprintf("%s:%d: %s", b.Doc, b.Line, b.NotRun))
 			continue
 		}
 		ran++
 		if !strings.Contains(out.String(), fmt.Sprintf("=== block %d done\n", i+1)) && err == nil {
-			t.Errorf("block %d (line %d) did not finish, yet the script succeeded", i+1, b.Line)
+			t.Errorf("block %d (%s:%d) did not finish, yet the script succeeded", i+1, b.Doc, b.Line)
 		}
 	}
 	if err != nil || !strings.Contains(out.String(), "=== all blocks done") {
-		t.Fatalf("README.md, run as written: %v\n%s%s", err, tail(out.String(), 120), backgroundLogs(logs))
+		t.Fatalf("README.md and docs/, run as written: %v\n%s%s", err, tail(out.String(), 120), backgroundLogs(logs))
 	}
-	t.Logf("README.md, run as written:\n%s", out.String())
-	t.Logf("README.md: %d shell blocks ran, in order; not run: %s", ran, strings.Join(skipped, "; "))
+	t.Logf("README.md and docs/, run as written:\n%s", out.String())
+	t.Logf("%d shell blocks ran, in order; not run (%d):\n  %s", ran, len(skipped), strings.Join(skipped, "\n  "))
 }
 
 // copyCheckout copies the repository's files (what git tracks, and what it would add) into dst:

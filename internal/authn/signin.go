@@ -45,13 +45,12 @@ type Throttling struct {
 
 // DefaultThrottling: 10 failures in 5 minutes block an identity at one address, 50 an address,
 // 100 an identity from unfamiliar addresses; a minute at first, doubling up to an hour; an
-// address stays familiar for 30 days; a refusal while blocked waits half a second.
+// address stays familiar for 30 days. (Tarpit comes from auth.throttled_delay, 500ms by default.)
 var DefaultThrottling = Throttling{
 	Pair:        store.ThrottleRule{Max: 10, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Address:     store.ThrottleRule{Max: 50, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Identity:    store.ThrottleRule{Max: 100, Window: 5 * time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	RememberFor: 30 * 24 * time.Hour,
-	Tarpit:      500 * time.Millisecond,
 }
 
 // RememberedPrefix starts the store keys of familiar addresses (see Throttling).

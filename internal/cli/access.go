@@ -26,9 +26,9 @@ type accessFlags struct {
 }
 
 func (f *accessFlags) add(c *cobra.Command) {
-	c.Flags().Var(&f.anonymous, "anonymous-pull-enabled", "let clients without credentials pull every repository")
+	boolVar(c, &f.anonymous, "anonymous-pull-enabled", "let clients without credentials pull every repository")
 	c.Flags().StringVar(&f.anonRepos, "anonymous-pull-repositories", "", "repositories (names or 'prefix/*', space- or comma-separated; '' for none) anonymous clients may pull")
-	c.Flags().Var(&f.public, "public-network-enabled", "accept clients from the network at all")
+	boolVar(c, &f.public, "public-network-enabled", "accept clients from the network at all")
 	c.Flags().StringVar(&f.defaultAction, "default-action", "", "Allow or Deny the addresses no network rule names")
 	c.Flags().StringVar(&f.mode, "role-assignment-mode", "", "rbac (AcrPull, AcrPush, AcrDelete, Owner, Contributor, Reader) or rbac-abac (repository roles with conditions)")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -121,24 +122,12 @@ func (a *app) print(v any) error {
 		return err
 	}
 	if a.query != "" {
-		if g, err = jmespath.Search(a.query, g); err != nil {
+		// JMESPath compares float64 numbers only (json.Number is a string to it).
+		if g, err = jmespath.Search(azQuery(a.query), queryNumbers(g)); err != nil {
 			return fmt.Errorf("--query %q: %w", a.query, err)
 		}
 	}
-	switch a.output {
-	case "json", "":
-		out, err := json.MarshalIndent(g, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(a.stdout, "%s\n", out)
-		return err
-	case "table":
-		return a.table(g)
-	case "tsv":
-		return a.tsv(g)
-	}
-	return fmt.Errorf("--output %q is not one of json, table, tsv", a.output)
+	return a.render(g, a.output)
 }
 
 // rows turns a value into rows of scalar cells with column names.
@@ -212,6 +201,8 @@ func cell(v any) string {
 	case []any, map[string]any:
 		b, _ := json.Marshal(x)
 		return safe(string(b))
+	case float64: // from --query: 1048576, not 1.048576e+06
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	}
 	return safe(fmt.Sprint(v))
 }

@@ -152,6 +152,9 @@ func (a *app) loginCmd() *cobra.Command {
 			if expose && (user != "" || password != "") {
 				return errors.New("`--expose-token` cannot be combined with `--username` or `--password`.")
 			}
+			if (password != "" || stdin) && user == "" {
+				return errors.New("usage error: --password and --password-stdin need --username: berth login -n REGISTRY -u USER -p PASSWORD")
+			}
 			if name != strings.ToLower(name) {
 				fmt.Fprintln(a.stderr, "WARNING: Uppercase characters are detected in the registry name. When using its server url in docker commands, to avoid authentication errors, use all lowercase.")
 			}

@@ -37,6 +37,18 @@ func TestOutputFormats(t *testing.T) {
 		{"tsv", "", "b\tenabled\na\tdisabled\n"},
 		{"table", "", "Name  Status\n----  ------\nb     enabled\na     disabled\n"},
 		{"table", "[?status=='disabled']", "Name  Status\n----  ------\na     disabled\n"},
+		// az's formats: yaml, none; jsonc and yamlc are colored
+		{"yaml", "[1]", "name: a\nstatus: disabled\n"},
+		{"yaml", "[0].credentials", "x: 1\n"},
+		{"none", "", ""},
+		{"jsonc", "[1].name", "\x1b[32m\"a\"\x1b[0m\n"},
+		{"yamlc", "[1]", "\x1b[94mname\x1b[0m: a\n\x1b[94mstatus\x1b[0m: disabled\n"},
+		// back-tick literals, as az (jmespath.py) reads them: JSON, or else the string they spell
+		{"tsv", "[?status==`disabled`].name", "a\n"},
+		{"tsv", "[?status==`\"enabled\"`].name", "b\n"},
+		{"tsv", "[?credentials.x==`1`].name", "b\n"},
+		{"tsv", "[?credentials.x==`1`].{a: name, b: `1048576`}", "b\t1048576\n"},
+		{"tsv", "[?status=='with `back-ticks`'].name", ""},
 	} {
 		var out bytes.Buffer
 		a := &app{stdout: &out, output: tc.output, query: tc.query}
@@ -44,9 +56,9 @@ func TestOutputFormats(t *testing.T) {
 			t.Errorf("-o %s --query %q: %q, %v; want %q", tc.output, tc.query, out.String(), err, tc.want)
 		}
 	}
-	a := &app{stdout: &bytes.Buffer{}, output: "yaml"}
-	if err := a.print(v); err == nil {
-		t.Error("-o yaml was accepted")
+	a := &app{stdout: &bytes.Buffer{}, output: "xml"}
+	if err := a.print(v); err == nil || !strings.Contains(err.Error(), "json, jsonc, yaml, yamlc, table, tsv, none") {
+		t.Errorf("-o xml: %v", err)
 	}
 	a = &app{stdout: &bytes.Buffer{}, output: "json", query: "[?"}
 	if err := a.print(v); err == nil {
@@ -196,4 +208,39 @@ func (c *cliRunner) must(stdin string, args ...string) string {
 		c.t.Fatalf("berth %s: %v", strings.Join(args, " "), err)
 	}
 	return out
+}
+
+// TestBareBooleans: as in az, a boolean flag alone is true, and takes true or false after it
+// or after '='.
+func TestBareBooleans(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--anonymous-pull-enabled"}, "true"},
+		{[]string{"--anonymous-pull-enabled", "false"}, "false"},
+		{[]string{"--anonymous-pull-enabled=true"}, "true"},
+		{[]string{"--anonymous-pull-enabled", "False"}, "false"},
+	} {
+		args := append(append([]string{"registry", "update", "-n", "default"}, tc.args...), "--query", "anonymousPullEnabled", "-o", "tsv")
+		if out := c.must("", args...); out != tc.want+"\n" {
+			t.Errorf("registry update %v: %q; want %s", tc.args, out, tc.want)
+		}
+	}
+	if _, err := c.run("", "registry", "update", "-n", "default", "--anonymous-pull-enabled", "maybe"); err == nil {
+		t.Error("--anonymous-pull-enabled maybe was accepted")
+	}
+}
+
+// TestPasswordNeedsUser: as az, berth login refuses a password without a user name.
+func TestPasswordNeedsUser(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{"login", "-n", "default", "-p", "secret"}, {"login", "-n", "default", "--password-stdin"}} {
+		if _, err := c.run("secret", args...); err == nil || !strings.Contains(err.Error(), "need --username") {
+			t.Errorf("berth %v: %v; want a usage error", args, err)
+		}
+	}
 }

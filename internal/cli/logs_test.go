@@ -122,7 +122,13 @@ func TestGCAndMigrateCommands(t *testing.T) {
 	if json.Unmarshal([]byte(out), &rep); len(rep.Deleted) != 1 || rep.Deleted[0] != d || !rep.DryRun {
 		t.Errorf("dry run: %s", out)
 	}
-	c.must("", append([]string{"gc", "--grace", "0s"}, where...)...)
+	// gc honours --query and -o like every command.
+	if out := c.must("", append([]string{"gc", "--grace", "0s", "--dry-run", "--query", "deleted[0]", "-o", "tsv"}, where...)...); out != d+"\n" {
+		t.Errorf("gc --query deleted[0] -o tsv: %q; want %s", out, d)
+	}
+	if out := c.must("", append([]string{"gc", "--grace", "0s", "-o", "none"}, where...)...); out != "" {
+		t.Errorf("gc -o none printed %q", out)
+	}
 	req, _ = http.NewRequest("GET", s.URL+"/v2/gc/orphan/blobs/"+d, nil)
 	req.SetBasicAuth(user, pwd)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-registry/berth/client"
 )
@@ -27,6 +28,43 @@ func (b *boolFlag) Set(s string) error {
 	}
 	b.set, b.v = true, v
 	return nil
+}
+
+// boolVar adds a boolFlag that, as az's, may stand alone (--admin-enabled is true) or take a
+// value (--admin-enabled false, --admin-enabled=false): joinBoolArgs joins a separate value.
+func boolVar(c *cobra.Command, b *boolFlag, name, usage string) {
+	c.Flags().Var(b, name, usage+" (alone: true)")
+	c.Flags().Lookup(name).NoOptDefVal = "true"
+}
+
+// joinBoolArgs turns "--flag true" into "--flag=true" for the boolFlag flags of root's commands,
+// so that a bare flag and a flag with its value both parse.
+func joinBoolArgs(root *cobra.Command, args []string) []string {
+	names := map[string]bool{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if _, ok := f.Value.(*boolFlag); ok {
+				names["--"+f.Name] = true
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if names[args[i]] && i+1 < len(args) {
+			if _, err := strconv.ParseBool(args[i+1]); err == nil {
+				out = append(out, args[i]+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		out = append(out, args[i])
+	}
+	return out
 }
 
 func (b *boolFlag) ptr() *bool {
@@ -65,7 +103,7 @@ func (a *app) registryCmd() *cobra.Command {
 		})}
 	nameFlag(create)
 	create.Flags().StringVar(&loginServer, "login-server", "", "host name clients use for this registry (default: the server's)")
-	create.Flags().Var(&admin, "admin-enabled", "enable the admin user")
+	boolVar(create, &admin, "admin-enabled", "enable the admin user")
 	access.add(create)
 
 	show := &cobra.Command{Use: "show", Short: "Show a registry", Args: cobra.NoArgs,
@@ -101,7 +139,7 @@ func (a *app) registryCmd() *cobra.Command {
 		})}
 	nameFlag(update)
 	update.Flags().StringVar(&loginServer, "login-server", "", "host name (or IP) and optional port clients use for this registry: no other registry may have its host; changing it needs a role at /")
-	update.Flags().Var(&admin, "admin-enabled", "enable or disable the admin user")
+	boolVar(update, &admin, "admin-enabled", "enable or disable the admin user")
 	access.add(update)
 
 	var yes bool

@@ -28,7 +28,7 @@ func OSEnv() Env {
 // Execute runs berth with args (without the program name).
 func Execute(ctx context.Context, env Env, args []string) error {
 	root := Root(env)
-	root.SetArgs(joinRepositoryArgs(args))
+	root.SetArgs(joinBoolArgs(root, joinRepositoryArgs(args)))
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
@@ -46,11 +46,11 @@ func Root(env Env) *cobra.Command {
 		Version:       readBuildInfo().String(),
 	}
 	root.SetVersionTemplate("berth {{.Version}}\n")
-	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, table or tsv (berth logs also: jsonl)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, jsonc, yaml, yamlc, table, tsv or none (berth logs also: jsonl)")
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
 	root.PersistentFlags().StringVar(&a.caFile, "ca-file", "", "trust this CA (PEM) for the server's HTTPS, besides the system's (also BERTH_CA_FILE; berth auth login keeps it)")
 	root.PersistentFlags().BoolVar(&a.insecure, "insecure", false, "do not verify the server's certificate (a lab with a self-signed one; berth auth login keeps it)")
-	root.AddCommand(serveCmd(), migrateCmd(), gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
+	root.AddCommand(serveCmd(), migrateCmd(), a.gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(),
 		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root

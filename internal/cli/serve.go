@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -222,7 +221,7 @@ func newLogger(c config.Log) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-func gcCmd() *cobra.Command {
+func (a *app) gcCmd() *cobra.Command {
 	var sf serverFlags
 	var dryRun bool
 	var grace time.Duration
@@ -260,12 +259,7 @@ tombstoned before it is deleted, and a push that meets a tombstone is told to pu
 			if err != nil {
 				return err
 			}
-			b, err := json.MarshalIndent(rep, "", "  ")
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
-			return err
+			return a.print(rep)
 		},
 	}
 	sf.add(cmd, false)

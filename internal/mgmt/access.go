@@ -90,7 +90,7 @@ func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ 
 		out.HonouredInRBAC = len(out.DataActions["rbac"]) > 0 || len(out.Actions) > 0
 		out.HonouredInRBACABAC = len(out.DataActions["rbac-abac"]) > 0 || len(out.Actions) > 0
 		if len(out.DataActions["rbac"]) > 0 && len(out.DataActions["rbac-abac"]) == 0 {
-			out.ReplacementInABAC = role.Replacement
+			out.ReplacementInABAC = "'" + role.Replacement + "'" // 'A' or 'A' and 'B'
 		}
 		return out, nil
 	})

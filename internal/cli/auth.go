@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -106,6 +107,34 @@ func (a *app) authCmd() *cobra.Command {
 	return cmd
 }
 
+// registryByLoginServer is the registry whose login server is ls (case aside; a login server
+// given without a port matches one with the port of the server's address, and the reverse).
+func registryByLoginServer(ctx context.Context, c *client.Client, ls string) (client.Registry, error) {
+	regs, err := c.Registries(ctx)
+	if err != nil {
+		return client.Registry{}, err
+	}
+	host := func(s string) string {
+		if h, _, err := net.SplitHostPort(s); err == nil {
+			return strings.ToLower(h)
+		}
+		return strings.ToLower(s)
+	}
+	var loose []client.Registry
+	for _, r := range regs {
+		switch {
+		case strings.EqualFold(r.LoginServer, ls):
+			return r, nil
+		case host(r.LoginServer) == host(ls):
+			loose = append(loose, r)
+		}
+	}
+	if len(loose) == 1 {
+		return loose[0], nil
+	}
+	return client.Registry{}, fmt.Errorf("no registry has the login server %q (berth registry list shows each one's)", ls)
+}
+
 // challenge is what GET /v2/ on a login server answers.
 type challenge struct {
 	realm, service string
@@ -166,8 +195,16 @@ func (a *app) loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			reg, err := c.Registry(ctx, strings.ToLower(name))
+			var reg client.Registry
+			if strings.ContainsAny(name, ".:") { // a login server, as az acr login -n also takes
+				reg, err = registryByLoginServer(ctx, c, name)
+			} else {
+				reg, err = c.Registry(ctx, strings.ToLower(name))
+			}
 			switch {
+			case client.IsStatus(err, http.StatusForbidden) && strings.ContainsAny(name, ".:"):
+				fmt.Fprintf(a.stderr, "WARNING: cannot list the registries (no control-plane role): using %s as the login server\n", name)
+				reg = client.Registry{Name: strings.ToLower(name), LoginServer: strings.ToLower(name)}
 			case client.IsStatus(err, http.StatusForbidden):
 				// An identity with data-plane roles only cannot read the registry's settings (az acr
 				// login falls back to the name and the cloud's suffix): assume the server's host.

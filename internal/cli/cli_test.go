@@ -244,3 +244,19 @@ func TestPasswordNeedsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginByLoginServer: as az acr login, berth login -n takes a registry's login server as well
+// as its name.
+func TestLoginByLoginServer(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	for _, name := range []string{"default", s.Host, strings.ToUpper("127.0.0.1") + s.Host[len("127.0.0.1"):]} {
+		if out := c.must("", "login", "-n", name, "--expose-token", "--query", "loginServer", "-o", "tsv"); out != s.Host+"\n" {
+			t.Errorf("login -n %s --expose-token: login server %q; want %s", name, out, s.Host)
+		}
+	}
+	if _, err := c.run("", "login", "-n", "registry.nowhere.example", "--expose-token"); err == nil || !strings.Contains(err.Error(), `no registry has the login server "registry.nowhere.example"`) {
+		t.Errorf("login -n with an unknown login server: %v", err)
+	}
+}

@@ -48,7 +48,7 @@ SOAK_PASSWORD=$("$WORK/bin/berth" registry update -n default --admin-enabled tru
 		name=soak-token-$((i % 5))
 		"$WORK/bin/berth" token create -n "$name" -r default --scope-map _repositories_pull --no-passwords >/dev/null 2>>"$WORK/mgmt.err" || fail=$((fail + 1))
 		"$WORK/bin/berth" token update -n "$name" -r default --status disabled >/dev/null 2>>"$WORK/mgmt.err" || fail=$((fail + 1))
-		"$WORK/bin/berth" token delete -n "$name" -r default >/dev/null 2>>"$WORK/mgmt.err" || fail=$((fail + 1))
+		"$WORK/bin/berth" token delete -n "$name" -r default --yes >/dev/null 2>>"$WORK/mgmt.err" || fail=$((fail + 1))
 		i=$((i + 1))
 		echo "$i $fail" >"$WORK/mgmt.count"
 		sleep 0.5

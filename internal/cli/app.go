@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -267,6 +268,29 @@ func (a *app) secret(prompt string, fromStdin bool) (string, error) {
 	b, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(a.stderr)
 	return string(b), err
+}
+
+// confirm asks before a deletion az asks about (acr delete, acr token delete, acr scope-map
+// delete): --yes answers for the user; without a terminal to ask at, it refuses with az's words.
+func (a *app) confirm(question string, yes bool) error {
+	if yes {
+		return nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return errors.New("Unable to prompt for confirmation as no tty available. Use --yes.")
+	}
+	fmt.Fprintf(a.stderr, "%s (y/n): ", question)
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+	if answer := strings.ToLower(strings.TrimSpace(line)); answer == "y" || answer == "yes" {
+		return nil
+	}
+	return errors.New("not confirmed: nothing was deleted")
+}
+
+// yesFlag adds --yes/-y to a delete command.
+func yesFlag(c *cobra.Command, yes *bool) {
+	c.Flags().BoolVarP(yes, "yes", "y", false, "do not prompt for confirmation")
 }
 
 // clientCmd is a command that needs a signed-in client.

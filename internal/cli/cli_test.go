@@ -135,7 +135,12 @@ func TestCommands(t *testing.T) {
 	if out := must("", "token", "show", "-n", "ci-samples", "-r", "default", "--query", "length(credentials.passwords)", "-o", "tsv"); out != "1\n" {
 		t.Errorf("passwords after delete = %q", out)
 	}
-	must("", "token", "delete", "-n", "ci-samples", "-r", "default")
+	// Deleting asks first, as az does; with no terminal to ask at, --yes is needed.
+	if _, err := c.run("", "token", "delete", "-n", "ci-samples", "-r", "default"); err == nil ||
+		err.Error() != "Unable to prompt for confirmation as no tty available. Use --yes." {
+		t.Errorf("token delete without --yes: %v", err)
+	}
+	must("", "token", "delete", "-n", "ci-samples", "-r", "default", "--yes")
 
 	if out := must("a-long-enough-password", "user", "create", "-n", "alice", "--password-stdin", "--query", "password", "-o", "tsv"); out != "" {
 		t.Errorf("a chosen password was echoed back: %q", out)

@@ -148,13 +148,13 @@ func (a *app) registryCmd() *cobra.Command {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
 			}
-			if !yes {
-				return nil, fmt.Errorf("deleting registry %q deletes its content: confirm with --yes", name)
+			if err := a.confirm(fmt.Sprintf("Deleting registry %q deletes its content. Are you sure you want to continue?", name), yes); err != nil {
+				return nil, err
 			}
 			return nil, c.DeleteRegistry(ctx, name)
 		})}
 	nameFlag(del)
-	del.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	yesFlag(del, &yes)
 
 	cmd.AddCommand(create, show, list, update, del)
 	return cmd

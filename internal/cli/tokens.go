@@ -135,14 +135,19 @@ func (a *app) tokenCmd() *cobra.Command {
 			return c.Tokens(ctx, registry)
 		})}
 	list.Flags().StringVarP(&registry, "registry", "r", "", "registry name")
+	var yes bool
 	del := &cobra.Command{Use: "delete", Short: "Delete a token", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
 			}
+			if err := a.confirm(fmt.Sprintf("Deleting the token %q of registry %q: its passwords stop working. Are you sure you want to continue?", name, registry), yes); err != nil {
+				return nil, err
+			}
 			return nil, c.DeleteToken(ctx, registry, name)
 		})}
 	common(del)
+	yesFlag(del, &yes)
 	cmd.AddCommand(create, update, show, list, del, a.tokenCredentialCmd())
 	return cmd
 }
@@ -255,14 +260,19 @@ func (a *app) scopeMapCmd() *cobra.Command {
 			return c.ScopeMaps(ctx, registry)
 		})}
 	list.Flags().StringVarP(&registry, "registry", "r", "", "registry name")
+	var yes bool
 	del := &cobra.Command{Use: "delete", Short: "Delete a scope map no token uses", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
 			}
+			if err := a.confirm(fmt.Sprintf("Deleting the scope map %q of registry %q. Are you sure you want to continue?", name, registry), yes); err != nil {
+				return nil, err
+			}
 			return nil, c.DeleteScopeMap(ctx, registry, name)
 		})}
 	common(del)
+	yesFlag(del, &yes)
 	cmd.AddCommand(create, update, show, list, del)
 	return cmd
 }

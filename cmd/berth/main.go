@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/berth-registry/berth/internal/cli"
 )
@@ -16,7 +17,7 @@ func main() {
 	err := cli.Execute(ctx, cli.OSEnv(), os.Args[1:])
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "berth:", cli.SafeMessage(err.Error()))
+		fmt.Fprintln(os.Stderr, cli.ErrorText(err, time.Now()))
 		os.Exit(1)
 	}
 }

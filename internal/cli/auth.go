@@ -211,7 +211,7 @@ func (a *app) loginCmd() *cobra.Command {
 				fmt.Fprintf(a.stderr, "WARNING: cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s\n", name, su.Host)
 				reg = client.Registry{Name: strings.ToLower(name), LoginServer: su.Host}
 			case err != nil:
-				return fmt.Errorf("An error occurred while retrieving the login server for registry '%s': %w (LOGIN_SERVER_ERROR)", name, err)
+				return &azError{"LOGIN_SERVER_ERROR", fmt.Sprintf("An error occurred while retrieving the login server for registry '%s': %v", name, err)}
 			}
 			if user != "" {
 				if password == "" {
@@ -236,7 +236,7 @@ func (a *app) loginCmd() *cobra.Command {
 				if errors.As(err, &ce) {
 					status = ce.Status
 				}
-				return fmt.Errorf("Access to registry '%s' was denied. Response code: %d. Please try running 'berth auth login' again to refresh permissions. (CONNECTIVITY_REFRESH_TOKEN_ERROR: %v)", reg.LoginServer, status, err)
+				return &azError{"CONNECTIVITY_REFRESH_TOKEN_ERROR", fmt.Sprintf("Access to registry '%s' was denied. Response code: %d. Please try running 'berth auth login' again to refresh permissions. (%v)", reg.LoginServer, status, err)}
 			}
 			if expose {
 				fmt.Fprintln(a.stderr, "Note: The token in both the accessToken and refreshToken fields is a registry refresh token, not an access token. "+
@@ -262,8 +262,8 @@ func (a *app) dockerLogin(ctx context.Context, scheme, loginServer, user, passwo
 	}
 	path, err := exec.LookPath(tool)
 	if err != nil {
-		return fmt.Errorf("DOCKER_COMMAND_ERROR: Please verify if %s client is installed and running (%v). "+
-			"To get a token without docker, use 'berth login -n REGISTRY --expose-token'", tool, err)
+		return &azError{"DOCKER_COMMAND_ERROR", fmt.Sprintf("Please verify if %s client is installed and running (%v). "+
+			"To get a token without docker, use 'berth login -n REGISTRY --expose-token'", tool, err)}
 	}
 	args := []string{"login", "--username", user, "--password-stdin"}
 	if strings.Contains(tool, "podman") && scheme == "http" {

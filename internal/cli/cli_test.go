@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/internal/registrytest"
 )
@@ -263,5 +265,26 @@ func TestLoginByLoginServer(t *testing.T) {
 	}
 	if _, err := c.run("", "login", "-n", "registry.nowhere.example", "--expose-token"); err == nil || !strings.Contains(err.Error(), `no registry has the login server "registry.nowhere.example"`) {
 		t.Errorf("login -n with an unknown login server: %v", err)
+	}
+}
+
+// TestAzErrorLayout: the errors az reports under a code are printed as az prints them: the time,
+// "An error occurred: CODE", then the message.
+func TestAzErrorLayout(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	_, err := c.run("", "login", "-n", "default") // DOCKER_COMMAND is no-such-docker-command here
+	when := time.Date(2026, 11, 28, 9, 30, 0, 123456000, time.UTC)
+	got := ErrorText(err, when)
+	if !strings.HasPrefix(got, "2026-11-28 09:30:00.123456 An error occurred: DOCKER_COMMAND_ERROR\nPlease verify if no-such-docker-command client is installed and running") {
+		t.Errorf("login without the docker command printed:\n%s", got)
+	}
+	_, err = c.run("", "login", "-n", "nosuch")
+	if got := ErrorText(err, when); !strings.Contains(got, "An error occurred: LOGIN_SERVER_ERROR\nAn error occurred while retrieving the login server for registry 'nosuch'") {
+		t.Errorf("login to an unknown registry printed:\n%s", got)
+	}
+	if got := ErrorText(errors.New("plain \x1b[2J"), when); got != `berth: plain \x1b[2J` {
+		t.Errorf("an uncoded error: %q", got)
 	}
 }

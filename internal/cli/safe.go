@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -64,4 +66,19 @@ func unsafeRune(r rune) bool {
 		return true // bidirectional embeddings, overrides, isolates and marks
 	}
 	return false
+}
+
+// azError is an error az reports under a code: printed as "<time> An error occurred: CODE" and
+// then the message, the layout runbooks grep for.
+type azError struct{ code, msg string }
+
+func (e *azError) Error() string { return e.code + ": " + e.msg }
+
+// ErrorText is what berth prints on stderr for the error a command ended with.
+func ErrorText(err error, now time.Time) string {
+	var ae *azError
+	if errors.As(err, &ae) {
+		return fmt.Sprintf("%s An error occurred: %s\n%s", now.UTC().Format("2006-01-02 15:04:05.000000"), ae.code, SafeMessage(ae.msg))
+	}
+	return "berth: " + SafeMessage(err.Error())
 }

@@ -145,6 +145,8 @@ type DirectoryToken struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int    `json:"expires_in"`
+	// RefreshToken renews the sign-in (RenewSignIn), once: each renewal returns the next one.
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 // SignIn signs a directory user in with a password.
@@ -159,6 +161,19 @@ func (c *Client) SignInServicePrincipal(ctx context.Context, appID, secret strin
 	var t DirectoryToken
 	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}}, &t)
 	return t, err
+}
+
+// RenewSignIn trades a directory refresh token for a new directory token and the next refresh
+// token; the one given is spent.
+func (c *Client) RenewSignIn(ctx context.Context, refresh string) (DirectoryToken, error) {
+	var t DirectoryToken
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, &t)
+	return t, err
+}
+
+// RevokeSignIn ends the sign-in of a directory refresh token (every renewal of it).
+func (c *Client) RevokeSignIn(ctx context.Context, refresh string) error {
+	return c.form(ctx, c.BaseURL+"/mgmt/v1/token/revoke", url.Values{"token": {refresh}}, &struct{}{})
 }
 
 // Exchange trades the client's directory token for a registry refresh token at realmBase

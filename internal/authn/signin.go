@@ -67,13 +67,16 @@ const ReasonModeChanged = "mode_changed"
 // Service authenticates requests and sign-ins.
 type Service struct {
 	// Modes, when set, binds registry tokens to the mode they were issued under.
-	Modes    ModeSource
-	st       *store.Store
-	dir      *directory.Directory
-	tok      *token.Service
-	throttle Throttling
-	log      *slog.Logger
-	now      func() time.Time
+	Modes ModeSource
+	// DirectoryRefreshTTL is the lifetime of the directory refresh tokens the CLI renews its
+	// sign-in with; 0 issues none.
+	DirectoryRefreshTTL time.Duration
+	st                  *store.Store
+	dir                 *directory.Directory
+	tok                 *token.Service
+	throttle            Throttling
+	log                 *slog.Logger
+	now                 func() time.Time
 }
 
 // NewService returns the authenticator of a server with identities.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -41,6 +42,8 @@ type session struct {
 	Type        string `json:"type,omitempty"`
 	AccessToken string `json:"accessToken,omitempty"`
 	ExpiresOn   string `json:"expiresOn,omitempty"`
+	// RefreshToken renews AccessToken when it expires (used once, replaced at each renewal).
+	RefreshToken string `json:"refreshToken,omitempty"`
 	// TLS is how berth auth login was told to trust the server.
 	TLS tlsOptions `json:"tls,omitzero"`
 }
@@ -103,8 +106,13 @@ func (a *app) client() (*client.Client, session, error) {
 	if s.Server == "" || s.AccessToken == "" {
 		return nil, s, errors.New("not signed in: run 'berth auth login --server URL -u NAME'")
 	}
-	if t, err := time.Parse(time.RFC3339, s.ExpiresOn); err == nil && time.Now().After(t) {
-		return nil, s, fmt.Errorf("the sign-in to %s expired on %s: run 'berth auth login' again", s.Server, s.ExpiresOn)
+	if t, err := time.Parse(time.RFC3339, s.ExpiresOn); err == nil && time.Now().Add(time.Minute).After(t) {
+		if s.RefreshToken == "" {
+			return nil, s, fmt.Errorf("the sign-in to %s expired on %s: run 'berth auth login' again", s.Server, s.ExpiresOn)
+		}
+		if s, err = a.renew(context.Background(), s); err != nil {
+			return nil, s, err
+		}
 	}
 	c, err := a.newClient(s, s.Server, s.AccessToken)
 	return c, s, err
@@ -301,6 +309,17 @@ func (a *app) run(fn func(ctx context.Context, c *client.Client) (any, error)) f
 			return err
 		}
 		v, err := fn(cmd.Context(), c)
+		if client.IsStatus(err, http.StatusUnauthorized) && s.RefreshToken != "" {
+			// The directory token was refused (expired by the server's clock, or its signing key
+			// retired): renew the sign-in once and try again.
+			if s, err = a.renew(cmd.Context(), s); err != nil {
+				return err
+			}
+			if c, err = a.newClient(s, s.Server, s.AccessToken); err != nil {
+				return err
+			}
+			v, err = fn(cmd.Context(), c)
+		}
 		if err != nil || v == nil {
 			return transportHint(err, s.Server)
 		}

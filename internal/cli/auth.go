@@ -64,7 +64,7 @@ func (a *app) authCmd() *cobra.Command {
 			if err != nil {
 				return transportHint(fmt.Errorf("sign-in to %s failed: %w", server, err), server)
 			}
-			s = session{Server: strings.TrimRight(server, "/"), User: user, Type: kind, AccessToken: tok.AccessToken,
+			s = session{Server: strings.TrimRight(server, "/"), User: user, Type: kind, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
 				ExpiresOn: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339), TLS: s.TLS}
 			if err := a.saveSession(s); err != nil {
 				return err
@@ -84,6 +84,16 @@ func (a *app) authCmd() *cobra.Command {
 			s, err := a.loadSession()
 			if err != nil {
 				return err
+			}
+			if s.RefreshToken != "" {
+				// Revoke the sign-in on the server, so that no copy of the refresh token renews it.
+				c, err := a.newClient(s, s.Server, "")
+				if err == nil {
+					err = c.RevokeSignIn(cmd.Context(), s.RefreshToken)
+				}
+				if err != nil {
+					fmt.Fprintf(a.stderr, "WARNING: could not revoke the sign-in on %s (%v); it is forgotten here\n", s.Server, err)
+				}
 			}
 			return a.saveSession(session{Server: s.Server, TLS: s.TLS})
 		},

@@ -157,6 +157,9 @@ type Auth struct {
 	AccessTokenTTL    time.Duration `yaml:"access_token_ttl"`
 	RefreshTokenTTL   time.Duration `yaml:"refresh_token_ttl"`
 	DirectoryTokenTTL time.Duration `yaml:"directory_token_ttl"`
+	// DirectoryRefreshTokenTTL is how long the CLI's sign-in lasts unused: each renewal of its
+	// directory token replaces the refresh token with a new one of this lifetime.
+	DirectoryRefreshTokenTTL time.Duration `yaml:"directory_refresh_token_ttl"`
 	// KeyRotation is how long a signing key signs before the next replaces it.
 	KeyRotation time.Duration `yaml:"key_rotation"`
 	// KeyEncryptionKey (32 bytes, base64) or KeyEncryptionKeyFile (a file holding that) encrypts
@@ -199,7 +202,7 @@ func Default() Config {
 		},
 		Uploads: Uploads{TTL: 6 * time.Hour},
 		Auth: Auth{
-			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour,
+			AccessTokenTTL: 75 * time.Minute, RefreshTokenTTL: 3 * time.Hour, DirectoryTokenTTL: time.Hour, DirectoryRefreshTokenTTL: 14 * 24 * time.Hour,
 			KeyRotation: 30 * 24 * time.Hour,
 			MaxFailures: 10, AddressMaxFailures: 50, IdentityMaxFailures: 100, FailureWindow: 5 * time.Minute, Lockout: time.Minute,
 			MaxLockout: time.Hour, ThrottledDelay: 500 * time.Millisecond,
@@ -358,7 +361,7 @@ func (c *Config) Validate() error {
 		bad("data_dir: must be set")
 	}
 	for name, d := range map[string]time.Duration{"auth.access_token_ttl": c.Auth.AccessTokenTTL, "auth.refresh_token_ttl": c.Auth.RefreshTokenTTL,
-		"auth.directory_token_ttl": c.Auth.DirectoryTokenTTL, "auth.key_rotation": c.Auth.KeyRotation, "auth.failure_window": c.Auth.FailureWindow,
+		"auth.directory_token_ttl": c.Auth.DirectoryTokenTTL, "auth.directory_refresh_token_ttl": c.Auth.DirectoryRefreshTokenTTL, "auth.key_rotation": c.Auth.KeyRotation, "auth.failure_window": c.Auth.FailureWindow,
 		"auth.lockout": c.Auth.Lockout, "auth.max_lockout": c.Auth.MaxLockout} {
 		if d < time.Minute {
 			bad("%s: must be at least 1m, not %s", name, d)

@@ -90,6 +90,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /oauth2/token", httperr.Handle(h.log, h.token))
 	mux.Handle("POST /oauth2/exchange", httperr.Handle(h.log, h.exchange))
 	mux.Handle("POST /mgmt/v1/token", httperr.Handle(h.log, h.directoryToken))
+	mux.Handle("POST /mgmt/v1/token/revoke", httperr.Handle(h.log, h.revokeDirectoryRefresh))
 }
 
 // tokenReply is the body of a successful /oauth2/token reply. access_token and token carry the
@@ -309,8 +310,11 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		a.Identity = u
 	}
 	var p access.Principal
+	var family string // of a renewed sign-in
 	ip := authn.ClientIP(r)
 	switch gt := r.Form.Get("grant_type"); gt {
+	case "refresh_token":
+		p, family, err = h.authn.DirectoryRefresh(ctx, r.Form.Get("refresh_token"))
 	case "password":
 		p, err = h.authn.User(ctx, ip, r.Form.Get("username"), r.Form.Get("password"))
 	case "client_credentials":
@@ -320,7 +324,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		}
 		p, err = h.authn.ServicePrincipal(ctx, ip, id, secret)
 	default:
-		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use password or client_credentials", truncate(gt)).WithStatus(http.StatusBadRequest)
+		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use password, client_credentials or refresh_token", truncate(gt)).WithStatus(http.StatusBadRequest)
 	}
 	if err != nil {
 		return authError(err)
@@ -334,8 +338,31 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		return err
 	}
 	a.TokenID = c.ID
-	h.log.InfoContext(ctx, "directory token issued", "principal", p.String(), "jti", c.ID)
-	return writeJSON(w, map[string]any{"access_token": signed, "token_type": "Bearer", "expires_in": int(life.Seconds())})
+	refresh, err := h.authn.IssueDirectoryRefresh(ctx, p, family)
+	if err != nil {
+		return err
+	}
+	h.log.InfoContext(ctx, "directory token issued", "principal", p.String(), "jti", c.ID, "renewal", family != "")
+	rep := map[string]any{"access_token": signed, "token_type": "Bearer", "expires_in": int(life.Seconds())}
+	if refresh != "" {
+		rep["refresh_token"] = refresh // used once: the next renewal gets a new one
+	}
+	return writeJSON(w, rep)
+}
+
+// revokeDirectoryRefresh ends the sign-in of a directory refresh token (berth auth logout), as
+// OAuth's revocation endpoint (RFC 7009): 200 whether or not the token was known.
+func (h *Handler) revokeDirectoryRefresh(w http.ResponseWriter, r *http.Request) error {
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	if err := h.authn.RevokeDirectoryRefresh(r.Context(), r.Form.Get("token")); err != nil {
+		var ae *authn.Error
+		if !errors.As(err, &ae) {
+			return err
+		}
+	}
+	return writeJSON(w, map[string]any{})
 }
 
 // registry is the registry a token request is for: the one its service names, else its Host's.

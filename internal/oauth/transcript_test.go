@@ -19,6 +19,7 @@ var (
 	jwtRE         = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
 	correlationRE = regexp.MustCompile(`correlation id: [A-Z0-9]{16}`)
 	issuedRE      = regexp.MustCompile(`"issued_at":"[^"]*"`)
+	refreshRE     = regexp.MustCompile(`bdr_[A-Za-z0-9_-]{43}`)
 )
 
 // oauthTranscript records token requests and their replies, each JWT shown by its claims
@@ -53,6 +54,7 @@ func (tr *oauthTranscript) mask(s string) string {
 	s = strings.ReplaceAll(s, tr.s.Host, "HOST")
 	s = correlationRE.ReplaceAllString(s, "correlation id: …")
 	s = issuedRE.ReplaceAllString(s, `"issued_at":"…"`)
+	s = refreshRE.ReplaceAllString(s, "<directory refresh token>")
 	for sec, name := range tr.secrets {
 		s = strings.ReplaceAll(s, sec, name)
 	}

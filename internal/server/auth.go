@@ -58,6 +58,7 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	}
 	s.policy = policy.NewEngine(nil)
 	s.authn.Modes = s.policy
+	s.authn.DirectoryRefreshTTL = a.DirectoryRefreshTokenTTL
 	return s.policy.Refresh(ctx, s.meta)
 }
 
@@ -69,6 +70,9 @@ func (s *Server) maintainAuth(ctx context.Context) {
 		}
 		if err := s.meta.PurgeSigninFailures(ctx, s.now(), s.cfg.Auth.FailureWindow, authn.RememberedPrefix, authn.DefaultThrottling.RememberFor); err != nil && ctx.Err() == nil {
 			s.log.Warn("purging sign-in failures failed", "err", err)
+		}
+		if err := s.meta.PurgeDirectoryRefresh(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("purging expired refresh tokens failed", "err", err)
 		}
 	})
 }

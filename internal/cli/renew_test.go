@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-registry/berth/client"
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// TestSignInLasts: the CLI's sign-in outlives its one-hour directory token: two hours later (by
+// the server's clock) a command renews it with the refresh token, silently; each renewal spends
+// the refresh token and gives the next; a spent one used again revokes the whole sign-in; after
+// berth auth logout the refresh token is refused.
+func TestSignInLasts(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	s := registrytest.New(t, registrytest.Options{Now: clk.now})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	first := c.session()
+	if first.RefreshToken == "" {
+		t.Fatal("auth login kept no refresh token")
+	}
+	if fi, err := os.Stat(filepath.Join(c.cfg, "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the saved sign-in: %v %v; want mode 0600", fi.Mode(), err)
+	}
+	clk.add(2 * time.Hour)
+	if out, err := c.run("", "registry", "list", "--query", "[0].name", "-o", "tsv"); err != nil || out != "default\n" {
+		t.Fatalf("a command two hours after the sign-in: %q %v", out, err)
+	}
+	second := c.session()
+	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
+		t.Fatal("the renewal did not replace the tokens")
+	}
+	// The local clock says the token expired: renewed before the call.
+	second.ExpiresOn = time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	c.saveSession(second)
+	if _, err := c.run("", "auth", "show"); err != nil {
+		t.Fatalf("auth show with an expired directory token: %v", err)
+	}
+	third := c.session()
+	if third.RefreshToken == second.RefreshToken {
+		t.Error("an expired directory token was not renewed")
+	}
+	ctx := context.Background()
+	api := client.New(s.URL, "")
+	// A spent refresh token used again (a stolen copy): refused, and the sign-in is revoked.
+	if _, err := api.RenewSignIn(ctx, first.RefreshToken); !client.IsStatus(err, 401) {
+		t.Errorf("a spent refresh token: %v; want 401", err)
+	}
+	if _, err := api.RenewSignIn(ctx, third.RefreshToken); !client.IsStatus(err, 401) {
+		t.Errorf("the sign-in's current refresh token after a reuse: %v; want 401 (revoked)", err)
+	}
+	// logout revokes.
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	fresh := c.session()
+	c.must("", "auth", "logout")
+	if c.session().RefreshToken != "" {
+		t.Error("logout kept the refresh token")
+	}
+	if _, err := api.RenewSignIn(ctx, fresh.RefreshToken); !client.IsStatus(err, 401) {
+		t.Errorf("the refresh token after logout: %v; want 401", err)
+	}
+}
+
+// session reads the CLI's saved sign-in.
+func (c *cliRunner) session() session {
+	c.t.Helper()
+	var s session
+	b, err := os.ReadFile(filepath.Join(c.cfg, "config.json"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		c.t.Fatal(err)
+	}
+	return s
+}
+
+func (c *cliRunner) saveSession(s session) {
+	b, _ := json.Marshal(s)
+	if err := os.WriteFile(filepath.Join(c.cfg, "config.json"), b, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}

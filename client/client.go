@@ -149,17 +149,18 @@ type DirectoryToken struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
-// SignIn signs a directory user in with a password.
+// SignIn signs a directory user in with a password; the reply carries a refresh token
+// (offline_access) that renews the sign-in.
 func (c *Client) SignIn(ctx context.Context, user, password string) (DirectoryToken, error) {
 	var t DirectoryToken
-	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}}, &t)
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"password"}, "username": {user}, "password": {password}, "scope": {"offline_access"}}, &t)
 	return t, err
 }
 
 // SignInServicePrincipal signs a service principal in with its client id and secret.
 func (c *Client) SignInServicePrincipal(ctx context.Context, appID, secret string) (DirectoryToken, error) {
 	var t DirectoryToken
-	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}}, &t)
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID}, "client_secret": {secret}, "scope": {"offline_access"}}, &t)
 	return t, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -338,9 +339,13 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		return err
 	}
 	a.TokenID = c.ID
-	refresh, err := h.authn.IssueDirectoryRefresh(ctx, p, family)
-	if err != nil {
-		return err
+	// A refresh token for a client that asks for one (scope=offline_access, as the CLI does) and,
+	// on renewal, the next one; a pipeline signing in now and then gets none (RFC 6749 4.4.3).
+	var refresh string
+	if family != "" || slices.Contains(strings.Fields(r.Form.Get("scope")), "offline_access") {
+		if refresh, err = h.authn.IssueDirectoryRefresh(ctx, p, family); err != nil {
+			return err
+		}
 	}
 	h.log.InfoContext(ctx, "directory token issued", "principal", p.String(), "jti", c.ID, "renewal", family != "")
 	rep := map[string]any{"access_token": signed, "token_type": "Bearer", "expires_in": int(life.Seconds())}

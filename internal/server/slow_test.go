@@ -148,7 +148,11 @@ func basicAuth(user, pass string) string {
 // its own registry until one collides with the victim's, stalls it, and the victim's PATCH is
 // answered at once.
 func TestStalledUploadHoldsNoOtherTenant(t *testing.T) {
-	s := registrytest.New(t, registrytest.Options{})
+	// The attacker opens uploads until one shares the victim's old stripe (about 256, but more
+	// than 1 000 — the default quota per identity — once in 50 runs): a quota that never refuses.
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Limits.MaxUploads, c.Limits.MaxUploadsPerIdentity = 20_000, 10_000
+	}})
 	victimUser, victimPass := s.Admin(t)
 	var att struct {
 		Credentials struct {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,25 +12,13 @@ import (
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // TestSignInLasts: the CLI's sign-in outlives its one-hour directory token: two hours later (by
 // the server's clock) a command renews it with the refresh token, silently; each renewal spends
 // the refresh token and gives the next; a spent one used again revokes the whole sign-in; after
 // berth auth logout the refresh token is refused.
 func TestSignInLasts(t *testing.T) {
-	clk := &testClock{t: time.Now()}
-	s := registrytest.New(t, registrytest.Options{Now: clk.now})
+	clk := registrytest.NewClock()
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now})
 	c := newCLI(t)
 	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
 	first := c.session()
@@ -41,7 +28,7 @@ func TestSignInLasts(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(c.cfg, "config.json")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the saved sign-in: %v %v; want mode 0600", fi.Mode(), err)
 	}
-	clk.add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if out, err := c.run("", "registry", "list", "--query", "[0].name", "-o", "tsv"); err != nil || out != "default\n" {
 		t.Fatalf("a command two hours after the sign-in: %q %v", out, err)
 	}

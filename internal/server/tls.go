@@ -66,25 +66,18 @@ func (c *certFiles) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 
 // watch reloads the pair whenever the files change, until ctx ends.
 func (c *certFiles) watch(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	repeat(ctx, every, false, func() {
 		if c.fingerprint() == c.stamp {
-			continue
+			return
 		}
 		if err := c.load(); err != nil {
 			c.log.Warn("the TLS certificate files changed but do not load; serving the previous certificate", "cert", c.cert, "err", err)
 			c.stamp = c.fingerprint() // try again at the next change
-			continue
+			return
 		}
 		leaf := c.current.Load().Leaf
 		c.log.Info("reloaded the TLS certificate", "cert", c.cert, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
-	}
+	})
 }
 
 // tlsSetup is what serving TLS needs: the listener's configuration, and the goroutines and

@@ -384,7 +384,13 @@ func TestOneWriterPerUpload(t *testing.T) {
 		return resp
 	}
 	a, b := c.replicas[0], c.replicas[1]
+	// The admin user was enabled through the proxy: each replica enforces it within a second
+	// (its policy poll), so replica a may refuse it for that long.
 	resp := send(a, "POST", "/v2/lease/app/blobs/uploads/", "")
+	for deadline := time.Now().Add(2 * time.Second); resp.StatusCode != http.StatusAccepted && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		resp = send(a, "POST", "/v2/lease/app/blobs/uploads/", "")
+	}
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusAccepted || loc == "" {
 		t.Fatalf("start: %d", resp.StatusCode)

@@ -104,6 +104,13 @@ func (c *Client) AdminCredentials(ctx context.Context, registry string) (Credent
 	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/credentials", nil, &out)
 }
 
+// ListCredentials returns the admin user's name and both passwords (ACR's listCredentials). A
+// password made before berth kept admin passwords has no value until it is renewed.
+func (c *Client) ListCredentials(ctx context.Context, registry string) (Credentials, error) {
+	var out Credentials
+	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/listCredentials", nil, &out)
+}
+
 // CredentialRenew names the admin password to regenerate: password or password2.
 type CredentialRenew struct {
 	Name string `json:"name"`

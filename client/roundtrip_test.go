@@ -66,7 +66,7 @@ func TestRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	me := must[client.Me](t, "me")(c.Me(ctx))
-	if me.Name != "owner" || me.Type != "user" || !me.ServerOwner || len(me.Permissions) != 9 {
+	if me.Name != "owner" || me.Type != "user" || !me.ServerOwner || len(me.Permissions) != 10 {
 		t.Errorf("me: %+v", me)
 	}
 	strict[client.Me](t, c, "/mgmt/v1/me")
@@ -80,6 +80,7 @@ func TestRoundTrip(t *testing.T) {
 		len(reg.AnonymousPullRepositories) != 1 || reg.Credentials == nil || len(reg.Credentials.Passwords) != 2 || reg.Credentials.Passwords[0].Value == nil {
 		t.Errorf("created registry: %+v", reg)
 	}
+	reg0 := reg
 	reg = must[client.Registry](t, "update registry")(c.UpdateRegistry(ctx, "team-a", client.RegistryUpdate{RoleAssignmentMode: ptr("rbac"),
 		NetworkRuleSet: &client.NetworkRuleSetUpdate{DefaultAction: ptr("Deny")}}))
 	if reg.RoleAssignmentMode != "rbac" || reg.NetworkRuleSet.DefaultAction != "Deny" || reg.Credentials != nil {
@@ -90,8 +91,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 	strict[[]client.Registry](t, c, "/mgmt/v1/registries")
 	creds := must[client.Credentials](t, "renew")(c.RenewAdminCredential(ctx, "team-a", "password2"))
-	if len(creds.Passwords) != 2 || creds.Passwords[1].Value == nil || creds.Passwords[0].Value != nil {
+	if len(creds.Passwords) != 2 || creds.Passwords[1].Value == nil || creds.Passwords[0].Value == nil || *creds.Passwords[0].Value != *reg0.Credentials.Passwords[0].Value {
 		t.Errorf("renewed: %+v", creds)
+	}
+	listed := must[client.Credentials](t, "list credentials")(c.ListCredentials(ctx, "team-a"))
+	if listed.Username != "team-a" || len(listed.Passwords) != 2 || listed.Passwords[1].Value == nil || *listed.Passwords[1].Value != *creds.Passwords[1].Value {
+		t.Errorf("listed: %+v", listed)
 	}
 	strict[client.Credentials](t, c, "/mgmt/v1/registries/team-a/credentials")
 	rules := must[client.NetworkRuleSet](t, "add network rule")(c.AddNetworkRule(ctx, "team-a", "203.0.113.0/24"))

@@ -270,6 +270,9 @@ const (
 	OpDirectory = "directory" // /mgmt/v1/token
 	// OpPasswordReset: a password set offline, straight in the database (berth owner reset-password).
 	OpPasswordReset = "password_reset"
+	// OpListCredentials: the admin user's passwords were shown to a caller of the management API
+	// (credential show or renew); the identity is the caller.
+	OpListCredentials = "list_credentials"
 )
 
 // Operations of repository events.

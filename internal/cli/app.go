@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -33,6 +34,9 @@ type app struct {
 	output, query  string
 	caFile         string // --ca-file
 	insecure       bool   // --insecure
+	onlyErrors     bool   // --only-show-errors: no warnings
+	debug          bool   // --debug: each HTTP request on stderr
+	debugMu        sync.Mutex
 }
 
 // session is the client state `berth auth login` saves in $BERTH_CONFIG_DIR/config.json.

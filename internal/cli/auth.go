@@ -92,7 +92,7 @@ func (a *app) authCmd() *cobra.Command {
 					err = c.RevokeSignIn(cmd.Context(), s.RefreshToken)
 				}
 				if err != nil {
-					fmt.Fprintf(a.stderr, "WARNING: could not revoke the sign-in on %s (%v); it is forgotten here\n", s.Server, err)
+					a.warn("could not revoke the sign-in on %s (%v); it is forgotten here", s.Server, err)
 				}
 			}
 			return a.saveSession(session{Server: s.Server, TLS: s.TLS})
@@ -195,7 +195,7 @@ func (a *app) loginCmd() *cobra.Command {
 				return errors.New("usage error: --password and --password-stdin need --username: berth login -n REGISTRY -u USER -p PASSWORD")
 			}
 			if name != strings.ToLower(name) {
-				fmt.Fprintln(a.stderr, "WARNING: Uppercase characters are detected in the registry name. When using its server url in docker commands, to avoid authentication errors, use all lowercase.")
+				a.warn("Uppercase characters are detected in the registry name. When using its server url in docker commands, to avoid authentication errors, use all lowercase.")
 			}
 			c, s, err := a.client()
 			if err != nil {
@@ -213,12 +213,12 @@ func (a *app) loginCmd() *cobra.Command {
 			}
 			switch {
 			case client.IsStatus(err, http.StatusForbidden) && strings.ContainsAny(name, ".:"):
-				fmt.Fprintf(a.stderr, "WARNING: cannot list the registries (no control-plane role): using %s as the login server\n", name)
+				a.warn("cannot list the registries (no control-plane role): using %s as the login server", name)
 				reg = client.Registry{Name: strings.ToLower(name), LoginServer: strings.ToLower(name)}
 			case client.IsStatus(err, http.StatusForbidden):
 				// An identity with data-plane roles only cannot read the registry's settings (az acr
 				// login falls back to the name and the cloud's suffix): assume the server's host.
-				fmt.Fprintf(a.stderr, "WARNING: cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s\n", name, su.Host)
+				a.warn("cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s", name, su.Host)
 				reg = client.Registry{Name: strings.ToLower(name), LoginServer: su.Host}
 			case err != nil:
 				return &azError{"LOGIN_SERVER_ERROR", fmt.Sprintf("An error occurred while retrieving the login server for registry '%s': %v", name, err)}
@@ -246,11 +246,23 @@ func (a *app) loginCmd() *cobra.Command {
 				if errors.As(err, &ce) {
 					status = ce.Status
 				}
-				return &azError{"CONNECTIVITY_REFRESH_TOKEN_ERROR", fmt.Sprintf("Access to registry '%s' was denied. Response code: %d. Please try running 'berth auth login' again to refresh permissions. (%v)", reg.LoginServer, status, err)}
+				denied := &azError{"CONNECTIVITY_REFRESH_TOKEN_ERROR", fmt.Sprintf("Access to registry '%s' was denied. Response code: %d. Please try running 'berth auth login' again to refresh permissions. (%v)", reg.LoginServer, status, err)}
+				if expose {
+					return denied
+				}
+				// As az acr login: without a refresh token, the admin user, when the signed-in
+				// identity may read its passwords.
+				creds, cerr := c.ListCredentials(ctx, reg.Name)
+				if cerr != nil || len(creds.Passwords) == 0 || creds.Passwords[0].Value == nil {
+					return denied
+				}
+				a.warn("Unable to get a registry refresh token with the directory sign-in (%v): logging in with the admin user's credentials instead", err)
+				return a.dockerLogin(ctx, su.Scheme, reg.LoginServer, creds.Username, *creds.Passwords[0].Value)
 			}
 			if expose {
-				fmt.Fprintln(a.stderr, "Note: The token in both the accessToken and refreshToken fields is a registry refresh token, not an access token. "+
-					"Use it as the password of user "+nullGUID+", or exchange it at /oauth2/token for an access token.")
+				a.warn("You can perform manual login using the provided refresh token below, for example: 'docker login %s -u %s -p <refreshToken>'. "+
+					"The token in both the accessToken and refreshToken fields is a registry refresh token, not an access token: use it as the password of user %s, or exchange it at /oauth2/token for an access token.",
+					reg.LoginServer, nullGUID, nullGUID)
 				return a.print(map[string]string{"loginServer": reg.LoginServer, "username": nullGUID, "accessToken": refresh, "refreshToken": refresh})
 			}
 			return a.dockerLogin(ctx, su.Scheme, reg.LoginServer, nullGUID, refresh)
@@ -289,7 +301,7 @@ func (a *app) dockerLogin(ctx context.Context, scheme, loginServer, user, passwo
 	}
 	// docker warns that credentials are stored unencrypted; pass that on, drop the rest.
 	for _, line := range strings.Split(errb.String(), "\n") {
-		if strings.Contains(line, "unencrypted") || strings.Contains(line, "credential helper") {
+		if (strings.Contains(line, "unencrypted") || strings.Contains(line, "credential helper")) && !a.onlyErrors {
 			fmt.Fprintln(a.stderr, line)
 		}
 	}

@@ -99,8 +99,14 @@ func TestCommands(t *testing.T) {
 		}
 	}
 	json.Unmarshal([]byte(must("", "credential", "renew", "-n", "default", "--password-name", "password2")), &creds)
-	if creds.Username != "default" || len(creds.Passwords) != 2 || creds.Passwords[1].Value == nil || creds.Passwords[0].Value != nil {
+	if creds.Username != "default" || len(creds.Passwords) != 2 || creds.Passwords[1].Value == nil || creds.Passwords[0].Value == nil || *creds.Passwords[0].Value != pw {
 		t.Errorf("credential renew = %+v", creds)
+	}
+	// As az acr credential show: the values, every time.
+	for range 2 {
+		if out := must("", "credential", "show", "-n", "default", "--query", "passwords[0].value", "-o", "tsv"); out != pw+"\n" {
+			t.Errorf("credential show --query passwords[0].value = %q, want the admin password", out)
+		}
 	}
 	if _, err := run("", "credential", "renew", "-n", "default", "--password-name", "password3"); err == nil {
 		t.Error("renew of password3 accepted")
@@ -129,7 +135,7 @@ func TestCommands(t *testing.T) {
 	if out := must("", "token", "update", "-n", "ci-samples", "-r", "default", "--status", "disabled", "--query", "status", "-o", "tsv"); out != "disabled\n" {
 		t.Errorf("token update = %q", out)
 	}
-	gen := must("", "token", "credential", "generate", "-n", "ci-samples", "-r", "default", "--password2", "--expiration-in-days", "30", "--query", "credentials.passwords[?name=='password2'].expiry | [0]", "-o", "tsv")
+	gen := must("", "token", "credential", "generate", "-n", "ci-samples", "-r", "default", "--password2", "--expiration-in-days", "30", "--query", "passwords[?name=='password2'].expiry | [0]", "-o", "tsv")
 	if strings.TrimSpace(gen) == "" {
 		t.Errorf("generated password2 has no expiry: %q", gen)
 	}

@@ -66,7 +66,7 @@ The correlation id at the end of a client's error message finds the request's ev
 	fl.StringVar(&f.Result, "result", "", "success or failure")
 	fl.StringVar(&f.Reason, "reason", "", "machine-readable reason, e.g. bad_password, admin_disabled, ip_denied, insufficient_scope")
 	fl.StringVar(&f.IP, "ip", "", "caller IP address")
-	fl.StringVar(&f.Operation, "operation", "", "login: token, exchange, registry, directory; repository: push, pull, delete, untag")
+	fl.StringVar(&f.Operation, "operation", "", "login: token, exchange, registry, directory, list_credentials, password_reset; repository: push, pull, delete, untag")
 	fl.StringVar(&f.CorrelationID, "correlation-id", "", "the correlation id of a request (the end of a client's error message)")
 	fl.StringVar(&f.Since, "since", "", "RFC 3339 time, or a duration back from now: 90m, 24h, 7d")
 	fl.StringVar(&f.Until, "until", "", "RFC 3339 time, or a duration back from now")

@@ -98,10 +98,10 @@ directory tokens until these expire (auth.directory_token_ttl).`,
 			out := map[string]any{"user": u.Name, "ownerAtRoot": owner}
 			if chosen == "" {
 				out["password"] = password
-				fmt.Fprintln(a.stderr, "The new password is shown this once: store it safely.")
+				a.warn("The new password is shown this once: store it safely.")
 			}
 			if !owner {
-				fmt.Fprintf(a.stderr, "%s holds no Owner role at '/': sign in as it, or as another owner, to assign roles.\n", u.Name)
+				a.warn("%s holds no Owner role at '/': sign in as it, or as another owner, to assign roles.", u.Name)
 			}
 			return a.print(out)
 		},

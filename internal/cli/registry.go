@@ -133,7 +133,7 @@ func (a *app) registryCmd() *cobra.Command {
 			}
 			r, err := c.UpdateRegistry(ctx, name, u)
 			if err == nil && r.Credentials != nil {
-				fmt.Fprintln(a.stderr, "The admin user's passwords were generated now and are shown this once: store them safely.")
+				a.warn("the admin user's passwords were generated: 'berth credential show -n %s' shows them again", name)
 			}
 			return r, err
 		})}
@@ -163,12 +163,26 @@ func (a *app) registryCmd() *cobra.Command {
 func (a *app) credentialCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "credential", Short: "Show and renew the admin user's credentials (az acr credential)"}
 	var name, pw string
-	show := &cobra.Command{Use: "show", Short: "Show the admin user's name and passwords (values are shown only when generated)", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show the admin user's name and both passwords", Args: cobra.NoArgs,
+		Long: `Show the admin user's name and both passwords, as az acr credential show: the admin
+user is the registry's shared credential, and its passwords can be read again by the roles that
+hold registries/credentials/list (Owner, Contributor, Container Registry Contributor and Data
+Access Configuration Administrator). Every read is a login event (operation list_credentials)
+naming who read them.
+
+  docker login myregistry.example -u myregistry \
+    -p "$(berth credential show -n myregistry --query 'passwords[0].value' -o tsv)"`,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
 			}
-			return c.AdminCredentials(ctx, name)
+			creds, err := c.ListCredentials(ctx, name)
+			for _, p := range creds.Passwords {
+				if p.Value == nil {
+					a.warn("%s was made before berth kept admin passwords and cannot be shown: run 'berth credential renew -n %s --password-name %s'", p.Name, name, p.Name)
+				}
+			}
+			return creds, err
 		})}
 	show.Flags().StringVarP(&name, "name", "n", "", "registry name")
 	renew := &cobra.Command{Use: "renew", Short: "Regenerate one admin password", Args: cobra.NoArgs,

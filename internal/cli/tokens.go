@@ -84,7 +84,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			}
 			tok, err := c.CreateToken(ctx, registry, t)
 			if err == nil && !noPasswords {
-				fmt.Fprintf(a.stderr, "Please store your generated credentials safely. Meanwhile you can use it through \"docker login <server> -u %s -p <password>\".\n", name)
+				a.warn("Please store your generated credentials safely. Meanwhile you can use it through \"docker login <server> -u %s -p <password>\".", name)
 			}
 			return tok, err
 		})}
@@ -168,7 +168,18 @@ func (a *app) tokenCredentialCmd() *cobra.Command {
 			if err := errors.Join(need(name, "--name"), need(registry, "--registry")); err != nil {
 				return nil, err
 			}
-			return c.GenerateTokenCredentials(ctx, registry, name, client.TokenCredentials{Password1: p1, Password2: p2, Expiry: expiration, ExpiryInDays: days})
+			tok, err := c.GenerateTokenCredentials(ctx, registry, name, client.TokenCredentials{Password1: p1, Password2: p2, Expiry: expiration, ExpiryInDays: days})
+			if err != nil || tok.Credentials == nil {
+				return nil, err
+			}
+			// az's shape (GenerateCredentialsResult): the user name and the passwords just made.
+			out := client.Credentials{Username: tok.Credentials.Username, Passwords: []client.Password{}}
+			for _, p := range tok.Credentials.Passwords {
+				if p.Value != nil {
+					out.Passwords = append(out.Passwords, p)
+				}
+			}
+			return out, nil
 		})}
 	common(gen)
 	gen.Flags().IntVar(&days, "expiration-in-days", 0, "days until the passwords expire (default: never)")

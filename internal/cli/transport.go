@@ -54,12 +54,16 @@ func (a *app) httpClient(o tlsOptions, timeout time.Duration) (*http.Client, err
 		tc.RootCAs = pool
 	}
 	if o.Insecure {
-		fmt.Fprintln(a.stderr, "WARNING: --insecure: the server's certificate is not verified; anyone on the path can read and change this session")
+		a.warn("--insecure: the server's certificate is not verified; anyone on the path can read and change this session")
 		tc.InsecureSkipVerify = true
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
-	return &http.Client{Timeout: timeout, Transport: tr}, nil
+	var rt http.RoundTripper = tr
+	if a.debug {
+		rt = debugTransport{next: tr, mu: &a.debugMu, w: a.stderr, now: time.Now}
+	}
+	return &http.Client{Timeout: timeout, Transport: rt}, nil
 }
 
 // newClient is a management API client for server, with the TLS options of s and the command.

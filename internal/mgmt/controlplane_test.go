@@ -378,6 +378,19 @@ func (f *cpFixture) act(t *testing.T, do transport, c cpCaller, action, target s
 		return as("PATCH", "/mgmt/v1/registries/team", map[string]any{"anonymousPullEnabled": false})
 	case "admin-enable":
 		return as("PATCH", "/mgmt/v1/registries/team", map[string]any{"adminUserEnabled": true})
+	case "credential-names", "credential-list", "credential-renew":
+		f.owner("PATCH", "/mgmt/v1/registries/team", map[string]any{"adminUserEnabled": true}, nil)
+		switch action {
+		case "credential-names":
+			return as("GET", "/mgmt/v1/registries/team/credentials", nil)
+		case "credential-list":
+			st, body := as("POST", "/mgmt/v1/registries/team/listCredentials", nil)
+			if ok(st) && !strings.Contains(body, `"value":"`) {
+				t.Errorf("listCredentials answered %d without the values: %s", st, body)
+			}
+			return st, body
+		}
+		return as("POST", "/mgmt/v1/registries/team/credentials/renew", map[string]string{"name": "password2"})
 	case "login-server":
 		return as("PATCH", "/mgmt/v1/registries/team", map[string]any{"loginServer": f.name("team") + ".example"})
 	case "token-create":

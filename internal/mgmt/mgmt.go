@@ -16,12 +16,14 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
+	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/reqlog"
+	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 )
 
@@ -45,6 +47,11 @@ type Deps struct {
 	Dir    *directory.Directory
 	Authn  *authn.Service
 	Policy *policy.Engine
+	// Box seals the admin user's passwords with the key-encryption key; without it (tests of
+	// other things) they are kept as hashes only and cannot be shown again.
+	Box *seal.Box
+	// Audit records each read of the admin user's passwords as a login event.
+	Audit audit.Recorder
 	// Changed is called after every change, so caches (hosts) can drop what they hold.
 	Changed func()
 	Log     *slog.Logger
@@ -64,6 +71,9 @@ func New(d Deps) *Handler {
 	if d.Changed == nil {
 		d.Changed = func() {}
 	}
+	if d.Audit == nil {
+		d.Audit = audit.Discard
+	}
 	d.Log = d.Log.With("component", "mgmt")
 	return &Handler{Deps: d}
 }
@@ -82,6 +92,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"DELETE /mgmt/v1/registries/{registry}":                 {policy.PermRegistryDelete, h.deleteRegistry},
 		"GET /mgmt/v1/registries/{registry}/credentials":        {policy.PermCredentialsRead, h.showCredentials},
 		"POST /mgmt/v1/registries/{registry}/credentials/renew": {policy.PermCredentialsWrite, h.renewCredential},
+		"POST /mgmt/v1/registries/{registry}/listCredentials":   {policy.PermCredentialsList, h.listCredentials},
 
 		"GET /mgmt/v1/registries/{registry}/tokens":                               {policy.PermCredentialsRead, h.listTokens},
 		"POST /mgmt/v1/registries/{registry}/tokens":                              {policy.PermCredentialsWrite, h.createToken},

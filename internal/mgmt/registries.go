@@ -1,7 +1,6 @@
 package mgmt
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -168,7 +167,7 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request, p acces
 	}
 	out := toRegistryJSON(reg, r)
 	if req.AdminUserEnabled != nil && *req.AdminUserEnabled {
-		if out, err = h.setAdmin(ctx, r, reg.Name, true); err != nil {
+		if out, err = h.setAdmin(ctx, r, p, reg.Name, true); err != nil {
 			return err
 		}
 	}
@@ -213,53 +212,11 @@ func (h *Handler) updateRegistry(w http.ResponseWriter, r *http.Request, p acces
 	}
 	out := toRegistryJSON(reg, r)
 	if req.AdminUserEnabled != nil {
-		if out, err = h.setAdmin(ctx, r, reg.Name, *req.AdminUserEnabled); err != nil {
+		if out, err = h.setAdmin(ctx, r, p, reg.Name, *req.AdminUserEnabled); err != nil {
 			return err
 		}
 	}
 	return h.commit(ctx, w, http.StatusOK, out)
-}
-
-// setAdmin turns the admin user on or off. Turned on for the first time, it gets its two
-// passwords, returned in the reply this once.
-func (h *Handler) setAdmin(ctx context.Context, r *http.Request, name string, on bool) (client.Registry, error) {
-	reg, err := h.Store.UpdateRegistry(ctx, name, store.RegistryUpdate{AdminEnabled: &on})
-	if err != nil {
-		return client.Registry{}, storeError(err, fmt.Sprintf("registry %q", name))
-	}
-	out := toRegistryJSON(reg, r)
-	if !on {
-		return out, nil
-	}
-	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
-	if err != nil || len(secs) > 0 {
-		return out, err
-	}
-	creds := &client.Credentials{Username: reg.Name}
-	for _, pw := range []string{"password", "password2"} {
-		value, err := h.putSecret(ctx, store.KindAdmin, reg.ID, pw, store.Secret{})
-		if err != nil {
-			return client.Registry{}, err
-		}
-		creds.Passwords = append(creds.Passwords, client.Password{Name: pw, Value: &value})
-	}
-	out.Credentials = creds
-	return out, nil
-}
-
-// putSecret generates a secret, stores its hash under name, and returns it.
-func (h *Handler) putSecret(ctx context.Context, kind string, owner int64, name string, sec store.Secret) (string, error) {
-	value := directory.GenerateSecret()
-	hash, err := h.Dir.Hasher().Hash(ctx, value)
-	if err != nil {
-		return "", err
-	}
-	sec.Name, sec.Hash = name, hash
-	sec.CreatedAt = h.Now()
-	if err := h.Store.PutSecret(ctx, kind, owner, sec); err != nil {
-		return "", err
-	}
-	return value, nil
 }
 
 func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -269,68 +226,6 @@ func (h *Handler) deleteRegistry(w http.ResponseWriter, r *http.Request, _ acces
 		return storeError(err, fmt.Sprintf("registry %q", name))
 	}
 	return h.commit(ctx, w, http.StatusNoContent, nil)
-}
-
-// adminDisabled is the error of credential operations while the admin user is off.
-func adminDisabled(reg store.Registry) error {
-	return httperr409("admin user is disabled: run 'berth registry update -n %s --admin-enabled true' to enable admin first", reg.Name)
-}
-
-func (h *Handler) showCredentials(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
-	ctx := r.Context()
-	reg, err := h.registry(ctx, r)
-	if err != nil {
-		return err
-	}
-	if !reg.AdminEnabled {
-		return adminDisabled(reg)
-	}
-	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
-	if err != nil {
-		return err
-	}
-	out := client.Credentials{Username: reg.Name, Passwords: []client.Password{}}
-	for _, s := range secs {
-		// Only the hash is kept: the value was shown once, when it was generated.
-		out.Passwords = append(out.Passwords, client.Password{Name: s.Name, Value: nil, CreationTime: timeOrNil(s.CreatedAt)})
-	}
-	return reply(w, http.StatusOK, out)
-}
-
-func (h *Handler) renewCredential(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
-	ctx := r.Context()
-	reg, err := h.registry(ctx, r)
-	if err != nil {
-		return err
-	}
-	var req client.CredentialRenew
-	if err := decode(w, r, &req); err != nil {
-		return err
-	}
-	if req.Name != "password" && req.Name != "password2" {
-		return invalid("password name %q is invalid: use password or password2", req.Name)
-	}
-	if !reg.AdminEnabled {
-		return adminDisabled(reg)
-	}
-	value, err := h.putSecret(ctx, store.KindAdmin, reg.ID, req.Name, store.Secret{})
-	if err != nil {
-		return err
-	}
-	secs, err := h.Store.Secrets(ctx, store.KindAdmin, reg.ID)
-	if err != nil {
-		return err
-	}
-	out := client.Credentials{Username: reg.Name}
-	for _, s := range secs {
-		pw := client.Password{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt)}
-		if s.Name == req.Name {
-			pw.Value = &value
-		}
-		out.Passwords = append(out.Passwords, pw)
-	}
-	h.Log.InfoContext(ctx, "admin password renewed", "registry", reg.Name, "password", req.Name)
-	return reply(w, http.StatusOK, out)
 }
 
 // canonicalLoginServer checks a login server (a host name or IP address, with an optional port;

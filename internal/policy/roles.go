@@ -123,6 +123,9 @@ const (
 	PermRegistryDelete   Permission = "registries/delete"
 	PermCredentialsRead  Permission = "registries/credentials/read"
 	PermCredentialsWrite Permission = "registries/credentials/write"
+	// PermCredentialsList reads the admin user's passwords (ACR's listCredentials action). No
+	// read-only role holds it: the passwords act on the data plane.
+	PermCredentialsList  Permission = "registries/credentials/list"
 	PermAssignmentsRead  Permission = "roleAssignments/read"
 	PermAssignmentsWrite Permission = "roleAssignments/write"
 	PermDirectoryRead    Permission = "directory/read"
@@ -131,7 +134,7 @@ const (
 
 // AllPermissions lists the control-plane permissions in a stable order.
 var AllPermissions = []Permission{PermRegistryRead, PermRegistryWrite, PermRegistryDelete, PermCredentialsRead,
-	PermCredentialsWrite, PermAssignmentsRead, PermAssignmentsWrite, PermDirectoryRead, PermDirectoryWrite}
+	PermCredentialsWrite, PermCredentialsList, PermAssignmentsRead, PermAssignmentsWrite, PermDirectoryRead, PermDirectoryWrite}
 
 // Role is a built-in role definition.
 type Role struct {
@@ -212,7 +215,7 @@ var Roles = []*Role{
 	{Name: RoleCatalogLister, ID: "bfdb9389-c9a5-478a-bb2f-ba9ca092c3c7", Description: "List every repository of the registry (mode rbac-abac); takes no conditions.",
 		data: [2]actionSet{0, bitCatalog}},
 	{Name: RoleConfigurationAdmin, ID: "3bc748fc-213d-45c1-8d91-9da5725539b9", Description: "Create and configure registries, their authentication (admin user, tokens, scope maps), network access and anonymous pull; no data plane, no role assignments.",
-		control: []Permission{PermRegistryRead, PermRegistryWrite, PermRegistryDelete, PermCredentialsRead, PermCredentialsWrite}},
+		control: []Permission{PermRegistryRead, PermRegistryWrite, PermRegistryDelete, PermCredentialsRead, PermCredentialsWrite, PermCredentialsList}},
 	{Name: RoleConfigurationReader, ID: "69b07be0-09bf-439a-b9a6-e73de851bd59", Description: "Read registries' configuration, authentication settings and network rules; no data plane.",
 		control: []Permission{PermRegistryRead, PermCredentialsRead}},
 	{Name: RoleAccessControlAdmin, ID: "f58310d9-a9f6-439a-9e8d-f62e7b41a168", Description: "Manage role assignments and read everything else; no data plane.",

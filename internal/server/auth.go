@@ -8,6 +8,7 @@ import (
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -33,6 +34,9 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 	}
 	keys, err := KeyStore(s.meta, kek)
 	if err != nil {
+		return err
+	}
+	if s.box, err = seal.New(kek); err != nil {
 		return err
 	}
 	if err := keys.(keyStore).encryptLegacyKeys(ctx, s.now()); err != nil {

@@ -1,10 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -22,10 +20,6 @@ import (
 // KeyEncryptionKeyFile is the file, in the data folder, of the key-encryption key a server on
 // SQLite generates for itself when none is configured.
 const KeyEncryptionKeyFile = "key-encryption-key"
-
-// sealed starts a signing key encrypted with the key-encryption key (version 1: AES-256-GCM, a
-// 12-byte nonce, the key id as additional data); a key without it is from before, in clear.
-var sealed = []byte("berth-kek1:")
 
 // loadKEK reads the key-encryption key the configuration names, or (SQLite without one) the one
 // in the data folder, generated on first start.
@@ -76,40 +70,26 @@ func loadKEK(cfg config.Config) ([]byte, error) {
 // KeyStore gives package token the signing keys in the store (token imports no store),
 // encrypted at rest with the key-encryption key kek.
 func KeyStore(st *store.Store, kek []byte) (token.KeyStore, error) {
-	block, err := aes.NewCipher(kek)
+	box, err := seal.New(kek)
 	if err != nil {
 		return nil, fmt.Errorf("server: key-encryption key: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return keyStore{st: st, aead: aead}, nil
+	return keyStore{st: st, box: box}, nil
 }
 
 type keyStore struct {
-	st   *store.Store
-	aead cipher.AEAD
+	st  *store.Store
+	box *seal.Box
 }
 
-func (k keyStore) seal(kid string, der []byte) ([]byte, error) {
-	nonce := make([]byte, k.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out := append(append(bytes.Clone(sealed), nonce...), k.aead.Seal(nil, nonce, der, []byte(kid))...)
-	return out, nil
-}
+// seal encrypts a signing key, bound to its key id.
+func (k keyStore) seal(kid string, der []byte) ([]byte, error) { return k.box.Seal(der, []byte(kid)) }
 
 func (k keyStore) open(kid string, b []byte) ([]byte, error) {
-	if !bytes.HasPrefix(b, sealed) {
-		return b, nil // from before keys were encrypted (EncryptSigningKeys seals it)
+	if !seal.Sealed(b) {
+		return b, nil // from before keys were encrypted (encryptLegacyKeys seals it)
 	}
-	b = b[len(sealed):]
-	if len(b) < k.aead.NonceSize() {
-		return nil, fmt.Errorf("signing key %s: too short", kid)
-	}
-	der, err := k.aead.Open(nil, b[:k.aead.NonceSize()], b[k.aead.NonceSize():], []byte(kid))
+	der, err := k.box.Open(b, []byte(kid))
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s cannot be decrypted: is this the key-encryption key it was stored with (auth.key_encryption_key)?", kid)
 	}
@@ -151,7 +131,7 @@ func (k keyStore) encryptLegacyKeys(ctx context.Context, now time.Time) error {
 		return err
 	}
 	for _, r := range rows {
-		if bytes.HasPrefix(r.PrivateKey, sealed) {
+		if seal.Sealed(r.PrivateKey) {
 			continue
 		}
 		enc, err := k.seal(r.KID, r.PrivateKey)

@@ -33,6 +33,7 @@ import (
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/reqlog"
+	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -52,6 +53,7 @@ type Server struct {
 	authn   *authn.Service
 	policy  *policy.Engine
 	audit   *audit.Writer
+	box     *seal.Box // the key-encryption key, for what is stored sealed
 	metrics *metrics.Metrics
 	dist    *distribution.Handler
 	keys    token.KeyStore
@@ -154,7 +156,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
-	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
+	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))

@@ -50,6 +50,9 @@ type Secret struct {
 	Hash      string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// Sealed is the value encrypted with the key-encryption key, for the secrets berth must show
+	// again (the admin user's passwords); nil for the others.
+	Sealed []byte
 }
 
 // CreateUser adds a user with its password hash.
@@ -280,12 +283,12 @@ func (s *Store) deleteIdentity(ctx context.Context, kind, find, del, key string)
 
 // Secrets returns the secrets of an identity, by name.
 func (s *Store) Secrets(ctx context.Context, kind string, ownerID int64) ([]Secret, error) {
-	return queryAll(ctx, s.r, s.q(`SELECT name, hash, created_at, expires_at FROM secrets WHERE owner_kind = ? AND owner_id = ? ORDER BY name`),
+	return queryAll(ctx, s.r, s.q(`SELECT name, hash, created_at, expires_at, sealed FROM secrets WHERE owner_kind = ? AND owner_id = ? ORDER BY name`),
 		[]any{kind, ownerID}, func(sc scanner) (Secret, error) {
 			var sec Secret
 			var created int64
 			var expires sql.NullInt64
-			err := sc.Scan(&sec.Name, &sec.Hash, &created, &expires)
+			err := sc.Scan(&sec.Name, &sec.Hash, &created, &expires, &sec.Sealed)
 			sec.CreatedAt = time.UnixMilli(created)
 			if expires.Valid {
 				sec.ExpiresAt = time.UnixMilli(expires.Int64)
@@ -341,9 +344,13 @@ func (s *Store) putSecret(ctx context.Context, tx *sql.Tx, kind string, ownerID 
 	if !sec.ExpiresAt.IsZero() {
 		expires = sec.ExpiresAt.UnixMilli()
 	}
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO secrets (owner_kind, owner_id, name, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (owner_kind, owner_id, name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, expires_at = excluded.expires_at`),
-		kind, ownerID, sec.Name, sec.Hash, created.UnixMilli(), expires)
+	var sealed any
+	if sec.Sealed != nil {
+		sealed = sec.Sealed
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO secrets (owner_kind, owner_id, name, hash, created_at, expires_at, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (owner_kind, owner_id, name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, expires_at = excluded.expires_at, sealed = excluded.sealed`),
+		kind, ownerID, sec.Name, sec.Hash, created.UnixMilli(), expires, sealed)
 	return err
 }
 

@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"internal/token":   {"internal/access", "github.com/golang-jwt/jwt/v5"},
 	"internal/reqlog":  {},
 	"internal/httperr": {"internal/oci", "internal/reqlog"},
+	"internal/seal":    {},
 }
 
 func TestLeavesImportOnlyTheirAllowList(t *testing.T) {

@@ -32,15 +32,31 @@ func (c *Client) RemoveNetworkRule(ctx context.Context, registry, value string) 
 
 // RoleDefinition is a built-in role.
 type RoleDefinition struct {
-	RoleName           string              `json:"roleName"`
-	ID                 string              `json:"id,omitempty"`
-	Description        string              `json:"description"`
+	RoleName string `json:"roleName"`
+	// ID and Name are ACR's role definition GUID (az prints the GUID as name and a path as id).
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	RoleType    string `json:"roleType"` // BuiltInRole
+	Type        string `json:"type"`
+	Description string `json:"description"`
+	// Permissions is az's shape: the control-plane actions and the data actions of both modes.
+	Permissions      []RolePermission `json:"permissions"`
+	AssignableScopes []string         `json:"assignableScopes"`
+	// DataActions are the data actions per mode, rbac and rbac-abac (berth's).
 	DataActions        map[string][]string `json:"dataActions"`
 	Actions            []string            `json:"actions"`
 	ConditionsAllowed  bool                `json:"conditionsAllowed"`
 	ReplacementInABAC  string              `json:"replacementInRbacAbac,omitempty"`
 	HonouredInRBAC     bool                `json:"honouredInRbac"`
 	HonouredInRBACABAC bool                `json:"honouredInRbacAbac"`
+}
+
+// RolePermission is az's permissions entry of a role definition.
+type RolePermission struct {
+	Actions        []string `json:"actions"`
+	NotActions     []string `json:"notActions"`
+	DataActions    []string `json:"dataActions"`
+	NotDataActions []string `json:"notDataActions"`
 }
 
 // RoleDefinitions lists the built-in roles.
@@ -52,6 +68,7 @@ func (c *Client) RoleDefinitions(ctx context.Context) ([]RoleDefinition, error) 
 // RoleAssignment gives a principal a role at a scope.
 type RoleAssignment struct {
 	ID                 string  `json:"id"`
+	Type               string  `json:"type"`
 	Name               string  `json:"name"`
 	PrincipalID        string  `json:"principalId"`
 	PrincipalName      string  `json:"principalName"`

@@ -23,6 +23,8 @@ type Group struct {
 
 // ServicePrincipal is a directory application identity.
 type ServicePrincipal struct {
+	// ID is the object id in Entra; berth's principals have one id, the app id.
+	ID                  string         `json:"id"`
 	AppID               string         `json:"appId"`
 	DisplayName         string         `json:"displayName"`
 	CreationDate        *string        `json:"creationDate"`

@@ -6,13 +6,26 @@ import (
 	"net/url"
 )
 
+// The resource types of az's output, kept so that scripts filtering on type keep working.
+const (
+	TypeRegistry       = "Microsoft.ContainerRegistry/registries"
+	TypeToken          = "Microsoft.ContainerRegistry/registries/tokens"
+	TypeScopeMap       = "Microsoft.ContainerRegistry/registries/scopeMaps"
+	TypeRoleAssignment = "Microsoft.Authorization/roleAssignments"
+	TypeRoleDefinition = "Microsoft.Authorization/roleDefinitions"
+	// ProvisioningSucceeded is every resource's provisioningState: berth makes them at once.
+	ProvisioningSucceeded = "Succeeded"
+)
+
 // Registry is a registry of the server.
 type Registry struct {
-	ID               string `json:"id"`
-	Name             string `json:"name"`
-	LoginServer      string `json:"loginServer"`
-	Default          bool   `json:"default"`
-	AdminUserEnabled bool   `json:"adminUserEnabled"`
+	ID                string `json:"id"`
+	Type              string `json:"type"`
+	ProvisioningState string `json:"provisioningState"`
+	Name              string `json:"name"`
+	LoginServer       string `json:"loginServer"`
+	Default           bool   `json:"default"`
+	AdminUserEnabled  bool   `json:"adminUserEnabled"`
 	// RoleAssignmentMode is rbac or rbac-abac.
 	RoleAssignmentMode        string         `json:"roleAssignmentMode"`
 	AnonymousPullEnabled      bool           `json:"anonymousPullEnabled"`
@@ -29,10 +42,12 @@ type NetworkRuleSet struct {
 	IPRules       []IPRule `json:"ipRules"`
 }
 
-// IPRule allows an address or CIDR.
+// IPRule allows an address or CIDR: ipAddressOrRange as in ACR, and value, berth's first name
+// for it, the same.
 type IPRule struct {
-	Action string `json:"action"`
-	Value  string `json:"value"`
+	Action           string `json:"action"`
+	IPAddressOrRange string `json:"ipAddressOrRange"`
+	Value            string `json:"value"`
 }
 
 // Credentials are the user name and passwords of an admin user or token. A password's Value is
@@ -40,6 +55,16 @@ type IPRule struct {
 type Credentials struct {
 	Username  string     `json:"username"`
 	Passwords []Password `json:"passwords"`
+	// Certificates is a token's (always empty: berth tokens have passwords only); absent for the
+	// admin user, as in az.
+	Certificates *[]TokenCertificate `json:"certificates,omitempty"`
+}
+
+// TokenCertificate is ACR's token certificate, which berth does not issue.
+type TokenCertificate struct {
+	Name       string  `json:"name"`
+	Expiry     *string `json:"expiry"`
+	Thumbprint string  `json:"thumbprint"`
 }
 
 // Password is one named password.
@@ -124,6 +149,11 @@ func (c *Client) RenewAdminCredential(ctx context.Context, registry, name string
 
 // Token is a repository-scoped token.
 type Token struct {
+	ID                string `json:"id"`
+	Type              string `json:"type"`
+	ProvisioningState string `json:"provisioningState"`
+	// ScopeMapID is the scope map's id, as az prints it; ScopeMapName its name.
+	ScopeMapID   *string      `json:"scopeMapId"`
 	Name         string       `json:"name"`
 	Status       string       `json:"status"`
 	ScopeMapName string       `json:"scopeMapName"`
@@ -206,8 +236,11 @@ func (c *Client) DeleteTokenCredential(ctx context.Context, registry, name, pass
 
 // ScopeMap is a named set of repository actions.
 type ScopeMap struct {
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
+	ID                string `json:"id"`
+	ProvisioningState string `json:"provisioningState"`
+	Name              string `json:"name"`
+	Description       string `json:"description"`
+	// Type is SystemDefined or UserDefined (az's table column TYPE).
 	Type         string   `json:"type"`
 	Actions      []string `json:"actions"`
 	CreationDate *string  `json:"creationDate"`

@@ -66,7 +66,7 @@ func (a *app) networkRuleCmd() *cobra.Command {
 			c.Flags().StringVar(&ip, "ip-address", "", "IPv4 or IPv6 address or CIDR range")
 		}
 	}
-	list := &cobra.Command{Use: "list", Short: "List the rules and the default action", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List the rules and the default action", Args: cobra.NoArgs, Annotations: table(colsNetworkRules),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -74,7 +74,7 @@ func (a *app) networkRuleCmd() *cobra.Command {
 			return c.NetworkRules(ctx, name)
 		})}
 	flags(list, false)
-	add := &cobra.Command{Use: "add", Short: "Allow an address or CIDR", Args: cobra.NoArgs,
+	add := &cobra.Command{Use: "add", Short: "Allow an address or CIDR", Args: cobra.NoArgs, Annotations: table(colsNetworkRules),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := errors.Join(need(name, "--name"), need(ip, "--ip-address")); err != nil {
 				return nil, err
@@ -82,7 +82,7 @@ func (a *app) networkRuleCmd() *cobra.Command {
 			return c.AddNetworkRule(ctx, name, ip)
 		})}
 	flags(add, true)
-	remove := &cobra.Command{Use: "remove", Short: "Remove the rule for an address or CIDR", Args: cobra.NoArgs,
+	remove := &cobra.Command{Use: "remove", Short: "Remove the rule for an address or CIDR", Args: cobra.NoArgs, Annotations: table(colsNetworkRules),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := errors.Join(need(name, "--name"), need(ip, "--ip-address")); err != nil {
 				return nil, err
@@ -97,12 +97,12 @@ func (a *app) networkRuleCmd() *cobra.Command {
 func (a *app) roleCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "role", Short: "Role definitions and assignments (az role)"}
 	def := &cobra.Command{Use: "definition", Short: "The built-in roles"}
-	def.AddCommand(&cobra.Command{Use: "list", Short: "List the built-in roles with their actions per mode", Args: cobra.NoArgs,
+	def.AddCommand(&cobra.Command{Use: "list", Short: "List the built-in roles with their actions per mode", Args: cobra.NoArgs, Annotations: table(colsRoleDefinition),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.RoleDefinitions(ctx) })})
 
 	asg := &cobra.Command{Use: "assignment", Short: "Role assignments"}
 	var create client.RoleAssignmentCreate
-	cr := &cobra.Command{Use: "create", Short: "Assign a role to a user, group or service principal at a scope", Args: cobra.NoArgs,
+	cr := &cobra.Command{Use: "create", Short: "Assign a role to a user, group or service principal at a scope", Args: cobra.NoArgs, Annotations: table(colsAssignment),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := errors.Join(need(create.Assignee, "--assignee"), need(create.Role, "--role"), need(create.Scope, "--scope")); err != nil {
 				return nil, err
@@ -116,7 +116,7 @@ func (a *app) roleCmd() *cobra.Command {
 	cr.Flags().StringVar(&create.ConditionVersion, "condition-version", "", "condition syntax version: 2.0")
 
 	var filter client.RoleAssignmentFilter
-	ls := &cobra.Command{Use: "list", Short: "List role assignments", Args: cobra.NoArgs,
+	ls := &cobra.Command{Use: "list", Short: "List role assignments", Args: cobra.NoArgs, Annotations: table(colsAssignment),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.RoleAssignments(ctx, filter) })}
 	ls.Flags().StringVar(&filter.Assignee, "assignee", "", "only this principal's")
 	ls.Flags().StringVar(&filter.Role, "role", "", "only this role's")
@@ -144,7 +144,7 @@ func (a *app) roleCmd() *cobra.Command {
 func (a *app) explainCmd() *cobra.Command {
 	var req client.ExplainRequest
 	var tokenFile string
-	cmd := &cobra.Command{Use: "explain", Short: "Say why an identity may or may not do an action on a repository, rule by rule", Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: "explain", Short: "Say why an identity may or may not do an action on a repository, rule by rule", Args: cobra.NoArgs, Annotations: table(colsExplain),
 		Example: "  berth explain -n default --identity ci-bot --repository team-a/app --action push\n" +
 			"  berth explain -n default --identity 3f2c…-client-id --repository team-a/app --action pull --ip 203.0.113.9\n" +
 			"  berth explain -n default --identity anonymous --action catalog\n" +

@@ -37,6 +37,8 @@ type app struct {
 	onlyErrors     bool   // --only-show-errors: no warnings
 	debug          bool   // --debug: each HTTP request on stderr
 	debugMu        sync.Mutex
+	tableColumns   string   // the command's curated -o table columns (columns.go)
+	order          []string // the columns of the query's multiselect hash, in its order
 }
 
 // session is the client state `berth auth login` saves in $BERTH_CONFIG_DIR/config.json.
@@ -134,17 +136,23 @@ func (a *app) print(v any) error {
 	if err := dec.Decode(&g); err != nil {
 		return err
 	}
-	if a.query != "" {
+	q := a.query
+	if tq := a.tableQuery(g); tq != "" {
+		q = tq
+	}
+	if q != "" {
 		// JMESPath compares float64 numbers only (json.Number is a string to it).
-		if g, err = jmespath.Search(azQuery(a.query), queryNumbers(g)); err != nil {
-			return fmt.Errorf("--query %q: %w", a.query, err)
+		if g, err = jmespath.Search(azQuery(q), queryNumbers(g)); err != nil {
+			return fmt.Errorf("--query %q: %w", q, err)
 		}
+		a.order = hashKeys(q)
 	}
 	return a.render(g, a.output)
 }
 
-// rows turns a value into rows of scalar cells with column names.
-func rows(v any) (cols []string, out [][]string) {
+// rows turns a value into rows of scalar cells with column names: in the order given (a
+// query's), else the name first and the rest alphabetically.
+func rows(v any, order []string) (cols []string, out [][]string) {
 	var items []any
 	switch x := v.(type) {
 	case []any:
@@ -171,7 +179,18 @@ func rows(v any) (cols []string, out [][]string) {
 			cols = append(cols, k)
 		}
 	}
+	pos := func(c string) int {
+		for i, o := range order {
+			if o == c {
+				return i
+			}
+		}
+		return len(order)
+	}
 	sort.Slice(cols, func(i, j int) bool {
+		if pi, pj := pos(cols[i]), pos(cols[j]); pi != pj {
+			return pi < pj
+		}
 		ri, rj := rank(cols[i]), rank(cols[j])
 		if ri != rj {
 			return ri < rj
@@ -221,7 +240,7 @@ func cell(v any) string {
 }
 
 func (a *app) table(v any) error {
-	cols, rs := rows(v)
+	cols, rs := rows(v, a.order)
 	if len(cols) == 0 {
 		return nil
 	}
@@ -254,7 +273,7 @@ func (a *app) tsv(v any) error {
 			return nil
 		}
 	}
-	_, rs := rows(v)
+	_, rs := rows(v, a.order)
 	for _, r := range rs {
 		if _, err := fmt.Fprintln(a.stdout, strings.Join(r, "\t")); err != nil {
 			return err

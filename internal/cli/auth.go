@@ -100,6 +100,7 @@ func (a *app) authCmd() *cobra.Command {
 	}
 	show := &cobra.Command{
 		Use: "show", Short: "Show who is signed in, and where", Args: cobra.NoArgs,
+		Annotations: table(`{User: user.name, Type: user.type, Server: server, "Server owner": serverOwner, "Expires on": expiresOn}`),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, s, err := a.client()
 			if err != nil {

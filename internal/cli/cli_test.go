@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -199,6 +201,13 @@ func newCLI(t *testing.T) *cliRunner { return &cliRunner{t: t, cfg: t.TempDir()}
 // run returns the command's output and error.
 func (c *cliRunner) run(stdin string, args ...string) (string, error) {
 	c.t.Helper()
+	out, _, err := c.run3(stdin, args...)
+	return out, err
+}
+
+// run3 returns the command's output, its stderr, and its error.
+func (c *cliRunner) run3(stdin string, args ...string) (string, string, error) {
+	c.t.Helper()
 	var out, errb bytes.Buffer
 	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
 		switch k {
@@ -210,7 +219,7 @@ func (c *cliRunner) run(stdin string, args ...string) (string, error) {
 		return ""
 	}}
 	err := Execute(context.Background(), env, args)
-	return out.String(), err
+	return out.String(), errb.String(), err
 }
 
 // must fails the test on an error.
@@ -292,5 +301,126 @@ func TestAzErrorLayout(t *testing.T) {
 	}
 	if got := ErrorText(errors.New("plain \x1b[2J"), when); got != `berth: plain \x1b[2J` {
 		t.Errorf("an uncoded error: %q", got)
+	}
+}
+
+// TestDebugAndOnlyShowErrors: --debug prints each HTTP request with its answer and correlation
+// id on stderr, never a credential (the bearer token, a password in a form, a secret in a
+// query) and never a body; --only-show-errors drops the warnings and keeps the output.
+func TestDebugAndOnlyShowErrors(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	out, debug, err := c.run3("", "registry", "update", "-n", "default", "--admin-enabled", "--debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct {
+		Credentials struct{ Passwords []struct{ Value string } }
+	}
+	if err := json.Unmarshal([]byte(out), &reg); err != nil || len(reg.Credentials.Passwords) != 2 {
+		t.Fatalf("output with --debug: %q, %v", out, err)
+	}
+	sess, _ := os.ReadFile(filepath.Join(c.cfg, "config.json"))
+	var saved struct{ AccessToken, RefreshToken string }
+	json.Unmarshal(sess, &saved)
+	for _, want := range []string{"DEBUG: Request URL: '" + s.URL + "/mgmt/v1/registries/default'", "DEBUG: Request method: 'PATCH'",
+		"'Authorization': 'Bearer *****'", "DEBUG: Response status: 200", "DEBUG: Correlation id: ", "not shown (it may carry secrets)"} {
+		if !strings.Contains(debug, want) {
+			t.Errorf("--debug lacks %q:\n%s", want, debug)
+		}
+	}
+	for _, secret := range []string{saved.AccessToken, reg.Credentials.Passwords[0].Value, reg.Credentials.Passwords[1].Value} {
+		if secret == "" || strings.Contains(debug, secret) {
+			t.Errorf("--debug shows a secret (or the test has none): %q", secret)
+		}
+	}
+	if strings.Count(debug, "Correlation id: ") != strings.Count(debug, "Request URL: ") || !regexp.MustCompile(`Correlation id: [A-Z0-9]{8,}`).MatchString(debug) {
+		t.Errorf("--debug: a request without its correlation id:\n%s", debug)
+	}
+	// A sign-in's password in its form is not shown either.
+	_, debug, err = c.run3(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin", "--debug")
+	if err != nil || strings.Contains(debug, registrytest.OwnerPassword) || !strings.Contains(debug, "/mgmt/v1/token") {
+		t.Errorf("sign-in with --debug (%v):\n%s", err, debug)
+	}
+	if got := redactURL(&url.URL{Scheme: "http", Host: "h", Path: "/p", RawQuery: "client_secret=abc&scope=x&refresh_token=def"}); strings.Contains(got, "abc") || strings.Contains(got, "def") || !strings.Contains(got, "scope=x") {
+		t.Errorf("redactURL = %s", got)
+	}
+
+	// Warnings, and without them.
+	_, warn, err := c.run3("", "token", "create", "-n", "token-one", "-r", "default", "--scope-map", "_repositories_pull")
+	if err != nil || !strings.Contains(warn, "WARNING: Please store your generated credentials safely") {
+		t.Errorf("token create warns: %q, %v", warn, err)
+	}
+	out, warn, err = c.run3("", "token", "create", "-n", "token-two", "-r", "default", "--scope-map", "_repositories_pull", "--only-show-errors")
+	if err != nil || warn != "" || !strings.Contains(out, `"token-two"`) {
+		t.Errorf("--only-show-errors: stderr %q, stdout %q, %v", warn, out, err)
+	}
+	if _, _, err := c.run3("", "token", "create", "-n", "token-three", "-r", "nope", "--scope-map", "_repositories_pull", "--only-show-errors"); err == nil {
+		t.Error("--only-show-errors hid an error")
+	}
+}
+
+func TestHashKeys(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		want []string
+	}{
+		{`[].{name: name, id: id}`, []string{"name", "id"}},
+		{`{NAME: name, "LOGIN SERVER": loginServer, X: a[?b=='c,d'] | [0].{p: q, r: s}}`, []string{"NAME", "LOGIN SERVER", "X"}},
+		{"[?type==`x`].{z: f(a, b), a: `{\"k\": 1}`}", []string{"z", "a"}},
+		{`passwords[0].value`, nil},
+		{`[name, id]`, nil},
+	} {
+		if got := hashKeys(c.q); !slices.Equal(got, c.want) {
+			t.Errorf("hashKeys(%s) = %q, want %q", c.q, got, c.want)
+		}
+	}
+}
+
+// TestTables (issue 18): -o table shows each resource's curated columns, the name first, as
+// az's table transformers; --query's own columns come in the order it names them, for table
+// and tsv.
+func TestTables(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	c.must("", "registry", "update", "-n", "default", "--admin-enabled", "-o", "none")
+	c.must("", "token", "create", "-n", "ci-token", "-r", "default", "--repository", "samples/*", "content/read", "-o", "none")
+	c.must("", "network-rule", "add", "-n", "default", "--ip-address", "203.0.113.0/24", "-o", "none")
+	header := func(out string) string {
+		line, _, _ := strings.Cut(out, "\n")
+		return strings.Join(strings.Fields(line), " ")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // the header, words joined by one space
+		cell string // a value the table must show
+	}{
+		{[]string{"registry", "list"}, "NAME LOGIN SERVER CREATION DATE ADMIN ENABLED ROLE ASSIGNMENT MODE ANONYMOUS PULL PUBLIC NETWORK ACCESS", "default"},
+		{[]string{"registry", "show", "-n", "default"}, "NAME LOGIN SERVER CREATION DATE ADMIN ENABLED ROLE ASSIGNMENT MODE ANONYMOUS PULL PUBLIC NETWORK ACCESS", "rbac"},
+		{[]string{"credential", "show", "-n", "default"}, "USERNAME PASSWORD PASSWORD2", "default"},
+		{[]string{"token", "list", "-r", "default"}, "NAME SCOPE MAP PASSWORD1 EXPIRY PASSWORD2 EXPIRY STATUS PROVISIONING STATE CREATION DATE", "Never"},
+		{[]string{"scope-map", "list", "-r", "default"}, "NAME TYPE CREATION DATE DESCRIPTION", "SystemDefined"},
+		{[]string{"network-rule", "list", "-n", "default"}, "ACTION IP ADDRESS OR RANGE", "203.0.113.0/24"},
+		{[]string{"role", "definition", "list"}, "Name Id In rbac In rbac-abac Conditions", "7f951dda-4ed3-4680-a7ca-43fe172d538d"},
+		{[]string{"role", "assignment", "list"}, "Principal Principal type Role Scope Condition", "Owner"},
+		{[]string{"user", "list"}, "Name Creation date", "owner"},
+		{[]string{"auth", "show"}, "User Type Server Server owner Expires on", "owner"},
+		{[]string{"explain", "-n", "default", "--identity", "ci-token", "--repository", "samples/a", "--action", "push"}, "Source Ref Matched Detail", "scope map"},
+		{[]string{"token", "list", "-r", "default", "--query", "[].{status: status, name: name}"}, "Status Name", "ci-token"},
+	} {
+		out := c.must("", append(tc.args, "-o", "table")...)
+		if got := header(out); got != tc.want || !strings.Contains(out, tc.cell) {
+			t.Errorf("berth %s -o table:\n%s\nheader %q, want %q with %q", strings.Join(tc.args, " "), out, got, tc.want, tc.cell)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if len(line) > 200 {
+				t.Errorf("berth %s -o table is %d characters wide:\n%s", strings.Join(tc.args, " "), len(line), line)
+			}
+		}
+	}
+	if out := c.must("", "token", "list", "-r", "default", "--query", "[].{status: status, name: name}", "-o", "tsv"); out != "enabled\tci-token\n" {
+		t.Errorf("tsv in the query's order: %q", out)
 	}
 }

@@ -22,7 +22,7 @@ func (a *app) userCmd() *cobra.Command {
 		}
 		return a.secret("Password: ", true)
 	}
-	create := &cobra.Command{Use: "create", Short: "Create a user (the password is generated and shown once unless --password-stdin)", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create", Short: "Create a user (the password is generated and shown once unless --password-stdin)", Args: cobra.NoArgs, Annotations: table(colsUser),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -35,7 +35,7 @@ func (a *app) userCmd() *cobra.Command {
 		})}
 	nameFlag(create)
 	create.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
-	update := &cobra.Command{Use: "update", Short: "Set a user's password (generated unless --password-stdin)", Args: cobra.NoArgs,
+	update := &cobra.Command{Use: "update", Short: "Set a user's password (generated unless --password-stdin)", Args: cobra.NoArgs, Annotations: table(colsUser),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -48,7 +48,7 @@ func (a *app) userCmd() *cobra.Command {
 		})}
 	nameFlag(update)
 	update.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
-	show := &cobra.Command{Use: "show", Short: "Show a user", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a user", Args: cobra.NoArgs, Annotations: table(colsUser),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -56,7 +56,7 @@ func (a *app) userCmd() *cobra.Command {
 			return c.User(ctx, name)
 		})}
 	nameFlag(show)
-	list := &cobra.Command{Use: "list", Short: "List users", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List users", Args: cobra.NoArgs, Annotations: table(colsUser),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.Users(ctx) })}
 	del := &cobra.Command{Use: "delete", Short: "Delete a user", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
@@ -74,7 +74,7 @@ func (a *app) groupCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "group", Short: "Manage directory groups (az ad group)"}
 	var name, description, member string
 	nameFlag := func(c *cobra.Command) { c.Flags().StringVarP(&name, "name", "n", "", "group name") }
-	create := &cobra.Command{Use: "create", Short: "Create a group", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create", Short: "Create a group", Args: cobra.NoArgs, Annotations: table(colsGroup),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -83,7 +83,7 @@ func (a *app) groupCmd() *cobra.Command {
 		})}
 	nameFlag(create)
 	create.Flags().StringVar(&description, "description", "", "description")
-	show := &cobra.Command{Use: "show", Short: "Show a group and its members", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a group and its members", Args: cobra.NoArgs, Annotations: table(colsGroup),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -91,7 +91,7 @@ func (a *app) groupCmd() *cobra.Command {
 			return c.Group(ctx, name)
 		})}
 	nameFlag(show)
-	list := &cobra.Command{Use: "list", Short: "List groups", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List groups", Args: cobra.NoArgs, Annotations: table(colsGroup),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.Groups(ctx) })}
 	del := &cobra.Command{Use: "delete", Short: "Delete a group", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
@@ -142,14 +142,14 @@ func (a *app) spCmd() *cobra.Command {
 	var id, display string
 	var years int
 	var appendSecret bool
-	create := &cobra.Command{Use: "create", Short: "Create a service principal; its secret is shown once (as az ad sp create-for-rbac)", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create", Short: "Create a service principal; its secret is shown once (as az ad sp create-for-rbac)", Args: cobra.NoArgs, Annotations: table(colsSP),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			return c.CreateServicePrincipal(ctx, display, years)
 		})}
 	create.Flags().StringVarP(&display, "name", "n", "", "display name")
 	create.Flags().IntVar(&years, "years", 1, "years until the secret expires")
 	idFlag := func(c *cobra.Command) { c.Flags().StringVar(&id, "id", "", "client id (appId)") }
-	show := &cobra.Command{Use: "show", Short: "Show a service principal and its secrets' expiry", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a service principal and its secrets' expiry", Args: cobra.NoArgs, Annotations: table(colsSP),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(id, "--id"); err != nil {
 				return nil, err
@@ -157,7 +157,7 @@ func (a *app) spCmd() *cobra.Command {
 			return c.ServicePrincipal(ctx, id)
 		})}
 	idFlag(show)
-	list := &cobra.Command{Use: "list", Short: "List service principals", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List service principals", Args: cobra.NoArgs, Annotations: table(colsSP),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.ServicePrincipals(ctx) })}
 	del := &cobra.Command{Use: "delete", Short: "Delete a service principal", Args: cobra.NoArgs,
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {

@@ -89,7 +89,7 @@ func (a *app) registryCmd() *cobra.Command {
 	var create, update *cobra.Command
 	nameFlag := func(c *cobra.Command) { c.Flags().StringVarP(&name, "name", "n", "", "registry name") }
 
-	create = &cobra.Command{Use: "create", Short: "Create a registry", Args: cobra.NoArgs,
+	create = &cobra.Command{Use: "create", Short: "Create a registry", Args: cobra.NoArgs, Annotations: table(colsRegistry),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -106,7 +106,7 @@ func (a *app) registryCmd() *cobra.Command {
 	boolVar(create, &admin, "admin-enabled", "enable the admin user")
 	access.add(create)
 
-	show := &cobra.Command{Use: "show", Short: "Show a registry", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a registry", Args: cobra.NoArgs, Annotations: table(colsRegistry),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -115,10 +115,10 @@ func (a *app) registryCmd() *cobra.Command {
 		})}
 	nameFlag(show)
 
-	list := &cobra.Command{Use: "list", Short: "List the registries", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List the registries", Args: cobra.NoArgs, Annotations: table(colsRegistry),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) { return c.Registries(ctx) })}
 
-	update = &cobra.Command{Use: "update", Short: "Change a registry's settings", Args: cobra.NoArgs,
+	update = &cobra.Command{Use: "update", Short: "Change a registry's settings", Args: cobra.NoArgs, Annotations: table(colsRegistry),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
@@ -163,7 +163,7 @@ func (a *app) registryCmd() *cobra.Command {
 func (a *app) credentialCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "credential", Short: "Show and renew the admin user's credentials (az acr credential)"}
 	var name, pw string
-	show := &cobra.Command{Use: "show", Short: "Show the admin user's name and both passwords", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show the admin user's name and both passwords", Args: cobra.NoArgs, Annotations: table(colsCredentials),
 		Long: `Show the admin user's name and both passwords, as az acr credential show: the admin
 user is the registry's shared credential, and its passwords can be read again by the roles that
 hold registries/credentials/list (Owner, Contributor, Container Registry Contributor and Data
@@ -185,7 +185,7 @@ naming who read them.
 			return creds, err
 		})}
 	show.Flags().StringVarP(&name, "name", "n", "", "registry name")
-	renew := &cobra.Command{Use: "renew", Short: "Regenerate one admin password", Args: cobra.NoArgs,
+	renew := &cobra.Command{Use: "renew", Short: "Regenerate one admin password", Args: cobra.NoArgs, Annotations: table(colsCredentials),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err

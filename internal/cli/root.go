@@ -46,6 +46,7 @@ func Root(env Env) *cobra.Command {
 		Version:       readBuildInfo().String(),
 	}
 	root.SetVersionTemplate("berth {{.Version}}\n")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { a.tableColumns = cmd.Annotations["table"] }
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "json", "output format: json, jsonc, yaml, yamlc, table, tsv or none (berth logs also: jsonl)")
 	root.PersistentFlags().StringVar(&a.query, "query", "", "JMESPath query applied to the output, e.g. passwords[0].value")
 	root.PersistentFlags().StringVar(&a.caFile, "ca-file", "", "trust this CA (PEM) for the server's HTTPS, besides the system's (also BERTH_CA_FILE; berth auth login keeps it)")
@@ -123,7 +124,8 @@ func (a *app) versionCmd() *cobra.Command {
 		Long: `Print berth's version, the commit it was built from (from the build information, or
 -ldflags when the build had no git checkout), the Go version and the platform, as JSON by default
 (-o table|tsv, --query). 'berth --version' prints the same on one line.`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: table(`{Berth: berth, Commit: commit, Go: go, Platform: platform}`),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.print(readBuildInfo())
 		},

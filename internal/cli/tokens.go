@@ -63,7 +63,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	required := func() error {
 		return errors.Join(need(name, "--name"), need(registry, "--registry"))
 	}
-	create := &cobra.Command{Use: "create", Short: "Create a token; its passwords are shown once", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create", Short: "Create a token; its passwords are shown once", Args: cobra.NoArgs, Annotations: table(colsToken),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
@@ -96,7 +96,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	create.Flags().IntVar(&days, "expiration-in-days", 0, "days until the passwords expire (default: never)")
 	create.Flags().StringVar(&expiration, "expiration", "", "expiry time of the passwords, e.g. 2027-12-31T23:59:59Z")
 
-	update := &cobra.Command{Use: "update", Short: "Change a token's status or scope map", Args: cobra.NoArgs,
+	update := &cobra.Command{Use: "update", Short: "Change a token's status or scope map", Args: cobra.NoArgs, Annotations: table(colsToken),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(func(ctx context.Context, c *client.Client) (any, error) {
 				if err := required(); err != nil {
@@ -119,7 +119,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	update.Flags().StringVar(&scopeMap, "scope-map", "", "scope map to use (empty: none)")
 	update.Flags().StringVar(&status, "status", "", "enabled or disabled")
 
-	show := &cobra.Command{Use: "show", Short: "Show a token", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a token", Args: cobra.NoArgs, Annotations: table(colsToken),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
@@ -127,7 +127,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			return c.Token(ctx, registry, name)
 		})}
 	common(show)
-	list := &cobra.Command{Use: "list", Short: "List a registry's tokens", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List a registry's tokens", Args: cobra.NoArgs, Annotations: table(colsToken),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(registry, "--registry"); err != nil {
 				return nil, err
@@ -163,7 +163,7 @@ func (a *app) tokenCredentialCmd() *cobra.Command {
 		c.Flags().BoolVar(&p1, "password1", false, "password1")
 		c.Flags().BoolVar(&p2, "password2", false, "password2")
 	}
-	gen := &cobra.Command{Use: "generate", Short: "Generate password1 and/or password2 (both by default); shown once", Args: cobra.NoArgs,
+	gen := &cobra.Command{Use: "generate", Short: "Generate password1 and/or password2 (both by default); shown once", Args: cobra.NoArgs, Annotations: table(colsTokenCredentials),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := errors.Join(need(name, "--name"), need(registry, "--registry")); err != nil {
 				return nil, err
@@ -215,7 +215,7 @@ func (a *app) scopeMapCmd() *cobra.Command {
 		c.Flags().StringVarP(&registry, "registry", "r", "", "registry name")
 	}
 	required := func() error { return errors.Join(need(name, "--name"), need(registry, "--registry")) }
-	create := &cobra.Command{Use: "create", Short: "Create a scope map", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create", Short: "Create a scope map", Args: cobra.NoArgs, Annotations: table(colsScopeMap),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
@@ -230,7 +230,7 @@ func (a *app) scopeMapCmd() *cobra.Command {
 	create.Flags().StringArrayVar(&repos, "repository", nil, "repository and actions: --repository samples/* content/read (repeatable)")
 	create.Flags().StringVar(&description, "description", "", "description (at most 256 characters)")
 
-	update := &cobra.Command{Use: "update", Short: "Add or remove repository actions; tokens see the change at once", Args: cobra.NoArgs,
+	update := &cobra.Command{Use: "update", Short: "Add or remove repository actions; tokens see the change at once", Args: cobra.NoArgs, Annotations: table(colsScopeMap),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.run(func(ctx context.Context, c *client.Client) (any, error) {
 				if err := required(); err != nil {
@@ -255,7 +255,7 @@ func (a *app) scopeMapCmd() *cobra.Command {
 	update.Flags().StringArrayVar(&remove, "remove-repository", nil, "repository and actions to remove (repeatable)")
 	update.Flags().StringVar(&description, "description", "", "new description")
 
-	show := &cobra.Command{Use: "show", Short: "Show a scope map", Args: cobra.NoArgs,
+	show := &cobra.Command{Use: "show", Short: "Show a scope map", Args: cobra.NoArgs, Annotations: table(colsScopeMap),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := required(); err != nil {
 				return nil, err
@@ -263,7 +263,7 @@ func (a *app) scopeMapCmd() *cobra.Command {
 			return c.ScopeMap(ctx, registry, name)
 		})}
 	common(show)
-	list := &cobra.Command{Use: "list", Short: "List a registry's scope maps", Args: cobra.NoArgs,
+	list := &cobra.Command{Use: "list", Short: "List a registry's scope maps", Args: cobra.NoArgs, Annotations: table(colsScopeMap),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(registry, "--registry"); err != nil {
 				return nil, err

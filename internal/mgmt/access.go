@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/berth-registry/berth/client"
@@ -75,7 +76,8 @@ func (h *Handler) removeNetworkRule(w http.ResponseWriter, r *http.Request, _ ac
 
 func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	return replyList(w, policy.Roles, func(role *policy.Role) (client.RoleDefinition, error) {
-		out := client.RoleDefinition{RoleName: role.Name, ID: role.ID, Description: role.Description, Actions: []string{},
+		out := client.RoleDefinition{RoleName: role.Name, ID: role.ID, Name: role.ID, RoleType: "BuiltInRole", Type: client.TypeRoleDefinition,
+			Description: role.Description, Actions: []string{}, AssignableScopes: []string{policy.ServerScope},
 			ConditionsAllowed: role.Conditions, DataActions: map[string][]string{}}
 		for _, perm := range role.Control() {
 			out.Actions = append(out.Actions, string(perm))
@@ -87,6 +89,15 @@ func (h *Handler) listRoleDefinitions(w http.ResponseWriter, r *http.Request, _ 
 			}
 			out.DataActions[m.String()] = da
 		}
+		perm := client.RolePermission{Actions: out.Actions, NotActions: []string{}, DataActions: []string{}, NotDataActions: []string{}}
+		for _, m := range []string{"rbac", "rbac-abac"} {
+			for _, da := range out.DataActions[m] {
+				if !slices.Contains(perm.DataActions, da) {
+					perm.DataActions = append(perm.DataActions, da)
+				}
+			}
+		}
+		out.Permissions = []client.RolePermission{perm}
 		out.HonouredInRBAC = len(out.DataActions["rbac"]) > 0 || len(out.Actions) > 0
 		out.HonouredInRBACABAC = len(out.DataActions["rbac-abac"]) > 0 || len(out.Actions) > 0
 		if len(out.DataActions["rbac"]) > 0 && len(out.DataActions["rbac-abac"]) == 0 {
@@ -128,7 +139,7 @@ func (h *Handler) directoryNames(ctx context.Context) (directoryNames, error) {
 }
 
 func toAssignmentJSON(a store.RoleAssignment, names directoryNames) client.RoleAssignment {
-	out := client.RoleAssignment{ID: a.ID, Name: a.ID, PrincipalID: fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID),
+	out := client.RoleAssignment{ID: a.ID, Type: client.TypeRoleAssignment, Name: a.ID, PrincipalID: fmt.Sprintf("%s:%d", a.PrincipalKind, a.PrincipalID),
 		PrincipalName: names[a.PrincipalKind][a.PrincipalID], PrincipalType: principalTypes[a.PrincipalKind],
 		RoleDefinitionName: a.Role, Scope: a.Scope, CreatedOn: timeOrNil(a.CreatedAt)}
 	if role, ok := policy.RoleByName(a.Role); ok {

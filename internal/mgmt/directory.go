@@ -257,7 +257,7 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request, p access.
 
 func (h *Handler) spJSON(r *http.Request, sp store.ServicePrincipal) (client.ServicePrincipal, error) {
 	secs, err := h.Store.Secrets(r.Context(), store.KindSP, sp.ID)
-	out := client.ServicePrincipal{AppID: sp.AppID, DisplayName: sp.DisplayName, CreationDate: timeOrNil(sp.CreatedAt), Tenant: Tenant, PasswordCredentials: []client.SPCredential{}}
+	out := client.ServicePrincipal{ID: sp.AppID, AppID: sp.AppID, DisplayName: sp.DisplayName, CreationDate: timeOrNil(sp.CreatedAt), Tenant: Tenant, PasswordCredentials: []client.SPCredential{}}
 	for _, s := range secs {
 		out.PasswordCredentials = append(out.PasswordCredentials, client.SPCredential{KeyID: s.Name, StartDateTime: timeOrNil(s.CreatedAt), EndDateTime: timeOrNil(s.ExpiresAt)})
 	}

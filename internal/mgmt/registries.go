@@ -27,7 +27,7 @@ func loginServer(reg store.Registry, r *http.Request) string {
 
 // toRegistryJSON is a registry as the API shows it (az's field names).
 func toRegistryJSON(reg store.Registry, r *http.Request) client.Registry {
-	out := client.Registry{ID: policy.RegistryScope(reg.Name), Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
+	out := client.Registry{ID: policy.RegistryScope(reg.Name), Type: client.TypeRegistry, ProvisioningState: client.ProvisioningSucceeded, Name: reg.Name, LoginServer: loginServer(reg, r), Default: reg.Default,
 		AdminUserEnabled: reg.AdminEnabled, RoleAssignmentMode: reg.RoleAssignmentMode, AnonymousPullEnabled: reg.AnonymousPullEnabled,
 		AnonymousPullRepositories: reg.AnonymousPullRepositories, PublicNetworkAccess: enabled(reg.PublicNetworkAccess),
 		NetworkRuleSet: client.NetworkRuleSet{DefaultAction: reg.DefaultAction, IPRules: []client.IPRule{}}, CreationDate: timeOrNil(reg.CreatedAt)}
@@ -35,7 +35,7 @@ func toRegistryJSON(reg store.Registry, r *http.Request) client.Registry {
 		out.AnonymousPullRepositories = []string{}
 	}
 	for _, nr := range reg.NetworkRules {
-		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, client.IPRule{Action: nr.Action, Value: nr.Value})
+		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, client.IPRule{Action: nr.Action, IPAddressOrRange: nr.Value, Value: nr.Value})
 	}
 	return out
 }

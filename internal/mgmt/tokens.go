@@ -10,15 +10,21 @@ import (
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/store"
 )
 
-func toScopeMapJSON(m store.ScopeMap) client.ScopeMap {
+// scopeMapID is a scope map's id, as az prints scopeMapId (berth's path of it).
+func scopeMapID(registry, name string) string {
+	return policy.RegistryScope(registry) + "/scopeMaps/" + name
+}
+
+func toScopeMapJSON(registry string, m store.ScopeMap) client.ScopeMap {
 	typ := "UserDefined"
 	if m.System {
 		typ = "SystemDefined"
 	}
-	return client.ScopeMap{Name: m.Name, Description: m.Description, Type: typ, Actions: directory.ARMActions(m.Rules), CreationDate: timeOrNil(m.CreatedAt)}
+	return client.ScopeMap{ID: scopeMapID(registry, m.Name), ProvisioningState: client.ProvisioningSucceeded, Name: m.Name, Description: m.Description, Type: typ, Actions: directory.ARMActions(m.Rules), CreationDate: timeOrNil(m.CreatedAt)}
 }
 
 // tokenName follows ACR: 5 to 50 letters, digits and dashes.
@@ -51,7 +57,7 @@ func (h *Handler) tokenJSON(r *http.Request, t store.Token, values map[string]st
 	if err != nil {
 		return client.Token{}, err
 	}
-	creds := &client.Credentials{Username: t.Name, Passwords: []client.Password{}}
+	creds := &client.Credentials{Username: t.Name, Passwords: []client.Password{}, Certificates: &[]client.TokenCertificate{}}
 	for _, s := range secs {
 		pw := client.Password{Name: s.Name, CreationTime: timeOrNil(s.CreatedAt), Expiry: timeOrNil(s.ExpiresAt)}
 		if v, ok := values[s.Name]; ok {
@@ -59,7 +65,14 @@ func (h *Handler) tokenJSON(r *http.Request, t store.Token, values map[string]st
 		}
 		creds.Passwords = append(creds.Passwords, pw)
 	}
-	return client.Token{Name: t.Name, Status: t.Status, ScopeMapName: t.ScopeMap, CreationDate: timeOrNil(t.CreatedAt), Credentials: creds}, nil
+	registry := strings.ToLower(r.PathValue("registry"))
+	out := client.Token{ID: policy.RegistryScope(registry) + "/tokens/" + t.Name, Type: client.TypeToken, ProvisioningState: client.ProvisioningSucceeded,
+		Name: t.Name, Status: t.Status, ScopeMapName: t.ScopeMap, CreationDate: timeOrNil(t.CreatedAt), Credentials: creds}
+	if t.ScopeMap != "" {
+		id := scopeMapID(registry, t.ScopeMap)
+		out.ScopeMapID = &id
+	}
+	return out, nil
 }
 
 func (h *Handler) listTokens(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -287,7 +300,7 @@ func (h *Handler) listScopeMaps(w http.ResponseWriter, r *http.Request, _ access
 	}
 	out := make([]client.ScopeMap, 0, len(maps))
 	for _, m := range maps {
-		out = append(out, toScopeMapJSON(m))
+		out = append(out, toScopeMapJSON(reg.Name, m))
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -302,7 +315,7 @@ func (h *Handler) showScopeMap(w http.ResponseWriter, r *http.Request, _ access.
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", name))
 	}
-	return reply(w, http.StatusOK, toScopeMapJSON(m))
+	return reply(w, http.StatusOK, toScopeMapJSON(reg.Name, m))
 }
 
 // scopeMapName follows ACR: 5 to 50 letters, digits, dashes and underscores.
@@ -335,7 +348,7 @@ func (h *Handler) createScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", req.Name))
 	}
-	return h.commit(ctx, w, http.StatusCreated, toScopeMapJSON(m))
+	return h.commit(ctx, w, http.StatusCreated, toScopeMapJSON(reg.Name, m))
 }
 
 func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
@@ -381,7 +394,7 @@ func (h *Handler) updateScopeMap(w http.ResponseWriter, r *http.Request, _ acces
 	if err != nil {
 		return storeError(err, fmt.Sprintf("scope map %q", name))
 	}
-	return h.commit(ctx, w, http.StatusOK, toScopeMapJSON(m))
+	return h.commit(ctx, w, http.StatusOK, toScopeMapJSON(reg.Name, m))
 }
 
 func (h *Handler) deleteScopeMap(w http.ResponseWriter, r *http.Request, _ access.Principal) error {

@@ -131,7 +131,7 @@ func TestCommands(t *testing.T) {
 		t.Errorf("scope-map show = %q", out)
 	}
 	must("", "scope-map", "update", "-n", "ci-samples-scope-map", "-r", "default", "--add-repository", "other/x", "content/delete")
-	if out := must("", "token", "list", "-r", "default", "-o", "table"); !strings.Contains(out, "ci-samples") || !strings.Contains(out, "ScopeMapName") {
+	if out := must("", "token", "list", "-r", "default", "-o", "table"); !strings.Contains(out, "ci-samples") || !strings.Contains(out, "SCOPE MAP") {
 		t.Errorf("token list table:\n%s", out)
 	}
 	if out := must("", "token", "update", "-n", "ci-samples", "-r", "default", "--status", "disabled", "--query", "status", "-o", "tsv"); out != "disabled\n" {

@@ -20,6 +20,7 @@ const (
 	colsUser             = `{Name: name, "Creation date": creationDate}`
 	colsGroup            = `{Name: name, Description: description, Members: length(members), "Creation date": creationDate}`
 	colsSP               = `{DisplayName: displayName, AppId: appId, "Creation date": creationDate, Secrets: length(passwordCredentials)}`
+	colsSPSecret         = `{AppId: appId, DisplayName: displayName, Password: password, Tenant: tenant}`
 	colsExplain          = `steps[].{Source: source, Ref: ref, Matched: matched, Detail: detail}`
 )
 

@@ -142,7 +142,7 @@ func (a *app) spCmd() *cobra.Command {
 	var id, display string
 	var years int
 	var appendSecret bool
-	create := &cobra.Command{Use: "create", Short: "Create a service principal; its secret is shown once (as az ad sp create-for-rbac)", Args: cobra.NoArgs, Annotations: table(colsSP),
+	create := &cobra.Command{Use: "create", Short: "Create a service principal; its secret is shown once (as az ad sp create-for-rbac)", Args: cobra.NoArgs, Annotations: table(colsSPSecret),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			return c.CreateServicePrincipal(ctx, display, years)
 		})}

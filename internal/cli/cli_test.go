@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -192,6 +195,7 @@ func TestCommands(t *testing.T) {
 
 // cliRunner runs the CLI in-process with its own config folder.
 type cliRunner struct {
+	env map[string]string // environment variables, beside BERTH_CONFIG_DIR
 	t   *testing.T
 	cfg string
 }
@@ -210,6 +214,9 @@ func (c *cliRunner) run3(stdin string, args ...string) (string, string, error) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+		if v, ok := c.env[k]; ok {
+			return v
+		}
 		switch k {
 		case "BERTH_CONFIG_DIR":
 			return c.cfg
@@ -422,5 +429,53 @@ func TestTables(t *testing.T) {
 	}
 	if out := c.must("", "token", "list", "-r", "default", "--query", "[].{status: status, name: name}", "-o", "tsv"); out != "enabled\tci-token\n" {
 		t.Errorf("tsv in the query's order: %q", out)
+	}
+}
+
+// TestLoginFallsBackToAdmin: as az acr login, when the registry gives no refresh token for the
+// directory sign-in, berth login says so and logs docker in with the admin user's credentials,
+// which the signed-in identity may read. The exchange is refused here by a proxy in front of
+// the server; docker is a script that records what it was given.
+func TestLoginFallsBackToAdmin(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	target, _ := url.Parse(s.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth2/exchange" {
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"no refresh tokens today"}]}`, http.StatusUnauthorized)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	dir := t.TempDir()
+	record := filepath.Join(dir, "docker-args")
+	docker := filepath.Join(dir, "docker")
+	if err := os.WriteFile(docker, []byte("#!/bin/sh\necho \"$@\" > "+record+"\ncat >> "+record+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t)
+	c.env = map[string]string{"DOCKER_COMMAND": docker}
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", proxy.URL, "-u", "owner", "--password-stdin")
+	// Without the admin user there is nothing to fall back to: the refusal is az's.
+	if _, _, err := c.run3("", "login", "-n", "default"); err == nil || !strings.Contains(err.Error(), "CONNECTIVITY_REFRESH_TOKEN_ERROR") {
+		t.Fatalf("login with the exchange refused and no admin user: %v", err)
+	}
+	pw := strings.TrimSpace(c.must("", "registry", "update", "-n", "default", "--admin-enabled", "--query", "credentials.passwords[0].value", "-o", "tsv"))
+	_, warn, err := c.run3("", "login", "-n", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(record)
+	host := strings.TrimPrefix(proxy.URL, "http://")
+	if want := "login --username default --password-stdin " + host + "\n" + pw; string(got) != want {
+		t.Errorf("docker was given %q, want %q", got, want)
+	}
+	if !strings.Contains(warn, "WARNING: Unable to get a registry refresh token") || !strings.Contains(warn, "admin user") {
+		t.Errorf("the fallback is not said: %q", warn)
+	}
+	// --expose-token never falls back: it is the refresh token or nothing.
+	if _, _, err := c.run3("", "login", "-n", "default", "--expose-token"); err == nil || !strings.Contains(err.Error(), "CONNECTIVITY_REFRESH_TOKEN_ERROR") {
+		t.Errorf("--expose-token with the exchange refused: %v", err)
 	}
 }

@@ -34,9 +34,9 @@ admin() {
 	NEW2=$(berth credential renew -n default --password-name password2 --query "passwords[?name=='password2'].value | [0]" -o tsv) &&
 	secrets+=("$NEW2") &&
 	refused dlogin default "$P2" && dlogin default "$P1" && dlogin default "$NEW2" &&
-	[ "$(berth credential show -n default --query 'passwords[0].value' -o json)" = null ]
+	[ "$(berth credential show -n default --query 'passwords[0].value' -o tsv)" = "$P1" ]
 }
-step "admin user: docker login with password and password2; renew password2; old one refused" admin
+step "admin user: docker login with password and password2; renew password2; old one refused; credential show reads the current one" admin
 
 # --- a repository-scoped token -----------------------------------------------------------------
 token() {

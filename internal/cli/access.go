@@ -161,14 +161,11 @@ func (a *app) explainCmd() *cobra.Command {
 				}
 				req.Grant = append(req.Grant, g...)
 			}
-			c, _, err := a.client()
+			v, _, err := a.call(cmd.Context(), func(ctx context.Context, c *client.Client) (any, error) { return c.Explain(ctx, req) })
 			if err != nil {
 				return err
 			}
-			e, err := c.Explain(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
+			e := v.(client.Explanation)
 			if cmd.Flags().Changed("output") || a.query != "" {
 				return a.print(e)
 			}

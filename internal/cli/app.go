@@ -324,27 +324,33 @@ func yesFlag(c *cobra.Command, yes *bool) {
 	c.Flags().BoolVarP(yes, "yes", "y", false, "do not prompt for confirmation")
 }
 
-// clientCmd is a command that needs a signed-in client.
+// call runs fn with a signed-in client. When the server refuses the directory token (expired
+// by the server's clock, or its signing key retired), it renews the sign-in once and calls fn
+// again.
+func (a *app) call(ctx context.Context, fn func(ctx context.Context, c *client.Client) (any, error)) (any, session, error) {
+	c, s, err := a.client()
+	if err != nil {
+		return nil, s, err
+	}
+	v, err := fn(ctx, c)
+	if client.IsStatus(err, http.StatusUnauthorized) && s.RefreshToken != "" {
+		if s, err = a.renew(ctx, s); err != nil {
+			return nil, s, err
+		}
+		if c, err = a.newClient(s, s.Server, s.AccessToken); err != nil {
+			return nil, s, err
+		}
+		v, err = fn(ctx, c)
+	}
+	return v, s, transportHint(err, s.Server)
+}
+
+// run is a command that needs a signed-in client and prints what fn returns.
 func (a *app) run(fn func(ctx context.Context, c *client.Client) (any, error)) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		c, s, err := a.client()
-		if err != nil {
-			return err
-		}
-		v, err := fn(cmd.Context(), c)
-		if client.IsStatus(err, http.StatusUnauthorized) && s.RefreshToken != "" {
-			// The directory token was refused (expired by the server's clock, or its signing key
-			// retired): renew the sign-in once and try again.
-			if s, err = a.renew(cmd.Context(), s); err != nil {
-				return err
-			}
-			if c, err = a.newClient(s, s.Server, s.AccessToken); err != nil {
-				return err
-			}
-			v, err = fn(cmd.Context(), c)
-		}
+		v, _, err := a.call(cmd.Context(), fn)
 		if err != nil || v == nil {
-			return transportHint(err, s.Server)
+			return err
 		}
 		return a.print(v)
 	}

@@ -102,14 +102,11 @@ func (a *app) authCmd() *cobra.Command {
 		Use: "show", Short: "Show who is signed in, and where", Args: cobra.NoArgs,
 		Annotations: table(`{User: user.name, Type: user.type, Server: server, "Server owner": serverOwner, "Expires on": expiresOn}`),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, s, err := a.client()
+			v, s, err := a.call(cmd.Context(), func(ctx context.Context, c *client.Client) (any, error) { return c.Me(ctx) })
 			if err != nil {
 				return err
 			}
-			me, err := c.Me(cmd.Context())
-			if err != nil {
-				return err
-			}
+			me := v.(client.Me)
 			return a.print(map[string]any{"server": s.Server, "user": map[string]string{"name": me.Name, "type": me.Type},
 				"tenant": me.Tenant, "expiresOn": s.ExpiresOn, "serverOwner": me.ServerOwner})
 		},

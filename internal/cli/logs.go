@@ -40,11 +40,10 @@ The correlation id at the end of a client's error message finds the request's ev
 				if a.query != "" {
 					return errors.New("--query does not apply to -o jsonl: filter with the flags instead")
 				}
-				cl, _, err := a.client()
-				if err != nil {
-					return err
-				}
-				return cl.ExportEvents(cmd.Context(), kind, f, a.stdout)
+				_, _, err := a.call(cmd.Context(), func(ctx context.Context, cl *client.Client) (any, error) {
+					return nil, cl.ExportEvents(ctx, kind, f, a.stdout)
+				})
+				return err
 			}
 			if a.query == "" && (a.output == "table" || a.output == "tsv") {
 				a.query = "[].{time: time, registry: registry, operation: operation, identity: identity, ip: callerIpAddress, status: status, result: result, reason: reason, correlationId: correlationId}"

@@ -87,3 +87,39 @@ func (c *cliRunner) saveSession(s session) {
 		c.t.Fatal(err)
 	}
 }
+
+// TestServicePrincipalSignInLasts: a service principal's CLI sign-in (--service-principal -u
+// APPID -p SECRET) renews the same way; a refresh token minted for it keeps speaking for it, not
+// for another identity, and dies with the principal.
+func TestServicePrincipalSignInLasts(t *testing.T) {
+	clk := registrytest.NewClock()
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now})
+	owner := newCLI(t)
+	owner.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	var sp struct{ AppID, Password string }
+	json.Unmarshal([]byte(owner.must("", "sp", "create", "-n", "ci-robot")), &sp)
+	owner.must("", "role", "assignment", "create", "--assignee", sp.AppID, "--role", "Reader", "--scope", "/registries/default", "-o", "none")
+
+	c := newCLI(t)
+	c.must("", "auth", "login", "--server", s.URL, "--service-principal", "-u", sp.AppID, "-p", sp.Password, "-o", "none")
+	first := c.session()
+	if first.RefreshToken == "" || first.Type != "servicePrincipal" || first.User != sp.AppID {
+		t.Fatalf("the service principal's sign-in: %+v", first)
+	}
+	clk.Add(2 * time.Hour)
+	if out, err := c.run("", "auth", "show", "--query", "user.name", "-o", "tsv"); err != nil || out != sp.AppID+"\n" {
+		t.Fatalf("two hours later: %q %v", out, err)
+	}
+	if c.session().RefreshToken == first.RefreshToken {
+		t.Error("not renewed")
+	}
+	if out, err := c.run("", "registry", "show", "-n", "default", "--query", "name", "-o", "tsv"); err != nil || out != "default\n" {
+		t.Errorf("the Reader role through the renewed sign-in: %q %v", out, err)
+	}
+	// Deleted, the principal's sign-in cannot be renewed.
+	owner.must("", "sp", "delete", "--id", sp.AppID)
+	clk.Add(2 * time.Hour)
+	if _, err := c.run("", "auth", "show"); err == nil {
+		t.Error("a deleted service principal's sign-in was renewed")
+	}
+}

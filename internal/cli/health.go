@@ -87,7 +87,9 @@ func (a *app) writeHealth(r checkhealth.Result, ignoring bool) {
 			fmt.Fprintf(a.stdout, "Please refer to %s#%s for more information.\n", checkhealth.DocsURL, strings.ToLower(r.Code))
 		}
 	case checkhealth.StatusWarning:
-		fmt.Fprintf(a.stdout, "WARNING: %s\n", r.Message)
+		if !a.onlyErrors {
+			fmt.Fprintf(a.stdout, "WARNING: %s\n", r.Message)
+		}
 	default:
 		fmt.Fprintln(a.stdout, r.Message)
 	}

@@ -179,7 +179,7 @@ naming who read them.
 			creds, err := c.ListCredentials(ctx, name)
 			for _, p := range creds.Passwords {
 				if p.Value == nil {
-					a.warn("%s was made before berth kept admin passwords and cannot be shown: run 'berth credential renew -n %s --password-name %s'", p.Name, name, p.Name)
+					a.warn("%s cannot be shown (made before berth kept admin passwords, or sealed with another key-encryption key): run 'berth credential renew -n %s --password-name %s'", p.Name, name, p.Name)
 				}
 			}
 			return creds, err

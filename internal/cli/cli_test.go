@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 func TestJoinRepositoryArgs(t *testing.T) {
@@ -477,5 +478,35 @@ func TestLoginFallsBackToAdmin(t *testing.T) {
 	// --expose-token never falls back: it is the refresh token or nothing.
 	if _, _, err := c.run3("", "login", "-n", "default", "--expose-token"); err == nil || !strings.Contains(err.Error(), "CONNECTIVITY_REFRESH_TOKEN_ERROR") {
 		t.Errorf("--expose-token with the exchange refused: %v", err)
+	}
+}
+
+// TestCredentialShowWarnsWithoutValue: an admin password berth cannot show (made before it kept
+// them, or sealed with another key) is null in the output, and a warning says how to get one.
+func TestCredentialShowWarnsWithoutValue(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newCLI(t)
+	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
+	c.must("", "registry", "update", "-n", "default", "--admin-enabled", "-o", "none")
+	ctx := context.Background()
+	regs, err := s.Meta().Registries(ctx)
+	if err != nil || len(regs) != 1 {
+		t.Fatal(regs, err)
+	}
+	secs, err := s.Meta().Secrets(ctx, store.KindAdmin, regs[0].ID)
+	if err != nil || len(secs) != 2 {
+		t.Fatal(secs, err)
+	}
+	secs[1].Sealed = nil // password2, as an older berth stored it
+	if err := s.Meta().PutSecret(ctx, store.KindAdmin, regs[0].ID, secs[1]); err != nil {
+		t.Fatal(err)
+	}
+	out, warn, err := c.run3("", "credential", "show", "-n", "default", "--query", "passwords[1].value", "-o", "json")
+	if err != nil || strings.TrimSpace(out) != "null" || !strings.Contains(warn, "WARNING: password2 cannot be shown") || !strings.Contains(warn, "berth credential renew -n default --password-name password2") {
+		t.Errorf("credential show with password2 unsealed: %q, %q, %v", out, warn, err)
+	}
+	c.must("", "credential", "renew", "-n", "default", "--password-name", "password2", "-o", "none")
+	if _, warn, err := c.run3("", "credential", "show", "-n", "default"); err != nil || warn != "" {
+		t.Errorf("after the renewal: %q, %v", warn, err)
 	}
 }

@@ -98,7 +98,7 @@ func TestPagination(t *testing.T) {
 		t.Errorf("last=t5: %s", r.body)
 	}
 	for _, repo := range []string{"p/two", "a/three", "z/four"} {
-		c.pushBlob(repo, []byte(repo))
+		c.pushImage(repo, "v1", []byte(repo)) // the catalog lists repositories holding a manifest
 	}
 	var repos []string
 	for next := "/v2/_catalog?n=1"; next != ""; {

@@ -427,7 +427,7 @@ func TestFilteredCatalogPastOneBatch(t *testing.T) {
 	blob := []byte("shared")
 	const n = 510 // more than one batch of the filtered catalog (500)
 	for i := 0; i < n; i++ {
-		c.pushBlob(fmt.Sprintf("many/r%03d", i), blob)
+		c.pushImage(fmt.Sprintf("many/r%03d", i), "v1", blob) // the catalog lists repositories holding a manifest
 	}
 	want := []string{"many/r505", "many/r509"}
 	reader := tokenClient(t, s, "few-repos", map[string][]string{"many/r505": {"content/read"}, "many/r509": {"content/read"}})

@@ -124,8 +124,13 @@ func (req *request) describe(m store.Manifest) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
-	if err := h.serve(w, r); err != nil {
+	serve := h.serve
+	if strings.HasPrefix(r.URL.Path, ACRPrefix) {
+		serve = h.serveACR
+	} else {
+		w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	}
+	if err := serve(w, r); err != nil {
 		httperr.Write(w, r, h.log, err)
 	}
 }

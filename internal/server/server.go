@@ -169,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	anonymous := &anonymousLimit{max: cfg.Limits.MaxAnonymousPerAddress, log: log}
 	timing := deadlines{bodyIdle: cfg.Limits.BodyIdleTimeout, writeIdle: cfg.Limits.WriteIdleTimeout, minRate: int64(cfg.Limits.MinBodyRate)}
 	s.handler = timing.wrap(s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" {
+		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, distribution.ACRPrefix) {
 			v2.ServeHTTP(w, r)
 			return
 		}

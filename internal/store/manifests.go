@@ -99,9 +99,9 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 			}
 		}
 		for _, t := range tags {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repository_id, name, digest, updated_at, created_at) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
-				id, t, string(m.Digest), now); err != nil {
+				id, t, string(m.Digest), now, now); err != nil {
 				return err
 			}
 		}

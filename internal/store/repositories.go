@@ -46,7 +46,10 @@ func (s *Store) RepositoryExists(ctx context.Context, registryID int64, repo str
 
 // Catalog lists up to n repository names after last, in order; more reports whether others follow.
 func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n int) (names []string, more bool, err error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM repositories WHERE registry_id = ? AND name > ? ORDER BY name LIMIT ?`), registryID, last, n+1)
+	// A repository is in the catalog while it holds a manifest (emptied, it disappears) and is
+	// not list-disabled.
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM repositories WHERE registry_id = ? AND name > ? AND list_enabled = 1
+		AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = repositories.id) ORDER BY name LIMIT ?`), registryID, last, n+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: catalog: %w", err)
 	}

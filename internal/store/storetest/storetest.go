@@ -149,10 +149,16 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		if _, _, err := s.Tags(ctx, reg.ID, "absent", "", 10); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Tags of an unknown repository err = %v", err)
 		}
-		s.LinkBlob(ctx, reg.ID, "a", dg("x"), 1)
+		if err := s.PutManifest(ctx, reg.ID, "a", m, nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		s.LinkBlob(ctx, reg.ID, "b", dg("x"), 1) // a blob, no manifest: not in the catalog
 		names, more, err := s.Catalog(ctx, reg.ID, "", 1)
 		if err != nil || !more || len(names) != 1 || names[0] != "a" {
 			t.Errorf("Catalog page = %v %v %v", names, more, err)
+		}
+		if names, more, err = s.Catalog(ctx, reg.ID, "a", 10); err != nil || more || len(names) != 1 || names[0] != "r" {
+			t.Errorf("Catalog after a = %v %v %v, want r alone (b holds no manifest)", names, more, err)
 		}
 	})
 
@@ -265,5 +271,6 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 	})
 	runIdentities(t, setup)
+	runContent(t, setup)
 	runAccessAndEvents(t, setup)
 }

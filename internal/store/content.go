@@ -1,0 +1,332 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/berth-registry/berth/internal/oci"
+)
+
+// Attributes are ACR's changeable attributes ("locks") of a repository, a tag or a manifest.
+type Attributes struct {
+	WriteEnabled, DeleteEnabled, ReadEnabled, ListEnabled bool
+}
+
+// Unlocked is every attribute enabled: what new content has.
+var Unlocked = Attributes{WriteEnabled: true, DeleteEnabled: true, ReadEnabled: true, ListEnabled: true}
+
+const attributeColumns = `write_enabled, delete_enabled, read_enabled, list_enabled`
+
+func attrs(w, d, r, l int64) Attributes {
+	return Attributes{WriteEnabled: w != 0, DeleteEnabled: d != 0, ReadEnabled: r != 0, ListEnabled: l != 0}
+}
+
+// RepositoryInfo is what az acr repository show prints of a repository.
+type RepositoryInfo struct {
+	Name          string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	ManifestCount int64
+	TagCount      int64
+	Attributes
+}
+
+// TagInfo is one tag with its times and attributes.
+type TagInfo struct {
+	Name      string
+	Digest    oci.Digest
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Attributes
+}
+
+// ManifestInfo is one manifest with its size (with the blobs it references), tags and
+// attributes.
+type ManifestInfo struct {
+	Manifest
+	ImageSize int64
+	UpdatedAt time.Time
+	Tags      []string
+	Attributes
+}
+
+// Order is how a listing is sorted: by name (tags) or digest (manifests), or by last update.
+type Order int
+
+// The orders of listings.
+const (
+	ByName Order = iota
+	NewestFirst
+	OldestFirst
+)
+
+// RepositoryInfo describes a repository that holds at least one manifest, or ErrNotFound.
+func (s *Store) RepositoryInfo(ctx context.Context, registryID int64, repo string) (RepositoryInfo, error) {
+	info := RepositoryInfo{Name: repo}
+	var created, updated, w, d, r, l, lastManifest, lastTag int64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, created_at, updated_at, `+attributeColumns+`,
+		(SELECT COUNT(*) FROM manifests m WHERE m.repository_id = repositories.id),
+		(SELECT COUNT(*) FROM tags t WHERE t.repository_id = repositories.id),
+		COALESCE((SELECT MAX(m.created_at) FROM manifests m WHERE m.repository_id = repositories.id), 0),
+		COALESCE((SELECT MAX(t.updated_at) FROM tags t WHERE t.repository_id = repositories.id), 0)
+		FROM repositories WHERE registry_id = ? AND name = ?`), registryID, repo).
+		Scan(new(int64), &created, &updated, &w, &d, &r, &l, &info.ManifestCount, &info.TagCount, &lastManifest, &lastTag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return info, ErrNotFound
+	}
+	if err != nil {
+		return info, fmt.Errorf("store: repository %s: %w", repo, err)
+	}
+	if info.ManifestCount == 0 {
+		return info, ErrNotFound // emptied: gone from the catalog too
+	}
+	info.CreatedAt = time.UnixMilli(created)
+	info.UpdatedAt = time.UnixMilli(max(created, updated, lastManifest, lastTag))
+	info.Attributes = attrs(w, d, r, l)
+	return info, nil
+}
+
+// TagInfos lists up to n tags of the repository after last (a tag name) in order; more reports
+// whether others follow. ErrNotFound for an unknown repository.
+func (s *Store) TagInfos(ctx context.Context, registryID int64, repo string, order Order, last string, n int) (list []TagInfo, more bool, err error) {
+	id, err := s.repoID(ctx, s.r, registryID, repo)
+	if err != nil {
+		return nil, false, err
+	}
+	where, args := `t.repository_id = ?`, []any{id}
+	orderBy := `t.name`
+	switch order {
+	case NewestFirst, OldestFirst:
+		cmp, dir := "<", "DESC"
+		if order == OldestFirst {
+			cmp, dir = ">", "ASC"
+		}
+		if last != "" {
+			var at int64
+			if err := s.r.QueryRowContext(ctx, s.q(`SELECT updated_at FROM tags WHERE repository_id = ? AND name = ?`), id, last).Scan(&at); err == nil {
+				where += ` AND (t.updated_at ` + cmp + ` ? OR (t.updated_at = ? AND t.name ` + cmp + ` ?))`
+				args = append(args, at, at, last)
+			}
+		}
+		orderBy = `t.updated_at ` + dir + `, t.name ` + dir
+	default:
+		where += ` AND t.name > ?`
+		args = append(args, last)
+	}
+	args = append(args, n+1)
+	list, err = queryAll(ctx, s.r, s.q(`SELECT t.name, t.digest, t.created_at, t.updated_at, t.write_enabled, t.delete_enabled, t.read_enabled, t.list_enabled
+		FROM tags t WHERE `+where+` ORDER BY `+orderBy+` LIMIT ?`), args, scanTagInfo)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
+	}
+	list, more = page(list, n)
+	return list, more, nil
+}
+
+func scanTagInfo(sc scanner) (TagInfo, error) {
+	var t TagInfo
+	var d string
+	var created, updated, w, del, r, l int64
+	if err := sc.Scan(&t.Name, &d, &created, &updated, &w, &del, &r, &l); err != nil {
+		return t, err
+	}
+	if created == 0 { // tagged before berth kept the time
+		created = updated
+	}
+	t.Digest, t.CreatedAt, t.UpdatedAt, t.Attributes = oci.Digest(d), time.UnixMilli(created), time.UnixMilli(updated), attrs(w, del, r, l)
+	return t, nil
+}
+
+// TagInfo describes one tag, or ErrNotFound.
+func (s *Store) TagInfo(ctx context.Context, registryID int64, repo, tag string) (TagInfo, error) {
+	t, err := scanTagInfo(s.r.QueryRowContext(ctx, s.q(`SELECT t.name, t.digest, t.created_at, t.updated_at, t.write_enabled, t.delete_enabled, t.read_enabled, t.list_enabled
+		FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.registry_id = ? AND r.name = ? AND t.name = ?`), registryID, repo, tag))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	if err != nil {
+		return t, fmt.Errorf("store: tag %s of %s: %w", tag, repo, err)
+	}
+	return t, nil
+}
+
+// manifestInfoColumns adds to manifestColumns the image size (the manifest and the blobs it
+// references in the repository), the update time and the attributes.
+const manifestInfoColumns = manifestColumns + `, m.size + COALESCE((SELECT CAST(SUM(b.size) AS BIGINT) FROM manifest_references mr
+		JOIN repository_blobs b ON b.repository_id = mr.repository_id AND b.digest = mr.child
+		WHERE mr.repository_id = m.repository_id AND mr.digest = m.digest), 0),
+	m.updated_at, m.write_enabled, m.delete_enabled, m.read_enabled, m.list_enabled`
+
+func scanManifestInfo(sc scanner) (ManifestInfo, error) {
+	var mi ManifestInfo
+	var d, subject, ann string
+	var created, updated, w, del, r, l int64
+	if err := sc.Scan(&d, &mi.MediaType, &mi.ArtifactType, &mi.Size, &subject, &ann, &created, &mi.ImageSize, &updated, &w, &del, &r, &l); err != nil {
+		return mi, err
+	}
+	mi.Digest, mi.Subject, mi.CreatedAt = oci.Digest(d), oci.Digest(subject), time.UnixMilli(created)
+	mi.UpdatedAt = time.UnixMilli(max(created, updated))
+	mi.Attributes = attrs(w, del, r, l)
+	return mi, nil
+}
+
+// ManifestInfos lists up to n manifests of the repository after last (a digest) in order, each
+// with its tags; more reports whether others follow. ErrNotFound for an unknown repository.
+func (s *Store) ManifestInfos(ctx context.Context, registryID int64, repo string, order Order, last string, n int) (list []ManifestInfo, more bool, err error) {
+	id, err := s.repoID(ctx, s.r, registryID, repo)
+	if err != nil {
+		return nil, false, err
+	}
+	where, args := `m.repository_id = ?`, []any{id}
+	orderBy := `m.digest`
+	switch order {
+	case NewestFirst, OldestFirst:
+		cmp, dir := "<", "DESC"
+		if order == OldestFirst {
+			cmp, dir = ">", "ASC"
+		}
+		if last != "" {
+			var at int64
+			if err := s.r.QueryRowContext(ctx, s.q(`SELECT created_at FROM manifests WHERE repository_id = ? AND digest = ?`), id, last).Scan(&at); err == nil {
+				where += ` AND (m.created_at ` + cmp + ` ? OR (m.created_at = ? AND m.digest ` + cmp + ` ?))`
+				args = append(args, at, at, last)
+			}
+		}
+		orderBy = `m.created_at ` + dir + `, m.digest ` + dir
+	default:
+		where += ` AND m.digest > ?`
+		args = append(args, last)
+	}
+	args = append(args, n+1)
+	list, err = queryAll(ctx, s.r, s.q(`SELECT `+manifestInfoColumns+` FROM manifests m WHERE `+where+` ORDER BY `+orderBy+` LIMIT ?`), args, scanManifestInfo)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: manifests of %s: %w", repo, err)
+	}
+	list, more = page(list, n)
+	if err := s.manifestTags(ctx, id, list); err != nil {
+		return nil, false, fmt.Errorf("store: manifests of %s: %w", repo, err)
+	}
+	return list, more, nil
+}
+
+// manifestTags fills in the tags of each manifest of list.
+func (s *Store) manifestTags(ctx context.Context, repoID int64, list []ManifestInfo) error {
+	if len(list) == 0 {
+		return nil
+	}
+	at := make(map[oci.Digest]int, len(list))
+	args := []any{repoID}
+	for i, m := range list {
+		at[m.Digest] = i
+		list[i].Tags = []string{}
+		args = append(args, string(m.Digest))
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT digest, name FROM tags WHERE repository_id = ? AND digest IN (?`+strings.Repeat(", ?", len(list)-1)+`) ORDER BY name`), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d, name string
+		if err := rows.Scan(&d, &name); err != nil {
+			return err
+		}
+		if i, ok := at[oci.Digest(d)]; ok {
+			list[i].Tags = append(list[i].Tags, name)
+		}
+	}
+	return rows.Err()
+}
+
+// ManifestInfo describes manifest d of the repository, or ErrNotFound.
+func (s *Store) ManifestInfo(ctx context.Context, registryID int64, repo string, d oci.Digest) (ManifestInfo, error) {
+	id, err := s.repoID(ctx, s.r, registryID, repo)
+	if err != nil {
+		return ManifestInfo{}, err
+	}
+	mi, err := scanManifestInfo(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestInfoColumns+` FROM manifests m WHERE m.repository_id = ? AND m.digest = ?`), id, string(d)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return mi, ErrNotFound
+	}
+	if err != nil {
+		return mi, fmt.Errorf("store: manifest %s of %s: %w", d, repo, err)
+	}
+	list := []ManifestInfo{mi}
+	if err := s.manifestTags(ctx, id, list); err != nil {
+		return mi, fmt.Errorf("store: manifest %s of %s: %w", d, repo, err)
+	}
+	return list[0], nil
+}
+
+// DeleteRepository removes a repository with its manifests, tags and blob links (the blobs go
+// at the next garbage collection), and returns what it held; ErrNotFound if it holds no manifest.
+func (s *Store) DeleteRepository(ctx context.Context, registryID int64, repo string) (manifests []oci.Digest, tags []string, err error) {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := s.repoID(ctx, tx, registryID, repo)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT digest FROM manifests WHERE repository_id = ? ORDER BY digest`), id)
+		if err != nil {
+			return err
+		}
+		ds, err := scanStrings(rows)
+		if err != nil {
+			return err
+		}
+		if len(ds) == 0 {
+			return ErrNotFound
+		}
+		for _, d := range ds {
+			manifests = append(manifests, oci.Digest(d))
+		}
+		if rows, err = tx.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? ORDER BY name`), id); err != nil {
+			return err
+		}
+		if tags, err = scanStrings(rows); err != nil {
+			return err
+		}
+		for _, q := range []string{`DELETE FROM tags WHERE repository_id = ?`, `DELETE FROM manifest_references WHERE repository_id = ?`,
+			`DELETE FROM manifests WHERE repository_id = ?`, `DELETE FROM repository_blobs WHERE repository_id = ?`, `DELETE FROM repositories WHERE id = ?`} {
+			if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: delete repository %s: %w", repo, err)
+	}
+	return manifests, tags, nil
+}
+
+// Usage is what a registry holds: az acr show-usage's figures.
+type Usage struct {
+	Bytes        int64 // of the blobs and manifests its repositories reference, each once per repository
+	Repositories int64 // holding at least one manifest
+	Manifests    int64
+	Tags         int64
+}
+
+// RegistryUsage adds up what a registry holds.
+func (s *Store) RegistryUsage(ctx context.Context, registryID int64) (Usage, error) {
+	var u Usage
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT
+		COALESCE((SELECT CAST(SUM(b.size) AS BIGINT) FROM repository_blobs b JOIN repositories r ON r.id = b.repository_id WHERE r.registry_id = ?), 0) +
+		COALESCE((SELECT CAST(SUM(m.size) AS BIGINT) FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.registry_id = ?), 0),
+		(SELECT COUNT(*) FROM repositories r WHERE r.registry_id = ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)),
+		(SELECT COUNT(*) FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.registry_id = ?),
+		(SELECT COUNT(*) FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.registry_id = ?)`),
+		registryID, registryID, registryID, registryID, registryID).Scan(&u.Bytes, &u.Repositories, &u.Manifests, &u.Tags)
+	if err != nil {
+		return u, fmt.Errorf("store: usage: %w", err)
+	}
+	return u, nil
+}

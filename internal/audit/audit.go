@@ -281,6 +281,8 @@ const (
 	OpPull   = "pull"
 	OpDelete = "delete"
 	OpUntag  = "untag"
+	// OpLock: the attributes (locks) of a repository, tag or manifest were changed.
+	OpLock = "lock"
 )
 
 // NewLogin starts a login event for a request: when it began, the caller, its user agent, the

@@ -3,6 +3,7 @@ package distribution
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -137,21 +138,31 @@ func (h *Handler) serveACR(w http.ResponseWriter, r *http.Request) error {
 		case policy.ActionDelete:
 			return a.deleteRepository()
 		case policy.ActionMetadataWrite:
-			return httperr.New(oci.CodeUnsupported, "changing a repository's attributes comes with the locks of issue 19").WithStatus(http.StatusNotImplemented)
+			if err := a.update("", ""); err != nil {
+				return err
+			}
 		}
 		return a.repository()
 	case acrTags:
 		return a.tags()
 	case acrTag:
 		if action == policy.ActionMetadataWrite {
-			return httperr.New(oci.CodeUnsupported, "changing a tag's attributes comes with the locks of issue 19").WithStatus(http.StatusNotImplemented)
+			if err := a.update(rt.ref, ""); err != nil {
+				return err
+			}
 		}
 		return a.tag()
 	case acrManifests:
 		return a.manifests()
 	}
 	if action == policy.ActionMetadataWrite {
-		return httperr.New(oci.CodeUnsupported, "changing a manifest's attributes comes with the locks of issue 19").WithStatus(http.StatusNotImplemented)
+		d, err := oci.ParseDigest(rt.ref)
+		if err != nil {
+			return digestError(err)
+		}
+		if err := a.update("", d); err != nil {
+			return err
+		}
 	}
 	return a.manifestOne()
 }
@@ -318,6 +329,10 @@ func (a acrReply) deleteRepository() error {
 	if errors.Is(err, store.ErrNotFound) {
 		return a.nameUnknown()
 	}
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		return locked(le)
+	}
 	if err != nil {
 		return err
 	}
@@ -341,4 +356,42 @@ func (a acrReply) deleteRepository() error {
 	a.w.WriteHeader(http.StatusAccepted)
 	_, err = a.w.Write(b)
 	return err
+}
+
+// update changes the attributes (locks) of the repository, a tag or a manifest from the
+// request's body, as az acr repository update sends it ({"writeEnabled": false}); the change is a
+// repository event (lock). The reply is then what a GET answers.
+func (a acrReply) update(tag string, d oci.Digest) error {
+	var body client.ChangeableAttributesUpdate
+	dec := json.NewDecoder(http.MaxBytesReader(a.w, a.r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return httperr.New(oci.CodeUnsupported, "the body must be a JSON object of deleteEnabled, writeEnabled, readEnabled, listEnabled (true or false): %v", err).WithStatus(http.StatusBadRequest)
+	}
+	u := store.AttributesUpdate{WriteEnabled: body.WriteEnabled, DeleteEnabled: body.DeleteEnabled, ReadEnabled: body.ReadEnabled, ListEnabled: body.ListEnabled}
+	got, err := a.h.meta.UpdateAttributes(a.r.Context(), a.req.reg.ID, a.req.name, tag, d, u)
+	what := "repository " + a.req.name
+	switch {
+	case tag != "":
+		what = "tag " + tag
+	case d != "":
+		what = "manifest " + string(d)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		if tag == "" && d == "" {
+			return a.nameUnknown()
+		}
+		return httperr.New(oci.CodeManifestUnknown, "%s is not in repository %s", truncate(what), a.req.name).WithStatus(http.StatusNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	e := audit.NewRepository(a.r, a.req.reg.Name, a.loginServer, audit.OpLock, a.req.name)
+	e.Identity, e.IdentityKind = audit.Identity(a.req.principal)
+	e.Tag, e.Digest = tag, string(d)
+	e.Status, e.Result, e.Reason = http.StatusOK, store.ResultSuccess, "attributes"
+	e.Message = fmt.Sprintf("%s: writeEnabled=%t deleteEnabled=%t readEnabled=%t listEnabled=%t", what, got.WriteEnabled, got.DeleteEnabled, got.ReadEnabled, got.ListEnabled)
+	e.Duration = audit.Elapsed(a.r)
+	a.h.audit.Repository(a.r.Context(), e)
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	wire "github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 // TestACRMetadataAPI (issue 19): /acr/v1/ answers az acr repository show / show-tags / manifest
@@ -149,4 +150,113 @@ func TestACRMetadataAPIDecided(t *testing.T) {
 		t.Errorf("anonymous: %d, challenge %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
 	deleter.must(deleter.do("DELETE", "/acr/v1/team/app", nil, nil), 202, "delete with content/delete")
+}
+
+// TestLocks (issue 19): ACR's changeable attributes, set through /acr/v1/ as az acr repository
+// update does, hold on /v2/ for everyone (the admin user here): a write-disabled tag does not
+// move and is not untagged, pushing its own digest again changes nothing and is let through; a
+// delete-disabled tag or manifest survives deletes; a read-disabled tag is not pulled by it; a
+// list-disabled tag leaves the listings; a write-disabled repository takes no push and is not
+// deleted. Each change is a repository event (lock), each refusal too (reason locked).
+func TestLocks(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	prodManifest, d1 := c.pushImage("team/app", "prod", randomBytes(t, 100))
+	devManifest, dDev := c.pushImage("team/app", "dev", randomBytes(t, 100))
+	other, _ := c.pushImage("team/scratch", "x", randomBytes(t, 100))
+	put := func(tag string, m []byte) reply {
+		return c.do("PUT", "/v2/team/app/manifests/"+tag, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, m)
+	}
+	patch := func(path, body string) reply {
+		return c.do("PATCH", "/acr/v1/team/app"+path, map[string]string{"Content-Type": "application/json"}, []byte(body))
+	}
+	refused := func(r reply, what, want string) {
+		t.Helper()
+		if r.StatusCode != http.StatusMethodNotAllowed || r.code() != "REGISTRY_DISALLOWED_OPERATION" ||
+			!strings.Contains(r.message(), "The operation is disallowed on this registry, repository or image") || !strings.Contains(r.message(), want) {
+			t.Errorf("%s: %d %s, want 405 REGISTRY_DISALLOWED_OPERATION naming %q", what, r.StatusCode, r.body, want)
+		}
+	}
+	// The blobs of another image, so that it can be pushed to team/app.
+	var o struct {
+		Config struct{ Digest string }
+		Layers []struct{ Digest string }
+	}
+	decode(t, other, &o)
+	for _, d := range []string{o.Config.Digest, o.Layers[0].Digest} {
+		c.must(c.do("POST", "/v2/team/app/blobs/uploads/?mount="+d+"&from=team/scratch", nil, nil), 201, "mount")
+	}
+
+	var tag wire.TagReply
+	decode(t, c.must(patch("/_tags/prod", `{"writeEnabled": false}`), 200, "lock prod").body, &tag)
+	if tag.Tag.ChangeableAttributes.WriteEnabled || !tag.Tag.ChangeableAttributes.DeleteEnabled || tag.Tag.Name != "prod" {
+		t.Errorf("the locked tag: %+v", tag)
+	}
+	refused(put("prod", other), "moving a write-disabled tag", "tag prod of repository team/app is write-disabled")
+	c.must(put("prod", prodManifest), 201, "pushing prod's own manifest again")
+	refused(c.do("DELETE", "/v2/team/app/manifests/prod", nil, nil), "untag a write-disabled tag", "tag prod")
+	refused(c.do("DELETE", "/v2/team/app/manifests/"+string(d1), nil, nil), "delete the manifest of a write-disabled tag", "tag prod")
+	refused(c.do("DELETE", "/acr/v1/team/app/_tags/prod", nil, nil), "untag through /acr/v1/", "write-disabled")
+	c.must(put("dev", other), 201, "another tag still moves")
+
+	c.must(patch("/_tags/prod", `{"writeEnabled": true, "deleteEnabled": false}`), 200, "prod: write, no delete")
+	refused(c.do("DELETE", "/v2/team/app/manifests/prod", nil, nil), "untag a delete-disabled tag", "tag prod of repository team/app is delete-disabled")
+	c.must(put("prod", other), 201, "a delete-disabled tag moves")
+	c.must(put("prod", prodManifest), 201, "and back")
+
+	c.must(patch("/_manifests/"+string(dDev), `{"deleteEnabled": false}`), 200, "lock a manifest")
+	c.must(put("dev-again", devManifest), 201, "tag the locked manifest")
+	refused(c.do("DELETE", "/v2/team/app/manifests/"+string(dDev), nil, nil), "delete a delete-disabled manifest", "manifest "+string(dDev))
+
+	c.must(patch("/_tags/dev-again", `{"readEnabled": false, "listEnabled": false}`), 200, "dev-again: no read, no list")
+	refused(c.do("GET", "/v2/team/app/manifests/dev-again", nil, nil), "pull by a read-disabled tag", "tag dev-again of repository team/app is read-disabled")
+	c.must(c.do("GET", "/v2/team/app/manifests/"+string(dDev), nil, nil), 200, "the same manifest by digest")
+	var list struct{ Tags []string }
+	decode(t, c.must(c.do("GET", "/v2/team/app/tags/list", nil, nil), 200, "tags").body, &list)
+	if slices.Contains(list.Tags, "dev-again") || !slices.Contains(list.Tags, "prod") {
+		t.Errorf("tags list with dev-again list-disabled: %v", list.Tags)
+	}
+	var tl wire.TagList
+	decode(t, c.must(c.do("GET", "/acr/v1/team/app/_tags", nil, nil), 200, "acr tags").body, &tl)
+	for _, tg := range tl.Tags {
+		if tg.Name == "dev-again" {
+			t.Error("/acr/v1/ lists a list-disabled tag")
+		}
+	}
+	c.must(c.do("GET", "/acr/v1/team/app/_tags/dev-again", nil, nil), 200, "but shows it when named")
+
+	var repo wire.RepositoryAttributes
+	decode(t, c.must(patch("", `{"writeEnabled": false}`), 200, "lock the repository").body, &repo)
+	if repo.ChangeableAttributes.WriteEnabled || repo.ImageName != "team/app" {
+		t.Errorf("locked repository: %+v", repo)
+	}
+	refused(put("new", other), "push to a write-disabled repository", "repository team/app is write-disabled")
+	refused(c.do("DELETE", "/acr/v1/team/app", nil, nil), "delete a write-disabled repository", "repository team/app")
+	c.must(patch("", `{"writeEnabled": true}`), 200, "unlock the repository")
+	refused(c.do("DELETE", "/acr/v1/team/app", nil, nil), "delete a repository holding a locked tag", "delete-disabled")
+
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/_tags/prod", `{"writeEnabled": "no"}`, 400},
+		{"/_tags/prod", `{"frozen": true}`, 400},
+		{"/_tags/absent", `{"writeEnabled": false}`, 404},
+		{"/_manifests/sha256:" + strings.Repeat("0", 64), `{"writeEnabled": false}`, 404},
+		{"/_manifests/latest", `{"writeEnabled": false}`, 400},
+	} {
+		if r := patch(tc.path, tc.body); r.StatusCode != tc.status {
+			t.Errorf("PATCH %s %s: %d %s, want %d", tc.path, tc.body, r.StatusCode, r.body, tc.status)
+		}
+	}
+	c.must(c.do("PATCH", "/acr/v1/other/none", map[string]string{"Content-Type": "application/json"}, []byte(`{"writeEnabled": false}`)), 404, "an unknown repository")
+	s.SettleEvents(t)
+	events, err := s.Meta().RepositoryEvents(t.Context(), store.EventFilter{Repository: "team/app", Operation: "lock"})
+	if err != nil || len(events) != 6 {
+		t.Errorf("lock events: %d, %v; want 6 (the refused changes are none)", len(events), err)
+	}
+	locked, err := s.Meta().RepositoryEvents(t.Context(), store.EventFilter{Repository: "team/app", Reason: "locked"})
+	if err != nil || len(locked) < 6 {
+		t.Errorf("refusals recorded with reason locked: %d, %v", len(locked), err)
+	}
 }

@@ -34,7 +34,20 @@ func (h *Handler) resolveManifest(r *http.Request, req *request) (store.Manifest
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Manifest{}, h.notFound(r, req, oci.CodeManifestUnknown, "manifest "+ref.String())
 	}
+	if err == nil && m.Unreadable != "" {
+		return store.Manifest{}, locked(&store.LockedError{What: m.Unreadable, Attribute: "read"})
+	}
 	return m, err
+}
+
+// CodeDisallowed is ACR's code for what a lock refuses.
+const CodeDisallowed oci.ErrorCode = "REGISTRY_DISALLOWED_OPERATION"
+
+// locked is ACR's answer to an operation a lock refuses (405), naming the lock and how to lift
+// it.
+func locked(le *store.LockedError) error {
+	return httperr.New(CodeDisallowed, "The operation is disallowed on this registry, repository or image: %s (an administrator lifts it with "+
+		"'berth repository update … --%s-enabled true')", le.Error(), le.Attribute).WithStatus(http.StatusMethodNotAllowed).WithReason("locked")
 }
 
 // notFound answers NAME_UNKNOWN when the repository itself is unknown, else code.
@@ -143,6 +156,10 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	err = h.meta.PutManifest(ctx, req.reg.ID, req.name, rec, parsed.Blobs, parsed.Manifests, tags)
 	var missing *store.MissingError
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		return locked(le)
+	}
 	if errors.As(err, &missing) {
 		return httperr.New(oci.CodeManifestBlobUnknown, "%v: push it before the manifest", missing).
 			WithDetail(map[string]string{"digest": string(missing.Digest)})
@@ -195,6 +212,10 @@ func (h *Handler) deleteManifest(w http.ResponseWriter, r *http.Request, req *re
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		return h.notFound(r, req, oci.CodeManifestUnknown, "manifest "+ref.String())
+	}
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		return locked(le)
 	}
 	if err != nil {
 		return err

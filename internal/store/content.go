@@ -97,7 +97,7 @@ func (s *Store) TagInfos(ctx context.Context, registryID int64, repo string, ord
 	if err != nil {
 		return nil, false, err
 	}
-	where, args := `t.repository_id = ?`, []any{id}
+	where, args := `t.repository_id = ? AND t.list_enabled = 1`, []any{id}
 	orderBy := `t.name`
 	switch order {
 	case NewestFirst, OldestFirst:
@@ -181,7 +181,7 @@ func (s *Store) ManifestInfos(ctx context.Context, registryID int64, repo string
 	if err != nil {
 		return nil, false, err
 	}
-	where, args := `m.repository_id = ?`, []any{id}
+	where, args := `m.repository_id = ? AND m.list_enabled = 1`, []any{id}
 	orderBy := `m.digest`
 	switch order {
 	case NewestFirst, OldestFirst:
@@ -281,6 +281,16 @@ func (s *Store) DeleteRepository(ctx context.Context, registryID int64, repo str
 		if len(ds) == 0 {
 			return ErrNotFound
 		}
+		// Anything locked in it keeps the whole repository.
+		if err := s.repoLock(ctx, tx, id, repo, true); err != nil {
+			return err
+		}
+		if err := s.lockOf(ctx, tx, "manifest %s of repository "+repo, `SELECT digest, write_enabled, delete_enabled FROM manifests WHERE repository_id = ? AND (write_enabled = 0 OR delete_enabled = 0)`, true, id); err != nil {
+			return err
+		}
+		if err := s.lockOf(ctx, tx, "tag %s of repository "+repo, `SELECT name, write_enabled, delete_enabled FROM tags WHERE repository_id = ? AND (write_enabled = 0 OR delete_enabled = 0)`, true, id); err != nil {
+			return err
+		}
 		for _, d := range ds {
 			manifests = append(manifests, oci.Digest(d))
 		}
@@ -298,8 +308,9 @@ func (s *Store) DeleteRepository(ctx context.Context, registryID int64, repo str
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil, ErrNotFound
+	var le *LockedError
+	if errors.Is(err, ErrNotFound) || errors.As(err, &le) {
+		return nil, nil, err
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: delete repository %s: %w", repo, err)
@@ -329,4 +340,113 @@ func (s *Store) RegistryUsage(ctx context.Context, registryID int64) (Usage, err
 		return u, fmt.Errorf("store: usage: %w", err)
 	}
 	return u, nil
+}
+
+// LockedError is a change a lock refuses: What (`tag "prod" of repository team/app`) is
+// Attribute-disabled (write or delete).
+type LockedError struct {
+	What      string
+	Attribute string
+}
+
+func (e *LockedError) Error() string { return e.What + " is " + e.Attribute + "-disabled" }
+
+// lockOf reads a row's write and delete attributes and returns the LockedError a change needs
+// to avoid: write-disabled refuses writes and deletes, delete-disabled deletes.
+func (s *Store) lockOf(ctx context.Context, tx *sql.Tx, what, query string, deleting bool, args ...any) error {
+	rows, err := tx.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var w, d int64
+		if err := rows.Scan(&name, &w, &d); err != nil {
+			return err
+		}
+		subject := what
+		if name != "" {
+			subject = fmt.Sprintf(what, name)
+		}
+		if w == 0 {
+			return &LockedError{What: subject, Attribute: "write"}
+		}
+		if deleting && d == 0 {
+			return &LockedError{What: subject, Attribute: "delete"}
+		}
+	}
+	return rows.Err()
+}
+
+// repoLock is the lock of the repository itself for a change.
+func (s *Store) repoLock(ctx context.Context, tx *sql.Tx, repoID int64, repo string, deleting bool) error {
+	return s.lockOf(ctx, tx, "repository "+repo, `SELECT '', write_enabled, delete_enabled FROM repositories WHERE id = ?`, deleting, repoID)
+}
+
+// AttributesUpdate changes some of a repository's, tag's or manifest's attributes; nil stays.
+type AttributesUpdate struct {
+	WriteEnabled, DeleteEnabled, ReadEnabled, ListEnabled *bool
+}
+
+func (u AttributesUpdate) set() (string, []any) {
+	var cols []string
+	var args []any
+	for _, c := range []struct {
+		col string
+		v   *bool
+	}{{"write_enabled", u.WriteEnabled}, {"delete_enabled", u.DeleteEnabled}, {"read_enabled", u.ReadEnabled}, {"list_enabled", u.ListEnabled}} {
+		if c.v != nil {
+			cols = append(cols, c.col+" = ?")
+			args = append(args, boolInt(*c.v))
+		}
+	}
+	return strings.Join(cols, ", "), args
+}
+
+// UpdateAttributes changes the attributes of a repository (tag and digest ""), one of its tags
+// or one of its manifests, and returns them; ErrNotFound if there is no such thing.
+func (s *Store) UpdateAttributes(ctx context.Context, registryID int64, repo, tag string, digest oci.Digest, u AttributesUpdate) (Attributes, error) {
+	var out Attributes
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := s.repoID(ctx, tx, registryID, repo)
+		if err != nil {
+			return err
+		}
+		table, where, key := "repositories", "id = ?", []any{id}
+		switch {
+		case tag != "":
+			table, where, key = "tags", "repository_id = ? AND name = ?", []any{id, tag}
+		case digest != "":
+			table, where, key = "manifests", "repository_id = ? AND digest = ?", []any{id, string(digest)}
+		default:
+			var n int64 // a repository without a manifest is not there for the API
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM manifests WHERE repository_id = ?`), id).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return ErrNotFound
+			}
+		}
+		if cols, args := u.set(); cols != "" {
+			args = append(append(args, s.millis()), key...)
+			if err := s.execOne(ctx, tx, `UPDATE `+table+` SET `+cols+`, updated_at = ? WHERE `+where, args...); err != nil {
+				return err
+			}
+		}
+		var w, d, r, l int64
+		err = tx.QueryRowContext(ctx, s.q(`SELECT `+attributeColumns+` FROM `+table+` WHERE `+where), key...).Scan(&w, &d, &r, &l)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		out = attrs(w, d, r, l)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return out, ErrNotFound
+	}
+	if err != nil {
+		return out, fmt.Errorf("store: attributes of %s: %w", repo, err)
+	}
+	return out, nil
 }

@@ -20,6 +20,9 @@ type Manifest struct {
 	Subject      oci.Digest // empty when the manifest has no subject
 	Annotations  map[string]string
 	CreatedAt    time.Time
+	// Unreadable, set by Manifest and Tag, names what makes the manifest read-disabled here
+	// (the repository, the manifest, or the tag asked for); "" when it may be pulled.
+	Unreadable string
 }
 
 // MissingError reports a manifest that points at content the repository does not hold.
@@ -46,6 +49,16 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 		id, err := s.ensureRepo(ctx, tx, registryID, repo)
 		if err != nil {
 			return err
+		}
+		// Locks, checked in the transaction that writes: a lock set a moment ago holds.
+		if err := s.repoLock(ctx, tx, id, repo, false); err != nil {
+			return err
+		}
+		for _, t := range tags { // a write-disabled tag may not move (pushing its own digest again changes nothing)
+			if err := s.lockOf(ctx, tx, "tag %s of repository "+repo, `SELECT name, write_enabled, 1 FROM tags WHERE repository_id = ? AND name = ? AND digest <> ?`,
+				false, id, t, string(m.Digest)); err != nil {
+				return err
+			}
 		}
 		seen := make(map[oci.Digest]bool, len(blobs)+len(children))
 		for _, list := range []struct {
@@ -109,7 +122,8 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 	})
 	if err != nil {
 		var me *MissingError
-		if errors.As(err, &me) {
+		var le *LockedError
+		if errors.As(err, &me) || errors.As(err, &le) {
 			return err
 		}
 		return fmt.Errorf("store: put manifest %s in %s: %w", m.Digest, repo, err)
@@ -118,6 +132,29 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 }
 
 const manifestColumns = `m.digest, m.media_type, m.artifact_type, m.size, COALESCE(m.subject, ''), COALESCE(m.annotations, ''), m.created_at`
+
+// scanWith is a scanner that reads the manifest columns and then into extra.
+func scanWith(sc scanner, extra ...any) scanner { return extraScanner{sc, extra} }
+
+type extraScanner struct {
+	sc    scanner
+	extra []any
+}
+
+func (e extraScanner) Scan(dest ...any) error { return e.sc.Scan(append(dest, e.extra...)...) }
+
+// unreadable names the first read-disabled of a repository, a manifest and a tag, or "".
+func unreadable(repo string, repoRead int64, manifest string, manifestRead int64, tag string, tagRead int64) string {
+	switch {
+	case repoRead == 0:
+		return "repository " + repo
+	case manifestRead == 0:
+		return manifest
+	case tagRead == 0:
+		return tag
+	}
+	return ""
+}
 
 func scanManifest(sc scanner) (Manifest, error) {
 	var m Manifest
@@ -137,8 +174,10 @@ func scanManifest(sc scanner) (Manifest, error) {
 
 // Manifest returns manifest d of the repository, or ErrNotFound.
 func (s *Store) Manifest(ctx context.Context, registryID int64, repo string, d oci.Digest) (Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repository_id
-		WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?`), registryID, repo, string(d)))
+	var rr, mr int64
+	m, err := scanManifest(scanWith(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+`, r.read_enabled, m.read_enabled FROM manifests m JOIN repositories r ON r.id = m.repository_id
+		WHERE r.registry_id = ? AND r.name = ? AND m.digest = ?`), registryID, repo, string(d)), &rr, &mr))
+	m.Unreadable = unreadable(repo, rr, "manifest "+string(d)+" of repository "+repo, mr, "", 1)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, ErrNotFound
 	}
@@ -150,10 +189,12 @@ func (s *Store) Manifest(ctx context.Context, registryID int64, repo string, d o
 
 // Tag returns the manifest a tag points at, or ErrNotFound.
 func (s *Store) Tag(ctx context.Context, registryID int64, repo, tag string) (Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+` FROM tags t
+	var rr, mr, tr int64
+	m, err := scanManifest(scanWith(s.r.QueryRowContext(ctx, s.q(`SELECT `+manifestColumns+`, r.read_enabled, m.read_enabled, t.read_enabled FROM tags t
 		JOIN repositories r ON r.id = t.repository_id
 		JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-		WHERE r.registry_id = ? AND r.name = ? AND t.name = ?`), registryID, repo, tag))
+		WHERE r.registry_id = ? AND r.name = ? AND t.name = ?`), registryID, repo, tag), &rr, &mr, &tr))
+	m.Unreadable = unreadable(repo, rr, "manifest "+string(m.Digest)+" of repository "+repo, mr, "tag "+tag+" of repository "+repo, tr)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Manifest{}, ErrNotFound
 	}
@@ -163,14 +204,14 @@ func (s *Store) Tag(ctx context.Context, registryID int64, repo, tag string) (Ma
 	return m, nil
 }
 
-// Tags lists up to n tags of the repository after last, in byte order; more reports whether
-// others follow. It returns ErrNotFound for an unknown repository.
+// Tags lists up to n tags of the repository after last, in byte order (list-disabled ones left
+// out); more reports whether others follow. It returns ErrNotFound for an unknown repository.
 func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n int) (tags []string, more bool, err error) {
 	id, err := s.repoID(ctx, s.r, registryID, repo)
 	if err != nil {
 		return nil, false, err
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?`), id, last, n+1)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND name > ? AND list_enabled = 1 ORDER BY name LIMIT ?`), id, last, n+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: tags of %s: %w", repo, err)
 	}
@@ -189,6 +230,15 @@ func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo strin
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		id, err := s.repoID(ctx, tx, registryID, repo)
 		if err != nil {
+			return err
+		}
+		if err := s.repoLock(ctx, tx, id, repo, true); err != nil {
+			return err
+		}
+		if err := s.lockOf(ctx, tx, "manifest %s of repository "+repo, `SELECT digest, write_enabled, delete_enabled FROM manifests WHERE repository_id = ? AND digest = ?`, true, id, string(d)); err != nil {
+			return err
+		}
+		if err := s.lockOf(ctx, tx, "tag %s of repository "+repo, `SELECT name, write_enabled, delete_enabled FROM tags WHERE repository_id = ? AND digest = ?`, true, id, string(d)); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT name FROM tags WHERE repository_id = ? AND digest = ? ORDER BY name`), id, string(d))
@@ -210,8 +260,9 @@ func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo strin
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrNotFound
+	var le *LockedError
+	if errors.Is(err, ErrNotFound) || errors.As(err, &le) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: delete manifest %s from %s: %w", d, repo, err)
@@ -228,14 +279,21 @@ func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag strin
 		if err != nil {
 			return err
 		}
+		if err := s.repoLock(ctx, tx, id, repo, true); err != nil {
+			return err
+		}
+		if err := s.lockOf(ctx, tx, "tag %s of repository "+repo, `SELECT name, write_enabled, delete_enabled FROM tags WHERE repository_id = ? AND name = ?`, true, id, tag); err != nil {
+			return err
+		}
 		err = tx.QueryRowContext(ctx, s.q(`DELETE FROM tags WHERE repository_id = ? AND name = ? RETURNING digest`), id, tag).Scan(&d)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
 		return err
 	})
-	if errors.Is(err, ErrNotFound) {
-		return "", ErrNotFound
+	var le *LockedError
+	if errors.Is(err, ErrNotFound) || errors.As(err, &le) {
+		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: delete tag %s from %s: %w", tag, repo, err)

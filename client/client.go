@@ -27,6 +27,8 @@ type Client struct {
 	// AuthToken is the directory token sent as a bearer token.
 	AuthToken string
 	HTTP      *http.Client
+	// onReply, if set, sees each reply before its body is read (DataPlane reads Link).
+	onReply func(*http.Response)
 }
 
 // New returns a client of the server at baseURL with a directory token (may be empty).
@@ -96,6 +98,9 @@ func (c *Client) send(req *http.Request, out any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if c.onReply != nil {
+		c.onReply(resp)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	if err != nil {
 		return err

@@ -86,3 +86,16 @@ type DeletedRepository struct {
 	ManifestsDeleted []string `json:"manifestsDeleted"`
 	TagsDeleted      []string `json:"tagsDeleted"`
 }
+
+// Usage is az acr show-usage's reply: what a registry holds.
+type Usage struct {
+	Value []UsageItem `json:"value"`
+}
+
+// UsageItem is one figure: Size in bytes, or a count. Limit is null: berth sets no quota.
+type UsageItem struct {
+	Name         string `json:"name"`
+	Limit        *int64 `json:"limit"`
+	CurrentValue int64  `json:"currentValue"`
+	Unit         string `json:"unit"`
+}

@@ -136,6 +136,13 @@ func (c *Client) ListCredentials(ctx context.Context, registry string) (Credenti
 	return out, c.Do(ctx, http.MethodPost, reg(registry)+"/listCredentials", nil, &out)
 }
 
+// RegistryUsage is az acr show-usage: the bytes, repositories, manifests and tags a registry
+// holds.
+func (c *Client) RegistryUsage(ctx context.Context, registry string) (Usage, error) {
+	var out Usage
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/usage", nil, &out)
+}
+
 // CredentialRenew names the admin password to regenerate: password or password2.
 type CredentialRenew struct {
 	Name string `json:"name"`

@@ -115,6 +115,35 @@ func (a *app) authCmd() *cobra.Command {
 	return cmd
 }
 
+// resolveRegistry finds the registry a name or login server (host[:port]) names, as az acr
+// login -n does, and the signed-in server's URL (whose scheme the login server speaks). An
+// identity that may not read the registry's settings gets a warning and a guess.
+func (a *app) resolveRegistry(ctx context.Context, c *client.Client, s session, name string) (client.Registry, *url.URL, error) {
+	su, err := url.Parse(s.Server)
+	if err != nil {
+		return client.Registry{}, nil, err
+	}
+	var reg client.Registry
+	if strings.ContainsAny(name, ".:") { // a login server, as az acr login -n also takes
+		reg, err = registryByLoginServer(ctx, c, name)
+	} else {
+		reg, err = c.Registry(ctx, strings.ToLower(name))
+	}
+	switch {
+	case client.IsStatus(err, http.StatusForbidden) && strings.ContainsAny(name, ".:"):
+		a.warn("cannot list the registries (no control-plane role): using %s as the login server", name)
+		reg = client.Registry{Name: strings.ToLower(name), LoginServer: strings.ToLower(name)}
+	case client.IsStatus(err, http.StatusForbidden):
+		// An identity with data-plane roles only cannot read the registry's settings (az acr
+		// login falls back to the name and the cloud's suffix): assume the server's host.
+		a.warn("cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s", name, su.Host)
+		reg = client.Registry{Name: strings.ToLower(name), LoginServer: su.Host}
+	case err != nil:
+		return reg, nil, &azError{"LOGIN_SERVER_ERROR", fmt.Sprintf("An error occurred while retrieving the login server for registry '%s': %v", name, err)}
+	}
+	return reg, su, nil
+}
+
 // registryByLoginServer is the registry whose login server is ls (case aside; a login server
 // given without a port matches one with the port of the server's address, and the reverse).
 func registryByLoginServer(ctx context.Context, c *client.Client, ls string) (client.Registry, error) {
@@ -199,27 +228,9 @@ func (a *app) loginCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			su, err := url.Parse(s.Server)
+			reg, su, err := a.resolveRegistry(ctx, c, s, name)
 			if err != nil {
 				return err
-			}
-			var reg client.Registry
-			if strings.ContainsAny(name, ".:") { // a login server, as az acr login -n also takes
-				reg, err = registryByLoginServer(ctx, c, name)
-			} else {
-				reg, err = c.Registry(ctx, strings.ToLower(name))
-			}
-			switch {
-			case client.IsStatus(err, http.StatusForbidden) && strings.ContainsAny(name, ".:"):
-				a.warn("cannot list the registries (no control-plane role): using %s as the login server", name)
-				reg = client.Registry{Name: strings.ToLower(name), LoginServer: strings.ToLower(name)}
-			case client.IsStatus(err, http.StatusForbidden):
-				// An identity with data-plane roles only cannot read the registry's settings (az acr
-				// login falls back to the name and the cloud's suffix): assume the server's host.
-				a.warn("cannot read the settings of registry '%s' (no control-plane role on it): assuming its login server is %s", name, su.Host)
-				reg = client.Registry{Name: strings.ToLower(name), LoginServer: su.Host}
-			case err != nil:
-				return &azError{"LOGIN_SERVER_ERROR", fmt.Sprintf("An error occurred while retrieving the login server for registry '%s': %v", name, err)}
 			}
 			if user != "" {
 				if password == "" {

@@ -48,6 +48,16 @@ var azOnly = map[string]string{
 	"passwordCredentials[].secretText":          "null in az's listing; a secret is shown once, when made",
 }
 
+// notYet are the fields az prints that berth does not have yet, each with what brings it.
+var notYet = map[string]string{
+	"[].architecture":    "the platform is not read from the image's config at push yet (issue 19's import brings config parsing)",
+	"[].os":              "the platform is not read from the image's config at push yet (issue 19's import brings config parsing)",
+	"[].configMediaType": "the config's media type is not recorded at push yet",
+	"architecture":       "the platform is not read from the image's config at push yet",
+	"os":                 "the platform is not read from the image's config at push yet",
+	"configMediaType":    "the config's media type is not recorded at push yet",
+}
+
 // kind is a JSON value's kind; null is "null".
 func kind(v any) string {
 	switch v.(type) {
@@ -102,6 +112,9 @@ func compareShapes(az, berth map[string]map[string]bool) []string {
 		if _, ok := azOnly[path]; ok || excludedParent(path) {
 			continue
 		}
+		if _, ok := notYet[path]; ok {
+			continue
+		}
 		got, ok := berth[path]
 		if !ok {
 			bad = append(bad, path+": missing")
@@ -145,6 +158,8 @@ func TestAzShapes(t *testing.T) {
 	c.must("", "role", "assignment", "create", "--assignee", "alice", "--role", "AcrPull", "--scope", "/registries/default", "-o", "none")
 	var sp struct{ AppID string }
 	json.Unmarshal([]byte(c.must("", "sp", "create", "-n", "ci-robot")), &sp)
+	pushImage(t, s, "hello-world", "v1", "one")
+	pushImage(t, s, "hello-world", "v2", "two")
 	for _, tc := range []struct {
 		az   string
 		args []string
@@ -162,6 +177,10 @@ func TestAzShapes(t *testing.T) {
 		{"ad-sp-create-for-rbac", []string{"sp", "create", "-n", "another-robot"}},
 		{"ad-sp-show", []string{"sp", "show", "--id", sp.AppID}},
 		{"acr-login-expose-token", []string{"login", "-n", "default", "--expose-token"}},
+		{"repository-show", []string{"repository", "show", "-n", "default", "--repository", "hello-world"}},
+		{"repository-show-tags-detail", []string{"repository", "show-tags", "-n", "default", "--repository", "hello-world", "--detail"}},
+		{"manifest-list-metadata", []string{"manifest", "list-metadata", "-r", "default", "-n", "hello-world"}},
+		{"show-usage", []string{"registry", "show-usage", "-n", "default"}},
 	} {
 		name := strings.Join(tc.args[:2], "-")
 		t.Run(name, func(t *testing.T) {

@@ -91,6 +91,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"PATCH /mgmt/v1/registries/{registry}":                  {policy.PermRegistryWrite, h.updateRegistry},
 		"DELETE /mgmt/v1/registries/{registry}":                 {policy.PermRegistryDelete, h.deleteRegistry},
 		"GET /mgmt/v1/registries/{registry}/credentials":        {policy.PermCredentialsRead, h.showCredentials},
+		"GET /mgmt/v1/registries/{registry}/usage":              {policy.PermRegistryRead, h.showUsage},
 		"POST /mgmt/v1/registries/{registry}/credentials/renew": {policy.PermCredentialsWrite, h.renewCredential},
 		"POST /mgmt/v1/registries/{registry}/listCredentials":   {policy.PermCredentialsList, h.listCredentials},
 

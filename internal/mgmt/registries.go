@@ -273,3 +273,22 @@ func canonicalLoginServer(v string) (string, error) {
 
 // hostName is a DNS name: labels of letters, digits and dashes, not starting or ending with a dash.
 var hostName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// showUsage is az acr show-usage: what the registry holds (berth sets no quota: limit null).
+func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+	reg, err := h.registry(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	u, err := h.Store.RegistryUsage(r.Context(), reg.ID)
+	if err != nil {
+		return err
+	}
+	return reply(w, http.StatusOK, client.Usage{Value: []client.UsageItem{
+		{Name: "Size", CurrentValue: u.Bytes, Unit: "Bytes"},
+		{Name: "Repositories", CurrentValue: u.Repositories, Unit: "Count"},
+		{Name: "Manifests", CurrentValue: u.Manifests, Unit: "Count"},
+		{Name: "Tags", CurrentValue: u.Tags, Unit: "Count"},
+		{Name: "Webhooks", CurrentValue: 0, Unit: "Count"},
+	}})
+}

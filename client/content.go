@@ -61,8 +61,10 @@ type ManifestAttributes struct {
 	CreatedTime    string `json:"createdTime"`
 	LastUpdateTime string `json:"lastUpdateTime"`
 	MediaType      string `json:"mediaType"`
-	// ArtifactType is berth's: the OCI artifact type, when the manifest has one.
+	// ArtifactType and Subject are berth's: the OCI artifact type, and the manifest a referrer
+	// (a signature, an SBOM) refers to.
 	ArtifactType         string               `json:"artifactType,omitempty"`
+	Subject              string               `json:"subject,omitempty"`
 	Tags                 []string             `json:"tags"`
 	ChangeableAttributes ChangeableAttributes `json:"changeableAttributes"`
 }

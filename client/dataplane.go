@@ -279,3 +279,30 @@ func (d *DataPlane) UpdateManifest(ctx context.Context, repo, digest string, u C
 	_, err := d.do(ctx, http.MethodPatch, acrPath(repo)+"/_manifests/"+url.PathEscape(digest), repoScope(repo, "metadata_write"), u, &out)
 	return out.Manifest, err
 }
+
+// ManifestChildren lists the manifests an index (or manifest list) names, read through /v2/.
+func (d *DataPlane) ManifestChildren(ctx context.Context, repo, digest string) ([]string, error) {
+	var idx struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+	}
+	tok, err := d.token(ctx, repoScope(repo, "pull"))
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.Base+"/v2/"+repo+"/manifests/"+digest, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json")
+	if err := d.client().send(req, &idx); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(idx.Manifests))
+	for _, m := range idx.Manifests {
+		out = append(out, m.Digest)
+	}
+	return out, nil
+}

@@ -276,7 +276,7 @@ func (a acrReply) tag() error {
 
 func manifestJSON(m store.ManifestInfo) client.ManifestAttributes {
 	return client.ManifestAttributes{Digest: string(m.Digest), ImageSize: m.ImageSize, CreatedTime: acrTime(m.CreatedAt), LastUpdateTime: acrTime(m.UpdatedAt),
-		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Tags: m.Tags, ChangeableAttributes: changeable(m.Attributes)}
+		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Subject: string(m.Subject), Tags: m.Tags, ChangeableAttributes: changeable(m.Attributes)}
 }
 
 func (a acrReply) manifests() error {

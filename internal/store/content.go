@@ -429,8 +429,12 @@ func (s *Store) UpdateAttributes(ctx context.Context, registryID int64, repo, ta
 			}
 		}
 		if cols, args := u.set(); cols != "" {
-			args = append(append(args, s.millis()), key...)
-			if err := s.execOne(ctx, tx, `UPDATE `+table+` SET `+cols+`, updated_at = ? WHERE `+where, args...); err != nil {
+			// A tag's times are its pushes (listings by time, purge's age): a lock leaves them.
+			if table != "tags" {
+				cols += ", updated_at = ?"
+				args = append(args, s.millis())
+			}
+			if err := s.execOne(ctx, tx, `UPDATE `+table+` SET `+cols+` WHERE `+where, append(args, key...)...); err != nil {
 				return err
 			}
 		}

@@ -90,6 +90,16 @@ func TestContentCommands(t *testing.T) {
 	if got := tsv("repository", "update", "-n", "default", "--image", "team/app:v1", "--write-enabled", "false", "--query", "changeableAttributes.writeEnabled"); got != "false" {
 		t.Errorf("repository update --write-enabled false = %q", got)
 	}
+	// explain names the lock, which refuses the owner too.
+	if got := tsv("explain", "-n", "default", "--identity", "owner", "--repository", "team/app:v1", "--action", "push", "--query", "{a: allowed, c: decision.code}"); got != "false\tlocked" {
+		t.Errorf("explain of a push to the locked tag = %q", got)
+	}
+	if out := c.must("", "explain", "-n", "default", "--identity", "owner", "--repository", "team/app:v1", "--action", "delete"); !strings.Contains(out, "the tag v1 of repository team/app is write-disabled") {
+		t.Errorf("explain's text for a delete of the locked tag:\n%s", out)
+	}
+	if got := tsv("explain", "-n", "default", "--identity", "owner", "--repository", "team/app:v2", "--action", "push", "--query", "allowed"); got != "true" {
+		t.Errorf("explain of a push to an unlocked tag = %q", got)
+	}
 	if _, err := c.run("", "repository", "untag", "-n", "default", "--image", "team/app:v1"); err == nil || !strings.Contains(err.Error(), "disallowed") || !strings.Contains(err.Error(), "write-disabled") {
 		t.Errorf("untag of a write-disabled tag: %v", err)
 	}

@@ -351,7 +351,9 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p access.Princ
 	if action == "catalog" {
 		action = policy.ActionCatalog
 	}
-	res := policy.Resource{Registry: reg.Name, Type: policy.TypeRepository, Name: q.Get("repository")}
+	// repository may name a tag or a manifest (REPO:TAG, REPO@DIGEST): their locks are explained too.
+	repo, tag, digest := splitRef(q.Get("repository"))
+	res := policy.Resource{Registry: reg.Name, Type: policy.TypeRepository, Name: repo}
 	switch {
 	case action == policy.ActionCatalog:
 		res = policy.Resource{Registry: reg.Name, Type: policy.TypeRegistry, Name: "catalog"}
@@ -379,7 +381,86 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p access.Princ
 			return invalid("ip %q is not an IP address", s)
 		}
 	}
-	return reply(w, http.StatusOK, toExplanation(h.Policy.Explain(who, action, res, ip)))
+	if digest != "" {
+		if _, err := oci.ParseDigest(digest); err != nil {
+			return invalid("repository: %v", err)
+		}
+	}
+	out := toExplanation(h.Policy.Explain(who, action, res, ip))
+	if res.Type == policy.TypeRepository {
+		if err := h.explainLocks(ctx, reg, action, repo, tag, oci.Digest(digest), &out); err != nil {
+			return err
+		}
+	}
+	return reply(w, http.StatusOK, out)
+}
+
+// splitRef reads REPO, REPO:TAG or REPO@DIGEST.
+func splitRef(s string) (repo, tag, digest string) {
+	if r, d, ok := strings.Cut(s, "@"); ok {
+		return r, "", d
+	}
+	if i := strings.LastIndexByte(s, ':'); i > 0 && !strings.Contains(s[i:], "/") {
+		return s[:i], s[i+1:], ""
+	}
+	return s, "", ""
+}
+
+// explainLocks adds to an explanation the locks (ACR's changeable attributes) that refuse the
+// action for everyone, whatever the policy says: the repository's, the tag's, the manifest's.
+func (h *Handler) explainLocks(ctx context.Context, reg store.Registry, action policy.Action, repo, tag string, digest oci.Digest, out *client.Explanation) error {
+	type lock struct {
+		what string
+		a    store.Attributes
+	}
+	var locks []lock
+	info, err := h.Store.RepositoryInfo(ctx, reg.ID, repo)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil // nothing stored: nothing locked
+	case err != nil:
+		return err
+	}
+	locks = append(locks, lock{"repository " + repo, info.Attributes})
+	if tag != "" {
+		if t, err := h.Store.TagInfo(ctx, reg.ID, repo, tag); err == nil {
+			locks = append(locks, lock{"tag " + tag + " of repository " + repo, t.Attributes})
+			if digest == "" {
+				digest = t.Digest
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if digest != "" && (action == policy.ActionDelete || action == policy.ActionPull) {
+		if m, err := h.Store.ManifestInfo(ctx, reg.ID, repo, digest); err == nil {
+			locks = append(locks, lock{"manifest " + string(digest) + " of repository " + repo, m.Attributes})
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	for _, l := range locks {
+		var attr, refuses string
+		switch {
+		case action == policy.ActionPush && !l.a.WriteEnabled:
+			attr, refuses = "write", "pushes and deletes"
+		case action == policy.ActionDelete && !l.a.WriteEnabled:
+			attr, refuses = "write", "pushes and deletes"
+		case action == policy.ActionDelete && !l.a.DeleteEnabled:
+			attr, refuses = "delete", "deletes"
+		case action == policy.ActionPull && !l.a.ReadEnabled:
+			attr, refuses = "read", "pulls"
+		}
+		if attr == "" {
+			continue
+		}
+		reason := fmt.Sprintf("the %s is %s-disabled: %s are refused for everyone, whatever their roles (berth repository update … --%s-enabled true lifts it)", l.what, attr, refuses, attr)
+		out.Steps = append(out.Steps, client.Step{Source: "lock", Ref: l.what, Matched: true, Detail: reason})
+		out.Allowed = false
+		out.Decision = client.Decision{Allow: false, Code: "locked", Reason: reason}
+		return nil
+	}
+	return nil
 }
 
 // toExplanation is an explanation as the API shows it.

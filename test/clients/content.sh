@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Issue 19's content scenario with real clients, against a berth of its own: crane, oras and
+# skopeo push; berth repository and berth manifest list, show, untag and delete what they pushed
+# (the catalog forgets an emptied repository); a write-disabled tag refuses crane's push with
+# ACR's message, a delete-disabled manifest survives crane delete and berth purge; docker login
+# with a repository token reads metadata within its scope map only.
+# Needs BERTH (the berth binary), and docker crane skopeo oras curl on PATH.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${BERTH:?set BERTH to the berth binary}"
+WORK=$(mktemp -d)
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+cd "$WORK"
+export HOME=$WORK/home BERTH_CONFIG_DIR=$WORK/berth DOCKER_CONFIG=$WORK/docker
+export REGISTRY_AUTH_FILE=$DOCKER_CONFIG/config.json
+mkdir -p "$HOME" "$DOCKER_CONFIG"
+OWNER_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/serve.log" 2>&1 &
+SERVER_PID=$!
+REG=
+for _ in $(seq 100); do
+	REG=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | head -n 1)
+	[ -n "$REG" ] && curl -fsS "http://$REG/readyz" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+[ -n "$REG" ] || { echo "berth did not start"; cat "$WORK/serve.log"; exit 1; }
+source "$HERE/lib.sh"
+head -c 50000 /dev/urandom >rand.bin && tar -cf layer.tar rand.bin
+head -c 50000 /dev/urandom >rand2.bin && tar -cf layer2.tar rand2.bin
+
+step "owner signs in; docker logs in as the admin user" bash -c "
+	printf '%s' '$OWNER_PASSWORD' | '$BERTH' auth login --server http://$REG -u owner --password-stdin -o none &&
+	'$BERTH' registry update -n default --admin-enabled -o none --only-show-errors &&
+	'$BERTH' credential show -n default --query 'passwords[0].value' -o tsv | docker login $REG -u default --password-stdin"
+
+pushes() {
+	push team/app:v1 && push team/app:v2 &&
+	skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$REG/team/app:v1" "docker://$REG/team/copy:v1" &&
+	echo hello >hello.txt && oras push --plain-http "$REG/team/notes:v1" hello.txt:text/plain &&
+	[ "$(berth repository list -n default -o tsv | tr '\n' ' ')" = "team/app team/copy team/notes " ] &&
+	[ "$(berth repository show-tags -n default --repository team/app -o tsv | tr '\n' ' ')" = "v1 v2 " ] &&
+	[ "$(berth repository show -n default --repository team/app --query tagCount -o tsv)" = 2 ] &&
+	[ "$(berth manifest show-metadata -r default -n team/notes:v1 --query 'tags[0]' -o tsv)" = v1 ] &&
+	[ "$(berth manifest show-metadata -r default -n team/app:v1 --query digest -o tsv)" = "$(crane digest --insecure "$REG/team/app:v1")" ]
+}
+step "crane, skopeo and oras push; berth repository list, show-tags, show and manifest show-metadata see it" pushes
+
+write_lock() {
+	berth repository update -n default --image team/app:v1 --write-enabled false -o none &&
+	out=$(crane append --insecure --oci-empty-base -f layer2.tar -t "$REG/team/app:v1" 2>&1); rc=$?
+	[ $rc -ne 0 ] && echo "$out" | grep -q 'REGISTRY_DISALLOWED_OPERATION' &&
+	echo "$out" | grep -q 'The operation is disallowed on this registry, repository or image' &&
+	echo "$out" | grep -q 'tag v1 of repository team/app is write-disabled' &&
+	push team/app:v3 &&
+	berth explain -n default --identity owner --repository team/app:v1 --action push | grep -q 'write-disabled'
+}
+step "a write-disabled tag refuses crane's push with ACR's message; other tags move; explain says why" write_lock
+
+delete_lock() {
+	local d
+	d=$(crane digest --insecure "$REG/team/app:v2") &&
+	berth repository update -n default --image "team/app@$d" --delete-enabled false -o none &&
+	expect_refusal 'REGISTRY_DISALLOWED_OPERATION' crane delete --insecure "$REG/team/app@$d" &&
+	berth purge -n default --filter 'team/app:.*' --ago 0d --untagged --only-show-errors -o none &&
+	crane manifest --insecure "$REG/team/app@$d" >/dev/null &&
+	[ "$(berth manifest list-metadata -r default -n team/app --query "[?digest=='$d'] | length(@)" -o tsv)" = 1 ]
+}
+step "a delete-disabled manifest survives crane delete and berth purge" delete_lock
+
+untag_delete() {
+	berth repository untag -n default --image team/copy:v1 &&
+	expect_refusal 'MANIFEST_UNKNOWN\|not found\|404' crane manifest --insecure "$REG/team/copy:v1" &&
+	berth manifest delete -r default -n "team/copy@$(berth manifest list-metadata -r default -n team/copy --query '[0].digest' -o tsv)" --yes &&
+	! berth repository list -n default -o tsv | grep -qx team/copy &&
+	! crane catalog --insecure "$REG" | grep -qx team/copy &&
+	berth repository delete -n default --repository team/notes --yes &&
+	expect_refusal 'NAME_UNKNOWN\|not found\|404' oras pull --plain-http "$REG/team/notes:v1"
+}
+step "untag, manifest delete, repository delete: the emptied repositories leave the catalog (crane catalog too)" untag_delete
+
+token_scope() {
+	local pw
+	pw=$(berth token create -n meta-reader -r default --repository team/app content/read metadata/read \
+		--query 'credentials.passwords[0].value' -o tsv --only-show-errors) &&
+	[ "$(berth repository show-tags -n "http://$REG" -u meta-reader -p "$pw" --repository team/app -o tsv | head -1)" = v1 ] &&
+	expect_refusal 'DENIED' berth repository show -n "http://$REG" -u meta-reader -p "$pw" --repository team/other &&
+	expect_refusal 'DENIED' berth repository untag -n "http://$REG" -u meta-reader -p "$pw" --image team/app:v3
+}
+step "a repository token reads metadata in its scope map only, and cannot untag" token_scope
+
+echo "content scenario: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

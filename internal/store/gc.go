@@ -32,10 +32,13 @@ func (s *Store) checkTombstone(ctx context.Context, tx *sql.Tx, d oci.Digest) er
 // progress, whose manifest is yet to come).
 func (s *Store) referenced(ctx context.Context, q rowQuerier, d oci.Digest, linkedSince time.Time) (bool, error) {
 	var one int
+	// Soft-deleted manifests keep what they are and reference, until they are purged.
 	err := q.QueryRowContext(ctx, s.q(`SELECT 1 WHERE EXISTS (SELECT 1 FROM manifests WHERE digest = ?)
 		OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?)
-		OR EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ? AND created_at >= ?)`),
-		string(d), string(d), string(d), linkedSince.UnixMilli()).Scan(&one)
+		OR EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ? AND created_at >= ?)
+		OR EXISTS (SELECT 1 FROM deleted_manifests WHERE digest = ?)
+		OR EXISTS (SELECT 1 FROM deleted_manifest_references WHERE child = ?)`),
+		string(d), string(d), string(d), linkedSince.UnixMilli(), string(d), string(d)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

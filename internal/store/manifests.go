@@ -112,9 +112,23 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 			}
 		}
 		for _, t := range tags {
+			var old string
+			if err := tx.QueryRowContext(ctx, s.q(`SELECT digest FROM tags WHERE repository_id = ? AND name = ?`), id, t).Scan(&old); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repository_id, name, digest, updated_at, created_at) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
 				id, t, string(m.Digest), now, now); err != nil {
+				return err
+			}
+			if old != "" && old != string(m.Digest) { // the tag moved: its old manifest may be untagged now
+				if err := s.markUntagged(ctx, tx, id, old, now); err != nil {
+					return err
+				}
+			}
+		}
+		if len(tags) > 0 {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE manifests SET untagged_at = 0 WHERE repository_id = ? AND digest = ?`), id, string(m.Digest)); err != nil {
 				return err
 			}
 		}
@@ -248,6 +262,9 @@ func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo strin
 		if tags, err = scanStrings(rows); err != nil {
 			return err
 		}
+		if err := s.softDelete(ctx, tx, registryID, id, repo, []string{string(d)}); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tags WHERE repository_id = ? AND digest = ?`), id, string(d)); err != nil {
 			return err
 		}
@@ -289,7 +306,10 @@ func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag strin
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.markUntagged(ctx, tx, id, d, s.millis())
 	})
 	var le *LockedError
 	if errors.Is(err, ErrNotFound) || errors.As(err, &le) {

@@ -29,6 +29,19 @@ type Registry struct {
 	DefaultAction       string
 	NetworkRules        []NetworkRule
 	CreatedAt           time.Time
+	// Retention deletes untagged manifests Days after they lost their last tag; SoftDelete keeps
+	// deleted manifests, restorable, for Days.
+	Retention, SoftDelete ContentPolicy
+}
+
+// DefaultPolicyDays is the days of a new registry's retention and soft-delete policies (off).
+const DefaultPolicyDays = 7
+
+// ContentPolicy is a registry's retention or soft-delete policy.
+type ContentPolicy struct {
+	Enabled   bool
+	Days      int
+	UpdatedAt time.Time // zero: never changed
 }
 
 // The role assignment modes.
@@ -54,7 +67,8 @@ type NetworkRule struct {
 }
 
 const registryColumns = `id, name, COALESCE(login_server, ''), is_default, admin_enabled, role_assignment_mode,
-	anonymous_pull_enabled, anonymous_pull_repositories, public_network_access, default_action, created_at`
+	anonymous_pull_enabled, anonymous_pull_repositories, public_network_access, default_action, created_at,
+	retention_enabled, retention_days, retention_updated_at, soft_delete_enabled, soft_delete_days, soft_delete_updated_at`
 
 // EnsureDefaultRegistry returns the default registry, creating it with the given name on an
 // empty database.
@@ -110,7 +124,8 @@ func (s *Store) createRegistry(ctx context.Context, tx *sql.Tx, name, loginServe
 		return Registry{}, err
 	}
 	return Registry{ID: id, Name: name, LoginServer: strings.ToLower(loginServer), Default: def, RoleAssignmentMode: ModeRBAC,
-		PublicNetworkAccess: true, DefaultAction: ActionAllow, CreatedAt: time.UnixMilli(now)}, nil
+		PublicNetworkAccess: true, DefaultAction: ActionAllow, CreatedAt: time.UnixMilli(now),
+		Retention: ContentPolicy{Days: DefaultPolicyDays}, SoftDelete: ContentPolicy{Days: DefaultPolicyDays}}, nil
 }
 
 // RegistryByName returns the named registry, or ErrNotFound.
@@ -166,6 +181,9 @@ type RegistryUpdate struct {
 	AnonymousPullRepositories *[]string
 	PublicNetworkAccess       *bool
 	DefaultAction             *string
+	// The retention and soft-delete policies; nil fields stay.
+	RetentionEnabled, SoftDeleteEnabled *bool
+	RetentionDays, SoftDeleteDays       *int
 }
 
 // UpdateRegistry changes a registry's settings and returns it.
@@ -197,6 +215,12 @@ func (s *Store) UpdateRegistry(ctx context.Context, name string, u RegistryUpdat
 			{"anonymous_pull_repositories", u.AnonymousPullRepositories != nil, func() any { return strings.Join(*u.AnonymousPullRepositories, " ") }},
 			{"public_network_access", u.PublicNetworkAccess != nil, func() any { return boolInt(*u.PublicNetworkAccess) }},
 			{"default_action", u.DefaultAction != nil, func() any { return *u.DefaultAction }},
+			{"retention_enabled", u.RetentionEnabled != nil, func() any { return boolInt(*u.RetentionEnabled) }},
+			{"retention_days", u.RetentionDays != nil, func() any { return *u.RetentionDays }},
+			{"retention_updated_at", u.RetentionEnabled != nil || u.RetentionDays != nil, func() any { return s.millis() }},
+			{"soft_delete_enabled", u.SoftDeleteEnabled != nil, func() any { return boolInt(*u.SoftDeleteEnabled) }},
+			{"soft_delete_days", u.SoftDeleteDays != nil, func() any { return *u.SoftDeleteDays }},
+			{"soft_delete_updated_at", u.SoftDeleteEnabled != nil || u.SoftDeleteDays != nil, func() any { return s.millis() }},
 		} {
 			if c.set {
 				if err := set(c.column, c.value()); err != nil {
@@ -253,10 +277,19 @@ type scanner interface{ Scan(...any) error }
 
 func scanRegistry(sc scanner, r *Registry) error {
 	var def, admin, anon, public int
-	var created int64
+	var created, retOn, retDays, retAt, sdOn, sdDays, sdAt int64
 	var repos string
-	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def, &admin, &r.RoleAssignmentMode, &anon, &repos, &public, &r.DefaultAction, &created); err != nil {
+	if err := sc.Scan(&r.ID, &r.Name, &r.LoginServer, &def, &admin, &r.RoleAssignmentMode, &anon, &repos, &public, &r.DefaultAction, &created,
+		&retOn, &retDays, &retAt, &sdOn, &sdDays, &sdAt); err != nil {
 		return err
+	}
+	r.Retention = ContentPolicy{Enabled: retOn == 1, Days: int(retDays)}
+	r.SoftDelete = ContentPolicy{Enabled: sdOn == 1, Days: int(sdDays)}
+	if retAt > 0 {
+		r.Retention.UpdatedAt = time.UnixMilli(retAt)
+	}
+	if sdAt > 0 {
+		r.SoftDelete.UpdatedAt = time.UnixMilli(sdAt)
 	}
 	r.Default, r.AdminEnabled, r.CreatedAt = def == 1, admin == 1, time.UnixMilli(created)
 	r.AnonymousPullEnabled, r.PublicNetworkAccess = anon == 1, public == 1

@@ -102,3 +102,157 @@ func runContent(t *testing.T, setup func(t *testing.T) (*store.Store, store.Regi
 		}
 	})
 }
+
+// runSoftDelete tests soft delete, restore, purge, retention candidates and job leases.
+func runSoftDelete(t *testing.T, setup func(t *testing.T) (*store.Store, store.Registry)) {
+	ctx := context.Background()
+	dg := func(s string) oci.Digest { return oci.FromBytes(oci.SHA256, []byte(s)) }
+	on, days := true, 3
+
+	t.Run("SoftDeleteAndRestore", func(t *testing.T) {
+		s, reg := setup(t)
+		if _, err := s.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{SoftDeleteEnabled: &on, SoftDeleteDays: &days}); err != nil {
+			t.Fatal(err)
+		}
+		s.LinkBlob(ctx, reg.ID, "app", dg("layer"), 500)
+		m := store.Manifest{Digest: dg("m"), MediaType: oci.MediaTypeImageManifest, Size: 50}
+		if err := s.PutManifest(ctx, reg.ID, "app", m, []oci.Digest{dg("layer")}, nil, []string{"v1", "latest"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.DeleteRepository(ctx, reg.ID, "app"); err != nil {
+			t.Fatal(err)
+		}
+		repos, err := s.DeletedRepositories(ctx, reg.ID)
+		if err != nil || !slices.Equal(repos, []string{"app"}) {
+			t.Fatalf("DeletedRepositories = %v, %v", repos, err)
+		}
+		del, err := s.DeletedManifests(ctx, reg.ID, "app", 10)
+		if err != nil || len(del) != 1 || del[0].Digest != m.Digest || !slices.Equal(del[0].Tags, []string{"latest", "v1"}) ||
+			del[0].PurgeAt.Sub(del[0].DeletedAt) != 72*time.Hour {
+			t.Fatalf("DeletedManifests = %+v, %v", del, err)
+		}
+		// What it references stays referenced: garbage collection keeps the layer.
+		if got, err := s.MarkUnreferenced(ctx, []oci.Digest{dg("layer"), m.Digest}, time.Now().Add(time.Hour), true); err != nil || len(got) != 0 {
+			t.Errorf("a soft-deleted manifest's digests are collectable: %v, %v", got, err)
+		}
+		if _, err := s.RestoreManifest(ctx, reg.ID, "app", dg("other"), "", false); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("restoring what was never deleted: %v", err)
+		}
+		if _, err := s.RestoreManifest(ctx, reg.ID, "app", m.Digest, "v1", false); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Tag(ctx, reg.ID, "app", "v1"); err != nil || got.Digest != m.Digest {
+			t.Errorf("the restored tag: %+v, %v", got, err)
+		}
+		if _, err := s.Blob(ctx, reg.ID, "app", dg("layer")); err != nil {
+			t.Errorf("the restored manifest's layer is not linked again: %v", err)
+		}
+		if del, _ := s.DeletedManifests(ctx, reg.ID, "app", 10); len(del) != 0 {
+			t.Errorf("still soft-deleted after the restore: %+v", del)
+		}
+		// A restore to a tag now taken needs force.
+		other := store.Manifest{Digest: dg("m2"), MediaType: oci.MediaTypeImageManifest, Size: 50}
+		if err := s.PutManifest(ctx, reg.ID, "app", other, []oci.Digest{dg("layer")}, nil, []string{"v2"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteManifest(ctx, reg.ID, "app", m.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RestoreManifest(ctx, reg.ID, "app", m.Digest, "v2", false); !errors.Is(err, store.ErrTagTaken) {
+			t.Errorf("restore onto a taken tag: %v", err)
+		}
+		if _, err := s.RestoreManifest(ctx, reg.ID, "app", m.Digest, "v2", true); err != nil {
+			t.Errorf("forced restore: %v", err)
+		}
+		// Purged when the time is up.
+		if _, err := s.DeleteManifest(ctx, reg.ID, "app", m.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.PurgeDeleted(ctx, time.Now()); err != nil || n != 0 {
+			t.Errorf("purged early: %d, %v", n, err)
+		}
+		if n, err := s.PurgeDeleted(ctx, time.Now().Add(73*time.Hour)); err != nil || n != 1 {
+			t.Errorf("purge after three days: %d, %v", n, err)
+		}
+		// Off, a delete is final.
+		off := false
+		if _, err := s.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{SoftDeleteEnabled: &off}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteManifest(ctx, reg.ID, "app", other.Digest); err != nil {
+			t.Fatal(err)
+		}
+		if del, _ := s.DeletedManifests(ctx, reg.ID, "app", 10); len(del) != 0 {
+			t.Errorf("soft-deleted with the policy off: %+v", del)
+		}
+	})
+
+	t.Run("RetentionCandidates", func(t *testing.T) {
+		s, reg := setup(t)
+		zero := 0
+		if _, err := s.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{RetentionEnabled: &on, RetentionDays: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		put := func(name string, children []oci.Digest, subject oci.Digest, tags ...string) oci.Digest {
+			m := store.Manifest{Digest: dg(name), MediaType: oci.MediaTypeImageManifest, Size: 10, Subject: subject}
+			if err := s.PutManifest(ctx, reg.ID, "app", m, nil, children, tags); err != nil {
+				t.Fatal(err)
+			}
+			return m.Digest
+		}
+		old := put("old", nil, "", "v1")
+		put("new", nil, "", "v1")          // v1 moves: old lost its last tag
+		child := put("child", nil, "", "c") // named by an index below
+		put("index", []oci.Digest{child}, "", "idx")
+		if _, err := s.DeleteTag(ctx, reg.ID, "app", "c"); err != nil {
+			t.Fatal(err)
+		}
+		sig := put("sig", nil, dg("new"), "s") // a referrer of a manifest still there
+		if _, err := s.DeleteTag(ctx, reg.ID, "app", "s"); err != nil {
+			t.Fatal(err)
+		}
+		locked := put("locked", nil, "", "l")
+		if _, err := s.DeleteTag(ctx, reg.ID, "app", "l"); err != nil {
+			t.Fatal(err)
+		}
+		f := false
+		if _, err := s.UpdateAttributes(ctx, reg.ID, "app", "", locked, store.AttributesUpdate{DeleteEnabled: &f}); err != nil {
+			t.Fatal(err)
+		}
+		put("never-tagged", nil, "") // pushed by digest: not "untagged" (an index child, a referrer…)
+		got, err := s.RetentionCandidates(ctx, time.Now().Add(time.Second), 100)
+		if err != nil || len(got) != 1 || got[0].Digest != old || got[0].Repository != "app" || got[0].Registry != reg.Name {
+			t.Errorf("RetentionCandidates = %+v, %v; want old only (not %s, %s, %s)", got, err, child, sig, locked)
+		}
+		week := 7
+		if _, err := s.UpdateRegistry(ctx, reg.Name, store.RegistryUpdate{RetentionDays: &week}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.RetentionCandidates(ctx, time.Now().Add(time.Second), 100); len(got) != 0 {
+			t.Errorf("with 7 days, nothing is due yet: %+v", got)
+		}
+		if got, _ := s.RetentionCandidates(ctx, time.Now().Add(8*24*time.Hour), 100); len(got) != 1 {
+			t.Errorf("8 days later: %+v", got)
+		}
+	})
+
+	t.Run("JobLeases", func(t *testing.T) {
+		s, _ := setup(t)
+		now := time.Now()
+		if ok, err := s.TryLease(ctx, "retention", "a", now, time.Minute); err != nil || !ok {
+			t.Fatalf("a takes the free lease: %v %v", ok, err)
+		}
+		if ok, _ := s.TryLease(ctx, "retention", "b", now.Add(30*time.Second), time.Minute); ok {
+			t.Error("b took a's running lease")
+		}
+		if ok, _ := s.TryLease(ctx, "retention", "a", now.Add(30*time.Second), time.Minute); !ok {
+			t.Error("a cannot renew its own lease")
+		}
+		if ok, _ := s.TryLease(ctx, "retention", "b", now.Add(2*time.Minute), time.Minute); !ok {
+			t.Error("b cannot take an expired lease")
+		}
+		if ok, _ := s.TryLease(ctx, "purge", "a", now, time.Minute); !ok {
+			t.Error("another job's lease is separate")
+		}
+	})
+}

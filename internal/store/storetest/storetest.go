@@ -272,5 +272,6 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	})
 	runIdentities(t, setup)
 	runContent(t, setup)
+	runSoftDelete(t, setup)
 	runAccessAndEvents(t, setup)
 }

@@ -201,7 +201,7 @@ func runSoftDelete(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 			return m.Digest
 		}
 		old := put("old", nil, "", "v1")
-		put("new", nil, "", "v1")          // v1 moves: old lost its last tag
+		put("new", nil, "", "v1")           // v1 moves: old lost its last tag
 		child := put("child", nil, "", "c") // named by an index below
 		put("index", []oci.Digest{child}, "", "idx")
 		if _, err := s.DeleteTag(ctx, reg.ID, "app", "c"); err != nil {

@@ -101,3 +101,38 @@ type UsageItem struct {
 	CurrentValue int64  `json:"currentValue"`
 	Unit         string `json:"unit"`
 }
+
+// DeletedManifest is a soft-deleted manifest: az acr manifest list-deleted's items.
+type DeletedManifest struct {
+	Digest       string   `json:"digest"`
+	MediaType    string   `json:"mediaType"`
+	ArtifactType string   `json:"artifactType,omitempty"`
+	Subject      string   `json:"subject,omitempty"`
+	Size         int64    `json:"size"`
+	Tags         []string `json:"tags"`
+	CreatedTime  string   `json:"createdTime"`
+	DeletedTime  string   `json:"deletedTime"`
+	// PurgeTime is when it goes for good.
+	PurgeTime string `json:"purgeTime"`
+}
+
+// DeletedManifestList is a repository's soft-deleted manifests, the most recently deleted first.
+type DeletedManifestList struct {
+	Registry  string            `json:"registry"`
+	ImageName string            `json:"imageName"`
+	Manifests []DeletedManifest `json:"manifests"`
+}
+
+// DeletedTag is a tag a soft-deleted manifest had.
+type DeletedTag struct {
+	Tag         string `json:"tag"`
+	Digest      string `json:"digest"`
+	DeletedTime string `json:"deletedTime"`
+}
+
+// DeletedTagList is a repository's deleted tags.
+type DeletedTagList struct {
+	Registry  string       `json:"registry"`
+	ImageName string       `json:"imageName"`
+	Tags      []DeletedTag `json:"tags"`
+}

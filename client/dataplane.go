@@ -306,3 +306,39 @@ func (d *DataPlane) ManifestChildren(ctx context.Context, repo, digest string) (
 	}
 	return out, nil
 }
+
+// DeletedRepositories lists the repositories holding soft-deleted manifests.
+func (d *DataPlane) DeletedRepositories(ctx context.Context) ([]string, error) {
+	var out struct {
+		Repositories []string `json:"repositories"`
+	}
+	_, err := d.do(ctx, http.MethodGet, "/acr/v1/_deleted/_catalog", "registry:catalog:*", nil, &out)
+	return out.Repositories, err
+}
+
+// DeletedManifests lists a repository's soft-deleted manifests, the most recently deleted first.
+func (d *DataPlane) DeletedManifests(ctx context.Context, repo string) ([]DeletedManifest, error) {
+	var out DeletedManifestList
+	_, err := d.do(ctx, http.MethodGet, "/acr/v1/_deleted/"+repo+"/_manifests", repoScope(repo, "metadata_read"), nil, &out)
+	return out.Manifests, err
+}
+
+// DeletedTags lists the tags of a repository's soft-deleted manifests.
+func (d *DataPlane) DeletedTags(ctx context.Context, repo string) ([]DeletedTag, error) {
+	var out DeletedTagList
+	_, err := d.do(ctx, http.MethodGet, "/acr/v1/_deleted/"+repo+"/_tags", repoScope(repo, "metadata_read"), nil, &out)
+	return out.Tags, err
+}
+
+// Restore brings a soft-deleted manifest back, tagged tag (if set); force moves a tag now
+// pointing elsewhere.
+func (d *DataPlane) Restore(ctx context.Context, repo, digest, tag string, force bool) (ManifestAttributes, error) {
+	var out ManifestReply
+	var body any
+	if tag != "" {
+		body = map[string]string{"tag": tag}
+	}
+	_, err := d.do(ctx, http.MethodPost, "/acr/v1/_deleted/"+repo+"/_manifests/"+url.PathEscape(digest)+"?force="+strconv.FormatBool(force),
+		repoScope(repo, "pull,push"), body, &out)
+	return out.Manifest, err
+}

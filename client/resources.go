@@ -34,6 +34,46 @@ type Registry struct {
 	NetworkRuleSet            NetworkRuleSet `json:"networkRuleSet"`
 	CreationDate              *string        `json:"creationDate"`
 	Credentials               *Credentials   `json:"credentials,omitempty"`
+	Policies                  Policies       `json:"policies"`
+}
+
+// Policies are a registry's content policies, as az acr show prints them.
+type Policies struct {
+	RetentionPolicy  RetentionPolicy  `json:"retentionPolicy"`
+	SoftDeletePolicy SoftDeletePolicy `json:"softDeletePolicy"`
+}
+
+// RetentionPolicy deletes untagged manifests Days after they lost their last tag.
+type RetentionPolicy struct {
+	Days            int     `json:"days"`
+	LastUpdatedTime *string `json:"lastUpdatedTime"`
+	// Status is enabled or disabled.
+	Status string `json:"status"`
+}
+
+// SoftDeletePolicy keeps deleted manifests, restorable, for RetentionDays.
+type SoftDeletePolicy struct {
+	RetentionDays   int     `json:"retentionDays"`
+	LastUpdatedTime *string `json:"lastUpdatedTime"`
+	Status          string  `json:"status"`
+}
+
+// PoliciesUpdate changes a registry's content policies; nil fields stay.
+type PoliciesUpdate struct {
+	RetentionPolicy  *RetentionPolicyUpdate  `json:"retentionPolicy,omitempty"`
+	SoftDeletePolicy *SoftDeletePolicyUpdate `json:"softDeletePolicy,omitempty"`
+}
+
+// RetentionPolicyUpdate changes the retention policy (days 0–365; status enabled or disabled).
+type RetentionPolicyUpdate struct {
+	Days   *int    `json:"days,omitempty"`
+	Status *string `json:"status,omitempty"`
+}
+
+// SoftDeletePolicyUpdate changes the soft-delete policy (days 1–90).
+type SoftDeletePolicyUpdate struct {
+	RetentionDays *int    `json:"retentionDays,omitempty"`
+	Status        *string `json:"status,omitempty"`
 }
 
 // NetworkRuleSet is a registry's network access: the default action and the allow rules.
@@ -85,6 +125,7 @@ type RegistryUpdate struct {
 	AnonymousPullRepositories *[]string             `json:"anonymousPullRepositories,omitempty"`
 	PublicNetworkAccess       *string               `json:"publicNetworkAccess,omitempty"`
 	NetworkRuleSet            *NetworkRuleSetUpdate `json:"networkRuleSet,omitempty"`
+	Policies                  *PoliciesUpdate       `json:"policies,omitempty"`
 }
 
 // NetworkRuleSetUpdate changes the default action.

@@ -283,6 +283,8 @@ const (
 	OpUntag  = "untag"
 	// OpLock: the attributes (locks) of a repository, tag or manifest were changed.
 	OpLock = "lock"
+	// OpRestore: a soft-deleted manifest was restored.
+	OpRestore = "restore"
 )
 
 // NewLogin starts a login event for a request: when it began, the caller, its user agent, the

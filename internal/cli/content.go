@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -266,7 +267,11 @@ locked. Without a lock flag it shows the attributes.
 	boolVar(update, &read, "read-enabled", "allow pulls")
 	boolVar(update, &list, "list-enabled", "show it in listings")
 
-	cmd.AddCommand(listCmd, show, showTags, deleteCmd, untag, update)
+	listDeleted := &cobra.Command{Use: "list-deleted", Short: "List the repositories holding soft-deleted manifests", Args: cobra.NoArgs,
+		RunE: a.runData(&ra, func(ctx context.Context, dp *client.DataPlane) (any, error) { return dp.DeletedRepositories(ctx) })}
+	ra.flags(listDeleted, "name", "n")
+
+	cmd.AddCommand(listCmd, show, showTags, deleteCmd, untag, update, listDeleted)
 	return cmd
 }
 
@@ -324,6 +329,69 @@ func (a *app) manifestCmd() *cobra.Command {
 		})}
 	reg(del)
 	yesFlag(del, &yes)
-	cmd.AddCommand(listMeta, showMeta, del)
+
+	listDeleted := &cobra.Command{Use: "list-deleted", Short: "List a repository's soft-deleted manifests, the most recently deleted first", Args: cobra.NoArgs,
+		Annotations: table(`{DIGEST: digest, TAGS: join(', ', tags), "DELETED TIME": deletedTime, "PURGE TIME": purgeTime}`),
+		RunE: a.runData(&ra, func(ctx context.Context, dp *client.DataPlane) (any, error) {
+			if name == "" {
+				return nil, errors.New("--name REPOSITORY is required")
+			}
+			return dp.DeletedManifests(ctx, name)
+		})}
+	reg(listDeleted)
+	listDeletedTags := &cobra.Command{Use: "list-deleted-tags", Short: "List the tags of a repository's soft-deleted manifests (REPOSITORY[:TAG])", Args: cobra.NoArgs,
+		RunE: a.runData(&ra, func(ctx context.Context, dp *client.DataPlane) (any, error) {
+			repo, tag, _ := strings.Cut(name, ":")
+			if repo == "" {
+				return nil, errors.New("--name REPOSITORY[:TAG] is required")
+			}
+			tags, err := dp.DeletedTags(ctx, repo)
+			if err != nil || tag == "" {
+				return tags, err
+			}
+			out := []client.DeletedTag{}
+			for _, t := range tags {
+				if t.Tag == tag {
+					out = append(out, t)
+				}
+			}
+			return out, nil
+		})}
+	reg(listDeletedTags)
+	var digestFlag string
+	var force bool
+	restore := &cobra.Command{Use: "restore", Short: "Restore a soft-deleted manifest with its tag (REPOSITORY:TAG [-d DIGEST])", Args: cobra.NoArgs,
+		Long: `Restore a soft-deleted manifest and tag it, as az acr manifest restore does: without
+--digest, the most recently deleted manifest that had the tag. --force moves the tag if it now
+points at another manifest.
+
+  berth manifest restore -r myregistry -n team/app:v1`,
+		RunE: a.runData(&ra, func(ctx context.Context, dp *client.DataPlane) (any, error) {
+			repo, tag, ok := strings.Cut(name, ":")
+			if !ok || repo == "" || tag == "" {
+				return nil, errors.New("--name REPOSITORY:TAG is required")
+			}
+			d := digestFlag
+			if d == "" {
+				deleted, err := dp.DeletedManifests(ctx, repo)
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range deleted { // the most recently deleted first
+					if slices.Contains(m.Tags, tag) {
+						d = m.Digest
+						break
+					}
+				}
+				if d == "" {
+					return nil, fmt.Errorf("no soft-deleted manifest of %s had the tag %s: see 'berth manifest list-deleted-tags -r REGISTRY -n %s'", repo, tag, repo)
+				}
+			}
+			return dp.Restore(ctx, repo, d, tag, force)
+		})}
+	reg(restore)
+	restore.Flags().StringVarP(&digestFlag, "digest", "d", "", "the manifest's digest (default: the most recently deleted one that had the tag)")
+	restore.Flags().BoolVarP(&force, "force", "f", false, "move the tag if it now points at another manifest")
+	cmd.AddCommand(listMeta, showMeta, del, listDeleted, listDeletedTags, restore)
 	return cmd
 }

@@ -78,6 +78,9 @@ func parseACRPath(p string) (acrRoute, bool) {
 
 // serveACR serves the metadata API.
 func (h *Handler) serveACR(w http.ResponseWriter, r *http.Request) error {
+	if strings.HasPrefix(r.URL.Path, deletedPrefix) {
+		return h.serveDeleted(w, r)
+	}
 	ctx := r.Context()
 	rt, ok := parseACRPath(r.URL.Path)
 	if !ok {

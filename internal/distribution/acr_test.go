@@ -260,3 +260,63 @@ func TestLocks(t *testing.T) {
 		t.Errorf("refusals recorded with reason locked: %d, %v", len(locked), err)
 	}
 }
+
+// TestDeletedAPI (issue 19): /acr/v1/_deleted/ lists soft-deleted content to those who may read
+// metadata and restores for those who may push; a restore onto a tag now taken needs force.
+func TestDeletedAPI(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	if st := s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"policies": map[string]any{"softDeletePolicy": map[string]any{"status": "enabled", "retentionDays": 2}}}, nil); st != 200 {
+		t.Fatalf("soft delete on: %d", st)
+	}
+	admin := newClient(t, s)
+	_, d1 := admin.pushImage("team/app", "v1", randomBytes(t, 100))
+	admin.must(admin.do("DELETE", "/v2/team/app/manifests/"+string(d1), nil, nil), 202, "delete v1")
+	admin.pushImage("team/app", "v1", randomBytes(t, 100)) // v1 now names another manifest
+
+	var tok struct {
+		Credentials struct{ Passwords []struct{ Value string } }
+	}
+	s.Mgmt(t, "POST", "/mgmt/v1/registries/default/tokens", map[string]any{"name": "reader",
+		"repositories": []map[string]any{{"repository": "team/app", "actions": []string{"content/read", "metadata/read"}}}}, &tok)
+	reader := &client{t: t, base: s.URL, user: "reader", pass: tok.Credentials.Passwords[0].Value}
+
+	var list wire.DeletedManifestList
+	decode(t, reader.must(reader.do("GET", "/acr/v1/_deleted/team/app/_manifests", nil, nil), 200, "list deleted").body, &list)
+	if len(list.Manifests) != 1 || list.Manifests[0].Digest != string(d1) || !slices.Equal(list.Manifests[0].Tags, []string{"v1"}) || list.Manifests[0].PurgeTime <= list.Manifests[0].DeletedTime {
+		t.Errorf("deleted manifests: %+v", list)
+	}
+	restore := func(c *client, body string, force bool) reply {
+		path := "/acr/v1/_deleted/team/app/_manifests/" + string(d1)
+		if force {
+			path += "?force=true"
+		}
+		return c.do("POST", path, map[string]string{"Content-Type": "application/json"}, []byte(body))
+	}
+	if r := restore(reader, `{"tag":"v1"}`, false); r.StatusCode != http.StatusForbidden {
+		t.Errorf("a restore without push: %d %s", r.StatusCode, r.body)
+	}
+	if r := anonymous(t, s).do("GET", "/acr/v1/_deleted/_catalog", nil, nil); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous deleted catalog: %d", r.StatusCode)
+	}
+	if r := restore(admin, `{"tag":"v1"}`, false); r.StatusCode != http.StatusConflict || !strings.Contains(r.message(), "force") {
+		t.Errorf("restore onto the taken v1: %d %s", r.StatusCode, r.body)
+	}
+	for _, body := range []string{`{"tag":"bad tag!"}`, `{"name":"v1"}`, `[1]`} {
+		if r := restore(admin, body, false); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("restore with %s: %d %s", body, r.StatusCode, r.body)
+		}
+	}
+	admin.must(restore(admin, `{"tag":"v1"}`, true), 200, "forced restore")
+	got := admin.must(admin.do("GET", "/v2/team/app/manifests/v1", nil, nil), 200, "pull v1")
+	if got.Header.Get("Docker-Content-Digest") != string(d1) {
+		t.Errorf("v1 after the restore: %s", got.Header.Get("Docker-Content-Digest"))
+	}
+	if r := restore(admin, ``, false); r.StatusCode != http.StatusNotFound {
+		t.Errorf("restoring it again: %d", r.StatusCode)
+	}
+	for _, p := range []string{"/acr/v1/_deleted/", "/acr/v1/_deleted/team/app", "/acr/v1/_deleted/team/app/_blobs"} {
+		if r := admin.do("GET", p, nil, nil); r.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d", p, r.StatusCode)
+		}
+	}
+}

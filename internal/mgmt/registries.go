@@ -34,6 +34,16 @@ func toRegistryJSON(reg store.Registry, r *http.Request) client.Registry {
 	if out.AnonymousPullRepositories == nil {
 		out.AnonymousPullRepositories = []string{}
 	}
+	status := func(on bool) string {
+		if on {
+			return "enabled"
+		}
+		return "disabled"
+	}
+	out.Policies = client.Policies{
+		RetentionPolicy:  client.RetentionPolicy{Days: reg.Retention.Days, LastUpdatedTime: timeOrNil(reg.Retention.UpdatedAt), Status: status(reg.Retention.Enabled)},
+		SoftDeletePolicy: client.SoftDeletePolicy{RetentionDays: reg.SoftDelete.Days, LastUpdatedTime: timeOrNil(reg.SoftDelete.UpdatedAt), Status: status(reg.SoftDelete.Enabled)},
+	}
 	for _, nr := range reg.NetworkRules {
 		out.NetworkRuleSet.IPRules = append(out.NetworkRuleSet.IPRules, client.IPRule{Action: nr.Action, IPAddressOrRange: nr.Value, Value: nr.Value})
 	}
@@ -116,6 +126,41 @@ func settings(req client.RegistryUpdate) (store.RegistryUpdate, error) {
 			return u, invalid("publicNetworkAccess %q is invalid: use Enabled or Disabled", *req.PublicNetworkAccess)
 		}
 		u.PublicNetworkAccess = &on
+	}
+	if p := req.Policies; p != nil {
+		status := func(field string, v *string) (*bool, error) {
+			if v == nil {
+				return nil, nil
+			}
+			switch strings.ToLower(*v) {
+			case "enabled":
+				on := true
+				return &on, nil
+			case "disabled":
+				off := false
+				return &off, nil
+			}
+			return nil, invalid("%s %q is invalid: use enabled or disabled", field, *v)
+		}
+		var err error
+		if rp := p.RetentionPolicy; rp != nil {
+			if rp.Days != nil && (*rp.Days < 0 || *rp.Days > 365) {
+				return u, invalid("Invalid value for days: should be from 0 to 365")
+			}
+			u.RetentionDays = rp.Days
+			if u.RetentionEnabled, err = status("retentionPolicy.status", rp.Status); err != nil {
+				return u, err
+			}
+		}
+		if sp := p.SoftDeletePolicy; sp != nil {
+			if sp.RetentionDays != nil && (*sp.RetentionDays < 1 || *sp.RetentionDays > 90) {
+				return u, invalid("Invalid value for days: should be from 1 to 90")
+			}
+			u.SoftDeleteDays = sp.RetentionDays
+			if u.SoftDeleteEnabled, err = status("softDeletePolicy.status", sp.Status); err != nil {
+				return u, err
+			}
+		}
 	}
 	if req.NetworkRuleSet != nil && req.NetworkRuleSet.DefaultAction != nil {
 		var a string

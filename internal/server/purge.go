@@ -67,3 +67,40 @@ func (s *Server) collect(ctx context.Context) {
 		}
 	})
 }
+
+// contentPolicies applies the registries' retention policies and purges soft-deleted manifests
+// whose days are over, every few minutes, on one replica at a time (a lease in the store).
+func (s *Server) contentPolicies(ctx context.Context) {
+	holder := s.replicaID
+	repeat(ctx, contentInterval, true, func() {
+		ok, err := s.meta.TryLease(ctx, "content-policies", holder, s.now(), 2*contentInterval)
+		if err != nil || !ok {
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("content policies: lease", "err", err)
+			}
+			return
+		}
+		if err := s.ApplyContentPolicies(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("content policies failed", "err", err)
+		}
+	})
+}
+
+// contentInterval is how often retention and the purge of soft-deleted manifests run.
+const contentInterval = 5 * time.Minute
+
+// ApplyContentPolicies runs retention and the purge of soft-deleted manifests once.
+func (s *Server) ApplyContentPolicies(ctx context.Context) error {
+	n, err := s.dist.ApplyRetention(ctx)
+	if n > 0 {
+		s.log.Info("retention deleted untagged manifests", "count", n)
+	}
+	if err != nil {
+		return err
+	}
+	purged, err := s.dist.PurgeSoftDeleted(ctx)
+	if purged > 0 {
+		s.log.Info("purged soft-deleted manifests past their retention", "count", purged)
+	}
+	return err
+}

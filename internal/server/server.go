@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -54,9 +55,11 @@ type Server struct {
 	policy  *policy.Engine
 	audit   *audit.Writer
 	box     *seal.Box // the key-encryption key, for what is stored sealed
-	metrics *metrics.Metrics
-	dist    *distribution.Handler
-	keys    token.KeyStore
+	// replicaID names this process in job leases (one replica at a time runs retention).
+	replicaID string
+	metrics   *metrics.Metrics
+	dist      *distribution.Handler
+	keys      token.KeyStore
 }
 
 // Options are what a server takes besides its configuration.
@@ -112,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		meta.Close()
 		return nil, err
 	}
-	s := &Server{version: opts.Version, cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now)}
+	s := &Server{version: opts.Version, cfg: cfg, log: log, now: now, meta: meta, blobs: blobs, hosts: hosts.New(meta, 5*time.Second, now), replicaID: rand.Text()}
 	if err := s.buildAuth(ctx, opts); err != nil {
 		meta.Close()
 		return nil, err
@@ -306,6 +309,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.policy.Watch(bg, s.meta, 250*time.Millisecond, s.log)
 	go s.maintainAuth(bg)
 	go s.purgeEvents(bg)
+	go s.contentPolicies(bg)
 	if s.cfg.GC.Interval > 0 {
 		go s.collect(bg)
 	}

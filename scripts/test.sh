@@ -148,7 +148,7 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 		"authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)"
 		"troubleshooting table with real clients (client text, login event, check-health code, explain for 15 causes; own server)"
 		"ACR runbook with real clients (credential show | docker login, token → docker login, --expose-token, login -n <login server>, az's flags and outputs; own server)"
-		"content with real clients (crane, skopeo, oras push; berth repository/manifest list, show, untag, delete; locks refuse crane; purge; own server)")
+		"content with real clients (crane, skopeo, oras push; berth repository/manifest list, show, untag, delete; locks refuse crane; purge; soft delete and restore; own server)")
 	if [ "${SKIP_CLIENTS:-}" != 1 ]; then
 		stage "${client_stages[0]}" \
 			env BERTH_USER=default BERTH_PASSWORD="${ADMIN_PASSWORD:-}" bash test/clients/run.sh "$ADDR"

@@ -2,8 +2,9 @@
 # Issue 19's content scenario with real clients, against a berth of its own: crane, oras and
 # skopeo push; berth repository and berth manifest list, show, untag and delete what they pushed
 # (the catalog forgets an emptied repository); a write-disabled tag refuses crane's push with
-# ACR's message, a delete-disabled manifest survives crane delete and berth purge; docker login
-# with a repository token reads metadata within its scope map only.
+# ACR's message, a delete-disabled manifest survives crane delete and berth purge; with soft
+# delete on, what crane deletes is restored and pulled again; a repository token reads metadata
+# within its scope map only.
 # Needs BERTH (the berth binary), and docker crane skopeo oras curl on PATH.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -67,6 +68,20 @@ delete_lock() {
 	[ "$(berth manifest list-metadata -r default -n team/app --query "[?digest=='$d'] | length(@)" -o tsv)" = 1 ]
 }
 step "a delete-disabled manifest survives crane delete and berth purge" delete_lock
+
+soft_delete() {
+	local d
+	berth config soft-delete update -r default --status enabled --days 7 -o none &&
+	push team/soft:v1 && d=$(crane digest --insecure "$REG/team/soft:v1") &&
+	crane delete --insecure "$REG/team/soft@$d" &&
+	expect_refusal 'MANIFEST_UNKNOWN\|not found\|404' crane manifest --insecure "$REG/team/soft:v1" &&
+	[ "$(berth manifest list-deleted -r default -n team/soft --query '[0].digest' -o tsv)" = "$d" ] &&
+	berth manifest restore -r default -n team/soft:v1 -o none &&
+	skopeo copy --src-tls-verify=false "docker://$REG/team/soft:v1" oci:soft:v1 &&
+	[ "$(crane digest --insecure "$REG/team/soft:v1")" = "$d" ] &&
+	berth config soft-delete update -r default --status disabled -o none
+}
+step "soft delete: crane delete, list-deleted, restore, skopeo pulls it again" soft_delete
 
 untag_delete() {
 	berth repository untag -n default --image team/copy:v1 &&

@@ -31,17 +31,18 @@ type Config struct {
 	// Storage is "fs:PATH" or "s3://BUCKET[/PREFIX]?endpoint=…"; empty means fs:<data_dir>/blobs.
 	Storage string `yaml:"storage"`
 	// Registry names the default registry on first start.
-	Registry string  `yaml:"registry"`
-	TLS      TLS     `yaml:"tls"`
-	Log      Log     `yaml:"log"`
-	Limits   Limits  `yaml:"limits"`
-	Uploads  Uploads `yaml:"uploads"`
-	Auth     Auth    `yaml:"auth"`
-	Network  Network `yaml:"network"`
-	Events   Events  `yaml:"events"`
-	Metrics  Metrics `yaml:"metrics"`
-	GC       GC      `yaml:"gc"`
-	Debug    Debug   `yaml:"debug"`
+	Registry string   `yaml:"registry"`
+	TLS      TLS      `yaml:"tls"`
+	Log      Log      `yaml:"log"`
+	Limits   Limits   `yaml:"limits"`
+	Uploads  Uploads  `yaml:"uploads"`
+	Auth     Auth     `yaml:"auth"`
+	Network  Network  `yaml:"network"`
+	Events   Events   `yaml:"events"`
+	Metrics  Metrics  `yaml:"metrics"`
+	GC       GC       `yaml:"gc"`
+	Webhooks Webhooks `yaml:"webhooks"`
+	Debug    Debug    `yaml:"debug"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -144,6 +145,16 @@ type Debug struct {
 	PprofListen string `yaml:"pprof_listen"`
 }
 
+// Webhooks bound the calls berth makes to webhook receivers: a receiver in a private or
+// loopback network is refused unless AllowedNetworks lists it; link-local and cloud metadata
+// addresses are always refused; redirects are not followed.
+type Webhooks struct {
+	// AllowedNetworks are addresses or CIDRs receivers may be in though private or loopback.
+	AllowedNetworks []string `yaml:"allowed_networks"`
+	// Timeout bounds one delivery, from the connection to the receiver's answer.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // GC configures garbage collection of unreferenced blobs.
 type GC struct {
 	// Interval between collections serve runs itself; 0 means none (run 'berth gc').
@@ -210,6 +221,7 @@ func Default() Config {
 		Events:          Events{Retention: 90 * 24 * time.Hour, Queue: 4096, AggregateWindow: time.Minute},
 		Metrics:         Metrics{Enabled: true},
 		GC:              GC{Grace: time.Hour},
+		Webhooks:        Webhooks{Timeout: 10 * time.Second},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -397,7 +409,11 @@ func (c *Config) Validate() error {
 	if c.Auth.MaxLockout < c.Auth.Lockout {
 		bad("auth.max_lockout (%s): must be at least auth.lockout (%s)", c.Auth.MaxLockout, c.Auth.Lockout)
 	}
-	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow} {
+	if c.Webhooks.Timeout < time.Second || c.Webhooks.Timeout > time.Minute {
+		bad("webhooks.timeout: between 1s and 1m, not %s", c.Webhooks.Timeout)
+	}
+	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow,
+		"webhooks.allowed_networks": c.Webhooks.AllowedNetworks} {
 		for _, it := range list {
 			if _, err := netip.ParsePrefix(it); err != nil {
 				if _, err := netip.ParseAddr(it); err != nil {

@@ -134,6 +134,9 @@ func (h *Handler) serveACR(w http.ResponseWriter, r *http.Request) error {
 	if _, err := h.authorize(r, p, action, res); err != nil {
 		return err
 	}
+	if action == policy.ActionDelete {
+		r = r.WithContext(withRequestInfo(r))
+	}
 	a := acrReply{h: h, w: w, r: r, req: req, loginServer: audit.LoginServer(r, reg)}
 	switch rt.kind {
 	case acrRepository:

@@ -277,6 +277,9 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 	if _, err := h.authorize(r, req.principal, action, res); err != nil {
 		return err
 	}
+	if r.Method != http.MethodGet {
+		r = r.WithContext(withRequestInfo(r))
+	}
 	switch r.Method {
 	case http.MethodGet:
 		return h.getManifest(w, r, req)
@@ -432,4 +435,9 @@ func truncate(s string) string {
 
 func setLocation(w http.ResponseWriter, parts ...string) {
 	w.Header().Set("Location", "/v2/"+strings.Join(parts, "/"))
+}
+
+// withRequestInfo attaches what a webhook payload says of the request (store.WithRequest).
+func withRequestInfo(r *http.Request) context.Context {
+	return store.WithRequest(r.Context(), store.RequestInfo{ID: reqlog.CorrelationID(r.Context()), Host: r.Host, Method: r.Method, UserAgent: truncate(r.UserAgent())})
 }

@@ -64,6 +64,8 @@ type Options struct {
 	Log io.Writer
 	// Listen is the address to serve on; default a free loopback port.
 	Listen string
+	// ManualWebhooks: webhook deliveries happen only when the test calls DeliverWebhooks.
+	ManualWebhooks bool
 }
 
 // New starts a server and stops it when the test ends.
@@ -109,7 +111,7 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now, BootstrapPassword: bootstrap, HashParams: hp})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opts.Now, BootstrapPassword: bootstrap, HashParams: hp, ManualWebhooks: opts.ManualWebhooks})
 	if err != nil {
 		cancel()
 		t.Fatalf("server.New: %v", err)

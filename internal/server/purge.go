@@ -55,6 +55,11 @@ func (s *Server) PurgeEvents(ctx context.Context) (int64, error) {
 	if n > 0 {
 		s.log.Info("purged events past their retention", "count", n, "retention", s.cfg.Events.Retention.String())
 	}
+	if err != nil {
+		return n, err
+	}
+	// Finished webhook deliveries go with the events (list-events shows the recent ones).
+	_, err = s.meta.PurgeDeliveries(ctx, s.now().Add(-s.cfg.Events.Retention))
 	return n, err
 }
 
@@ -104,3 +109,6 @@ func (s *Server) ApplyContentPolicies(ctx context.Context) error {
 	}
 	return err
 }
+
+// DeliverWebhooks attempts the due webhook deliveries once (the server does every half second).
+func (s *Server) DeliverWebhooks(ctx context.Context) (int, error) { return s.hooks.DeliverDue(ctx) }

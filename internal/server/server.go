@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -37,6 +38,7 @@ import (
 	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
+	"github.com/berth-registry/berth/internal/webhook"
 )
 
 // Server is a running berth.
@@ -57,9 +59,12 @@ type Server struct {
 	box     *seal.Box // the key-encryption key, for what is stored sealed
 	// replicaID names this process in job leases (one replica at a time runs retention).
 	replicaID string
-	metrics   *metrics.Metrics
-	dist      *distribution.Handler
-	keys      token.KeyStore
+	hooks     *webhook.Deliverer
+	// manualWebhooks: Options.ManualWebhooks.
+	manualWebhooks bool
+	metrics        *metrics.Metrics
+	dist           *distribution.Handler
+	keys           token.KeyStore
 }
 
 // Options are what a server takes besides its configuration.
@@ -74,6 +79,8 @@ type Options struct {
 	HashParams *directory.Params
 	// Version is berth's, for the start-up log line.
 	Version string
+	// ManualWebhooks leaves webhook deliveries to DeliverWebhooks (tests that step them).
+	ManualWebhooks bool
 }
 
 // New opens the stores named by cfg (creating the default registry on an empty database) and
@@ -149,6 +156,18 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			MaxPageSize:           cfg.Limits.MaxPageSize,
 		},
 	})
+	var allowed []netip.Prefix
+	for _, n := range cfg.Webhooks.AllowedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, _ := netip.ParseAddr(n) // Validate checked it
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		allowed = append(allowed, p)
+	}
+	s.hooks = &webhook.Deliverer{Store: meta, Box: s.box, HTTP: webhook.Dialer{Allowed: allowed}.Client(cfg.Webhooks.Timeout), Log: log.With("component", "webhook"),
+		Holder: s.replicaID, Version: opts.Version, Now: now}
+	s.manualWebhooks = opts.ManualWebhooks
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -310,6 +329,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.maintainAuth(bg)
 	go s.purgeEvents(bg)
 	go s.contentPolicies(bg)
+	if !s.manualWebhooks {
+		go s.hooks.Run(bg, 500*time.Millisecond)
+	}
 	if s.cfg.GC.Interval > 0 {
 		go s.collect(bg)
 	}

@@ -303,6 +303,11 @@ func (s *Store) DeleteRepository(ctx context.Context, registryID int64, repo str
 		if err := s.softDelete(ctx, tx, registryID, id, repo, ds); err != nil {
 			return err
 		}
+		for _, d := range ds {
+			if err := s.enqueueDelete(ctx, tx, registryID, id, repo, d, ""); err != nil {
+				return err
+			}
+		}
 		for _, q := range []string{`DELETE FROM tags WHERE repository_id = ?`, `DELETE FROM manifest_references WHERE repository_id = ?`,
 			`DELETE FROM manifests WHERE repository_id = ?`, `DELETE FROM repository_blobs WHERE repository_id = ?`, `DELETE FROM repositories WHERE id = ?`} {
 			if _, err := tx.ExecContext(ctx, s.q(q), id); err != nil {

@@ -132,6 +132,17 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 				return err
 			}
 		}
+		// The webhooks' deliveries, in this transaction: a push is never lost to them.
+		target := WebhookTarget{MediaType: m.MediaType, Size: m.Size, Digest: string(m.Digest), Length: m.Size, Repository: repo}
+		if len(tags) == 0 {
+			return s.enqueueWebhooks(ctx, tx, registryID, WebhookPush, target, m.ArtifactType)
+		}
+		for _, t := range tags {
+			target.Tag = t
+			if err := s.enqueueWebhooks(ctx, tx, registryID, WebhookPush, target, m.ArtifactType); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -265,6 +276,9 @@ func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo strin
 		if err := s.softDelete(ctx, tx, registryID, id, repo, []string{string(d)}); err != nil {
 			return err
 		}
+		if err := s.enqueueDelete(ctx, tx, registryID, id, repo, string(d), ""); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tags WHERE repository_id = ? AND digest = ?`), id, string(d)); err != nil {
 			return err
 		}
@@ -307,6 +321,9 @@ func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag strin
 			return ErrNotFound
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.enqueueDelete(ctx, tx, registryID, id, repo, d, tag); err != nil {
 			return err
 		}
 		return s.markUntagged(ctx, tx, id, d, s.millis())

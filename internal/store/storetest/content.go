@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -255,4 +256,105 @@ func runSoftDelete(t *testing.T, setup func(t *testing.T) (*store.Store, store.R
 			t.Error("another job's lease is separate")
 		}
 	})
+}
+
+// runWebhooks tests webhooks' outbox: deliveries written with pushes and deletes in scope,
+// leases that keep a delivery to one holder, and results.
+func runWebhooks(t *testing.T, setup func(t *testing.T) (*store.Store, store.Registry)) {
+	ctx := context.Background()
+	dg := func(s string) oci.Digest { return oci.FromBytes(oci.SHA256, []byte(s)) }
+	t.Run("WebhookOutbox", func(t *testing.T) {
+		s, reg := setup(t)
+		wh, err := s.CreateWebhook(ctx, store.Webhook{RegistryID: reg.ID, Name: "hook1", ConfigSealed: []byte("sealed"), Actions: []string{"push", "delete"}, Scope: "team/*:v*", Status: "enabled"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateWebhook(ctx, store.Webhook{RegistryID: reg.ID, Name: "hook1", ConfigSealed: []byte("x"), Actions: []string{"push"}, Status: "enabled"}); !errors.Is(err, store.ErrExists) {
+			t.Errorf("a second hook1: %v", err)
+		}
+		ctx := store.WithRequest(ctx, store.RequestInfo{ID: "req-1", Host: "reg.example", Method: "PUT", UserAgent: "test"})
+		put := func(repo, name string, tags ...string) oci.Digest {
+			m := store.Manifest{Digest: dg(name), MediaType: oci.MediaTypeImageManifest, Size: 42}
+			if err := s.PutManifest(ctx, reg.ID, repo, m, nil, nil, tags); err != nil {
+				t.Fatal(err)
+			}
+			return m.Digest
+		}
+		d := put("team/app", "m1", "v1", "latest") // v1 in scope, latest not
+		put("other/app", "m2", "v1")               // repository not in scope
+		if _, err := s.DeleteTag(ctx, reg.ID, "team/app", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		a, err := s.ClaimDeliveries(ctx, "a", now, time.Minute, 10)
+		if err != nil || len(a) != 2 {
+			t.Fatalf("claimed by a: %d, %v; want the push of team/app:v1 and its untag", len(a), err)
+		}
+		var p store.WebhookPayload
+		json.Unmarshal(a[0].Payload, &p)
+		if p.Action != "push" || p.Target.Repository != "team/app" || p.Target.Tag != "v1" || p.Target.Digest != string(d) || p.Target.Size != 42 || p.Request.ID != "req-1" ||
+			a[0].WebhookName != "hook1" || string(a[0].ConfigSealed) != "sealed" {
+			t.Errorf("the push delivery: %+v %+v", a[0], p)
+		}
+		if b, _ := s.ClaimDeliveries(ctx, "b", now.Add(30*time.Second), time.Minute, 10); len(b) != 0 {
+			t.Errorf("b claimed a's leased deliveries: %d", len(b))
+		}
+		if err := s.FinishDelivery(ctx, a[0].ID, "a", store.DeliveryResult{Status: 200, Delivered: true, NextAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		// a dies holding the other: after the lease, b gets it; a's late result changes nothing.
+		b, _ := s.ClaimDeliveries(ctx, "b", now.Add(2*time.Minute), time.Minute, 10)
+		if len(b) != 1 || b[0].ID != a[1].ID {
+			t.Fatalf("b after a's lease: %+v", b)
+		}
+		s.FinishDelivery(ctx, a[1].ID, "a", store.DeliveryResult{Status: 200, Delivered: true, NextAt: now})
+		s.FinishDelivery(ctx, b[0].ID, "b", store.DeliveryResult{Status: 503, Error: "busy", NextAt: now.Add(3 * time.Minute)})
+		list, err := s.WebhookDeliveries(ctx, wh.ID, 10)
+		if err != nil || len(list) != 2 {
+			t.Fatalf("deliveries: %+v, %v", list, err)
+		}
+		for _, dl := range list {
+			switch dl.ID {
+			case a[0].ID:
+				if dl.Status != "delivered" || dl.Attempts != 1 || dl.LastStatus != 200 {
+					t.Errorf("delivered one: %+v", dl)
+				}
+			case b[0].ID:
+				if dl.Status != "pending" || dl.Attempts != 1 || dl.LastStatus != 503 || dl.LastError != "busy" {
+					t.Errorf("retried one: %+v (a's late result must not count)", dl)
+				}
+			}
+		}
+		if due, _ := s.ClaimDeliveries(ctx, "b", now.Add(150*time.Second), time.Minute, 10); len(due) != 0 {
+			t.Errorf("due before its time: %d", len(due))
+		}
+		if due, _ := s.ClaimDeliveries(ctx, "b", now.Add(4*time.Minute), time.Minute, 10); len(due) != 1 {
+			t.Errorf("due again at its time: %d", len(due))
+		}
+		off := "disabled"
+		if _, err := s.UpdateWebhook(ctx, reg.ID, "hook1", store.WebhookUpdate{Status: &off}); err != nil {
+			t.Fatal(err)
+		}
+		put("team/app", "m3", "v3")
+		if due, _ := s.ClaimDeliveries(ctx, "c", now.Add(10*time.Minute), time.Minute, 10); len(due) != 1 {
+			t.Errorf("a disabled webhook got a delivery (or the old one is gone): %d", len(due))
+		}
+		if err := s.DeleteWebhook(ctx, reg.ID, "hook1"); err != nil {
+			t.Fatal(err)
+		}
+		if list, _ := s.WebhookDeliveries(ctx, wh.ID, 10); len(list) != 0 {
+			t.Errorf("deliveries of a deleted webhook: %d", len(list))
+		}
+	})
+	for _, tc := range []struct {
+		scope, repo, tag string
+		want             bool
+	}{
+		{"", "a/b", "", true}, {"team/*:*", "team/x/y", "v1", true}, {"team/*:v*", "team/app", "latest", false}, {"app", "app", "latest", true},
+		{"app", "app", "v1", false}, {"app:*", "app", "", true}, {"app:v1", "app", "", false}, {"*/app:*", "team/app", "x", true}, {"team/*", "teams/app", "latest", false},
+	} {
+		if got := store.ScopeMatches(tc.scope, tc.repo, tc.tag); got != tc.want {
+			t.Errorf("ScopeMatches(%q, %q, %q) = %v", tc.scope, tc.repo, tc.tag, got)
+		}
+	}
 }

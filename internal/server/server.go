@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		allowed = append(allowed, p)
 	}
 	s.hooks = &webhook.Deliverer{Store: meta, Box: s.box, HTTP: webhook.Dialer{Allowed: allowed}.Client(cfg.Webhooks.Timeout), Log: log.With("component", "webhook"),
-		Holder: s.replicaID, Version: opts.Version, Now: now}
+		Holder: s.replicaID, Version: opts.Version, Now: now, Lease: 2*cfg.Webhooks.Timeout + 5*time.Second}
 	s.manualWebhooks = opts.ManualWebhooks
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

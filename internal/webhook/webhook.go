@@ -148,10 +148,11 @@ type Deliverer struct {
 	Now     func() time.Time
 	// GiveUp is how long a delivery is retried; 0 means 24h.
 	GiveUp time.Duration
+	// Lease is how long a claimed delivery is this replica's: longer than an attempt may take
+	// (the client's timeout), so that no other replica sends it meanwhile; a replica that dies
+	// leaves it to the others when it ends. 0 means a minute.
+	Lease time.Duration
 }
-
-// lease is how long a claimed delivery is this replica's: a delivery's attempt fits well inside.
-const lease = time.Minute
 
 // batch bounds the deliveries claimed at once.
 const batch = 50
@@ -174,6 +175,10 @@ func (d *Deliverer) Run(ctx context.Context, interval time.Duration) {
 
 // DeliverDue claims the due deliveries and attempts each once; it returns how many it attempted.
 func (d *Deliverer) DeliverDue(ctx context.Context) (int, error) {
+	lease := d.Lease
+	if lease <= 0 {
+		lease = time.Minute
+	}
 	due, err := d.Store.ClaimDeliveries(ctx, d.Holder, d.Now(), lease, batch)
 	if err != nil {
 		return 0, err

@@ -66,7 +66,7 @@ func (rc *receiver) take() []delivery {
 // may read credentials.
 func TestWebhooks(t *testing.T) {
 	clk := registrytest.NewClock()
-	s := registrytest.New(t, registrytest.Options{Now: clk.Now, ManualWebhooks: true, Config: func(c *config.Config) { c.Webhooks.AllowedNetworks = []string{"127.0.0.0/8"} }})
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now, ManualWebhooks: true, Config: func(c *config.Config) { c.Outbound.AllowedNetworks = []string{"127.0.0.0/8"} }})
 	rc := &receiver{}
 	hook := httptest.NewServer(rc)
 	defer hook.Close()

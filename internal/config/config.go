@@ -42,6 +42,7 @@ type Config struct {
 	Metrics  Metrics  `yaml:"metrics"`
 	GC       GC       `yaml:"gc"`
 	Webhooks Webhooks `yaml:"webhooks"`
+	Outbound Outbound `yaml:"outbound"`
 	Debug    Debug    `yaml:"debug"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -145,14 +146,18 @@ type Debug struct {
 	PprofListen string `yaml:"pprof_listen"`
 }
 
-// Webhooks bound the calls berth makes to webhook receivers: a receiver in a private or
-// loopback network is refused unless AllowedNetworks lists it; link-local and cloud metadata
-// addresses are always refused; redirects are not followed.
+// Webhooks bound the calls berth makes to webhook receivers.
 type Webhooks struct {
-	// AllowedNetworks are addresses or CIDRs receivers may be in though private or loopback.
-	AllowedNetworks []string `yaml:"allowed_networks"`
 	// Timeout bounds one delivery, from the connection to the receiver's answer.
 	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Outbound bounds the connections berth makes itself (webhook deliveries, imports): an address
+// in a private or loopback network is refused unless AllowedNetworks lists it; link-local and
+// cloud metadata addresses are always refused; redirects to them too.
+type Outbound struct {
+	// AllowedNetworks are addresses or CIDRs berth may connect to though private or loopback.
+	AllowedNetworks []string `yaml:"allowed_networks"`
 }
 
 // GC configures garbage collection of unreferenced blobs.
@@ -413,7 +418,7 @@ func (c *Config) Validate() error {
 		bad("webhooks.timeout: between 1s and 1m, not %s", c.Webhooks.Timeout)
 	}
 	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow,
-		"webhooks.allowed_networks": c.Webhooks.AllowedNetworks} {
+		"outbound.allowed_networks": c.Outbound.AllowedNetworks} {
 		for _, it := range list {
 			if _, err := netip.ParsePrefix(it); err != nil {
 				if _, err := netip.ParseAddr(it); err != nil {

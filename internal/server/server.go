@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		},
 	})
 	var allowed []netip.Prefix
-	for _, n := range cfg.Webhooks.AllowedNetworks {
+	for _, n := range cfg.Outbound.AllowedNetworks {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
 			a, _ := netip.ParseAddr(n) // Validate checked it

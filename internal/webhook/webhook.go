@@ -117,7 +117,7 @@ func (d Dialer) Check(addr netip.Addr) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s is in a private or loopback network: list it in webhooks.allowed_networks to allow it", addr)
+		return fmt.Errorf("%s is in a private or loopback network: list it in outbound.allowed_networks to allow it", addr)
 	}
 	return nil
 }

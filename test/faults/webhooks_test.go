@@ -65,7 +65,7 @@ func TestWebhooksSurviveOutagesAndKill(t *testing.T) {
 	rcv := &hookReceiver{seen: map[string]int{}, tags: map[string]string{}, down: true}
 	hook := httptest.NewServer(rcv)
 	defer hook.Close()
-	p := newProcess(t, []string{"BERTH_WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8"})
+	p := newProcess(t, []string{"BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8"})
 	user, pass := p.adminCredentials()
 	base := "http://" + p.addr
 	tok := registrytest.SignInAt(t, base, "owner", ownerPassword)

@@ -38,7 +38,7 @@ func TestWebhooksOnceAcrossReplicas(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	c := newCluster(t, "BERTH_WEBHOOKS_ALLOWED_NETWORKS=127.0.0.0/8")
+	c := newCluster(t, "BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8")
 	tok := ownerToken(t, c.proxy.URL)
 	pwd := adminPassword(t, c.proxy.URL, tok)
 	if st := registrytest.MgmtAt(t, c.proxy.URL, tok, "POST", "/mgmt/v1/registries/default/webhooks",

@@ -8,6 +8,7 @@ CRANE_VERSION=v0.22.1     # github.com/google/go-containerregistry
 ORAS_VERSION=v1.3.6       # oras.land/oras
 REGCTL_VERSION=v0.11.7    # github.com/regclient/regclient
 HELM_VERSION=v3.22.0      # helm.sh/helm/v3
+DIST3_VERSION=v3.1.2 # github.com/distribution/distribution/v3
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111   # github.com/opencontainers/distribution-spec/conformance (untagged)
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c          # github.com/minio/minio (the S3 server; builds in ~5 min, then cached)
 PEBBLE_VERSION=v2.10.3    # github.com/letsencrypt/pebble/v2 (Let's Encrypt's ACME test server, and its DNS stand-in)
@@ -53,6 +54,8 @@ goinstall pebble github.com/letsencrypt/pebble/v2/cmd/pebble "$PEBBLE_VERSION" &
 goinstall pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv "$PEBBLE_VERSION" &
 wait
 goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# Distribution 3, the source registry of test/e2e's import test (and a peer of the benchmarks)
+goinstall registry github.com/distribution/distribution/v3/cmd/registry "$DIST3_VERSION"
 goinstall minio github.com/minio/minio "$MINIO_VERSION"
 
 # The conformance suite is a test package in an untagged module: build it from the module cache.

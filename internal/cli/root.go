@@ -53,7 +53,7 @@ func Root(env Env) *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.insecure, "insecure", false, "do not verify the server's certificate (a lab with a self-signed one; berth auth login keeps it)")
 	root.PersistentFlags().BoolVar(&a.onlyErrors, "only-show-errors", false, "only show errors, suppressing warnings")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "print each HTTP request and its answer (with the correlation id) on stderr; credentials redacted, bodies not shown")
-	root.AddCommand(serveCmd(), migrateCmd(), a.gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(), a.repositoryCmd(), a.manifestCmd(), a.purgeCmd(), a.configCmd(), a.webhookCmd(),
+	root.AddCommand(serveCmd(), migrateCmd(), a.gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(), a.repositoryCmd(), a.manifestCmd(), a.purgeCmd(), a.configCmd(), a.webhookCmd(), a.importCmd(),
 		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root

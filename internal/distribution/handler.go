@@ -65,6 +65,8 @@ type Deps struct {
 	Audit audit.Recorder
 	// OnUpload, if set, is told how long each finished upload session took (metrics).
 	OnUpload func(d time.Duration, size int64)
+	// Outbound carries imports' requests to other registries (bounded: webhook.Dialer).
+	Outbound http.RoundTripper
 }
 
 // Handler serves /v2/.
@@ -80,6 +82,7 @@ type Handler struct {
 	limits   Limits
 	now      func() time.Time
 	locks    uploadLocks // one per upload session in use
+	outbound http.RoundTripper
 }
 
 // New returns a handler; requests must carry their registry in ctx (hosts.WithRegistry).
@@ -99,8 +102,11 @@ func New(d Deps) *Handler {
 	if d.Audit == nil {
 		d.Audit = audit.Discard
 	}
+	if d.Outbound == nil {
+		d.Outbound = http.DefaultTransport
+	}
 	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy, audit: d.Audit, onUpload: d.OnUpload,
-		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now}
+		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound}
 }
 
 // request is one parsed, authorized /v2/ request.

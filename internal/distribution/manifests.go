@@ -2,6 +2,7 @@ package distribution
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -139,41 +140,8 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 	if ref.Digest != "" && d != ref.Digest {
 		return httperr.New(oci.CodeDigestInvalid, "the manifest's digest is %s, not %s as the URL says", d, ref.Digest)
 	}
-	parsed, err := oci.ParseManifest(r.Header.Get("Content-Type"), body)
+	parsed, err := h.storeManifest(ctx, req, r.Header.Get("Content-Type"), body, d, tags)
 	if err != nil {
-		return httperr.New(oci.CodeManifestInvalid, "%v", err)
-	}
-	if err := checkManifestLimits(parsed); err != nil {
-		return err
-	}
-	if _, err := blob.Put(ctx, h.blobs, newID(), d, bytes.NewReader(body)); err != nil {
-		return fullStorage(err)
-	}
-	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
-	req.describe(rec)
-	if parsed.Subject != nil {
-		rec.Subject = parsed.Subject.Digest
-	}
-	err = h.meta.PutManifest(ctx, req.reg.ID, req.name, rec, parsed.Blobs, parsed.Manifests, tags)
-	var missing *store.MissingError
-	var le *store.LockedError
-	if errors.As(err, &le) {
-		return locked(le)
-	}
-	if errors.As(err, &missing) {
-		return httperr.New(oci.CodeManifestBlobUnknown, "%v: push it before the manifest", missing).
-			WithDetail(map[string]string{"digest": string(missing.Digest)})
-	}
-	if err != nil {
-		return collecting(err, d)
-	}
-	// As for blobs: the manifest's own data must still be there after the reference is made.
-	if _, err := h.blobs.Stat(ctx, d); errors.Is(err, blob.ErrNotFound) {
-		if _, err := h.meta.DeleteManifest(ctx, req.reg.ID, req.name, d); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		return collecting(store.ErrBlobCollecting, d)
-	} else if err != nil {
 		return err
 	}
 	if parsed.Subject != nil {
@@ -187,6 +155,50 @@ func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *reque
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
 	return nil
+}
+
+// storeManifest parses a manifest whose digest is d, stores its bytes and records it in the
+// repository with tags (the blobs and manifests it references must be there): a push, or an
+// import. The errors are the registry's answers.
+func (h *Handler) storeManifest(ctx context.Context, req *request, contentType string, body []byte, d oci.Digest, tags []string) (*oci.Manifest, error) {
+	parsed, err := oci.ParseManifest(contentType, body)
+	if err != nil {
+		return nil, httperr.New(oci.CodeManifestInvalid, "%v", err)
+	}
+	if err := checkManifestLimits(parsed); err != nil {
+		return nil, err
+	}
+	if _, err := blob.Put(ctx, h.blobs, newID(), d, bytes.NewReader(body)); err != nil {
+		return nil, fullStorage(err)
+	}
+	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
+	req.describe(rec)
+	if parsed.Subject != nil {
+		rec.Subject = parsed.Subject.Digest
+	}
+	err = h.meta.PutManifest(ctx, req.reg.ID, req.name, rec, parsed.Blobs, parsed.Manifests, tags)
+	var missing *store.MissingError
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		return nil, locked(le)
+	}
+	if errors.As(err, &missing) {
+		return nil, httperr.New(oci.CodeManifestBlobUnknown, "%v: push it before the manifest", missing).
+			WithDetail(map[string]string{"digest": string(missing.Digest)})
+	}
+	if err != nil {
+		return nil, collecting(err, d)
+	}
+	// As for blobs: the manifest's own data must still be there after the reference is made.
+	if _, err := h.blobs.Stat(ctx, d); errors.Is(err, blob.ErrNotFound) {
+		if _, err := h.meta.DeleteManifest(ctx, req.reg.ID, req.name, d); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return nil, collecting(store.ErrBlobCollecting, d)
+	} else if err != nil {
+		return nil, err
+	}
+	return parsed, nil
 }
 
 func manifestTooLarge(max int64) error {

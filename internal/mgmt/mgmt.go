@@ -52,6 +52,10 @@ type Deps struct {
 	Box *seal.Box
 	// Audit records each read of the admin user's passwords as a login event.
 	Audit audit.Recorder
+	// Importer starts imports (distribution.Handler); nil: imports are not offered.
+	Importer interface {
+		StartImport(ctx context.Context, reg store.Registry, p access.Principal, loginServer string, req client.ImportRequest) (store.ImportRun, error)
+	}
 	// Changed is called after every change, so caches (hosts) can drop what they hold.
 	Changed func()
 	Log     *slog.Logger
@@ -92,6 +96,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"DELETE /mgmt/v1/registries/{registry}":                                    {policy.PermRegistryDelete, h.deleteRegistry},
 		"GET /mgmt/v1/registries/{registry}/credentials":                           {policy.PermCredentialsRead, h.showCredentials},
 		"GET /mgmt/v1/registries/{registry}/usage":                                 {policy.PermRegistryRead, h.showUsage},
+		"POST /mgmt/v1/registries/{registry}/import":                               {policy.PermRegistryWrite, h.startImport},
+		"GET /mgmt/v1/registries/{registry}/imports/{id}":                          {policy.PermRegistryRead, h.showImport},
 		"GET /mgmt/v1/registries/{registry}/webhooks":                              {policy.PermRegistryRead, h.listWebhooks},
 		"POST /mgmt/v1/registries/{registry}/webhooks":                             {policy.PermRegistryWrite, h.createWebhook},
 		"GET /mgmt/v1/registries/{registry}/webhooks/{webhook}":                    {policy.PermRegistryRead, h.showWebhook},

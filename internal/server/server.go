@@ -139,23 +139,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		aggregate = -1 // every event on its own
 	}
 	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login, Aggregate: aggregate})
-	s.dist = distribution.New(distribution.Deps{
-		Blobs:    blobs,
-		Meta:     meta,
-		Authn:    s.authn,
-		Policy:   s.policy,
-		Log:      log,
-		Now:      now,
-		Audit:    s.audit,
-		OnUpload: s.metrics.Upload,
-		Limits: distribution.Limits{
-			MaxManifestBytes:      int64(cfg.Limits.MaxManifestBytes),
-			MaxBlobBytes:          int64(cfg.Limits.MaxBlobBytes),
-			MaxUploadsPerRegistry: cfg.Limits.MaxUploads,
-			MaxUploadsPerIdentity: cfg.Limits.MaxUploadsPerIdentity,
-			MaxPageSize:           cfg.Limits.MaxPageSize,
-		},
-	})
 	var allowed []netip.Prefix
 	for _, n := range cfg.Outbound.AllowedNetworks {
 		p, err := netip.ParsePrefix(n)
@@ -165,6 +148,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}
 		allowed = append(allowed, p)
 	}
+	s.dist = distribution.New(distribution.Deps{
+		Blobs:    blobs,
+		Meta:     meta,
+		Authn:    s.authn,
+		Policy:   s.policy,
+		Log:      log,
+		Now:      now,
+		Audit:    s.audit,
+		OnUpload: s.metrics.Upload,
+		Outbound: webhook.Dialer{Allowed: allowed}.Transport(30 * time.Second),
+		Limits: distribution.Limits{
+			MaxManifestBytes:      int64(cfg.Limits.MaxManifestBytes),
+			MaxBlobBytes:          int64(cfg.Limits.MaxBlobBytes),
+			MaxUploadsPerRegistry: cfg.Limits.MaxUploads,
+			MaxUploadsPerIdentity: cfg.Limits.MaxUploadsPerIdentity,
+			MaxPageSize:           cfg.Limits.MaxPageSize,
+		},
+	})
 	s.hooks = &webhook.Deliverer{Store: meta, Box: s.box, HTTP: webhook.Dialer{Allowed: allowed}.Client(cfg.Webhooks.Timeout), Log: log.With("component", "webhook"),
 		Holder: s.replicaID, Version: opts.Version, Now: now, Lease: 2*cfg.Webhooks.Timeout + 5*time.Second}
 	s.manualWebhooks = opts.ManualWebhooks
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
-	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
+	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))

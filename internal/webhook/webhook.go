@@ -122,9 +122,10 @@ func (d Dialer) Check(addr netip.Addr) error {
 	return nil
 }
 
-// Client returns the HTTP client deliveries use: every connection's address checked after DNS
-// (so a name cannot resolve to a refused address), no proxy, no redirect, timeout bounded.
-func (d Dialer) Client(timeout time.Duration) *http.Client {
+// Transport is an HTTP transport whose every connection's address is checked after DNS (so a
+// name cannot resolve to a refused address, nor a redirect lead to one), with no proxy; the
+// connection, TLS handshake and the wait for an answer's headers are each bounded by timeout.
+func (d Dialer) Transport(timeout time.Duration) *http.Transport {
 	dialer := &net.Dialer{Timeout: timeout, Control: func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -132,9 +133,13 @@ func (d Dialer) Client(timeout time.Duration) *http.Client {
 		}
 		return d.Check(ap.Addr())
 	}}
-	tr := &http.Transport{DialContext: dialer.DialContext, Proxy: nil, TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout,
+	return &http.Transport{DialContext: dialer.DialContext, Proxy: nil, TLSHandshakeTimeout: timeout, ResponseHeaderTimeout: timeout,
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
-	return &http.Client{Transport: tr, Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Client returns the HTTP client deliveries use: Transport, no redirect, the whole call bounded.
+func (d Dialer) Client(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: d.Transport(timeout), Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // Deliverer delivers due deliveries.

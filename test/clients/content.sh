@@ -17,7 +17,7 @@ export HOME=$WORK/home BERTH_CONFIG_DIR=$WORK/berth DOCKER_CONFIG=$WORK/docker
 export REGISTRY_AUTH_FILE=$DOCKER_CONFIG/config.json
 mkdir -p "$HOME" "$DOCKER_CONFIG"
 OWNER_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/serve.log" 2>&1 &
+BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8 "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 REG=
 for _ in $(seq 100); do
@@ -82,6 +82,15 @@ soft_delete() {
 	berth config soft-delete update -r default --status disabled -o none
 }
 step "soft delete: crane delete, list-deleted, restore, skopeo pulls it again" soft_delete
+
+import_self() {
+	local pw
+	pw=$(berth credential show -n default --query 'passwords[0].value' -o tsv) &&
+	[ "$(berth import -n default --source "$REG/team/app:v1" --image team/imported:v1 --plain-http -u default -p "$pw" --query status -o tsv)" = Succeeded ] &&
+	[ "$(crane digest --insecure "$REG/team/imported:v1")" = "$(crane digest --insecure "$REG/team/app:v1")" ] &&
+	expect_refusal 'exists' berth import -n default --source "$REG/team/app:v1" --image team/imported:v1 --plain-http -u default -p "$pw"
+}
+step "berth import copies an image from a registry (here itself, through its token flow); an existing tag needs --force" import_self
 
 untag_delete() {
 	berth repository untag -n default --image team/copy:v1 &&

@@ -195,7 +195,7 @@ stage "soak: a minute of mixed load (pushes, pulls, HEADs, tokens, anonymous, a 
 	bash scripts/soak.sh --minutes 1
 
 bench_stages=("push/pull benchmark"
-	"microbenchmarks, once each (Decide, token sign/verify, catalog page, manifest parse, blob write)"
+	"microbenchmarks, once each (Decide, token sign/verify, catalog page, usage of 100 000 manifests, manifest parse, blob write)"
 	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)")
 if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "${bench_stages[0]}" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e

@@ -181,6 +181,9 @@ func TestAzShapes(t *testing.T) {
 		{"repository-show-tags-detail", []string{"repository", "show-tags", "-n", "default", "--repository", "hello-world", "--detail"}},
 		{"manifest-list-metadata", []string{"manifest", "list-metadata", "-r", "default", "-n", "hello-world"}},
 		{"show-usage", []string{"registry", "show-usage", "-n", "default"}},
+		{"webhook-show", []string{"webhook", "create", "-n", "myhook", "-r", "default", "--uri", "https://hooks.example/acr", "--actions", "push", "--scope", "hello-world:*", "--headers", "Authorization=Basic xxxx"}},
+		{"webhook-show", []string{"webhook", "show", "-n", "myhook", "-r", "default"}},
+		{"webhook-get-config", []string{"webhook", "get-config", "-n", "myhook", "-r", "default"}},
 	} {
 		name := strings.Join(tc.args[:2], "-")
 		t.Run(name, func(t *testing.T) {

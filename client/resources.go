@@ -184,6 +184,12 @@ func (c *Client) RegistryUsage(ctx context.Context, registry string) (Usage, err
 	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/usage", nil, &out)
 }
 
+// RepositoryUsage is the bytes, manifests and tags of one repository.
+func (c *Client) RepositoryUsage(ctx context.Context, registry, repository string) (Usage, error) {
+	var out Usage
+	return out, c.Do(ctx, http.MethodGet, reg(registry)+"/usage?"+url.Values{"repository": {repository}}.Encode(), nil, &out)
+}
+
 // CredentialRenew names the admin password to regenerate: password or password2.
 type CredentialRenew struct {
 	Name string `json:"name"`

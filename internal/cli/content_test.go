@@ -132,6 +132,12 @@ func TestContentCommands(t *testing.T) {
 	if got := tsv("registry", "show-usage", "-n", "default", "--query", "value[?name=='Manifests'].currentValue | [0]"); got != "3" {
 		t.Errorf("show-usage manifests = %q", got)
 	}
+	if got := tsv("registry", "show-usage", "-n", "default", "--repository", "team/other", "--query", "value[?name=='Manifests'].currentValue | [0]"); got != "1" {
+		t.Errorf("show-usage --repository team/other manifests = %q", got)
+	}
+	if _, err := c.run("", "registry", "show-usage", "-n", "default", "--repository", "nope/none"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("show-usage of an unknown repository: %v", err)
+	}
 	if _, err := c.run("", "repository", "delete", "-n", "default", "--repository", "team/app"); err == nil || !strings.Contains(err.Error(), "--yes") {
 		t.Errorf("delete without --yes and no terminal: %v", err)
 	}

@@ -156,15 +156,20 @@ func (a *app) registryCmd() *cobra.Command {
 	nameFlag(del)
 	yesFlag(del, &yes)
 
+	var usageRepo string
 	usage := &cobra.Command{Use: "show-usage", Short: "Show what a registry holds: bytes, repositories, manifests, tags (az acr show-usage)", Args: cobra.NoArgs,
 		Annotations: table(`value[].{NAME: name, LIMIT: limit, "CURRENT VALUE": currentValue, UNIT: unit}`),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
 			if err := need(name, "--name"); err != nil {
 				return nil, err
 			}
+			if usageRepo != "" {
+				return c.RepositoryUsage(ctx, name, usageRepo)
+			}
 			return c.RegistryUsage(ctx, name)
 		})}
 	nameFlag(usage)
+	usage.Flags().StringVar(&usageRepo, "repository", "", "one repository's figures instead")
 	cmd.AddCommand(create, show, list, update, del, usage)
 	return cmd
 }

@@ -325,7 +325,23 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 	if err != nil {
 		return err
 	}
+	// ?repository=NAME: that repository's figures.
+	if repo := r.URL.Query().Get("repository"); repo != "" {
+		u, err := h.Store.RepositoryUsage(r.Context(), reg.ID, repo)
+		if err != nil {
+			return storeError(err, fmt.Sprintf("repository %q", repo))
+		}
+		return reply(w, http.StatusOK, client.Usage{Value: []client.UsageItem{
+			{Name: "Size", CurrentValue: u.Bytes, Unit: "Bytes"},
+			{Name: "Manifests", CurrentValue: u.Manifests, Unit: "Count"},
+			{Name: "Tags", CurrentValue: u.Tags, Unit: "Count"},
+		}})
+	}
 	u, err := h.Store.RegistryUsage(r.Context(), reg.ID)
+	if err != nil {
+		return err
+	}
+	hooks, err := h.Store.Webhooks(r.Context(), reg.ID)
 	if err != nil {
 		return err
 	}
@@ -334,6 +350,6 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 		{Name: "Repositories", CurrentValue: u.Repositories, Unit: "Count"},
 		{Name: "Manifests", CurrentValue: u.Manifests, Unit: "Count"},
 		{Name: "Tags", CurrentValue: u.Tags, Unit: "Count"},
-		{Name: "Webhooks", CurrentValue: 0, Unit: "Count"},
+		{Name: "Webhooks", CurrentValue: int64(len(hooks)), Unit: "Count"},
 	}})
 }

@@ -462,3 +462,25 @@ func (s *Store) UpdateAttributes(ctx context.Context, registryID int64, repo, ta
 	}
 	return out, nil
 }
+
+// RepositoryUsage adds up what one repository holds (Repositories is 1, or 0 for none).
+func (s *Store) RepositoryUsage(ctx context.Context, registryID int64, repo string) (Usage, error) {
+	var u Usage
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT
+		COALESCE((SELECT CAST(SUM(b.size) AS BIGINT) FROM repository_blobs b WHERE b.repository_id = r.id), 0) +
+		COALESCE((SELECT CAST(SUM(m.size) AS BIGINT) FROM manifests m WHERE m.repository_id = r.id), 0),
+		(SELECT COUNT(*) FROM manifests m WHERE m.repository_id = r.id),
+		(SELECT COUNT(*) FROM tags t WHERE t.repository_id = r.id)
+		FROM repositories r WHERE r.registry_id = ? AND r.name = ?`), registryID, repo).Scan(&u.Bytes, &u.Manifests, &u.Tags)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Usage{}, ErrNotFound
+	}
+	if err != nil {
+		return u, fmt.Errorf("store: usage of %s: %w", repo, err)
+	}
+	if u.Manifests == 0 {
+		return Usage{}, ErrNotFound
+	}
+	u.Repositories = 1
+	return u, nil
+}

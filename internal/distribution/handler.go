@@ -83,6 +83,7 @@ type Handler struct {
 	now      func() time.Time
 	locks    uploadLocks // one per upload session in use
 	outbound http.RoundTripper
+	imports  chan struct{} // the imports running (at most maxImports)
 }
 
 // New returns a handler; requests must carry their registry in ctx (hosts.WithRegistry).
@@ -106,7 +107,7 @@ func New(d Deps) *Handler {
 		d.Outbound = http.DefaultTransport
 	}
 	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy, audit: d.Audit, onUpload: d.OnUpload,
-		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound}
+		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound, imports: make(chan struct{}, maxImports)}
 }
 
 // request is one parsed, authorized /v2/ request.

@@ -23,10 +23,12 @@ import (
 	"github.com/berth-registry/berth/internal/store"
 )
 
-// Bounds of one import: what it may copy and how long it may take.
+// Bounds of one import (what it may copy, how long it may take), and of the imports a server
+// runs at once.
 const (
 	maxImportManifests = 1000
 	maxImportTime      = time.Hour
+	maxImports         = 4
 )
 
 // importInvalid and importConflict are the management API's answers to a bad import request.
@@ -79,8 +81,15 @@ func (h *Handler) StartImport(ctx context.Context, reg store.Registry, p access.
 	if tag != "" {
 		target += ":" + tag
 	}
+	select {
+	case h.imports <- struct{}{}:
+	default:
+		return store.ImportRun{}, httperr.New(oci.CodeTooManyRequests, "%d imports are running on this server, the most it runs at once: retry when one has ended", maxImports).
+			WithStatus(http.StatusTooManyRequests).WithHeader("Retry-After", "10")
+	}
 	run := store.ImportRun{ID: store.NewDeliveryID(), RegistryID: reg.ID, Source: src.String(), Target: target, Status: "Running"}
 	if err := h.meta.CreateImport(ctx, run); err != nil {
+		<-h.imports
 		return run, err
 	}
 	auth := authn.Anonymous
@@ -91,6 +100,7 @@ func (h *Handler) StartImport(ctx context.Context, reg store.Registry, p access.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), maxImportTime)
 	im.opts = []remote.Option{remote.WithContext(bg), remote.WithAuth(auth), remote.WithTransport(h.outbound), remote.WithUserAgent("berth-import")}
 	go func() {
+		defer func() { <-h.imports }()
 		defer cancel()
 		err := im.copyTop(bg, src, tag)
 		im.mu.Lock()

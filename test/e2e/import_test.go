@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,6 +173,21 @@ func TestImportFromDistribution(t *testing.T) {
 	}
 	b, _ := json.Marshal(op)
 	t.Logf("import: %s", b)
+
+	// Four imports at once, the fifth waits its turn (429).
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer hang.Close()
+	defer close(release)
+	hangHost := strings.TrimPrefix(hang.URL, "http://")
+	for i := range 4 {
+		if _, err := c.StartImport(ctx, "default", client.ImportRequest{Source: fmt.Sprintf("%s/slow/app:v%d", hangHost, i), PlainHTTP: true}); err != nil {
+			t.Fatalf("import %d: %v", i, err)
+		}
+	}
+	if _, err := c.StartImport(ctx, "default", client.ImportRequest{Source: hangHost + "/slow/app:v9", PlainHTTP: true}); !client.IsStatus(err, http.StatusTooManyRequests) {
+		t.Errorf("a fifth import at once: %v, want 429", err)
+	}
 }
 
 // partial is the descriptor of an index, for a referrer's subject.

@@ -319,4 +319,10 @@ func TestDeletedAPI(t *testing.T) {
 			t.Errorf("GET %s: %d", p, r.StatusCode)
 		}
 	}
+	// Listings are GETs only; a restore names its digest.
+	for _, p := range []string{"/acr/v1/_deleted/team/app/_manifests", "/acr/v1/_deleted/team/app/_tags", "/acr/v1/_deleted/_catalog"} {
+		if r := admin.do("POST", p, nil, nil); r.StatusCode != http.StatusNotFound {
+			t.Errorf("POST %s: %d", p, r.StatusCode)
+		}
+	}
 }

@@ -327,44 +327,40 @@ func scanDelivery(sc scanner) (Delivery, error) {
 	return d, err
 }
 
-// ClaimDeliveries leases up to limit due deliveries to holder until now+lease: while the lease
-// runs no other replica takes them. A holder that dies leaves them to the others when it ends.
+// ClaimDeliveries leases up to limit due deliveries to holder until now+lease, in one
+// transaction: while the lease runs no other replica takes them. A holder that dies leaves them
+// to the others when it ends.
 func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
 	ids, err := queryAll(ctx, s.r, s.q(`SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND lease_until < ? ORDER BY next_at LIMIT ?`),
 		[]any{now.UnixMilli(), now.UnixMilli(), limit}, func(sc scanner) (string, error) {
 			var id string
 			return id, sc.Scan(&id)
 		})
-	if err != nil {
-		return nil, fmt.Errorf("store: due deliveries: %w", err)
+	if err != nil || len(ids) == 0 {
+		if err != nil {
+			err = fmt.Errorf("store: due deliveries: %w", err)
+		}
+		return nil, err
 	}
-	var out []Delivery
+	marks := "?" + strings.Repeat(", ?", len(ids)-1)
+	args := []any{holder, now.Add(lease).UnixMilli()}
 	for _, id := range ids {
-		var claimed bool
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries SET lease = ?, lease_until = ? WHERE id = ? AND status = 'pending' AND lease_until < ?`),
-				holder, now.Add(lease).UnixMilli(), id, now.UnixMilli())
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			claimed = n == 1
-			return err
-		})
-		if err != nil {
-			return out, fmt.Errorf("store: claim delivery: %w", err)
-		}
-		if !claimed {
-			continue
-		}
-		d, err := scanDelivery(s.r.QueryRowContext(ctx, s.q(`SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ?`), id))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // its webhook was deleted meanwhile
-		}
-		if err != nil {
-			return out, fmt.Errorf("store: claimed delivery: %w", err)
-		}
-		out = append(out, d)
+		args = append(args, id)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries SET lease = ?, lease_until = ? WHERE id IN (`+marks+`) AND status = 'pending' AND lease_until < ?`),
+			append(args, now.UnixMilli())...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	// What this holder got (another replica may have taken some first); a delivery whose webhook
+	// was deleted meanwhile is gone.
+	out, err := queryAll(ctx, s.r, s.q(`SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+		WHERE d.id IN (`+marks+`) AND d.lease = ? AND d.lease_until = ? ORDER BY d.next_at`), append(args[2:], holder, now.Add(lease).UnixMilli()), scanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("store: claimed deliveries: %w", err)
 	}
 	return out, nil
 }
@@ -381,24 +377,34 @@ type DeliveryResult struct {
 
 // FinishDelivery records an attempt by holder (a lease lost meanwhile changes nothing).
 func (s *Store) FinishDelivery(ctx context.Context, id, holder string, r DeliveryResult) error {
-	status, done := "pending", int64(0)
-	switch {
-	case r.Delivered:
-		status, done = "delivered", s.millis()
-	case r.Final:
-		status, done = "failed", s.millis()
-	}
-	if len(r.Error) > 1024 {
-		r.Error = r.Error[:1024]
-	}
+	return s.FinishDeliveries(ctx, holder, map[string]DeliveryResult{id: r})
+}
+
+// FinishDeliveries records attempts by holder, in one transaction.
+func (s *Store) FinishDeliveries(ctx context.Context, holder string, results map[string]DeliveryResult) error {
+	now := s.millis()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, last_status = ?, last_error = ?, latency_ms = ?,
-			done_at = ?, next_at = ?, lease = '', lease_until = 0 WHERE id = ? AND lease = ?`),
-			status, r.Status, r.Error, r.Latency.Milliseconds(), done, r.NextAt.UnixMilli(), id, holder)
-		return err
+		for id, r := range results {
+			status, done := "pending", int64(0)
+			switch {
+			case r.Delivered:
+				status, done = "delivered", now
+			case r.Final:
+				status, done = "failed", now
+			}
+			if len(r.Error) > 1024 {
+				r.Error = r.Error[:1024]
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries SET attempts = attempts + 1, status = ?, last_status = ?, last_error = ?, latency_ms = ?,
+				done_at = ?, next_at = ?, lease = '', lease_until = 0 WHERE id = ? AND lease = ?`),
+				status, r.Status, r.Error, r.Latency.Milliseconds(), done, r.NextAt.UnixMilli(), id, holder); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: finish delivery: %w", err)
+		return fmt.Errorf("store: finish deliveries: %w", err)
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -188,11 +189,26 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Attempted side by side (a slow receiver does not hold the others back), recorded together:
+	// one write transaction for the batch, which matters when the database has one writer.
+	results := make(map[string]store.DeliveryResult, len(due))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
 	for _, dl := range due {
-		res := d.attempt(ctx, dl)
-		if err := d.Store.FinishDelivery(ctx, dl.ID, d.Holder, res); err != nil {
-			return 0, err
-		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res := d.attempt(ctx, dl)
+			mu.Lock()
+			results[dl.ID] = res
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := d.Store.FinishDeliveries(ctx, d.Holder, results); err != nil {
+		return 0, err
 	}
 	return len(due), nil
 }

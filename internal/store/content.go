@@ -90,6 +90,35 @@ func (s *Store) RepositoryInfo(ctx context.Context, registryID int64, repo strin
 	return info, nil
 }
 
+// listPage is a listing of a repository's rows (tags or manifests) by their key or by a time.
+type listPage struct {
+	table, alias, key, time string
+	repoID                  int64
+}
+
+// pageAfter returns the WHERE and ORDER BY of a page of listed (list-enabled) rows after last
+// in order, and their arguments: by key, or by time then key (last's time is looked up; a last
+// that is gone starts from the beginning).
+func (s *Store) pageAfter(ctx context.Context, p listPage, order Order, last string) (where, orderBy string, args []any) {
+	a := p.alias + "."
+	where, args = a+`repository_id = ? AND `+a+`list_enabled = 1`, []any{p.repoID}
+	if order != NewestFirst && order != OldestFirst {
+		return where + ` AND ` + a + p.key + ` > ?`, a + p.key, append(args, last)
+	}
+	cmp, dir := "<", "DESC"
+	if order == OldestFirst {
+		cmp, dir = ">", "ASC"
+	}
+	if last != "" {
+		var at int64
+		if err := s.r.QueryRowContext(ctx, s.q(`SELECT `+p.time+` FROM `+p.table+` WHERE repository_id = ? AND `+p.key+` = ?`), p.repoID, last).Scan(&at); err == nil {
+			where += ` AND (` + a + p.time + ` ` + cmp + ` ? OR (` + a + p.time + ` = ? AND ` + a + p.key + ` ` + cmp + ` ?))`
+			args = append(args, at, at, last)
+		}
+	}
+	return where, a + p.time + ` ` + dir + `, ` + a + p.key + ` ` + dir, args
+}
+
 // TagInfos lists up to n tags of the repository after last (a tag name) in order; more reports
 // whether others follow. ErrNotFound for an unknown repository.
 func (s *Store) TagInfos(ctx context.Context, registryID int64, repo string, order Order, last string, n int) (list []TagInfo, more bool, err error) {
@@ -97,26 +126,7 @@ func (s *Store) TagInfos(ctx context.Context, registryID int64, repo string, ord
 	if err != nil {
 		return nil, false, err
 	}
-	where, args := `t.repository_id = ? AND t.list_enabled = 1`, []any{id}
-	orderBy := `t.name`
-	switch order {
-	case NewestFirst, OldestFirst:
-		cmp, dir := "<", "DESC"
-		if order == OldestFirst {
-			cmp, dir = ">", "ASC"
-		}
-		if last != "" {
-			var at int64
-			if err := s.r.QueryRowContext(ctx, s.q(`SELECT updated_at FROM tags WHERE repository_id = ? AND name = ?`), id, last).Scan(&at); err == nil {
-				where += ` AND (t.updated_at ` + cmp + ` ? OR (t.updated_at = ? AND t.name ` + cmp + ` ?))`
-				args = append(args, at, at, last)
-			}
-		}
-		orderBy = `t.updated_at ` + dir + `, t.name ` + dir
-	default:
-		where += ` AND t.name > ?`
-		args = append(args, last)
-	}
+	where, orderBy, args := s.pageAfter(ctx, listPage{table: "tags", alias: "t", key: "name", time: "updated_at", repoID: id}, order, last)
 	args = append(args, n+1)
 	list, err = queryAll(ctx, s.r, s.q(`SELECT t.name, t.digest, t.created_at, t.updated_at, t.write_enabled, t.delete_enabled, t.read_enabled, t.list_enabled
 		FROM tags t WHERE `+where+` ORDER BY `+orderBy+` LIMIT ?`), args, scanTagInfo)
@@ -181,26 +191,7 @@ func (s *Store) ManifestInfos(ctx context.Context, registryID int64, repo string
 	if err != nil {
 		return nil, false, err
 	}
-	where, args := `m.repository_id = ? AND m.list_enabled = 1`, []any{id}
-	orderBy := `m.digest`
-	switch order {
-	case NewestFirst, OldestFirst:
-		cmp, dir := "<", "DESC"
-		if order == OldestFirst {
-			cmp, dir = ">", "ASC"
-		}
-		if last != "" {
-			var at int64
-			if err := s.r.QueryRowContext(ctx, s.q(`SELECT created_at FROM manifests WHERE repository_id = ? AND digest = ?`), id, last).Scan(&at); err == nil {
-				where += ` AND (m.created_at ` + cmp + ` ? OR (m.created_at = ? AND m.digest ` + cmp + ` ?))`
-				args = append(args, at, at, last)
-			}
-		}
-		orderBy = `m.created_at ` + dir + `, m.digest ` + dir
-	default:
-		where += ` AND m.digest > ?`
-		args = append(args, last)
-	}
+	where, orderBy, args := s.pageAfter(ctx, listPage{table: "manifests", alias: "m", key: "digest", time: "created_at", repoID: id}, order, last)
 	args = append(args, n+1)
 	list, err = queryAll(ctx, s.r, s.q(`SELECT `+manifestInfoColumns+` FROM manifests m WHERE `+where+` ORDER BY `+orderBy+` LIMIT ?`), args, scanManifestInfo)
 	if err != nil {

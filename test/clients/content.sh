@@ -9,23 +9,8 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${BERTH:?set BERTH to the berth binary}"
-WORK=$(mktemp -d)
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-cd "$WORK"
-export HOME=$WORK/home BERTH_CONFIG_DIR=$WORK/berth DOCKER_CONFIG=$WORK/docker
-export REGISTRY_AUTH_FILE=$DOCKER_CONFIG/config.json
-mkdir -p "$HOME" "$DOCKER_CONFIG"
-OWNER_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8 "$BERTH" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/serve.log" 2>&1 &
-SERVER_PID=$!
-REG=
-for _ in $(seq 100); do
-	REG=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | head -n 1)
-	[ -n "$REG" ] && curl -fsS "http://$REG/readyz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-[ -n "$REG" ] || { echo "berth did not start"; cat "$WORK/serve.log"; exit 1; }
+source "$HERE/own-server.sh"
+own_server BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.0/8
 source "$HERE/lib.sh"
 head -c 50000 /dev/urandom >rand.bin && tar -cf layer.tar rand.bin
 head -c 50000 /dev/urandom >rand2.bin && tar -cf layer2.tar rand2.bin

@@ -35,11 +35,11 @@ step "crane, skopeo and oras push; berth repository list, show-tags, show and ma
 write_lock() {
 	berth repository update -n default --image team/app:v1 --write-enabled false -o none &&
 	out=$(crane append --insecure --oci-empty-base -f layer2.tar -t "$REG/team/app:v1" 2>&1); rc=$?
-	[ $rc -ne 0 ] && echo "$out" | grep -q 'REGISTRY_DISALLOWED_OPERATION' &&
-	echo "$out" | grep -q 'The operation is disallowed on this registry, repository or image' &&
-	echo "$out" | grep -q 'tag v1 of repository team/app is write-disabled' &&
+	[ $rc -ne 0 ] && grep -q 'REGISTRY_DISALLOWED_OPERATION' <<<"$out" &&
+	grep -q 'The operation is disallowed on this registry, repository or image' <<<"$out" &&
+	grep -q 'tag v1 of repository team/app is write-disabled' <<<"$out" &&
 	push team/app:v3 &&
-	berth explain -n default --identity owner --repository team/app:v1 --action push | grep -q 'write-disabled'
+	berth explain -n default --identity owner --repository team/app:v1 --action push | grep 'write-disabled' >/dev/null
 }
 step "a write-disabled tag refuses crane's push with ACR's message; other tags move; explain says why" write_lock
 
@@ -81,8 +81,8 @@ untag_delete() {
 	berth repository untag -n default --image team/copy:v1 &&
 	expect_refusal 'MANIFEST_UNKNOWN\|not found\|404' crane manifest --insecure "$REG/team/copy:v1" &&
 	berth manifest delete -r default -n "team/copy@$(berth manifest list-metadata -r default -n team/copy --query '[0].digest' -o tsv)" --yes &&
-	! berth repository list -n default -o tsv | grep -qx team/copy &&
-	! crane catalog --insecure "$REG" | grep -qx team/copy &&
+	! berth repository list -n default -o tsv | grep -x team/copy >/dev/null &&
+	! crane catalog --insecure "$REG" | grep -x team/copy >/dev/null &&
 	berth repository delete -n default --repository team/notes --yes &&
 	expect_refusal 'NAME_UNKNOWN\|not found\|404' oras pull --plain-http "$REG/team/notes:v1"
 }
@@ -92,7 +92,7 @@ token_scope() {
 	local pw
 	pw=$(berth token create -n meta-reader -r default --repository team/app content/read metadata/read \
 		--query 'credentials.passwords[0].value' -o tsv --only-show-errors) &&
-	[ "$(berth repository show-tags -n "http://$REG" -u meta-reader -p "$pw" --repository team/app -o tsv | head -1)" = v1 ] &&
+	[ "$(berth repository show-tags -n "http://$REG" -u meta-reader -p "$pw" --repository team/app -o tsv | sed -n 1p)" = v1 ] &&
 	expect_refusal 'DENIED' berth repository show -n "http://$REG" -u meta-reader -p "$pw" --repository team/other &&
 	expect_refusal 'DENIED' berth repository untag -n "http://$REG" -u meta-reader -p "$pw" --image team/app:v3
 }

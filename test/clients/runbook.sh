@@ -67,7 +67,7 @@ expose_token() {
 	tok=$(berth login -n default --expose-token --query accessToken -o tsv) && [ -n "$tok" ] &&
 	[ "$(berth login -n default --expose-token --query username -o tsv)" = "$NULL_GUID" ] &&
 	docker logout "$REG" >/dev/null && dlogin "$NULL_GUID" "$tok" &&
-	push runbook/exposed:v1 && crane ls --insecure "$REG/runbook/exposed" | grep -qx v1 &&
+	push runbook/exposed:v1 && crane ls --insecure "$REG/runbook/exposed" | grep -x v1 >/dev/null &&
 	skopeo inspect --tls-verify=false "docker://$REG/runbook/exposed:v1" >/dev/null
 }
 step "login --expose-token → docker login $NULL_GUID: crane and skopeo push and pull" expose_token
@@ -79,7 +79,7 @@ login_server() {
 step "berth login -n <login server> (host:port), as az acr login -n takes it" login_server
 
 backticks() {
-	berth scope-map list -r default --query "[?type==\`SystemDefined\`].name" -o tsv | grep -qx _repositories_pull &&
+	berth scope-map list -r default --query "[?type==\`SystemDefined\`].name" -o tsv | grep -x _repositories_pull >/dev/null &&
 	[ "$(berth scope-map list -r default --query "length([?type==\`UserDefined\`])" -o tsv)" = 1 ] &&
 	[ "$(berth role definition list --query "[?roleName=='AcrPull'].name | [0]" -o tsv)" = 7f951dda-4ed3-4680-a7ca-43fe172d538d ] &&
 	[ "$(berth role definition list --query "length([?roleType==\`BuiltInRole\`])" -o tsv)" -ge 13 ]
@@ -107,8 +107,8 @@ debug() {
 step "--debug: each request with its correlation id, the token redacted" debug
 
 tables() {
-	berth scope-map list -r default -o table | head -1 | grep -q '^NAME *TYPE *CREATION DATE' &&
-	berth credential show -n default -o table | head -1 | grep -q '^USERNAME *PASSWORD *PASSWORD2'
+	berth scope-map list -r default -o table | sed -n 1p | grep '^NAME *TYPE *CREATION DATE' >/dev/null &&
+	berth credential show -n default -o table | sed -n 1p | grep '^USERNAME *PASSWORD *PASSWORD2' >/dev/null
 }
 step "-o table: az's columns, the name first" tables
 

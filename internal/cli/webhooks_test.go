@@ -181,6 +181,14 @@ func TestWebhooks(t *testing.T) {
 		}
 	}
 
+	// Another registry's webhooks are its own: deployhook is not there.
+	c.must("", "registry", "create", "-n", "otherreg", "-o", "none")
+	for _, args := range [][]string{{"show"}, {"get-config"}, {"ping"}, {"list-events"}, {"delete"}} {
+		if _, err := c.run("", append([]string{"webhook"}, append(args, "-n", "deployhook", "-r", "otherreg")...)...); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("webhook %s of another registry: %v", args[0], err)
+		}
+	}
+
 	// A Reader sees webhooks, not their configuration, and changes nothing.
 	c.must("reader-password-1234", "user", "create", "-n", "reader", "--password-stdin", "-o", "none")
 	c.must("", "role", "assignment", "create", "--assignee", "reader", "--role", "Reader", "--scope", "/registries/default", "-o", "none")

@@ -145,6 +145,10 @@ func TestACRMetadataAPIDecided(t *testing.T) {
 	if r := meta.do("DELETE", "/acr/v1/team/app/_tags/v1", nil, nil); r.StatusCode != http.StatusForbidden {
 		t.Errorf("untag without content/delete: %d", r.StatusCode)
 	}
+	// Reading metadata is not changing it: a lock needs metadata/write.
+	if r := meta.do("PATCH", "/acr/v1/team/app/_tags/v1", map[string]string{"Content-Type": "application/json"}, []byte(`{"writeEnabled": false}`)); r.StatusCode != http.StatusForbidden || !strings.Contains(r.message(), "metadata/write") {
+		t.Errorf("a lock without metadata/write: %d %s", r.StatusCode, r.body)
+	}
 	r := anonymous(t, s).do("GET", "/acr/v1/team/app", nil, nil)
 	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Header.Get("WWW-Authenticate"), `scope="repository:team/app:metadata_read"`) {
 		t.Errorf("anonymous: %d, challenge %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))

@@ -14,7 +14,6 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
-	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/webhook"
@@ -238,11 +237,7 @@ func (h *Handler) webhookConfig(w http.ResponseWriter, r *http.Request, p access
 	if c.CustomHeaders == nil {
 		c.CustomHeaders = map[string]string{}
 	}
-	e := audit.NewLogin(r, reg.Name, loginServer(reg, r), audit.OpListCredentials)
-	audit.Finish(r, &e, nil)
-	e.Identity, e.IdentityKind = audit.Identity(p)
-	e.Reason, e.Message = "webhook_config_read", "read the configuration of webhook "+wh.Name
-	h.Audit.Login(r.Context(), e)
+	h.recordRead(r, p, reg, "webhook_config_read", "read the configuration of webhook "+wh.Name)
 	return reply(w, http.StatusOK, client.WebhookConfig{ServiceURI: c.ServiceURI, CustomHeaders: c.CustomHeaders, SigningSecret: c.Secret})
 }
 

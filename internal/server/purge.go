@@ -59,7 +59,11 @@ func (s *Server) PurgeEvents(ctx context.Context) (int64, error) {
 		return n, err
 	}
 	// Finished webhook deliveries go with the events (list-events shows the recent ones).
-	_, err = s.meta.PurgeDeliveries(ctx, s.now().Add(-s.cfg.Events.Retention))
+	if _, err = s.meta.PurgeDeliveries(ctx, s.now().Add(-s.cfg.Events.Retention)); err != nil {
+		return n, err
+	}
+	// So do finished imports' records.
+	_, err = s.meta.PurgeImports(ctx, s.now().Add(-s.cfg.Events.Retention))
 	return n, err
 }
 

@@ -71,3 +71,17 @@ func (s *Store) Import(ctx context.Context, registryID int64, id string) (Import
 	}
 	return r, nil
 }
+
+// PurgeImports removes the finished imports that ended before before.
+func (s *Store) PurgeImports(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM imports WHERE status <> 'Running' AND ended_at < ?`), before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

@@ -346,6 +346,26 @@ func runWebhooks(t *testing.T, setup func(t *testing.T) (*store.Store, store.Reg
 			t.Errorf("deliveries of a deleted webhook: %d", len(list))
 		}
 	})
+	t.Run("ImportRecords", func(t *testing.T) {
+		s, reg := setup(t)
+		for _, id := range []string{"done", "running"} {
+			if err := s.CreateImport(ctx, store.ImportRun{ID: id, RegistryID: reg.ID, Source: "src/x:1", Target: "x:1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.UpdateImport(ctx, store.ImportRun{ID: "done", Status: "Succeeded", Manifests: 2, Blobs: 3, Bytes: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Import(ctx, reg.ID, "done"); err != nil || got.Status != "Succeeded" || got.Blobs != 3 || got.EndedAt.IsZero() {
+			t.Errorf("Import = %+v, %v", got, err)
+		}
+		if n, err := s.PurgeImports(ctx, time.Now().Add(time.Second)); err != nil || n != 1 {
+			t.Errorf("PurgeImports = %d, %v; want the finished one only", n, err)
+		}
+		if _, err := s.Import(ctx, reg.ID, "running"); err != nil {
+			t.Errorf("a running import was purged: %v", err)
+		}
+	})
 	for _, tc := range []struct {
 		scope, repo, tag string
 		want             bool

@@ -61,6 +61,11 @@ type ManifestAttributes struct {
 	CreatedTime    string `json:"createdTime"`
 	LastUpdateTime string `json:"lastUpdateTime"`
 	MediaType      string `json:"mediaType"`
+	// ConfigMediaType, Architecture and OS describe an image manifest (its config, and the
+	// platform read from it); absent for an index or an artifact.
+	ConfigMediaType string `json:"configMediaType,omitempty"`
+	Architecture    string `json:"architecture,omitempty"`
+	OS              string `json:"os,omitempty"`
 	// ArtifactType and Subject are berth's: the OCI artifact type, and the manifest a referrer
 	// (a signature, an SBOM) refers to.
 	ArtifactType         string               `json:"artifactType,omitempty"`

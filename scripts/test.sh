@@ -79,7 +79,7 @@ stage "go test of the server packages over PostgreSQL and S3 (MinIO)" \
 # "no fuzz tests to fuzz") fails the stage.
 FUZZ_TARGETS=(
 	internal/oci:FuzzParseDigest internal/oci:FuzzParseReference internal/oci:FuzzValidateName
-	internal/oci:FuzzParseManifest internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition
+	internal/oci:FuzzParseManifest internal/oci:FuzzParsePlatform internal/distribution:FuzzParseV2Path internal/policy:FuzzParseCondition
 	internal/policy:FuzzLike internal/policy:FuzzParseScopes client:FuzzParseChallenge
 )
 fuzz() {

@@ -49,14 +49,7 @@ var azOnly = map[string]string{
 }
 
 // notYet are the fields az prints that berth does not have yet, each with what brings it.
-var notYet = map[string]string{
-	"[].architecture":    "the platform is not read from the image's config at push yet (issue 19's import brings config parsing)",
-	"[].os":              "the platform is not read from the image's config at push yet (issue 19's import brings config parsing)",
-	"[].configMediaType": "the config's media type is not recorded at push yet",
-	"architecture":       "the platform is not read from the image's config at push yet",
-	"os":                 "the platform is not read from the image's config at push yet",
-	"configMediaType":    "the config's media type is not recorded at push yet",
-}
+var notYet = map[string]string{}
 
 // kind is a JSON value's kind; null is "null".
 func kind(v any) string {

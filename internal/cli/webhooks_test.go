@@ -34,7 +34,12 @@ type delivery struct {
 			MediaType, Digest, Repository, Tag string
 			Size, Length                       int64
 		}
-		Request struct{ ID, Host, Method, Useragent string }
+		Request struct{ ID, Addr, Host, Method, Useragent string }
+		Actor   struct{ Name string }
+		Source  struct {
+			Addr       string
+			InstanceID string `json:"instanceID"`
+		}
 	}
 }
 
@@ -102,6 +107,11 @@ func TestWebhooks(t *testing.T) {
 	if p.Action != "push" || p.Target.Repository != "team/app" || p.Target.Tag != "v1" || p.Target.Digest != d1 || p.Target.Size == 0 || p.Target.Length != p.Target.Size ||
 		p.Target.MediaType != "application/vnd.oci.image.manifest.v1+json" || p.Request.Method != "PUT" || p.Request.Host != s.Host || p.Request.ID == "" || p.ID == "" {
 		t.Errorf("push payload: %+v", p)
+	}
+	// Beyond the documented fields, ACR's event model (and Distribution's notifications): who
+	// pushed, from where, to which instance.
+	if admin, _ := s.Admin(t); p.Actor.Name != admin || p.Request.Addr != "127.0.0.1" || p.Source.InstanceID == "" || p.Source.Addr == "" {
+		t.Errorf("push payload's actor, address and source: %+v", p)
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(got[0].body)

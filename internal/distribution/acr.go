@@ -135,7 +135,7 @@ func (h *Handler) serveACR(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if action == policy.ActionDelete {
-		r = r.WithContext(withRequestInfo(r))
+		r = r.WithContext(h.withRequestInfo(r, p))
 	}
 	a := acrReply{h: h, w: w, r: r, req: req, loginServer: audit.LoginServer(r, reg)}
 	switch rt.kind {
@@ -282,7 +282,7 @@ func (a acrReply) tag() error {
 
 func manifestJSON(m store.ManifestInfo) client.ManifestAttributes {
 	return client.ManifestAttributes{Digest: string(m.Digest), ImageSize: m.ImageSize, CreatedTime: acrTime(m.CreatedAt), LastUpdateTime: acrTime(m.UpdatedAt),
-		MediaType: m.MediaType, ArtifactType: m.ArtifactType, Subject: string(m.Subject), Tags: m.Tags, ChangeableAttributes: changeable(m.Attributes)}
+		MediaType: m.MediaType, ConfigMediaType: m.ConfigMediaType, Architecture: m.Architecture, OS: m.OS, ArtifactType: m.ArtifactType, Subject: string(m.Subject), Tags: m.Tags, ChangeableAttributes: changeable(m.Attributes)}
 }
 
 func (a acrReply) manifests() error {

@@ -512,3 +512,57 @@ func (f *fatalRecorder) Fatal(args ...any) {
 }
 
 func (f *fatalRecorder) Helper() {}
+
+// TestReferrersPageCutAtEncodedBytes: the store cuts a referrers page by its annotations' raw
+// bytes, the handler by the bytes of the descriptors it writes, where JSON escapes each '<' to
+// six bytes. Two referrers whose descriptors with their commas come to exactly
+// MaxReferrersBytes share a page; one byte more and the second waits behind Link.
+func TestReferrersPageCutAtEncodedBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra int // bytes past the bound
+		want  int // referrers on the first page
+	}{
+		{"exactly the bound", 0, 2},
+		{"a byte over", 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := registrytest.New(t, registrytest.Options{})
+			c := newClient(t, s)
+			_, subject := c.pushImage("cut/repo", "v1", []byte("base"))
+			empty := c.pushBlob("cut/repo", []byte("{}"))
+			referrer := func(i, escaped, plain int) ([]byte, int) {
+				note := strings.Repeat("<", escaped) + strings.Repeat("a", plain)
+				m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"artifactType":"application/vnd.example.note","config":{"mediaType":%q,"digest":%q,"size":2},"layers":[{"mediaType":%q,"digest":%q,"size":2}],"subject":{"mediaType":%q,"digest":%q,"size":1},"annotations":{"n":"%d","note":"%s"}}`,
+					oci.MediaTypeImageManifest, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeEmptyJSON, empty, oci.MediaTypeImageManifest, subject, i, note))
+				b, err := json.Marshal(oci.Descriptor{MediaType: oci.MediaTypeImageManifest, Digest: oci.FromBytes(oci.SHA256, m), Size: int64(len(m)),
+					ArtifactType: "application/vnd.example.note", Annotations: map[string]string{"n": fmt.Sprint(i), "note": note}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m, len(b)
+			}
+			first, n1 := referrer(1, 350_000, 0)
+			// The second's plain bytes fill the page to the bound (plus extra); its size's digits
+			// move with them, so settle in a few rounds.
+			plain, second, n2 := 0, []byte(nil), 0
+			for range 5 {
+				second, n2 = referrer(2, 300_000, plain)
+				plain += distribution.MaxReferrersBytes + tc.extra - (n1 + 1 + n2 + 1)
+			}
+			if n1+1+n2+1 != distribution.MaxReferrersBytes+tc.extra {
+				t.Fatalf("could not build the boundary: %d + %d", n1, n2)
+			}
+			ct := map[string]string{"Content-Type": oci.MediaTypeImageManifest}
+			for _, m := range [][]byte{first, second} {
+				c.must(c.do("PUT", "/v2/cut/repo/manifests/"+string(oci.FromBytes(oci.SHA256, m)), ct, m), 201, "put a referrer")
+			}
+			r := c.must(c.do("GET", "/v2/cut/repo/referrers/"+string(subject), nil, nil), 200, "referrers")
+			var idx struct{ Manifests []oci.Descriptor }
+			decode(t, r.body, &idx)
+			if len(idx.Manifests) != tc.want || (r.Header.Get("Link") != "") != (tc.want == 1) {
+				t.Errorf("%d referrers on the first page, Link %q; want %d", len(idx.Manifests), r.Header.Get("Link"), tc.want)
+			}
+		})
+	}
+}

@@ -67,6 +67,8 @@ type Deps struct {
 	OnUpload func(d time.Duration, size int64)
 	// Outbound carries imports' requests to other registries (bounded: webhook.Dialer).
 	Outbound http.RoundTripper
+	// Source names this instance in webhook payloads.
+	Source store.WebhookSource
 }
 
 // Handler serves /v2/.
@@ -83,6 +85,7 @@ type Handler struct {
 	now      func() time.Time
 	locks    uploadLocks // one per upload session in use
 	outbound http.RoundTripper
+	source   store.WebhookSource
 	imports  chan struct{} // the imports running (at most maxImports)
 }
 
@@ -107,7 +110,7 @@ func New(d Deps) *Handler {
 		d.Outbound = http.DefaultTransport
 	}
 	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy, audit: d.Audit, onUpload: d.OnUpload,
-		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound, imports: make(chan struct{}, maxImports)}
+		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound, source: d.Source, imports: make(chan struct{}, maxImports)}
 }
 
 // request is one parsed, authorized /v2/ request.
@@ -285,7 +288,7 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, req *request,
 		return err
 	}
 	if r.Method != http.MethodGet {
-		r = r.WithContext(withRequestInfo(r))
+		r = r.WithContext(h.withRequestInfo(r, req.principal))
 	}
 	switch r.Method {
 	case http.MethodGet:
@@ -444,7 +447,10 @@ func setLocation(w http.ResponseWriter, parts ...string) {
 	w.Header().Set("Location", "/v2/"+strings.Join(parts, "/"))
 }
 
-// withRequestInfo attaches what a webhook payload says of the request (store.WithRequest).
-func withRequestInfo(r *http.Request) context.Context {
-	return store.WithRequest(r.Context(), store.RequestInfo{ID: reqlog.CorrelationID(r.Context()), Host: r.Host, Method: r.Method, UserAgent: truncate(r.UserAgent())})
+// withRequestInfo attaches what a webhook payload says of the request made by p
+// (store.WithRequest).
+func (h *Handler) withRequestInfo(r *http.Request, p access.Principal) context.Context {
+	actor, _ := audit.Identity(p)
+	return store.WithRequest(r.Context(), store.RequestInfo{ID: reqlog.CorrelationID(r.Context()), Addr: authn.ClientIP(r), Host: truncate(r.Host), Method: r.Method,
+		UserAgent: truncate(r.UserAgent()), Actor: truncate(actor), Source: h.source})
 }

@@ -172,6 +172,11 @@ func (h *Handler) storeManifest(ctx context.Context, req *request, contentType s
 		return nil, fullStorage(err)
 	}
 	rec := store.Manifest{Digest: d, MediaType: parsed.MediaType, ArtifactType: parsed.ArtifactType, Size: int64(len(body)), Annotations: parsed.Annotations}
+	if parsed.Config != nil {
+		rec.ConfigMediaType = parsed.Config.MediaType
+		p := h.platform(ctx, parsed.Config)
+		rec.Architecture, rec.OS = p.Architecture, p.OS
+	}
 	req.describe(rec)
 	if parsed.Subject != nil {
 		rec.Subject = parsed.Subject.Digest
@@ -199,6 +204,31 @@ func (h *Handler) storeManifest(ctx context.Context, req *request, contentType s
 		return nil, err
 	}
 	return parsed, nil
+}
+
+// platform reads an image's platform from its config (at most oci.MaxConfigSize bytes, from the
+// blob store unless the descriptor carries the data). Anything that keeps it from being read leaves
+// it unknown: the push does not depend on it, and a missing config is refused by PutManifest.
+func (h *Handler) platform(ctx context.Context, config *oci.Descriptor) oci.Platform {
+	if !oci.IsImageConfigMediaType(config.MediaType) || config.Size > oci.MaxConfigSize {
+		return oci.Platform{}
+	}
+	data := config.Data
+	if data == nil {
+		rc, err := h.blobs.Open(ctx, config.Digest, 0)
+		if err != nil {
+			return oci.Platform{}
+		}
+		defer rc.Close()
+		if data, err = io.ReadAll(io.LimitReader(rc, oci.MaxConfigSize+1)); err != nil || len(data) > oci.MaxConfigSize {
+			return oci.Platform{}
+		}
+	}
+	p, err := oci.ParsePlatform(data)
+	if err != nil {
+		return oci.Platform{}
+	}
+	return p
 }
 
 func manifestTooLarge(max int64) error {

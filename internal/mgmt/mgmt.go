@@ -60,6 +60,8 @@ type Deps struct {
 	Changed func()
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Source names this instance in webhook payloads (a ping's).
+	Source store.WebhookSource
 }
 
 // Handler serves /mgmt/v1/.

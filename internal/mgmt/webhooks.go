@@ -14,6 +14,8 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
+	"github.com/berth-registry/berth/internal/audit"
+	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/webhook"
@@ -208,13 +210,15 @@ func (h *Handler) deleteWebhook(w http.ResponseWriter, r *http.Request, _ access
 	return nil
 }
 
-func (h *Handler) pingWebhook(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+func (h *Handler) pingWebhook(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	_, wh, err := h.webhook(ctx, r)
 	if err != nil {
 		return err
 	}
-	ctx = store.WithRequest(ctx, store.RequestInfo{ID: reqlog.CorrelationID(ctx), Host: r.Host, Method: r.Method, UserAgent: r.UserAgent()})
+	actor, _ := audit.Identity(p)
+	ctx = store.WithRequest(ctx, store.RequestInfo{ID: reqlog.CorrelationID(ctx), Addr: authn.ClientIP(r), Host: truncate(r.Host), Method: r.Method,
+		UserAgent: truncate(r.UserAgent()), Actor: truncate(actor), Source: h.Source})
 	id, err := h.Store.EnqueuePing(ctx, wh)
 	if err != nil {
 		return err

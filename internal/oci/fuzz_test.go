@@ -78,3 +78,24 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParsePlatform(f *testing.F) {
+	for _, s := range []string{`{"architecture":"amd64","os":"linux"}`, `{"architecture":7}`, `{"os":"\u0000"}`, `[]`, `null`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePlatform(b)
+		if err != nil {
+			if p != (Platform{}) {
+				t.Fatalf("ParsePlatform(%q) = %+v with error %v", b, p, err)
+			}
+			return
+		}
+		// What is kept is short, printable, and what the config says.
+		for _, s := range []string{p.Architecture, p.OS} {
+			if len(s) > maxPlatformField || !printable(s) || !strings.Contains(string(b), s) && !strings.Contains(string(b), `\u`) && !strings.Contains(string(b), `\`) {
+				t.Fatalf("ParsePlatform(%q) = %+v", b, p)
+			}
+		}
+	})
+}

@@ -34,6 +34,8 @@ type Manifest struct {
 	ArtifactType string // artifactType, or for an image manifest without one, the config media type
 	Subject      *Descriptor
 	Annotations  map[string]string
+	// Config is an image manifest's config descriptor; nil for an index or an artifact manifest.
+	Config *Descriptor
 	// Blobs are the blobs that must be present in the repository (config and distributable layers).
 	Blobs []Digest
 	// Manifests are the manifests an index lists; they must be present in the repository.
@@ -118,6 +120,7 @@ func ParseManifest(contentType string, body []byte) (*Manifest, error) {
 		if err := checkDescriptor("config", raw.Config); err != nil {
 			return nil, err
 		}
+		m.Config = raw.Config
 		m.Blobs = append(m.Blobs, raw.Config.Digest)
 		if m.ArtifactType == "" && mt == MediaTypeImageManifest {
 			m.ArtifactType = raw.Config.MediaType

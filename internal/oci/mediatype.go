@@ -16,7 +16,15 @@ const (
 const (
 	MediaTypeOctetStream = "application/octet-stream"
 	MediaTypeEmptyJSON   = "application/vnd.oci.empty.v1+json"
+
+	MediaTypeImageConfig       = "application/vnd.oci.image.config.v1+json"
+	MediaTypeDockerImageConfig = "application/vnd.docker.container.image.v1+json"
 )
+
+// IsImageConfigMediaType reports whether mt is an image config, whose platform berth records.
+func IsImageConfigMediaType(mt string) bool {
+	return mt == MediaTypeImageConfig || mt == MediaTypeDockerImageConfig
+}
 
 // nonDistributable are layer media types whose content may live outside the registry.
 var nonDistributable = map[string]bool{

@@ -148,6 +148,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}
 		allowed = append(allowed, p)
 	}
+	host, _ := os.Hostname()
+	source := store.WebhookSource{Addr: host, InstanceID: s.replicaID}
 	s.dist = distribution.New(distribution.Deps{
 		Blobs:    blobs,
 		Meta:     meta,
@@ -158,6 +160,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		Audit:    s.audit,
 		OnUpload: s.metrics.Upload,
 		Outbound: webhook.Dialer{Allowed: allowed}.Transport(30 * time.Second),
+		Source:   source,
 		Limits: distribution.Limits{
 			MaxManifestBytes:      int64(cfg.Limits.MaxManifestBytes),
 			MaxBlobBytes:          int64(cfg.Limits.MaxBlobBytes),
@@ -179,7 +182,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
-	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now}).Register(mux)
+	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now, Source: source}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))

@@ -175,7 +175,7 @@ func scanManifestInfo(sc scanner) (ManifestInfo, error) {
 	var mi ManifestInfo
 	var d, subject, ann string
 	var created, updated, w, del, r, l int64
-	if err := sc.Scan(&d, &mi.MediaType, &mi.ArtifactType, &mi.Size, &subject, &ann, &created, &mi.ImageSize, &updated, &w, &del, &r, &l); err != nil {
+	if err := sc.Scan(&d, &mi.MediaType, &mi.ArtifactType, &mi.Size, &subject, &ann, &created, &mi.ConfigMediaType, &mi.Architecture, &mi.OS, &mi.ImageSize, &updated, &w, &del, &r, &l); err != nil {
 		return mi, err
 	}
 	mi.Digest, mi.Subject, mi.CreatedAt = oci.Digest(d), oci.Digest(subject), time.UnixMilli(created)

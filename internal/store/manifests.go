@@ -20,6 +20,10 @@ type Manifest struct {
 	Subject      oci.Digest // empty when the manifest has no subject
 	Annotations  map[string]string
 	CreatedAt    time.Time
+	// ConfigMediaType, Architecture and OS describe an image manifest's config (the platform read
+	// from it at push); empty for an index or an artifact.
+	ConfigMediaType  string
+	Architecture, OS string
 	// Unreadable, set by Manifest and Tag, names what makes the manifest read-disabled here
 	// (the repository, the manifest, or the tag asked for); "" when it may be pulled.
 	Unreadable string
@@ -97,9 +101,10 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 			subject = string(m.Subject)
 		}
 		now := s.millis()
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, subject, annotations, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
-			id, string(m.Digest), m.MediaType, m.ArtifactType, m.Size, subject, ann, now)
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, subject, annotations, created_at,
+				config_media_type, architecture, os)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
+			id, string(m.Digest), m.MediaType, m.ArtifactType, m.Size, subject, ann, now, m.ConfigMediaType, m.Architecture, m.OS)
 		if err != nil {
 			return err
 		}
@@ -156,7 +161,8 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 	return nil
 }
 
-const manifestColumns = `m.digest, m.media_type, m.artifact_type, m.size, COALESCE(m.subject, ''), COALESCE(m.annotations, ''), m.created_at`
+const manifestColumns = `m.digest, m.media_type, m.artifact_type, m.size, COALESCE(m.subject, ''), COALESCE(m.annotations, ''), m.created_at,
+	m.config_media_type, m.architecture, m.os`
 
 // scanWith is a scanner that reads the manifest columns and then into extra.
 func scanWith(sc scanner, extra ...any) scanner { return extraScanner{sc, extra} }
@@ -185,7 +191,7 @@ func scanManifest(sc scanner) (Manifest, error) {
 	var m Manifest
 	var d, subject, ann string
 	var created int64
-	if err := sc.Scan(&d, &m.MediaType, &m.ArtifactType, &m.Size, &subject, &ann, &created); err != nil {
+	if err := sc.Scan(&d, &m.MediaType, &m.ArtifactType, &m.Size, &subject, &ann, &created, &m.ConfigMediaType, &m.Architecture, &m.OS); err != nil {
 		return Manifest{}, err
 	}
 	m.Digest, m.Subject, m.CreatedAt = oci.Digest(d), oci.Digest(subject), time.UnixMilli(created)

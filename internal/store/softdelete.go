@@ -41,8 +41,9 @@ func (s *Store) softDelete(ctx context.Context, tx *sql.Tx, registryID, repoID i
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM deleted_manifests WHERE registry_id = ? AND repository = ? AND digest = ?`), registryID, repo, d); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO deleted_manifests (registry_id, repository, digest, media_type, artifact_type, size, subject, annotations, tags, created_at, deleted_at, purge_at)
-			SELECT ?, ?, digest, media_type, artifact_type, size, subject, annotations, ?, created_at, ?, ? FROM manifests WHERE repository_id = ? AND digest = ?`),
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO deleted_manifests (registry_id, repository, digest, media_type, artifact_type, size, subject, annotations, tags, created_at, deleted_at, purge_at,
+				config_media_type, architecture, os)
+			SELECT ?, ?, digest, media_type, artifact_type, size, subject, annotations, ?, created_at, ?, ?, config_media_type, architecture, os FROM manifests WHERE repository_id = ? AND digest = ?`),
 			registryID, repo, string(tagsJSON), now, purge, repoID, d); err != nil {
 			return err
 		}
@@ -117,9 +118,9 @@ func (s *Store) RestoreManifest(ctx context.Context, registryID int64, repo stri
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var subject, ann sql.NullString
 		var created int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT media_type, artifact_type, size, subject, annotations, created_at FROM deleted_manifests
+		err := tx.QueryRowContext(ctx, s.q(`SELECT media_type, artifact_type, size, subject, annotations, created_at, config_media_type, architecture, os FROM deleted_manifests
 			WHERE registry_id = ? AND repository = ? AND digest = ?`), registryID, repo, string(d)).
-			Scan(&m.MediaType, &m.ArtifactType, &m.Size, &subject, &ann, &created)
+			Scan(&m.MediaType, &m.ArtifactType, &m.Size, &subject, &ann, &created, &m.ConfigMediaType, &m.Architecture, &m.OS)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -179,9 +180,10 @@ func (s *Store) RestoreManifest(ctx context.Context, registryID int64, repo stri
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, subject, annotations, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
-			id, string(d), m.MediaType, m.ArtifactType, m.Size, subject, ann, created); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, subject, annotations, created_at,
+				config_media_type, architecture, os)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING`),
+			id, string(d), m.MediaType, m.ArtifactType, m.Size, subject, ann, created, m.ConfigMediaType, m.Architecture, m.OS); err != nil {
 			return err
 		}
 		for _, c := range children {

@@ -187,12 +187,30 @@ func globAcross(pattern, s string) bool {
 	return strings.HasSuffix(s, parts[len(parts)-1])
 }
 
-// RequestInfo is what a webhook payload says of the request that caused an event.
+// RequestInfo is what a webhook payload says of the request that caused an event: ACR's
+// documented request fields, and the client address its event model adds.
 type RequestInfo struct {
 	ID        string `json:"id"`
+	Addr      string `json:"addr,omitempty"`
 	Host      string `json:"host"`
 	Method    string `json:"method"`
 	UserAgent string `json:"useragent"`
+	// Actor and Source go to the payload's own fields.
+	Actor  string        `json:"-"`
+	Source WebhookSource `json:"-"`
+}
+
+// WebhookActor is who made the change (ACR's event model, Distribution's notifications): the
+// identity's name as login events show it.
+type WebhookActor struct {
+	Name string `json:"name"`
+}
+
+// WebhookSource is the registry instance that handled the request: its host name and the
+// replica's id (random per process).
+type WebhookSource struct {
+	Addr       string `json:"addr,omitempty"`
+	InstanceID string `json:"instanceID,omitempty"`
 }
 
 type requestInfoKey struct{}
@@ -214,11 +232,26 @@ type WebhookTarget struct {
 
 // WebhookPayload is ACR's webhook payload.
 type WebhookPayload struct {
-	ID        string        `json:"id"`
-	Timestamp string        `json:"timestamp"`
-	Action    string        `json:"action"`
-	Target    WebhookTarget `json:"target"`
-	Request   RequestInfo   `json:"request"`
+	ID        string         `json:"id"`
+	Timestamp string         `json:"timestamp"`
+	Action    string         `json:"action"`
+	Target    WebhookTarget  `json:"target"`
+	Request   RequestInfo    `json:"request"`
+	Actor     *WebhookActor  `json:"actor,omitempty"`
+	Source    *WebhookSource `json:"source,omitempty"`
+}
+
+// newPayload is a payload with a new id, for the request behind ctx.
+func (s *Store) newPayload(ctx context.Context, action string, target WebhookTarget) WebhookPayload {
+	ri, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	p := WebhookPayload{ID: NewDeliveryID(), Timestamp: s.now().UTC().Format(time.RFC3339Nano), Action: action, Target: target, Request: ri}
+	if ri.Actor != "" {
+		p.Actor = &WebhookActor{Name: ri.Actor}
+	}
+	if ri.Source != (WebhookSource{}) {
+		p.Source = &ri.Source
+	}
+	return p
 }
 
 // NewDeliveryID is a random id in the shape of a GUID, as ACR's event ids.
@@ -261,13 +294,12 @@ func (s *Store) enqueueWebhooks(ctx context.Context, tx *sql.Tx, registryID int6
 	if err := rows.Err(); err != nil || len(hooks) == 0 {
 		return err
 	}
-	ri, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
 	now := s.now()
 	for _, h := range hooks {
 		if !strings.Contains(" "+h.actions+" ", " "+action+" ") || !ScopeMatches(h.scope, target.Repository, target.Tag) {
 			continue
 		}
-		if err := s.insertDelivery(ctx, tx, h.id, WebhookPayload{ID: NewDeliveryID(), Timestamp: now.UTC().Format(time.RFC3339Nano), Action: action, Target: target, Request: ri}, now); err != nil {
+		if err := s.insertDelivery(ctx, tx, h.id, s.newPayload(ctx, action, target), now); err != nil {
 			return err
 		}
 	}
@@ -286,8 +318,7 @@ func (s *Store) insertDelivery(ctx context.Context, tx *sql.Tx, webhookID int64,
 
 // EnqueuePing writes a ping delivery for a webhook and returns its id.
 func (s *Store) EnqueuePing(ctx context.Context, w Webhook) (string, error) {
-	p := WebhookPayload{ID: NewDeliveryID(), Timestamp: s.now().UTC().Format(time.RFC3339Nano), Action: WebhookPing}
-	p.Request, _ = ctx.Value(requestInfoKey{}).(RequestInfo)
+	p := s.newPayload(ctx, WebhookPing, WebhookTarget{})
 	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertDelivery(ctx, tx, w.ID, p, s.now()) })
 	if err != nil {
 		return "", fmt.Errorf("store: ping webhook %q: %w", w.Name, err)

@@ -16,7 +16,7 @@ explains() { # PATTERN explain-args…: berth explain prints PATTERN
 	local pattern=$1; shift
 	local out
 	out=$(berth explain -n default "$@") || { echo "$out"; return 1; }
-	echo "$out" | grep -q -- "$pattern" || { echo "explain without '$pattern':"; echo "$out"; return 1; }
+	echo "$out" | has -- "$pattern" || { echo "explain without '$pattern':"; echo "$out"; return 1; }
 }
 token_for() { # USER:PASSWORD SCOPE → an access token
 	curl -fsS -u "$1" "http://$REG/oauth2/token?service=$REG&scope=$2" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
@@ -49,7 +49,7 @@ mode_switch() {
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $OLD" "http://$REG/v2/team-a/x/manifests/v1")" = 200 ] &&
 	berth registry update -n default --role-assignment-mode rbac-abac >/dev/null &&
 	hdr=$(curl -s -D - -o body.json -H "Authorization: Bearer $OLD" "http://$REG/v2/team-a/x/manifests/v1") &&
-	echo "$hdr" | grep -q '^HTTP/1.1 401' && echo "$hdr" | grep -qi 'error="invalid_token"' &&
+	echo "$hdr" | has '^HTTP/1.1 401' && echo "$hdr" | has -i 'error="invalid_token"' &&
 	grep -q 'it is now in mode rbac-abac' body.json &&
 	expect_refusal '401\|UNAUTHORIZED\|denied' crane manifest --insecure "$REG/team-a/x:v1" &&
 	explains 'AcrPull (assignment .*) is not honoured in mode rbac-abac' --identity "$SP" --repository team-a/x --action pull
@@ -71,10 +71,10 @@ step "Repository Reader with StringStartsWithIgnoreCase 'team-a/': pulls team-a/
 
 anonymous() {
 	berth registry update -n default --admin-enabled true --role-assignment-mode rbac --anonymous-pull-enabled true >creds.json &&
-	ADMIN=$(sed -n 's/.*"value": "\([^"]*\)".*/\1/p' creds.json | head -n 1) && [ -n "$ADMIN" ] &&
+	ADMIN=$(sed -n 's/.*"value": "\([^"]*\)".*/\1/p' creds.json | sed -n 1p) && [ -n "$ADMIN" ] &&
 	echo '{}' >"$WORK/empty-auth.json" &&
 	REGISTRY_AUTH_FILE=$WORK/empty-auth.json DOCKER_CONFIG=$WORK/nowhere skopeo inspect --tls-verify=false "docker://$REG/team-b/x:v1" >/dev/null &&
-	curl -s -D - -o /dev/null "http://$REG/v2/" | grep -qi '^www-authenticate: Bearer realm=' &&
+	curl -s -D - -o /dev/null "http://$REG/v2/" | has -i '^www-authenticate: Bearer realm=' &&
 	docker logout "$REG" >/dev/null && dlogin default "$ADMIN" && push private/a:v1 &&
 	expect_refusal '401\|UNAUTHORIZED' env DOCKER_CONFIG=$WORK/nowhere REGISTRY_AUTH_FILE=$WORK/empty-auth.json crane append --insecure --oci-empty-base -f layer.tar -t "$REG/private/b:v1" &&
 	berth registry update -n default --anonymous-pull-enabled false --anonymous-pull-repositories 'public/*' >/dev/null &&
@@ -91,7 +91,7 @@ network() {
 	expect_refusal "403 Forbidden" dlogin default "$ADMIN" &&
 	expect_refusal "client with IP '127.0.0.1' is not allowed access" crane manifest --insecure "$REG/team-a/x:v1" &&
 	body=$(curl -s -w ' %{http_code}' -H 'X-Forwarded-For: 198.51.100.7' "http://$REG/v2/") &&
-	echo "$body" | grep -q "\"code\":\"DENIED\".*client with IP '198.51.100.7' is not allowed access.* 403$" &&
+	echo "$body" | has "\"code\":\"DENIED\".*client with IP '198.51.100.7' is not allowed access.* 403$" &&
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-Forwarded-For: 198.51.100.7' "http://$REG/oauth2/token?service=$REG")" = 403 ] &&
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -u "default:$ADMIN" -H 'X-Forwarded-For: 203.0.113.9' "http://$REG/v2/team-a/x/manifests/v1")" = 200 ] &&
 	berth registry show -n default >/dev/null &&

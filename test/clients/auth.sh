@@ -66,7 +66,7 @@ step "a scope-map change applies at once to the token's stored credentials" scop
 disabled() {
 	berth token update -n ci-samples -r default --status disabled >/dev/null &&
 	refused dlogin ci-samples "$TOK" &&
-	curl -s -u "ci-samples:$TOK" "http://$REG/v2/" | grep -q 'token is disabled' &&
+	curl -s -u "ci-samples:$TOK" "http://$REG/v2/" | has 'token is disabled' &&
 	berth token update -n ci-samples -r default --status enabled >/dev/null && dlogin ci-samples "$TOK"
 }
 step "disabled token: docker login refused, the reply says 'token is disabled'" disabled
@@ -107,7 +107,7 @@ sp() {
 	secret=$(echo "$out" | sed -n 's/.*"password": "\([^"]*\)".*/\1/p') && [ -n "$secret" ] && secrets+=("$secret") &&
 	docker logout "$REG" >/dev/null && dlogin "$id" "$secret" &&
 	expect_refusal '401' push sprobot/a:v1 &&
-	curl -s -X POST -u "$id:$secret" "http://$REG/v2/sprobot/a/blobs/uploads/" | grep -q 'no role assignment gives service principal' &&
+	curl -s -X POST -u "$id:$secret" "http://$REG/v2/sprobot/a/blobs/uploads/" | has 'no role assignment gives service principal' &&
 	refused dlogin "$id" "wrong-secret"
 }
 step "service principal: docker login works, pushes refused until it has a role" sp

@@ -10,6 +10,9 @@ step() {
 	fi
 }
 berth() { "$BERTH" "$@"; }
+# has GREP_ARGS…: grep that reads all of its input (grep -q exits at the first match, and under
+# pipefail the writer's SIGPIPE would then fail the step)
+has() { grep "$@" >/dev/null; }
 dlogin() { printf '%s' "$2" | docker login "$REG" -u "$1" --password-stdin; }
 # refused COMMAND…: the command fails because the registry refused the credentials (401
 # unauthorized), not for any other reason (a typo, no network, a missing tool)
@@ -23,7 +26,7 @@ expect_refusal() {
 	local pattern=$1; shift
 	local out
 	if out=$("$@" 2>&1); then echo "succeeded, but should have been refused: $*"; return 1; fi
-	echo "$out" | grep -q -- "$pattern" || { echo "refused without '$pattern':"; echo "$out"; return 1; }
+	echo "$out" | has -- "$pattern" || { echo "refused without '$pattern':"; echo "$out"; return 1; }
 }
 # push REPO:TAG: crane pushes layer.tar (made by the script) as a one-layer image
 push() { crane append --insecure --oci-empty-base -f layer.tar -t "$REG/$1"; }
@@ -34,6 +37,6 @@ insufficient_scope() {
 	tok=$(curl -fsS -u "$1" "http://$REG/oauth2/token?service=$REG&scope=repository:$2:pull,push" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 	[ -n "$tok" ] || { echo "no token"; return 1; }
 	hdr=$(curl -s -D - -o body.json -X POST -H "Authorization: Bearer $tok" "http://$REG/v2/$2/blobs/uploads/")
-	echo "$hdr" | grep -q '^HTTP/1.1 401' && echo "$hdr" | grep -qi 'www-authenticate:.*error="insufficient_scope"' &&
+	echo "$hdr" | has '^HTTP/1.1 401' && echo "$hdr" | has -i 'www-authenticate:.*error="insufficient_scope"' &&
 		grep -q 'insufficient_scope' body.json || { echo "$hdr"; cat body.json; return 1; }
 }

@@ -16,7 +16,7 @@ own_server() {
 	SERVER_PID=$!
 	REG=
 	for _ in $(seq 100); do
-		REG=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | head -n 1)
+		REG=$(sed -n 's/.*"msg":"berth is serving","addr":"\([^"]*\)".*/\1/p' "$WORK/serve.log" | sed -n 1p)
 		[ -n "$REG" ] && curl -fsS "http://$REG/readyz" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done

@@ -20,6 +20,9 @@ printf '%s' "$BERTH_PASSWORD" | docker login "$REG" -u "$BERTH_USER" --password-
 S="--root $WORK/containers/storage --runroot $WORK/containers/run --storage-driver vfs"
 
 pass=0 fail=0
+# has GREP_ARGS…: grep that reads all of its input (grep -q exits at the first match, and under
+# pipefail the writer's SIGPIPE would then fail the step)
+has() { grep "$@" >/dev/null; }
 step() { # name, then a command; the command's output is shown only on failure
 	local name=$1; shift
 	if out=$("$@" 2>&1); then
@@ -43,13 +46,13 @@ umoci_skopeo() {
 	b=$(skopeo inspect --raw --tls-verify=false "docker://$REG/clients/skopeo:v1") || { echo "skopeo inspect of the pushed image failed"; return 1; }
 	grep -q '"schemaVersion"' <<<"$a" || { echo "not a manifest: $a"; return 1; }
 	[ "$(sha256sum <<<"$a")" = "$(sha256sum <<<"$b")" ] || { echo "pushed manifest differs: $b, want $a"; return 1; }
-	skopeo list-tags --tls-verify=false "docker://$REG/clients/skopeo" | grep -q '"v1"'
+	skopeo list-tags --tls-verify=false "docker://$REG/clients/skopeo" | has '"v1"'
 }
 step "umoci layout -> skopeo copy push/pull, same manifest" umoci_skopeo
 
 skopeo_docker() {
 	skopeo copy --format v2s2 --dest-tls-verify=false oci:umoci-layout:base "docker://$REG/clients/skopeo:v2s2" &&
-	skopeo inspect --raw --tls-verify=false "docker://$REG/clients/skopeo:v2s2" | grep -q 'application/vnd.docker.distribution.manifest.v2+json'
+	skopeo inspect --raw --tls-verify=false "docker://$REG/clients/skopeo:v2s2" | has 'application/vnd.docker.distribution.manifest.v2+json'
 }
 step "skopeo push as Docker schema 2" skopeo_docker
 
@@ -60,11 +63,11 @@ crane_flow() {
 	crane export --insecure "$REG/clients/crane:v1" - | tar -xOf - rand.bin >rand.out && same rand.bin rand.out &&
 	crane pull --insecure "$REG/clients/crane:v1" pulled.tar &&
 	crane push --insecure pulled.tar "$REG/clients/crane:v2" &&   # a Docker schema 2 manifest
-	crane manifest --insecure "$REG/clients/crane:v2" | grep -q 'application/vnd.docker.distribution.manifest.v2+json' &&
+	crane manifest --insecure "$REG/clients/crane:v2" | has 'application/vnd.docker.distribution.manifest.v2+json' &&
 	crane copy --insecure "$REG/clients/crane:v1" "$REG/clients/crane-copy:v1" &&
 	[ "$(crane digest --insecure "$REG/clients/crane:v1")" = "$(crane digest --insecure "$REG/clients/crane-copy:v1")" ] &&
-	crane ls --insecure "$REG/clients/crane" | grep -qx v2 &&
-	crane catalog --insecure "$REG" | grep -qx clients/crane &&
+	crane ls --insecure "$REG/clients/crane" | has -x v2 &&
+	crane catalog --insecure "$REG" | has -x clients/crane &&
 	crane tag --insecure "$REG/clients/crane:v1" v3 && crane delete --insecure "$REG/clients/crane@$(crane digest --insecure "$REG/clients/crane:v2")" &&
 	# The deleted tag is gone (MANIFEST_UNKNOWN), not just unreachable for any other reason.
 	local out
@@ -97,9 +100,9 @@ regctl_flow() {
 	regctl image copy "$REG/clients/crane:v1" "$REG/clients/regctl:v1" &&
 	[ "$(regctl image digest "$REG/clients/crane:v1")" = "$(regctl image digest "$REG/clients/regctl:v1")" ] &&
 	regctl image copy --referrers "$REG/clients/oras:v1" "$REG/clients/regctl-oras:v1" &&
-	regctl artifact tree "$REG/clients/regctl-oras:v1" | grep -q 'application/vnd.example.sig' &&
+	regctl artifact tree "$REG/clients/regctl-oras:v1" | has 'application/vnd.example.sig' &&
 	regctl image copy "$REG/clients/regctl:v1" ocidir://regctl-out:v1 &&
-	regctl tag ls "$REG/clients/regctl" | grep -qx from-ocidir
+	regctl tag ls "$REG/clients/regctl" | has -x from-ocidir
 }
 step "regctl copy (ocidir, images, referrers), tag ls, artifact tree" regctl_flow
 
@@ -109,7 +112,7 @@ helm_flow() {
 	helm push mychart-0.1.0.tgz "oci://$REG/charts" --plain-http &&
 	mkdir -p pulled && helm pull "oci://$REG/charts/mychart" --version 0.1.0 --plain-http -d pulled &&
 	same mychart-0.1.0.tgz pulled/mychart-0.1.0.tgz &&
-	helm show chart "oci://$REG/charts/mychart" --version 0.1.0 --plain-http | grep -q '^name: mychart'
+	helm show chart "oci://$REG/charts/mychart" --version 0.1.0 --plain-http | has '^name: mychart'
 }
 step "helm push/pull oci://, same chart" helm_flow
 
@@ -132,7 +135,7 @@ podman_flow() {
 	podman $S manifest create rig-list &&
 	podman $S manifest add rig-list "containers-storage:$REG/clients/podman:v1" &&
 	podman $S manifest push --tls-verify=false --all rig-list "docker://$REG/clients/podman-list:v1" &&
-	skopeo inspect --raw --tls-verify=false "docker://$REG/clients/podman-list:v1" | grep -q '"manifests"' &&
+	skopeo inspect --raw --tls-verify=false "docker://$REG/clients/podman-list:v1" | has '"manifests"' &&
 	podman $S rmi -a -f >/dev/null && podman $S pull --tls-verify=false "$REG/clients/podman:v1"
 }
 step "podman pull/tag/push, manifest list push" podman_flow

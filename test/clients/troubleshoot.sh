@@ -24,9 +24,9 @@ echo '|---|---|---|---|---|' >>"$TABLE"
 fails() {
 	local pattern=$1; shift
 	if OUT=$("$@" 2>&1); then echo "succeeded, but should have failed: $*"; return 1; fi
-	echo "$OUT" | grep -q -- "$pattern" || { echo "output without '$pattern':"; echo "$OUT"; return 1; }
+	echo "$OUT" | has -- "$pattern" || { echo "output without '$pattern':"; echo "$OUT"; return 1; }
 	CORR=$(echo "$OUT" | sed -n 's/.*correlation id: \([A-Z0-9]\{16\}\).*/\1/p' | tail -n 1)
-	SEEN=$(echo "$OUT" | grep -o -- ".\{0,40\}$pattern.\{0,60\}" | head -n 1 | sed 's/|/\\|/g')
+	SEEN=$(echo "$OUT" | grep -o -- ".\{0,40\}$pattern.\{0,60\}" | sed -n 1p | sed 's/|/\\|/g')
 }
 # event KIND: the reason of the event of $CORR (login or repository), waiting for the writer.
 event() {
@@ -54,7 +54,7 @@ health() {
 	local codes
 	codes=$(DOCKER_COMMAND=${HC_TOOL:-podman} berth check-health "$@" --ignore-errors --yes -o tsv --query "[?status=='error'].code" 2>/dev/null)
 	case $want in DOCKER_* | HELM_*) ;; *) codes=$(echo "$codes" | grep -v '^DOCKER_\|^HELM_') ;; esac
-	CODE=$(echo "$codes" | head -n 1)
+	CODE=$(echo "$codes" | sed -n 1p)
 	[ "$CODE" = "$want" ] || { echo "check-health codes: $(echo $codes), want $want first"; return 1; }
 }
 # explains PATTERN args…: berth explain on the default registry prints PATTERN
@@ -62,8 +62,8 @@ explains() {
 	local pattern=$1; shift
 	local out
 	out=$(berth explain -n default "$@" 2>&1)
-	echo "$out" | grep -q -- "$pattern" || { echo "explain without '$pattern':"; echo "$out"; return 1; }
-	EXPLAINED=$(echo "$out" | grep -o -- "$pattern" | head -n 1)
+	echo "$out" | has -- "$pattern" || { echo "explain without '$pattern':"; echo "$out"; return 1; }
+	EXPLAINED=$(echo "$out" | grep -o -- "$pattern" | sed -n 1p)
 }
 # row CAUSE EVENT EXPLAIN: adds the observed row to the table
 row() { printf '| %s | `%s` | %s | %s | %s |\n' "$1" "$SEEN" "$2" "$CODE" "$3" >>"$TABLE"; }
@@ -173,7 +173,7 @@ not_authorized() {
 	REASON=$(login_event --identity "$SP" --reason insufficient_scope --query '[0].reason') && [ "$REASON" = insufficient_scope ] &&
 	# check-health finds no error for the pull (as health() does, its exit status is not the point)
 	{ CODE=$(DOCKER_COMMAND=podman berth check-health -n default --repository team/app:v1 --yes --ignore-errors -o tsv --query "[?status=='error'].code" 2>/dev/null |
-		{ grep -v '^DOCKER_\|^HELM_' || true; } | head -n 1); true; } &&
+		{ grep -v '^DOCKER_\|^HELM_' || true; } | sed -n 1p); true; } &&
 	{ [ -z "$CODE" ] || { echo "check-health found $CODE for a pull AcrPull allows"; false; }; } && CODE="none (pull OK)" && explains "no_role_assignment" --identity "$SP" --repository team/app --action push &&
 	row "authenticated, not authorized to push" "login: \`$REASON\` (refused repository:team/app:push)" "\`$EXPLAINED\`"
 }
@@ -196,7 +196,7 @@ acrpull_abac() {
 	reset_docker && dlogin "$SP" "$SECRET" >/dev/null 2>&1 &&
 	fails "not honoured" crane manifest --insecure "$REG/team/app:v1" &&
 	REASON=$(login_event --identity "$SP" --reason insufficient_scope --query '[0].message') &&
-	echo "$REASON" | grep -q "not honoured" && REASON=insufficient_scope &&
+	echo "$REASON" | has "not honoured" && REASON=insufficient_scope &&
 	health CONNECTIVITY_PULL_ERROR -n default --repository team/app:v1 &&
 	explains "is not honoured in mode rbac-abac" --identity "$SP" --repository team/app --action pull &&
 	row "AcrPull in rbac-abac mode" "login: \`$REASON\` (message: not honoured)" "\`$EXPLAINED\`"
@@ -226,11 +226,11 @@ docs_agree() {
 		cause=$(echo "$cause" | xargs) code=$(echo "$code" | xargs)
 		case $cause in Cause | ---) continue ;; esac
 		local line
-		line=$(grep -F "| $cause |" "$DOCS" | head -n 1)
+		line=$(grep -F "| $cause |" "$DOCS" | sed -n 1p)
 		[ -n "$line" ] || { echo "docs/troubleshooting.md has no row for '$cause'"; ok=1; continue; }
-		reason=$(echo "$event" | grep -o '`[a-z_]*`' | head -n 1)
-		[ -z "$reason" ] || echo "$line" | grep -qF -- "$reason" || { echo "'$cause': the docs do not name reason $reason"; ok=1; }
-		case $code in none*) ;; *) echo "$line" | grep -qF -- "$code" || { echo "'$cause': the docs do not name code $code"; ok=1; } ;; esac
+		reason=$(echo "$event" | grep -o '`[a-z_]*`' | sed -n 1p)
+		[ -z "$reason" ] || echo "$line" | has -F -- "$reason" || { echo "'$cause': the docs do not name reason $reason"; ok=1; }
+		case $code in none*) ;; *) echo "$line" | has -F -- "$code" || { echo "'$cause': the docs do not name code $code"; ok=1; } ;; esac
 	done <"$TABLE"
 	return $ok
 }

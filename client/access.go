@@ -161,6 +161,9 @@ type ExplainRequest struct {
 	// Grant, when set, is the access token's grant the request would carry
 	// ("repository:samples/app:pull"): the answer then also says whether it includes the action.
 	Grant []string
+	// Subject, for a service principal, says which of its federated credentials an external
+	// token with this subject (sub) would match.
+	Subject string
 }
 
 // Explain asks why identity may or may not do action on repository.
@@ -174,6 +177,9 @@ func (c *Client) Explain(ctx context.Context, r ExplainRequest) (Explanation, er
 	}
 	for _, g := range r.Grant {
 		q.Add("grant", g)
+	}
+	if r.Subject != "" {
+		q.Set("subject", r.Subject)
 	}
 	var out Explanation
 	return out, c.Do(ctx, http.MethodGet, reg(r.Registry)+"/explain?"+q.Encode(), nil, &out)

@@ -171,6 +171,18 @@ func (c *Client) SignInServicePrincipal(ctx context.Context, appID, secret strin
 	return t, err
 }
 
+// ClientAssertionJWT is the client_assertion_type of an external token (RFC 7523).
+const ClientAssertionJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// SignInFederated signs a service principal in with an external OpenID Connect token that one of
+// its federated credentials trusts (Entra's client assertion).
+func (c *Client) SignInFederated(ctx context.Context, appID, token string) (DirectoryToken, error) {
+	var t DirectoryToken
+	err := c.form(ctx, c.BaseURL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID},
+		"client_assertion_type": {ClientAssertionJWT}, "client_assertion": {token}, "scope": {"offline_access"}}, &t)
+	return t, err
+}
+
 // RenewSignIn trades a directory refresh token for a new directory token and the next refresh
 // token; the one given is spent.
 func (c *Client) RenewSignIn(ctx context.Context, refresh string) (DirectoryToken, error) {

@@ -33,6 +33,9 @@ type LoginEvent struct {
 	// identity (a malformed token, an unknown name, a refused address) are written once per
 	// address, reason and minute, with their number.
 	Attempts int `json:"attempts"`
+	// Issuer and Subject name the external token of a federated sign-in.
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
 }
 
 // RepositoryEvent is one push, pull, delete or untag of a manifest.

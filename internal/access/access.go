@@ -37,8 +37,11 @@ type Principal struct {
 	Grant  Grant
 	// TokenID is the jti of the token the request carried, if any.
 	TokenID string
-	// Via says how the principal proved itself: password, access_token, refresh_token, directory.
+	// Via says how the principal proved itself: password, access_token, refresh_token, directory,
+	// federated.
 	Via string
+	// Issuer and Subject name the external token a federated sign-in presented.
+	Issuer, Subject string
 }
 
 // Anonymous is the principal of a request without credentials.

@@ -310,8 +310,12 @@ func Finish(r *http.Request, e *store.LoginEvent, err error) {
 		if ae, ok := authn.AsError(err); ok && ae.Identity != "" && e.IdentityKind == "" {
 			e.Identity = ae.Identity
 		}
+		if ae, ok := authn.AsError(err); ok && e.Issuer == "" {
+			e.Issuer, e.Subject = ae.Issuer, ae.Subject
+		}
 	}
 	e.Identity = truncate(e.Identity, 120)
+	e.Issuer, e.Subject = truncate(e.Issuer, 600), truncate(e.Subject, 600)
 	e.Duration = Elapsed(r)
 	reqlog.SetIdentity(r.Context(), reqlog.Name(e.Identity))
 }
@@ -352,6 +356,13 @@ func Describe(err error) (status int, reason, message string) {
 		return he.Status, reason, truncate(he.Message, 1024)
 	}
 	return http.StatusInternalServerError, "internal_error", "internal server error"
+}
+
+// SignedIn completes a login event with the principal that signed in: its name and kind, and
+// for a federated sign-in the external token's issuer and subject.
+func SignedIn(e *store.LoginEvent, p access.Principal) {
+	e.Identity, e.IdentityKind = Identity(p)
+	e.Issuer, e.Subject = p.Issuer, p.Subject
 }
 
 // Identity names a principal in events: the registry for its admin user, else its name.

@@ -28,6 +28,8 @@ type Error struct {
 	RetryAfter   time.Duration // throttled: when to come back
 	InvalidToken bool          // a bearer token was refused (challenge with error="invalid_token")
 	Identity     string        // the user name that was tried, for the logs
+	// Issuer and Subject name the external token of a refused federated sign-in, as it claimed.
+	Issuer, Subject string
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/federation"
 	"github.com/berth-registry/berth/internal/hosts"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
@@ -71,12 +72,14 @@ type Service struct {
 	// DirectoryRefreshTTL is the lifetime of the directory refresh tokens the CLI renews its
 	// sign-in with; 0 issues none.
 	DirectoryRefreshTTL time.Duration
-	st                  *store.Store
-	dir                 *directory.Directory
-	tok                 *token.Service
-	throttle            Throttling
-	log                 *slog.Logger
-	now                 func() time.Time
+	// Federation checks external tokens for federated credentials; nil: federated sign-in is off.
+	Federation *federation.Verifier
+	st         *store.Store
+	dir        *directory.Directory
+	tok        *token.Service
+	throttle   Throttling
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // NewService returns the authenticator of a server with identities.
@@ -203,6 +206,10 @@ func (s *Service) Password(ctx context.Context, reg store.Registry, ip, user, pa
 			return p, nil
 		}
 		return s.AccessToken(ctx, reg, pass)
+	}
+	if directory.IsGUID(user) && federation.LooksLikeJWT(pass) {
+		// Secrets are base64url without dots: a password shaped as a JWT is an external token.
+		return s.Federated(ctx, user, pass)
 	}
 	key := "id:" + reg.Name + ":" + strings.ToLower(user)
 	if directory.IsGUID(user) {

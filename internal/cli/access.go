@@ -177,6 +177,7 @@ func (a *app) explainCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Action, "action", "", "pull, push, delete, metadata_read, metadata_write or catalog")
 	cmd.Flags().StringVar(&req.IP, "ip", "", "also check the registry's network rules (and the management allow-list) for this client address")
 	cmd.Flags().StringArrayVar(&req.Grant, "grant", nil, "explain a request made with an access token holding this scope (repository:NAME:ACTIONS; repeatable)")
+	cmd.Flags().StringVar(&req.Subject, "subject", "", "for a service principal: which of its federated credentials an external token with this subject would match (repo:ORG/REPO:ref:refs/heads/dev)")
 	cmd.Flags().StringVar(&tokenFile, "access-token-file", "", "explain a request made with the access token in this file ('-' for standard input): its grant is read, its signature is not checked")
 	return cmd
 }

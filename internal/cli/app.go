@@ -267,7 +267,16 @@ func (a *app) tsv(v any) error {
 			scalar = scalar && !m
 		}
 		if scalar {
+			// As az: each item a row, a list's values separated by tabs.
 			for _, it := range list {
+				if inner, ok := it.([]any); ok {
+					cells := make([]string, len(inner))
+					for i, x := range inner {
+						cells[i] = cell(x)
+					}
+					fmt.Fprintln(a.stdout, strings.Join(cells, "\t"))
+					continue
+				}
 				fmt.Fprintln(a.stdout, cell(it))
 			}
 			return nil

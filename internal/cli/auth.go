@@ -22,7 +22,7 @@ const nullGUID = "00000000-0000-0000-0000-000000000000"
 
 func (a *app) authCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "auth", Short: "Sign in to a berth server (the az login of berth)"}
-	var server, user, password string
+	var server, user, password, federated string
 	var stdin, sp bool
 	login := &cobra.Command{
 		Use:   "login",
@@ -42,7 +42,13 @@ func (a *app) authCmd() *cobra.Command {
 			if !strings.Contains(server, "://") {
 				server = "https://" + server
 			}
-			if password == "" {
+			if federated != "" && !sp {
+				return errors.New("--federated-token signs in a service principal: add --service-principal")
+			}
+			if federated != "" && (password != "" || stdin) {
+				return errors.New("give --federated-token or a password, not both")
+			}
+			if password == "" && federated == "" {
 				if password, err = a.secret("Password: ", stdin); err != nil {
 					return err
 				}
@@ -55,10 +61,14 @@ func (a *app) authCmd() *cobra.Command {
 			}
 			var tok client.DirectoryToken
 			kind := "user"
-			if sp {
+			switch {
+			case federated != "":
+				kind = "servicePrincipal"
+				tok, err = c.SignInFederated(cmd.Context(), user, strings.TrimSpace(federated))
+			case sp:
 				kind = "servicePrincipal"
 				tok, err = c.SignInServicePrincipal(cmd.Context(), user, password)
-			} else {
+			default:
 				tok, err = c.SignIn(cmd.Context(), user, password)
 			}
 			if err != nil {
@@ -77,6 +87,7 @@ func (a *app) authCmd() *cobra.Command {
 	login.Flags().StringVarP(&password, "password", "p", "", "password or client secret (prefer --password-stdin or the prompt)")
 	login.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
 	login.Flags().BoolVar(&sp, "service-principal", false, "sign in as a service principal with its client id and secret")
+	login.Flags().StringVar(&federated, "federated-token", "", "with --service-principal: an OpenID Connect token (GitHub Actions, GitLab CI, Kubernetes) that one of its federated credentials trusts, instead of a secret")
 
 	logout := &cobra.Command{
 		Use: "logout", Short: "Forget the saved sign-in", Args: cobra.NoArgs,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
@@ -16,6 +17,7 @@ import (
 // repeats them). Paths are dotted; [] stands for every element of an array.
 var azOnly = map[string]string{
 	"resourceGroup":                         "berth has no resource groups",
+	"@odata.context":                        "Microsoft Graph's metadata link: berth's directory is no Graph service",
 	"location":                              "berth has no Azure regions",
 	"sku":                                   "berth has no SKUs: every registry has every feature",
 	"tags":                                  "no Azure resource tags",
@@ -142,7 +144,7 @@ func excludedParent(path string) bool {
 // every field az prints (testdata/az/*.json, from az's documented outputs), with the same
 // nesting and kind, except the Azure-only fields above; berth's own shape is a golden file.
 func TestAzShapes(t *testing.T) {
-	s := registrytest.New(t, registrytest.Options{})
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Federation.Issuers = []string{"https://issuer.example"} }})
 	c := newCLI(t)
 	c.must(registrytest.OwnerPassword, "auth", "login", "--server", s.URL, "-u", "owner", "--password-stdin")
 	c.must("", "registry", "update", "-n", "default", "--admin-enabled", "-o", "none")
@@ -177,6 +179,7 @@ func TestAzShapes(t *testing.T) {
 		{"webhook-show", []string{"webhook", "create", "-n", "myhook", "-r", "default", "--uri", "https://hooks.example/acr", "--actions", "push", "--scope", "hello-world:*", "--headers", "Authorization=Basic xxxx"}},
 		{"webhook-show", []string{"webhook", "show", "-n", "myhook", "-r", "default"}},
 		{"webhook-get-config", []string{"webhook", "get-config", "-n", "myhook", "-r", "default"}},
+		{"ad-app-federated-credential", []string{"sp", "federated-credential", "create", "--id", sp.AppID, "-n", "Testing", "--issuer", "https://issuer.example", "--subject", "repo:octo-org/octo-repo:environment:Production", "--description", "Testing"}},
 	} {
 		name := strings.Join(tc.args[:2], "-")
 		t.Run(name, func(t *testing.T) {

@@ -182,6 +182,6 @@ func (a *app) spCmd() *cobra.Command {
 	reset.Flags().BoolVar(&appendSecret, "append", false, "keep the existing secret (at most two)")
 	reset.Flags().IntVar(&years, "years", 1, "years until the secret expires")
 	cred.AddCommand(reset)
-	cmd.AddCommand(create, show, list, del, cred)
+	cmd.AddCommand(create, show, list, del, cred, a.federatedCmd())
 	return cmd
 }

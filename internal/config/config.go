@@ -43,7 +43,9 @@ type Config struct {
 	GC       GC       `yaml:"gc"`
 	Webhooks Webhooks `yaml:"webhooks"`
 	Outbound Outbound `yaml:"outbound"`
-	Debug    Debug    `yaml:"debug"`
+	// Federation trusts external OpenID Connect issuers' tokens for federated credentials.
+	Federation Federation `yaml:"federation"`
+	Debug      Debug      `yaml:"debug"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -160,6 +162,28 @@ type Outbound struct {
 	AllowedNetworks []string `yaml:"allowed_networks"`
 }
 
+// Federation lets service principals sign in with tokens of external OpenID Connect issuers
+// (GitHub Actions, GitLab CI, Kubernetes service accounts) that their federated credentials
+// trust. Keys are discovered at ISSUER/.well-known/openid-configuration through the outbound
+// bounds (a loopback or private issuer must be in outbound.allowed_networks), or given to a
+// credential as a static key set.
+type Federation struct {
+	// Issuers are the iss values federated credentials may name, exactly; none turns federated
+	// sign-in off.
+	Issuers []string `yaml:"issuers"`
+	// AllowHTTP lets issuers be reached over plain http (tests, labs).
+	AllowHTTP bool `yaml:"allow_http"`
+	// MaxTokenAge refuses external tokens issued longer ago (iat).
+	MaxTokenAge time.Duration `yaml:"max_token_age"`
+	// Leeway allows for the issuer's clock and berth's being apart (exp, nbf, iat).
+	Leeway time.Duration `yaml:"leeway"`
+	// RefreshInterval is the least time between two fetches of an issuer's keys (a token with a
+	// kid not yet known, a fetch that failed).
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// Timeout bounds the fetch of an issuer's discovery document and keys.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // GC configures garbage collection of unreferenced blobs.
 type GC struct {
 	// Interval between collections serve runs itself; 0 means none (run 'berth gc').
@@ -227,6 +251,7 @@ func Default() Config {
 		Metrics:         Metrics{Enabled: true},
 		GC:              GC{Grace: time.Hour},
 		Webhooks:        Webhooks{Timeout: 10 * time.Second},
+		Federation:      Federation{MaxTokenAge: time.Hour, Leeway: time.Minute, RefreshInterval: time.Minute, Timeout: 5 * time.Second},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -417,6 +442,7 @@ func (c *Config) Validate() error {
 	if c.Webhooks.Timeout < time.Second || c.Webhooks.Timeout > time.Minute {
 		bad("webhooks.timeout: between 1s and 1m, not %s", c.Webhooks.Timeout)
 	}
+	c.validateFederation(bad)
 	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow,
 		"outbound.allowed_networks": c.Outbound.AllowedNetworks} {
 		for _, it := range list {
@@ -531,4 +557,31 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+func (c *Config) validateFederation(bad func(string, ...any)) {
+	f := c.Federation
+	for _, iss := range f.Issuers {
+		u, err := url.Parse(iss)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+			bad("federation.issuers: %q is not an issuer URL (https://host[/path], as the tokens' iss claim says)", iss)
+		case u.Scheme != "https" && !(u.Scheme == "http" && f.AllowHTTP):
+			bad("federation.issuers: %q is not https (federation.allow_http lets a lab use http)", iss)
+		case len(iss) > 600:
+			bad("federation.issuers: %q is longer than 600 characters", iss[:60]+"…")
+		}
+	}
+	if f.MaxTokenAge < time.Minute || f.MaxTokenAge > 7*24*time.Hour {
+		bad("federation.max_token_age: between 1m and 168h, not %s", f.MaxTokenAge)
+	}
+	if f.Leeway < 0 || f.Leeway > 10*time.Minute {
+		bad("federation.leeway: between 0 and 10m, not %s", f.Leeway)
+	}
+	if f.RefreshInterval < time.Second || f.RefreshInterval > time.Hour {
+		bad("federation.refresh_interval: between 1s and 1h, not %s", f.RefreshInterval)
+	}
+	if f.Timeout < time.Second || f.Timeout > time.Minute {
+		bad("federation.timeout: between 1s and 1m, not %s", f.Timeout)
+	}
 }

@@ -239,7 +239,7 @@ func (h *Handler) loginEvent(r *http.Request, reg store.Registry, p access.Princ
 	}
 	e := audit.NewLogin(r, reg.Name, audit.LoginServer(r, reg), audit.OpRegistry)
 	if err == nil {
-		e.Identity, e.IdentityKind = audit.Identity(p)
+		audit.SignedIn(&e, p)
 		e.TokenID = p.TokenID
 	}
 	audit.Finish(r, &e, err)

@@ -392,6 +392,13 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request, p access.Princ
 			return err
 		}
 	}
+	if who.Kind == access.KindSP {
+		if err := h.explainFederated(ctx, who, q.Get("subject"), &out); err != nil {
+			return err
+		}
+	} else if q.Get("subject") != "" {
+		return invalid("subject: only a service principal signs in with federated credentials")
+	}
 	return reply(w, http.StatusOK, out)
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
@@ -168,7 +169,7 @@ func TestControlPlaneTable(t *testing.T) {
 		do   transport
 	}{{"socket", overSocket}, {"in-process", inProcess}} {
 		t.Run(tr.name, func(t *testing.T) {
-			s := registrytest.New(t, registrytest.Options{})
+			s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Federation.Issuers = []string{"https://issuer.example"} }})
 			f := newCPFixture(t, s)
 			cells, mismatches := 0, 0
 			for _, role := range tb.roles {
@@ -309,6 +310,10 @@ func (f *cpFixture) act(t *testing.T, do transport, c cpCaller, action, target s
 		return as("PATCH", "/mgmt/v1/users/"+f.holder("user", c, target), map[string]string{"password": "a-new-password-1234"})
 	case "secret-reset":
 		return as("POST", "/mgmt/v1/servicePrincipals/"+f.holder("sp", c, target)+"/credentials/reset", map[string]any{})
+	case "federated-create":
+		f.n++
+		return as("POST", "/mgmt/v1/servicePrincipals/"+f.holder("sp", c, target)+"/federatedCredentials",
+			map[string]any{"name": fmt.Sprintf("fic-%d", f.n), "issuer": "https://issuer.example", "subject": fmt.Sprintf("repo:o/r:ref:refs/heads/b%d", f.n)})
 	case "member-add", "member-remove":
 		g, u := f.holder("group", c, target), f.plain("member")
 		if in := f.members[g]; in == (action == "member-add") {

@@ -200,7 +200,7 @@ func toLoginEvent(e store.LoginEvent) client.LoginEvent {
 	return client.LoginEvent{ID: e.ID, Time: formatTime(e.Time), Registry: e.Registry, LoginServer: e.LoginServer, Operation: e.Operation,
 		Identity: e.Identity, IdentityKind: e.IdentityKind, IP: e.IP, UserAgent: e.UserAgent, Status: e.Status, Result: e.Result,
 		Reason: e.Reason, Message: e.Message, Granted: e.Granted, Refused: e.Refused, DurationMs: millis(e.Duration),
-		CorrelationID: e.CorrelationID, TokenID: e.TokenID, Attempts: e.Attempts}
+		CorrelationID: e.CorrelationID, TokenID: e.TokenID, Attempts: e.Attempts, Issuer: e.Issuer, Subject: e.Subject}
 }
 
 // toRepositoryEvent is a repository event as the API shows it.

@@ -62,6 +62,8 @@ type Deps struct {
 	Now     func() time.Time
 	// Source names this instance in webhook payloads (a ping's).
 	Source store.WebhookSource
+	// FederationIssuers are the issuers federated credentials may name (federation.issuers).
+	FederationIssuers []string
 }
 
 // Handler serves /mgmt/v1/.
@@ -138,11 +140,16 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /mgmt/v1/groups/{name}/members":          {policy.PermDirectoryWrite, h.addMember},
 		"DELETE /mgmt/v1/groups/{name}/members/{user}": {policy.PermDirectoryWrite, h.removeMember},
 
-		"GET /mgmt/v1/servicePrincipals":                            {policy.PermDirectoryRead, h.listSPs},
-		"POST /mgmt/v1/servicePrincipals":                           {policy.PermDirectoryWrite, h.createSP},
-		"GET /mgmt/v1/servicePrincipals/{appId}":                    {policy.PermDirectoryRead, h.showSP},
-		"DELETE /mgmt/v1/servicePrincipals/{appId}":                 {policy.PermDirectoryWrite, h.deleteSP},
-		"POST /mgmt/v1/servicePrincipals/{appId}/credentials/reset": {policy.PermDirectoryWrite, h.resetSPCredential},
+		"GET /mgmt/v1/servicePrincipals":                                        {policy.PermDirectoryRead, h.listSPs},
+		"POST /mgmt/v1/servicePrincipals":                                       {policy.PermDirectoryWrite, h.createSP},
+		"GET /mgmt/v1/servicePrincipals/{appId}":                                {policy.PermDirectoryRead, h.showSP},
+		"DELETE /mgmt/v1/servicePrincipals/{appId}":                             {policy.PermDirectoryWrite, h.deleteSP},
+		"POST /mgmt/v1/servicePrincipals/{appId}/credentials/reset":             {policy.PermDirectoryWrite, h.resetSPCredential},
+		"GET /mgmt/v1/servicePrincipals/{appId}/federatedCredentials":           {policy.PermDirectoryRead, h.listFederated},
+		"POST /mgmt/v1/servicePrincipals/{appId}/federatedCredentials":          {policy.PermDirectoryWrite, h.createFederated},
+		"GET /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":    {policy.PermDirectoryRead, h.showFederated},
+		"PATCH /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":  {policy.PermDirectoryWrite, h.updateFederated},
+		"DELETE /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}": {policy.PermDirectoryWrite, h.deleteFederated},
 
 		"GET /mgmt/v1/registries/{registry}/networkRules":            {policy.PermRegistryRead, h.listNetworkRules},
 		"POST /mgmt/v1/registries/{registry}/networkRules":           {policy.PermRegistryWrite, h.addNetworkRule},

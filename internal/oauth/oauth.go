@@ -76,7 +76,7 @@ func (a *attempt) registry(reg store.Registry) {
 }
 
 func (a *attempt) principal(p access.Principal) {
-	a.Identity, a.IdentityKind = audit.Identity(p)
+	audit.SignedIn(&a.LoginEvent, p)
 }
 
 // done records the attempt, which ended with err (nil: a token was issued).
@@ -196,6 +196,9 @@ func (h *Handler) signIn(ctx context.Context, r *http.Request, reg store.Registr
 		return p, "", httperr.New(oci.CodeUnsupported, "grant_type %q is not supported here: use password or refresh_token", truncate(gt)).WithStatus(http.StatusBadRequest)
 	}
 }
+
+// ClientAssertionJWT is the client_assertion_type of a federated credential's token (RFC 7523).
+const ClientAssertionJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // ReasonInsufficientScope is the reason of a token request that was granted less than it asked.
 const ReasonInsufficientScope = "insufficient_scope"
@@ -320,6 +323,14 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		p, err = h.authn.User(ctx, ip, r.Form.Get("username"), r.Form.Get("password"))
 	case "client_credentials":
 		id, secret := r.Form.Get("client_id"), r.Form.Get("client_secret")
+		if assertion := r.Form.Get("client_assertion"); assertion != "" {
+			// Entra's federated credential request: an external token stands for the secret.
+			if at := r.Form.Get("client_assertion_type"); at != ClientAssertionJWT {
+				return httperr.New(oci.CodeUnsupported, "client_assertion_type must be %s", ClientAssertionJWT).WithStatus(http.StatusBadRequest)
+			}
+			p, err = h.authn.Federated(ctx, id, assertion)
+			break
+		}
 		if u, pw, ok := r.BasicAuth(); ok && id == "" {
 			id, secret = u, pw
 		}

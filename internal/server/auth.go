@@ -7,10 +7,12 @@ import (
 
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/federation"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
+	"github.com/berth-registry/berth/internal/webhook"
 )
 
 // The bootstrap owner, and the file of its generated password, as package directory names them.
@@ -57,6 +59,11 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 		RememberFor: authn.DefaultThrottling.RememberFor,
 		Tarpit:      a.ThrottledDelay,
 	}, s.log, s.now)
+	if f := s.cfg.Federation; len(f.Issuers) > 0 {
+		s.authn.Federation = federation.New(federation.Options{Issuers: f.Issuers, AllowHTTP: f.AllowHTTP, MaxTokenAge: f.MaxTokenAge, Leeway: f.Leeway,
+			RefreshInterval: f.RefreshInterval, Timeout: f.Timeout, HTTP: webhook.Dialer{Allowed: outboundAllowed(s.cfg)}.Client(f.Timeout),
+			Now: s.now, Log: s.log.With("component", "federation")})
+	}
 	if err := s.dir.Bootstrap(ctx, s.cfg.DataDir, opts.BootstrapPassword, s.log); err != nil {
 		return err
 	}

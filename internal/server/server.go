@@ -139,15 +139,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		aggregate = -1 // every event on its own
 	}
 	s.audit = audit.NewWriter(meta, log, audit.Options{Queue: cfg.Events.Queue, OnLogin: s.metrics.Login, Aggregate: aggregate})
-	var allowed []netip.Prefix
-	for _, n := range cfg.Outbound.AllowedNetworks {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			a, _ := netip.ParseAddr(n) // Validate checked it
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		allowed = append(allowed, p)
-	}
+	allowed := outboundAllowed(cfg)
 	host, _ := os.Hostname()
 	source := store.WebhookSource{Addr: host, InstanceID: s.replicaID}
 	s.dist = distribution.New(distribution.Deps{
@@ -182,7 +174,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
-	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now, Source: source}).Register(mux)
+	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now, Source: source,
+		FederationIssuers: cfg.Federation.Issuers}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))
@@ -432,3 +425,17 @@ func (s *Server) InvalidateHosts() { s.hosts.Invalidate() }
 
 // Blobs exposes the blob store, for tests and commands that share the process.
 func (s *Server) Blobs() blob.Store { return s.blobs }
+
+// outboundAllowed are the private or loopback networks outbound calls may reach.
+func outboundAllowed(cfg config.Config) []netip.Prefix {
+	var allowed []netip.Prefix
+	for _, n := range cfg.Outbound.AllowedNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, _ := netip.ParseAddr(n) // Validate checked it
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		allowed = append(allowed, p)
+	}
+	return allowed
+}

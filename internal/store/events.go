@@ -37,6 +37,8 @@ type LoginEvent struct {
 	// Attempts is how many sign-in attempts the event stands for (0 is read as 1): failures that
 	// name no verified identity are written once per address, reason and interval.
 	Attempts int
+	// Issuer and Subject name the external token of a federated sign-in.
+	Issuer, Subject string
 }
 
 // RepositoryEvent is one push, pull, delete or untag of a manifest.
@@ -94,8 +96,8 @@ func (s *Store) InsertEvents(ctx context.Context, logins []LoginEvent, repos []R
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if len(logins) > 0 {
 			st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO login_events (time, registry, login_server, operation, identity, identity_kind, ip,
-				user_agent, status, result, reason, message, granted, refused, duration_us, correlation_id, token_id, attempts)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+				user_agent, status, result, reason, message, granted, refused, duration_us, correlation_id, token_id, attempts, issuer, subject)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 			if err != nil {
 				return err
 			}
@@ -103,7 +105,7 @@ func (s *Store) InsertEvents(ctx context.Context, logins []LoginEvent, repos []R
 			for _, e := range logins {
 				if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Identity, e.IdentityKind, e.IP,
 					e.UserAgent, e.Status, e.Result, e.Reason, e.Message, strings.Join(e.Granted, " "), strings.Join(e.Refused, " "),
-					time.Duration(e.Duration).Microseconds(), e.CorrelationID, e.TokenID, max(e.Attempts, 1)); err != nil {
+					time.Duration(e.Duration).Microseconds(), e.CorrelationID, e.TokenID, max(e.Attempts, 1), e.Issuer, e.Subject); err != nil {
 					return err
 				}
 			}
@@ -192,13 +194,13 @@ func (f EventFilter) limit() int {
 func (s *Store) LoginEvents(ctx context.Context, f EventFilter) ([]LoginEvent, error) {
 	where, args := f.where(false)
 	return queryAll(ctx, s.r, s.q(`SELECT id, time, registry, login_server, operation, identity, identity_kind, ip, user_agent, status, result,
-		reason, message, granted, refused, duration_us, correlation_id, token_id, attempts FROM login_events`+where+
+		reason, message, granted, refused, duration_us, correlation_id, token_id, attempts, issuer, subject FROM login_events`+where+
 		fmt.Sprintf(" ORDER BY id DESC LIMIT %d", f.limit())), args, func(sc scanner) (LoginEvent, error) {
 		var e LoginEvent
 		var t, us int64
 		var granted, refused string
 		err := sc.Scan(&e.ID, &t, &e.Registry, &e.LoginServer, &e.Operation, &e.Identity, &e.IdentityKind, &e.IP, &e.UserAgent, &e.Status,
-			&e.Result, &e.Reason, &e.Message, &granted, &refused, &us, &e.CorrelationID, &e.TokenID, &e.Attempts)
+			&e.Result, &e.Reason, &e.Message, &granted, &refused, &us, &e.CorrelationID, &e.TokenID, &e.Attempts, &e.Issuer, &e.Subject)
 		e.Time, e.Duration = time.UnixMilli(t).UTC(), Millis(time.Duration(us)*time.Microsecond)
 		e.Granted, e.Refused = fields(granted), fields(refused)
 		return e, err

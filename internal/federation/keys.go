@@ -1,0 +1,241 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// MaxDocumentBytes bounds a discovery document or key set berth reads.
+const MaxDocumentBytes = 1 << 20
+
+// MaxKeys bounds the keys of one key set.
+const MaxKeys = 100
+
+// How long fetched keys are kept: the issuer's Cache-Control max-age, within these bounds.
+const (
+	minKeysAge     = time.Minute
+	maxKeysAge     = 24 * time.Hour
+	defaultKeysAge = time.Hour
+)
+
+// issuerKeys are one issuer's keys as last fetched. mu is held by the one fetch in flight, so
+// that requests for one issuer wait for it (bounded by the fetch's timeout) and requests for
+// others do not.
+type issuerKeys struct {
+	fetch   sync.Mutex
+	mu      sync.Mutex
+	keys    []jose.JSONWebKey
+	expires time.Time // when the keys must be fetched again
+	tried   time.Time // the last fetch, whether it worked or not
+	lastErr error
+}
+
+func (v *Verifier) issuer(iss string) *issuerKeys {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ik := v.issuers[iss]
+	if ik == nil {
+		ik = &issuerKeys{}
+		v.issuers[iss] = ik
+	}
+	return ik
+}
+
+// keys returns the keys of issuer iss that kid names, fetching them when none are cached, when
+// they are past their age, or when kid is unknown — at most once per RefreshInterval.
+func (v *Verifier) keys(ctx context.Context, iss, kid string) ([]jose.JSONWebKey, error) {
+	ik := v.issuer(iss)
+	cached := func() ([]jose.JSONWebKey, bool, bool, error) {
+		ik.mu.Lock()
+		defer ik.mu.Unlock()
+		now := v.opts.Now()
+		fresh := ik.keys != nil && now.Before(ik.expires)
+		mayFetch := ik.tried.IsZero() || now.Sub(ik.tried) >= v.opts.RefreshInterval
+		return pick(ik.keys, kid), fresh, mayFetch, ik.lastErr
+	}
+	found, fresh, mayFetch, lastErr := cached()
+	if (len(found) > 0 && fresh) || !mayFetch {
+		if len(found) > 0 {
+			return found, nil
+		}
+		if lastErr != nil {
+			return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v (tried again at most every %s)", truncate(iss), lastErr, v.opts.RefreshInterval)
+		}
+		return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid))
+	}
+	ik.fetch.Lock()
+	defer ik.fetch.Unlock()
+	// Another request may have fetched while this one waited.
+	if found, fresh, mayFetch, lastErr = cached(); (len(found) > 0 && fresh) || !mayFetch {
+		if len(found) > 0 {
+			return found, nil
+		}
+		if lastErr != nil {
+			return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v", truncate(iss), lastErr)
+		}
+		return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid))
+	}
+	keys, age, err := v.fetchKeys(ctx, iss)
+	now := v.opts.Now()
+	ik.mu.Lock()
+	ik.tried, ik.lastErr = now, err
+	if err == nil {
+		ik.keys, ik.expires = keys, now.Add(age)
+	}
+	stale := ik.keys
+	ik.mu.Unlock()
+	if err != nil {
+		v.opts.Log.WarnContext(ctx, "federation: fetching an issuer's keys failed", "issuer", iss, "err", err)
+		if found := pick(stale, kid); len(found) > 0 {
+			return found, nil // the keys known before keep working while the issuer is away
+		}
+		return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v", truncate(iss), err)
+	}
+	if found := pick(keys, kid); len(found) > 0 {
+		return found, nil
+	}
+	return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid))
+}
+
+// fetchKeys reads the issuer's discovery document, then its key set, and says how long to keep
+// it. The key set must be on the issuer's own host.
+func (v *Verifier) fetchKeys(ctx context.Context, iss string) ([]jose.JSONWebKey, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
+	defer cancel()
+	issURL, err := v.checkURL(iss)
+	if err != nil {
+		return nil, 0, fmt.Errorf("issuer: %w", err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	body, _, err := v.get(ctx, strings.TrimSuffix(iss, "/")+"/.well-known/openid-configuration")
+	if err != nil {
+		return nil, 0, fmt.Errorf("discovery: %w", err)
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, 0, errors.New("discovery: the document is not JSON")
+	}
+	if doc.Issuer != iss {
+		return nil, 0, fmt.Errorf("discovery: the document names issuer %q", truncate(doc.Issuer))
+	}
+	jwksURL, err := v.checkURL(doc.JWKSURI)
+	if err != nil {
+		return nil, 0, fmt.Errorf("discovery: jwks_uri: %w", err)
+	}
+	if !strings.EqualFold(jwksURL.Host, issURL.Host) {
+		return nil, 0, fmt.Errorf("discovery: jwks_uri points at host %q, not the issuer's %q", truncate(jwksURL.Host), issURL.Host)
+	}
+	body, hdr, err := v.get(ctx, doc.JWKSURI)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jwks: %w", err)
+	}
+	keys, err := ParseKeySet(body)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jwks: %w", err)
+	}
+	return keys, keysAge(hdr.Get("Cache-Control")), nil
+}
+
+// checkURL accepts https URLs (http when allowed) without credentials.
+func (v *Verifier) checkURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("%q is not an absolute URL", truncate(s))
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && v.opts.AllowHTTP) {
+		return nil, fmt.Errorf("%q is not https (federation.allow_http lets labs use http)", truncate(s))
+	}
+	return u, nil
+}
+
+// get reads a document of at most MaxDocumentBytes.
+func (v *Verifier) get(ctx context.Context, u string) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := v.opts.HTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("%s answered %s", truncate(u), resp.Status)
+	}
+	if resp.ContentLength > MaxDocumentBytes {
+		return nil, nil, fmt.Errorf("%s is %d bytes; at most %d are read", truncate(u), resp.ContentLength, MaxDocumentBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxDocumentBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b) > MaxDocumentBytes {
+		return nil, nil, fmt.Errorf("%s is more than %d bytes", truncate(u), MaxDocumentBytes)
+	}
+	return b, resp.Header, nil
+}
+
+// ParseKeySet reads a JWKS document: the public signing keys in it of the kinds berth verifies
+// (RSA, P-256, Ed25519); others are skipped. A set with none is an error.
+func ParseKeySet(b []byte) ([]jose.JSONWebKey, error) {
+	if len(b) > MaxDocumentBytes {
+		return nil, fmt.Errorf("the key set is more than %d bytes", MaxDocumentBytes)
+	}
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, errors.New("the key set is not a JWKS document ({\"keys\": [...]})")
+	}
+	if len(raw.Keys) > MaxKeys {
+		return nil, fmt.Errorf("the key set has %d keys; at most %d are read", len(raw.Keys), MaxKeys)
+	}
+	var keys []jose.JSONWebKey
+	for _, r := range raw.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(r); err != nil || !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("the key set holds no public signing key berth can use (RSA, EC P-256, Ed25519)")
+	}
+	return keys, nil
+}
+
+// keysAge is how long to keep a key set served with this Cache-Control.
+func keysAge(cc string) time.Duration {
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "no-store" || d == "no-cache" {
+			return minKeysAge
+		}
+		if v, ok := strings.CutPrefix(d, "max-age="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				continue
+			}
+			return min(max(time.Duration(n)*time.Second, minKeysAge), maxKeysAge)
+		}
+	}
+	return defaultKeysAge
+}

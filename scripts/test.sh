@@ -148,7 +148,8 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 		"authorization scenario with real clients (AcrPull, rbac-abac, conditions, anonymous pull, network rules; own server)"
 		"troubleshooting table with real clients (client text, login event, check-health code, explain for 15 causes; own server)"
 		"ACR runbook with real clients (credential show | docker login, token → docker login, --expose-token, login -n <login server>, az's flags and outputs; own server)"
-		"content with real clients (crane, skopeo, oras push; berth repository/manifest list, show, untag, delete; locks refuse crane; purge; soft delete and restore; own server)")
+		"content with real clients (crane, skopeo, oras push; berth repository/manifest list, show, untag, delete; locks refuse crane; purge; soft delete and restore; own server)"
+		"federated sign-in with real clients (a test OIDC issuer; GitHub-shaped token: docker login + crane, berth auth login --federated-token; dev refused; Kubernetes token pulls with skopeo; own server)")
 	if [ "${SKIP_CLIENTS:-}" != 1 ]; then
 		stage "${client_stages[0]}" \
 			env BERTH_USER=default BERTH_PASSWORD="${ADMIN_PASSWORD:-}" bash test/clients/run.sh "$ADDR"
@@ -162,6 +163,8 @@ if [ -n "$SERVER_PID" ] && [ -n "${ADDR:-}" ]; then
 			env BERTH="$WORK/berth" bash test/clients/runbook.sh
 		stage "${client_stages[5]}" \
 			env BERTH="$WORK/berth" bash test/clients/content.sh
+		stage "${client_stages[6]}" \
+			env BERTH="$WORK/berth" bash test/clients/federation.sh
 	else
 		for name in "${client_stages[@]}"; do skip "$name" "SKIP_CLIENTS=1"; done
 	fi

@@ -68,3 +68,17 @@ func (c *Client) PatchFederatedCredential(ctx context.Context, appID, nameOrID s
 func (c *Client) DeleteFederatedCredential(ctx context.Context, appID, nameOrID string) error {
 	return c.Do(ctx, http.MethodDelete, federated(appID)+"/"+url.PathEscape(nameOrID), nil, nil)
 }
+
+// FederationIssuer is a trusted issuer as the server reaches it now.
+type FederationIssuer struct {
+	Issuer    string `json:"issuer"`
+	Reachable bool   `json:"reachable"`
+	Keys      int    `json:"keys"`
+	Error     string `json:"error,omitempty"`
+}
+
+// FederationIssuers probes the issuers the server trusts (federation.issuers).
+func (c *Client) FederationIssuers(ctx context.Context) ([]FederationIssuer, error) {
+	var out []FederationIssuer
+	return out, c.Do(ctx, http.MethodGet, "/mgmt/v1/federation/issuers", nil, &out)
+}

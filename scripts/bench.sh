@@ -45,6 +45,7 @@ mkdir -p "$TOOLS_DIR/bin"
 log "building berth and berth-bench into $WORK/bin"
 go build -o "$WORK/bin/berth" ./cmd/berth
 go build -o "$WORK/bin/berth-bench" ./cmd/berth-bench
+go build -o "$WORK/bin/oidc-issuer" ./test/clients/oidc-issuer
 
 need() { # install what the targets need
 	local apt=()
@@ -83,12 +84,24 @@ export BERTH_CONFIG_DIR=$WORK/berth-cli
 declare -A PORT DATA
 REFRESH_TOKEN=""
 PID=""
+# A test OpenID Connect issuer that berth trusts, for federated sign-ins in the token section.
+"$WORK/bin/oidc-issuer" -listen 127.0.0.1:0 >"$WORK/issuer.log" 2>&1 &
+ISSUER_PID=$!
+ISSUER=""
+for _ in $(seq 100); do
+	ISSUER=$(sed -n 's/^issuer //p' "$WORK/issuer.log")
+	[ -n "$ISSUER" ] && break
+	sleep 0.05
+done
+[ -n "$ISSUER" ] || { log "the OIDC issuer did not start"; exit 1; }
+FEDERATED_APP=""
 
 start() { # target
 	local t=$1 port=${PORT[$1]} data=${DATA[$1]}
 	case $t in
 	berth)
-		BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD "$WORK/bin/berth" serve --listen "127.0.0.1:$port" --data-dir "$data" >>"$WORK/$t.log" 2>&1 &
+		BERTH_BOOTSTRAP_PASSWORD=$OWNER_PASSWORD BERTH_FEDERATION_ISSUERS=$ISSUER BERTH_FEDERATION_ALLOW_HTTP=true BERTH_OUTBOUND_ALLOWED_NETWORKS=127.0.0.1/32 \
+			"$WORK/bin/berth" serve --listen "127.0.0.1:$port" --data-dir "$data" >>"$WORK/$t.log" 2>&1 &
 		;;
 	distribution-3) "$DIST3" serve "$WORK/$t.yml" >>"$WORK/$t.log" 2>&1 & ;;
 	distribution-2.8) /usr/bin/docker-registry serve "$WORK/$t.yml" >>"$WORK/$t.log" 2>&1 & ;;
@@ -112,6 +125,7 @@ stop() {
 # On any exit: stop the server of the run in progress, and remove the registries' data.
 cleanup() {
 	[ -n "$PID" ] && stop
+	kill "$ISSUER_PID" 2>/dev/null || true
 	if [ "$KEEP" != 1 ] && [ ${#DATA[@]} -gt 0 ]; then
 		rm -rf "${DATA[@]}"
 	fi
@@ -136,7 +150,11 @@ for t in "${TARGET_LIST[@]}"; do
 		PASSWORD_BERTH=$("$WORK/bin/berth" registry update -n default --admin-enabled true --query 'credentials.passwords[0].value' -o tsv)
 		dir_token=$(curl -fsS -d grant_type=password -d username=owner --data-urlencode "password=$OWNER_PASSWORD" "http://127.0.0.1:${PORT[$t]}/mgmt/v1/token" | json_field access_token)
 		REFRESH_TOKEN=$(curl -fsS -d grant_type=access_token --data-urlencode "access_token=$dir_token" -d "service=127.0.0.1:${PORT[$t]}" "http://127.0.0.1:${PORT[$t]}/oauth2/exchange" | json_field refresh_token)
-		[ -n "$PASSWORD_BERTH" ] && [ -n "$REFRESH_TOKEN" ] || { log "berth set-up failed"; exit 1; }
+		# A service principal that pulls with a federated credential (a Kubernetes service account's).
+		FEDERATED_APP=$("$WORK/bin/berth" sp create -n bench-federated --query appId -o tsv)
+		"$WORK/bin/berth" role assignment create --assignee "$FEDERATED_APP" --role AcrPull --scope /registries/default -o none
+		"$WORK/bin/berth" sp federated-credential create --id "$FEDERATED_APP" -n bench --issuer "$ISSUER" --subject system:serviceaccount:bench:puller -o none
+		[ -n "$PASSWORD_BERTH" ] && [ -n "$REFRESH_TOKEN" ] && [ -n "$FEDERATED_APP" ] || { log "berth set-up failed"; exit 1; }
 		stop
 		;;
 	distribution-*)
@@ -195,7 +213,10 @@ for round in $(seq "$ROUNDS"); do
 		start "$t"
 		user=$USER_NAME BENCH_PASSWORD=$PASSWORD refresh=()
 		if [ "$t" = berth ]; then
-			user=default BENCH_PASSWORD=$PASSWORD_BERTH refresh=(--refresh-token-env BENCH_REFRESH)
+			user=default BENCH_PASSWORD=$PASSWORD_BERTH refresh=(--refresh-token-env BENCH_REFRESH --federated-user "$FEDERATED_APP" --federated-token-env BENCH_FEDERATED)
+			# A fresh token each round: the issuer's live ten minutes.
+			BENCH_FEDERATED=$(curl -fsS "$ISSUER/token?sub=system:serviceaccount:bench:puller&aud=api://BerthTokenExchange")
+			export BENCH_FEDERATED
 		fi
 		sleep 1 # let the server settle before its idle RSS is read
 		"$WORK/bin/berth-bench" run "http://127.0.0.1:${PORT[$t]}" -u "$user" --password-env BENCH_PASSWORD "${refresh[@]}" \

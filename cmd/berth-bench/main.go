@@ -41,7 +41,7 @@ func root() *cobra.Command {
 
 func runCmd() *cobra.Command {
 	cfg := bench.Defaults()
-	var sections, jsonOut, passwordEnv, refreshEnv, cpuProfile string
+	var sections, jsonOut, passwordEnv, refreshEnv, federatedEnv, cpuProfile string
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "run URL",
@@ -57,6 +57,12 @@ func runCmd() *cobra.Command {
 			}
 			if cfg.RefreshToken, err = fromEnv(refreshEnv); err != nil {
 				return err
+			}
+			if cfg.FederatedToken, err = fromEnv(federatedEnv); err != nil {
+				return err
+			}
+			if (cfg.FederatedUser == "") != (cfg.FederatedToken == "") {
+				return errors.New("--federated-user and --federated-token-env go together")
 			}
 			if cfg.Username != "" && cfg.Password == "" {
 				return errors.New("a username needs a password: --password-env NAME")
@@ -108,6 +114,8 @@ func runCmd() *cobra.Command {
 	f.StringVarP(&cfg.Username, "username", "u", "", "user name (Basic, or exchanged for a bearer token)")
 	f.StringVar(&passwordEnv, "password-env", "", "name of the environment variable holding the password")
 	f.StringVar(&refreshEnv, "refresh-token-env", "", "name of the environment variable holding a refresh token (for the token section)")
+	f.StringVar(&cfg.FederatedUser, "federated-user", "", "a service principal's client id whose federated credential trusts the token in --federated-token-env (for the token section)")
+	f.StringVar(&federatedEnv, "federated-token-env", "", "name of the environment variable holding an external OIDC token for --federated-user")
 	f.StringVar(&cfg.Target, "target", cfg.Target, "label of the results (berth, distribution-3, …)")
 	f.StringVar(&cfg.Repository, "repository", cfg.Repository, "prefix of every repository written")
 	f.IntVar(&cfg.PID, "pid", 0, "the server's process id: RSS and CPU time are read from /proc")

@@ -74,6 +74,7 @@ type Service struct {
 	DirectoryRefreshTTL time.Duration
 	// Federation checks external tokens for federated credentials; nil: federated sign-in is off.
 	Federation *federation.Verifier
+	fed        fedMemo
 	st         *store.Store
 	dir        *directory.Directory
 	tok        *token.Service

@@ -55,6 +55,11 @@ type Config struct {
 	// RefreshToken, when set, is exchanged for access tokens by the token section
 	// (grant_type=refresh_token), as a client that signed in through the directory does.
 	RefreshToken string
+	// FederatedUser and FederatedToken, when set, are a service principal's client id and an
+	// external OpenID Connect token one of its federated credentials trusts: the token section
+	// also measures tokens for them (the token verified against the issuer's cached keys on
+	// each request, as docker login -u APPID -p TOKEN does).
+	FederatedUser, FederatedToken string
 	// Target labels the results (berth, distribution-3, …).
 	Target string
 	// Repository is the prefix of every repository the run writes.

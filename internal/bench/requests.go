@@ -177,11 +177,24 @@ func (r *runner) tokens(ctx context.Context, res *Result) error {
 		name string
 		f    func(ctx context.Context) (tokenReply, error)
 	}
+	federated := func(ctx context.Context) (tokenReply, error) {
+		u := *realm
+		u.RawQuery = q.Encode()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return tokenReply{}, err
+		}
+		req.SetBasicAuth(r.cfg.FederatedUser, r.cfg.FederatedToken)
+		return r.token(basic, req)
+	}
 	kinds := []kind{{"Basic", get}}
 	if r.cfg.RefreshToken != "" {
 		kinds = append(kinds, kind{"refresh token", refresh})
 	} else {
 		r.log.Warn("no refresh token given: token issuance for a refresh token is not measured")
+	}
+	if r.cfg.FederatedUser != "" && r.cfg.FederatedToken != "" {
+		kinds = append(kinds, kind{"federated OIDC token", federated})
 	}
 	for _, k := range kinds {
 		cpu := r.proc.meter()

@@ -89,6 +89,8 @@ var Codes = map[string]code{
 	"HELM_COMMAND_ERROR": {"Please verify if Helm is installed.", "Install helm 3.8 or later and put it on PATH."},
 	"HELM_VERSION_ERROR": {"An error occurred while retrieving Helm version. Please make sure that you are using the recommended Helm version.",
 		"Run 'helm version' yourself; use helm 3.8 or later (OCI registries)."},
+	"FEDERATION_ISSUER_ERROR": {"The berth server cannot reach the keys of a trusted OpenID Connect issuer: federated sign-ins with its tokens fail.",
+		"Let the server reach the issuer (DNS, proxy, outbound.allowed_networks for a private one), fix federation.issuers, or give the credentials a static key set (--jwks-file)."},
 	"UNEXPECTED_ERROR": {"An unexpected error occurred.", "Run again with --ignore-errors and report the detail."},
 }
 
@@ -200,7 +202,7 @@ func asStop(err error, s *errStop) bool {
 // challenge (TLS, clock), the tokens, the stored credentials, the pull, helm.
 func (r *run) all() error {
 	for _, step := range []func() error{r.containerTool, r.berthVersion, r.resolveLoginServer, r.dns, r.challenge,
-		r.refreshToken, r.accessToken, r.storedCredentials, r.pull, r.helm} {
+		r.refreshToken, r.accessToken, r.storedCredentials, r.pull, r.helm, r.federation} {
 		if err := step(); err != nil {
 			return err
 		}
@@ -251,6 +253,42 @@ func (r *run) registryName() string {
 		return r.registry
 	}
 	return strings.ToLower(r.Name)
+}
+
+// federation asks the signed-in server whether it reaches the discovery document and key set of
+// each issuer it trusts (federation.issuers): a federated sign-in fails when it does not.
+func (r *run) federation() error {
+	const check = "federated sign-in issuers"
+	if r.Session == nil {
+		r.skip(check, "not signed in to the berth server: the issuers it trusts are not checked")
+		return nil
+	}
+	list, err := r.Session.FederationIssuers(r.ctx)
+	switch {
+	case client.IsStatus(err, http.StatusForbidden):
+		r.skip(check, "reading the server's issuers needs directory/read")
+		return nil
+	case client.IsStatus(err, http.StatusNotFound):
+		r.skip(check, "the server has no federated sign-in")
+		return nil
+	case err != nil:
+		r.warn(check, "could not ask the server about its issuers: %v", err)
+		return nil
+	case len(list) == 0:
+		r.skip(check, "the server trusts no issuer (federation.issuers)")
+		return nil
+	}
+	var bad []string
+	for _, is := range list {
+		if !is.Reachable {
+			bad = append(bad, fmt.Sprintf("%s: %s", is.Issuer, is.Error))
+		}
+	}
+	if len(bad) > 0 {
+		return r.fail(check, "FEDERATION_ISSUER_ERROR", strings.Join(bad, "; "), 0)
+	}
+	r.ok(check, "the server reaches the keys of its %d trusted issuer(s)", len(list))
+	return nil
 }
 
 func (r *run) berthVersion() error {

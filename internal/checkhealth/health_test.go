@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/checkhealth"
+	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/federation/federationtest"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
@@ -272,4 +275,29 @@ func selfSigned(t *testing.T, d time.Duration) (tls.Certificate, *x509.CertPool)
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestFederationIssuers (issue 20): check-health asks the server whether it reaches the issuers
+// it trusts: a reachable one passes, one it cannot reach (loopback not in
+// outbound.allowed_networks) is FEDERATION_ISSUER_ERROR naming it.
+func TestFederationIssuers(t *testing.T) {
+	good, bad := federationtest.New(t), federationtest.New(t)
+	bad.Status(http.StatusServiceUnavailable)
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.Issuers, c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = []string{good.URL, bad.URL}, true, []string{"127.0.0.0/8"}
+	}})
+	e := newEnv(t)
+	got, res := codes(t, checkhealth.Options{Name: "default", Session: client.New(s.URL, s.OwnerToken(t)), Getenv: e.getenv, IgnoreErrors: true, Yes: true, Version: "test"})
+	if !slices.Contains(got, "FEDERATION_ISSUER_ERROR") {
+		t.Fatalf("codes %v", got)
+	}
+	if r := find(res, "FEDERATION_ISSUER_ERROR"); !strings.Contains(r.Detail, bad.URL) || strings.Contains(r.Detail, good.URL) || !strings.Contains(r.Detail, "503") {
+		t.Errorf("detail: %q", r.Detail)
+	}
+	ok := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.Issuers, c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = []string{good.URL}, true, []string{"127.0.0.0/8"}
+	}})
+	if got, _ := codes(t, checkhealth.Options{Name: "default", Session: client.New(ok.URL, ok.OwnerToken(t)), Getenv: e.getenv, IgnoreErrors: true, Yes: true, Version: "test"}); slices.Contains(got, "FEDERATION_ISSUER_ERROR") {
+		t.Errorf("a reachable issuer: %v", got)
+	}
 }

@@ -7,6 +7,7 @@ package federation
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -83,6 +84,10 @@ type Verifier struct {
 	opts    Options
 	mu      sync.Mutex
 	issuers map[string]*issuerKeys
+	// verified remembers tokens whose signature checked out (a pipeline sends the same token
+	// with every request): the signature is not checked again while the key that made it is
+	// still published; the times are.
+	verified verifiedTokens
 }
 
 // New returns a Verifier.
@@ -96,7 +101,7 @@ func New(o Options) *Verifier {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	return &Verifier{opts: o, issuers: map[string]*issuerKeys{}}
+	return &Verifier{opts: o, issuers: map[string]*issuerKeys{}, verified: verifiedTokens{m: map[[32]byte]verifiedToken{}}}
 }
 
 // Allowed reports whether the server trusts issuer iss at all.
@@ -112,6 +117,7 @@ type Token struct {
 	Expiry          time.Time
 	Claims          map[string]any
 	raw             *jwt.JSONWebToken
+	compact         string
 }
 
 // Parse reads an external token without verifying it, so that the caller can find the
@@ -138,7 +144,7 @@ func Parse(raw string) (*Token, error) {
 	if std.Issuer == "" || std.Subject == "" || len(std.Audience) == 0 {
 		return nil, refuse(ReasonMalformed, "the token lacks iss, sub or aud")
 	}
-	return &Token{Issuer: std.Issuer, Subject: std.Subject, Audience: std.Audience, raw: tok}, nil
+	return &Token{Issuer: std.Issuer, Subject: std.Subject, Audience: std.Audience, raw: tok, compact: raw}, nil
 }
 
 // Verify checks t's signature with the keys of its issuer — staticKeys (a JWKS document) when
@@ -151,6 +157,11 @@ func (v *Verifier) Verify(ctx context.Context, t *Token, staticKeys []byte) erro
 		return refuse(ReasonIssuerNotAllowed, "issuer %q is not one this server trusts (federation.issuers)", truncate(t.Issuer))
 	}
 	h := t.raw.Headers[0]
+	memoKey := memoKeyOf(t.compact, staticKeys)
+	if vt, ok := v.verified.get(memoKey); ok && (staticKeys != nil || v.published(t.Issuer, vt.kid)) {
+		t.Claims = vt.claims
+		return v.checkTimes(t)
+	}
 	var keys []jose.JSONWebKey
 	if staticKeys != nil {
 		set, err := ParseKeySet(staticKeys)
@@ -168,13 +179,14 @@ func (v *Verifier) Verify(ctx context.Context, t *Token, staticKeys []byte) erro
 		}
 	}
 	var payload map[string]any
+	kid := ""
 	verified := false
 	for _, k := range keys {
 		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
 			continue
 		}
 		if err := t.raw.Claims(k.Key, &payload); err == nil {
-			verified = true
+			verified, kid = true, k.KeyID
 			break
 		}
 	}
@@ -182,12 +194,21 @@ func (v *Verifier) Verify(ctx context.Context, t *Token, staticKeys []byte) erro
 		return refuse(ReasonSignature, "the token's signature does not verify with issuer %q's key %q", truncate(t.Issuer), truncate(h.KeyID))
 	}
 	t.Claims = payload
+	if err := v.checkTimes(t); err != nil {
+		return err
+	}
+	v.verified.put(memoKey, verifiedToken{kid: kid, claims: payload, expires: t.Expiry.Add(v.opts.Leeway)}, v.opts.Now())
+	return nil
+}
+
+// checkTimes checks a verified token's exp, nbf and iat.
+func (v *Verifier) checkTimes(t *Token) error {
 	var times struct {
 		Expiry    *jwt.NumericDate `json:"exp"`
 		NotBefore *jwt.NumericDate `json:"nbf"`
 		IssuedAt  *jwt.NumericDate `json:"iat"`
 	}
-	b, _ := json.Marshal(payload)
+	b, _ := json.Marshal(t.Claims)
 	if err := json.Unmarshal(b, &times); err != nil || times.Expiry == nil || times.IssuedAt == nil {
 		return refuse(ReasonMalformed, "the token needs numeric exp and iat claims")
 	}
@@ -227,4 +248,69 @@ func truncate(s string) string {
 		return s[:200] + "…"
 	}
 	return s
+}
+
+// maxVerified bounds the tokens remembered as verified (only tokens an allowed issuer signed get
+// in); when full, the expired go, then everything.
+const maxVerified = 10_000
+
+type verifiedToken struct {
+	kid     string
+	claims  map[string]any
+	expires time.Time
+}
+
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[[32]byte]verifiedToken
+}
+
+func memoKeyOf(compact string, static []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(compact))
+	h.Write([]byte{0})
+	h.Write(static)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (vt *verifiedTokens) get(k [32]byte) (verifiedToken, bool) {
+	vt.mu.Lock()
+	defer vt.mu.Unlock()
+	e, ok := vt.m[k]
+	return e, ok
+}
+
+func (vt *verifiedTokens) put(k [32]byte, e verifiedToken, now time.Time) {
+	vt.mu.Lock()
+	defer vt.mu.Unlock()
+	if len(vt.m) >= maxVerified {
+		for key, old := range vt.m {
+			if now.After(old.expires) {
+				delete(vt.m, key)
+			}
+		}
+		if len(vt.m) >= maxVerified {
+			clear(vt.m)
+		}
+	}
+	vt.m[k] = e
+}
+
+// published reports whether issuer iss's cached key set still holds kid (a key withdrawn from
+// it no longer vouches for the tokens it signed).
+func (v *Verifier) published(iss, kid string) bool {
+	ik := v.issuer(iss)
+	ik.mu.Lock()
+	defer ik.mu.Unlock()
+	if !v.opts.Now().Before(ik.expires) {
+		return false // the keys are due: verify again, which fetches them
+	}
+	for _, k := range ik.keys {
+		if k.KeyID == kid {
+			return true
+		}
+	}
+	return false
 }

@@ -184,6 +184,10 @@ func TestIssuerKeys(t *testing.T) {
 			t.Errorf("k1 within the cache's age: %q", reason)
 		}
 		clk.Add(3 * time.Minute)
+		// The same token, verified (and remembered) before: its key is gone, so it is refused.
+		if reason, _ := check(t, v, old, nil, cred(is)); reason != federation.ReasonSignature {
+			t.Errorf("a remembered token of a withdrawn key: %q", reason)
+		}
 		old = is.Sign(t, is.Key("k2"), gh) // k2 is still published
 		if reason, _ := check(t, v, old, nil, cred(is)); reason != "" {
 			t.Errorf("k2 after the cache renewed: %q", reason)

@@ -239,3 +239,46 @@ func keysAge(cc string) time.Duration {
 	}
 	return defaultKeysAge
 }
+
+// IssuerStatus is what a probe of an issuer found.
+type IssuerStatus struct {
+	Issuer string
+	Keys   int
+	Err    error
+}
+
+// Probe fetches each trusted issuer's discovery document and key set now (one probe of an issuer
+// at a time; a probe within a second of the last answers what it found), for check-health. A
+// fetched key set also renews the cache.
+func (v *Verifier) Probe(ctx context.Context) []IssuerStatus {
+	out := make([]IssuerStatus, len(v.opts.Issuers))
+	var wg sync.WaitGroup
+	for i, iss := range v.opts.Issuers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ik := v.issuer(iss)
+			ik.fetch.Lock()
+			defer ik.fetch.Unlock()
+			now := v.opts.Now()
+			ik.mu.Lock()
+			recent := !ik.tried.IsZero() && now.Sub(ik.tried) < time.Second
+			n, lastErr := len(ik.keys), ik.lastErr
+			ik.mu.Unlock()
+			if recent {
+				out[i] = IssuerStatus{Issuer: iss, Keys: n, Err: lastErr}
+				return
+			}
+			keys, age, err := v.fetchKeys(ctx, iss)
+			ik.mu.Lock()
+			ik.tried, ik.lastErr = now, err
+			if err == nil {
+				ik.keys, ik.expires = keys, now.Add(age)
+			}
+			ik.mu.Unlock()
+			out[i] = IssuerStatus{Issuer: iss, Keys: len(keys), Err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}

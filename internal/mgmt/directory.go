@@ -343,6 +343,7 @@ func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, p access.Prin
 	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
 		return storeError(err, fmt.Sprintf("service principal %q", id))
 	}
+	h.Authn.FederationChanged()
 	return h.commit(ctx, w, http.StatusNoContent, nil)
 }
 

@@ -56,11 +56,11 @@ func (h *Handler) checkFederated(fc *store.FederatedCredential) error {
 		return invalid("issuer is longer than %d bytes", maxFederatedField)
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		return invalid("issuer %q is not an issuer URL (https://host[/path])", truncate(fc.Issuer))
-	case !slices.Contains(h.FederationIssuers, fc.Issuer):
-		if len(h.FederationIssuers) == 0 {
+	case !slices.Contains(h.issuers(), fc.Issuer):
+		if len(h.issuers()) == 0 {
 			return invalid("federated sign-in is off on this server: its configuration's federation.issuers must list %q first", truncate(fc.Issuer))
 		}
-		return invalid("issuer %q is not one this server trusts: its configuration's federation.issuers lists %s", truncate(fc.Issuer), strings.Join(h.FederationIssuers, ", "))
+		return invalid("issuer %q is not one this server trusts: its configuration's federation.issuers lists %s", truncate(fc.Issuer), strings.Join(h.issuers(), ", "))
 	}
 	switch {
 	case (fc.Subject == "") == (fc.Expression == ""):
@@ -175,6 +175,7 @@ func (h *Handler) createFederated(w http.ResponseWriter, r *http.Request, p acce
 	case err != nil:
 		return err
 	}
+	h.Authn.FederationChanged()
 	h.Log.InfoContext(ctx, "federated credential created", "appId", sp.AppID, "name", fc.Name, "issuer", fc.Issuer)
 	return reply(w, http.StatusCreated, federatedJSON(fc))
 }
@@ -246,6 +247,7 @@ func (h *Handler) updateFederated(w http.ResponseWriter, r *http.Request, p acce
 	} else if err != nil {
 		return storeError(err, what)
 	}
+	h.Authn.FederationChanged()
 	h.Log.InfoContext(ctx, "federated credential updated", "appId", sp.AppID, "name", fc.Name, "issuer", fc.Issuer)
 	return reply(w, http.StatusOK, federatedJSON(fc))
 }
@@ -267,6 +269,7 @@ func (h *Handler) deleteFederated(w http.ResponseWriter, r *http.Request, p acce
 	if err := h.Store.DeleteFederatedCredential(ctx, sp.ID, fc.ID); err != nil {
 		return storeError(err, what)
 	}
+	h.Authn.FederationChanged()
 	h.Log.InfoContext(ctx, "federated credential deleted", "appId", sp.AppID, "name", fc.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -290,7 +293,7 @@ func (h *Handler) explainFederated(ctx context.Context, who access.Principal, su
 			detail += "with subject " + fc.Subject + " (exactly)"
 		}
 		detail += " sign in as this service principal"
-		if !slices.Contains(h.FederationIssuers, fc.Issuer) {
+		if !slices.Contains(h.issuers(), fc.Issuer) {
 			detail += "; but this server no longer trusts the issuer (federation.issuers)"
 		}
 		matched := false
@@ -307,4 +310,28 @@ func (h *Handler) explainFederated(ctx context.Context, who access.Principal, su
 		out.Steps = append(out.Steps, client.Step{Source: "federated-credential", Ref: fc.Name, Matched: matched, Detail: detail})
 	}
 	return nil
+}
+
+// issuers are the issuers the server trusts.
+func (h *Handler) issuers() []string {
+	if h.Federation == nil {
+		return nil
+	}
+	return h.Federation.Issuers()
+}
+
+// federationIssuers probes each trusted issuer now: its discovery document and key set, as the
+// server reaches them (for check-health).
+func (h *Handler) federationIssuers(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
+	out := []client.FederationIssuer{}
+	if h.Federation != nil {
+		for _, st := range h.Federation.Probe(r.Context()) {
+			fi := client.FederationIssuer{Issuer: st.Issuer, Reachable: st.Err == nil, Keys: st.Keys}
+			if st.Err != nil {
+				fi.Error = st.Err.Error()
+			}
+			out = append(out, fi)
+		}
+	}
+	return reply(w, http.StatusOK, out)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
+	"github.com/berth-registry/berth/internal/federation"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
@@ -62,8 +63,9 @@ type Deps struct {
 	Now     func() time.Time
 	// Source names this instance in webhook payloads (a ping's).
 	Source store.WebhookSource
-	// FederationIssuers are the issuers federated credentials may name (federation.issuers).
-	FederationIssuers []string
+	// Federation checks external tokens; its issuers are those federated credentials may name
+	// (federation.issuers). nil: federation is off.
+	Federation *federation.Verifier
 }
 
 // Handler serves /mgmt/v1/.
@@ -150,6 +152,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"GET /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":    {policy.PermDirectoryRead, h.showFederated},
 		"PATCH /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":  {policy.PermDirectoryWrite, h.updateFederated},
 		"DELETE /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}": {policy.PermDirectoryWrite, h.deleteFederated},
+		"GET /mgmt/v1/federation/issuers":                                       {policy.PermDirectoryRead, h.federationIssuers},
 
 		"GET /mgmt/v1/registries/{registry}/networkRules":            {policy.PermRegistryRead, h.listNetworkRules},
 		"POST /mgmt/v1/registries/{registry}/networkRules":           {policy.PermRegistryWrite, h.addNetworkRule},

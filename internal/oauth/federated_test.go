@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/config"
@@ -225,5 +226,53 @@ func TestFederatedCredentialsAPI(t *testing.T) {
 	}
 	if r := do(t, "GET", s.URL+"/oauth2/token?service="+s.Host, basic(appID, is.Sign(t, nil, federationtest.GitHub("acme/app", "refs/heads/feature/y"))), nil); r.status != http.StatusUnauthorized {
 		t.Errorf("a deleted principal's credential: %d", r.status)
+	}
+}
+
+// TestFederatedSignInRechecked: a federated sign-in is remembered for a second at most, so that a
+// credential deleted elsewhere (another replica: here, the store directly) stops the token
+// within it; a deletion through this server's API stops it at once.
+func TestFederatedSignInRechecked(t *testing.T) {
+	is := federationtest.New(t)
+	clk := registrytest.NewClock()
+	s := registrytest.New(t, registrytest.Options{Now: clk.Now, Config: func(c *config.Config) {
+		c.Federation.Issuers, c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = []string{is.URL}, true, []string{"127.0.0.0/8"}
+	}})
+	var sp struct{ AppID string }
+	s.Mgmt(t, "POST", "/mgmt/v1/servicePrincipals", map[string]any{"displayName": "pipeline"}, &sp)
+	path := "/mgmt/v1/servicePrincipals/" + sp.AppID + "/federatedCredentials"
+	for _, name := range []string{"main", "prod"} {
+		s.Mgmt(t, "POST", path, client.FederatedCredential{Name: name, Issuer: is.URL, Subject: ptr("repo:acme/app:ref:refs/heads/" + name)}, nil)
+	}
+	signIn := func(tok string) int {
+		return do(t, "GET", s.URL+"/oauth2/token?service="+s.Host, basic(sp.AppID, tok), nil).status
+	}
+	main := is.Sign(t, nil, federationtest.GitHub("acme/app", "refs/heads/main"))
+	if st := signIn(main); st != 200 {
+		t.Fatalf("main: %d", st)
+	}
+	// Deleted behind this server's back: remembered for under a second, then refused.
+	sps, _ := s.Meta().ServicePrincipalByAppID(t.Context(), sp.AppID)
+	fc, _ := s.Meta().FederatedCredential(t.Context(), sps.ID, "main")
+	if err := s.Meta().DeleteFederatedCredential(t.Context(), sps.ID, fc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st := signIn(main); st != 200 {
+		t.Errorf("within the second: %d", st)
+	}
+	clk.Add(1100 * time.Millisecond)
+	if st := signIn(main); st != 401 {
+		t.Errorf("a second after the credential went: %d", st)
+	}
+	// Deleted through the API: at once.
+	prod := is.Sign(t, nil, federationtest.GitHub("acme/app", "refs/heads/prod"))
+	if st := signIn(prod); st != 200 {
+		t.Fatalf("prod: %d", st)
+	}
+	if st := s.Mgmt(t, "DELETE", path+"/prod", nil, nil); st != 204 {
+		t.Fatal(st)
+	}
+	if st := signIn(prod); st != 401 {
+		t.Errorf("right after deleting the credential through the API: %d", st)
 	}
 }

@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}
 	mgmt.New(mgmt.Deps{Store: meta, Dir: s.dir, Authn: s.authn, Policy: s.policy, Box: s.box, Audit: s.audit, Importer: s.dist, Changed: s.hosts.Invalidate, Log: log, Now: now, Source: source,
-		FederationIssuers: cfg.Federation.Issuers}).Register(mux)
+		Federation: s.authn.Federation}).Register(mux)
 	mux.Handle("/", httperr.Handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		return httperr.New(oci.CodeUnsupported, "%s %s is not an endpoint of berth", r.Method, truncate(r.URL.Path)).WithStatus(http.StatusNotFound)
 	}))

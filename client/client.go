@@ -222,3 +222,10 @@ func (c *Client) Me(ctx context.Context) (Me, error) {
 	var m Me
 	return m, c.Do(ctx, http.MethodGet, "/mgmt/v1/me", nil, &m)
 }
+
+// IsCode reports whether err is the server's error with this code (UNAUTHORIZED,
+// AUTHORIZATION_PENDING …).
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

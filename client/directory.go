@@ -11,6 +11,8 @@ type User struct {
 	Name         string  `json:"name"`
 	CreationDate *string `json:"creationDate"`
 	Password     string  `json:"password,omitempty"`
+	// SSOOnly users sign in with single sign-on only (berth auth login --sso).
+	SSOOnly bool `json:"ssoOnly"`
 }
 
 // Group is a directory group.
@@ -61,6 +63,9 @@ type UserCreate struct {
 // UserUpdate sets a user's password (empty: the server generates one, returned once).
 type UserUpdate struct {
 	Password string `json:"password,omitempty"`
+	// SSOOnly, when set, turns password sign-in off (true) or on (false) for the user; without
+	// Password, the password is not reset.
+	SSOOnly *bool `json:"ssoOnly,omitempty"`
 }
 
 // GroupCreate is a new group.
@@ -108,6 +113,12 @@ func (c *Client) CreateUser(ctx context.Context, name, password string) (User, e
 func (c *Client) SetUserPassword(ctx context.Context, name, password string) (User, error) {
 	var out User
 	return out, c.Do(ctx, http.MethodPatch, user(name), UserUpdate{Password: password}, &out)
+}
+
+// SetUserSSOOnly turns a user's password sign-in off (true: single sign-on only) or on.
+func (c *Client) SetUserSSOOnly(ctx context.Context, name string, only bool) (User, error) {
+	var out User
+	return out, c.Do(ctx, http.MethodPatch, user(name), UserUpdate{SSOOnly: &only}, &out)
 }
 
 // DeleteUser deletes a user.

@@ -58,6 +58,16 @@ goinstall helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 goinstall registry github.com/distribution/distribution/v3/cmd/registry "$DIST3_VERSION"
 goinstall minio github.com/minio/minio "$MINIO_VERSION"
 
+# A real OpenID Connect provider for the single sign-on tests: zitadel/oidc's OP library (pinned in
+# test/oidc-provider/go.mod, its own module) with a groups claim; rebuilt when its sources change.
+op_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../test/oidc-provider" && pwd)
+op_ver=$(cat "$op_src/go.mod" "$op_src/go.sum" "$op_src/main.go" | sha256sum | cut -c1-16)
+if [ ! -x "$BIN/oidc-provider" ] || [ "$(cat "$BIN/.oidc-provider.version" 2>/dev/null)" != "$op_ver" ]; then
+	log "building the test OpenID Connect provider (zitadel/oidc)"
+	(cd "$op_src" && GOFLAGS=-buildvcs=false go build -o "$BIN/oidc-provider" . >&2)
+	echo "$op_ver" >"$BIN/.oidc-provider.version"
+fi
+
 # The conformance suite is a test package in an untagged module: build it from the module cache.
 if [ ! -x "$BIN/oci-conformance" ] || [ "$(cat "$BIN/.oci-conformance.version" 2>/dev/null)" != "$CONFORMANCE_VERSION" ]; then
 	log "building the OCI conformance suite $CONFORMANCE_VERSION"

@@ -268,6 +268,7 @@ const (
 	OpExchange  = "exchange"  // /oauth2/exchange
 	OpRegistry  = "registry"  // credentials sent to /v2/ itself (Basic, or a bearer token that was refused)
 	OpDirectory = "directory" // /mgmt/v1/token
+	OpSSO       = "sso"       // a single sign-on's return from the identity provider (/mgmt/v1/sso/callback)
 	// OpPasswordReset: a password set offline, straight in the database (berth owner reset-password).
 	OpPasswordReset = "password_reset"
 	// OpListCredentials: the admin user's passwords were shown to a caller of the management API

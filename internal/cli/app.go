@@ -39,6 +39,7 @@ type app struct {
 	debugMu        sync.Mutex
 	tableColumns   string   // the command's curated -o table columns (columns.go)
 	order          []string // the columns of the query's multiselect hash, in its order
+	openURL        func(string)
 }
 
 // session is the client state `berth auth login` saves in $BERTH_CONFIG_DIR/config.json.

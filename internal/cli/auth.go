@@ -22,8 +22,8 @@ const nullGUID = "00000000-0000-0000-0000-000000000000"
 
 func (a *app) authCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "auth", Short: "Sign in to a berth server (the az login of berth)"}
-	var server, user, password, federated string
-	var stdin, sp bool
+	var server, user, password, federated, idp string
+	var stdin, sp, sso, device bool
 	login := &cobra.Command{
 		Use:   "login",
 		Short: "Sign in as a directory user or, with --service-principal, as a service principal",
@@ -36,8 +36,11 @@ func (a *app) authCmd() *cobra.Command {
 			if server == "" {
 				server = s.Server
 			}
+			if sso || device {
+				return a.ssoLogin(cmd.Context(), s, server, idp, device)
+			}
 			if server == "" || user == "" {
-				return errors.New("usage: berth auth login --server URL -u NAME [--password-stdin]")
+				return errors.New("usage: berth auth login --server URL -u NAME [--password-stdin], or --sso --identity-provider NAME")
 			}
 			if !strings.Contains(server, "://") {
 				server = "https://" + server
@@ -87,6 +90,9 @@ func (a *app) authCmd() *cobra.Command {
 	login.Flags().StringVarP(&password, "password", "p", "", "password or client secret (prefer --password-stdin or the prompt)")
 	login.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
 	login.Flags().BoolVar(&sp, "service-principal", false, "sign in as a service principal with its client id and secret")
+	login.Flags().BoolVar(&sso, "sso", false, "sign in as a person with single sign-on: the identity provider's page opens in a browser")
+	login.Flags().BoolVar(&device, "use-device-code", false, "with --sso, on a machine without a browser: a code to enter on another device")
+	login.Flags().StringVar(&idp, "identity-provider", "", "with --sso: the identity provider's name (berth identity-provider list)")
 	login.Flags().StringVar(&federated, "federated-token", "", "with --service-principal: an OpenID Connect token (GitHub Actions, GitLab CI, Kubernetes) that one of its federated credentials trusts, instead of a secret")
 
 	logout := &cobra.Command{
@@ -326,4 +332,38 @@ func (a *app) dockerLogin(ctx context.Context, scheme, loginServer, user, passwo
 		}
 	}
 	return nil
+}
+
+// ssoLogin is berth auth login --sso: the sign-in as a person, then the session saved as any.
+func (a *app) ssoLogin(ctx context.Context, s session, server, idp string, device bool) error {
+	if server == "" || idp == "" {
+		return errors.New("usage: berth auth login --server URL --sso --identity-provider NAME [--use-device-code]")
+	}
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	s.TLS = tlsOptions{}
+	s.TLS = a.tlsFor(s)
+	c, err := a.newClient(s, server, "")
+	if err != nil {
+		return err
+	}
+	tok, err := a.ssoSignIn(ctx, c, server, idp, device)
+	if err != nil {
+		return transportHint(fmt.Errorf("single sign-on to %s failed: %w", server, err), server)
+	}
+	c2, err := a.newClient(s, server, tok.AccessToken)
+	if err != nil {
+		return err
+	}
+	me, err := c2.Me(ctx)
+	if err != nil {
+		return err
+	}
+	s = session{Server: strings.TrimRight(server, "/"), User: me.Name, Type: "user", AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
+		ExpiresOn: time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second).UTC().Format(time.RFC3339), TLS: s.TLS}
+	if err := a.saveSession(s); err != nil {
+		return err
+	}
+	return a.print(map[string]any{"server": s.Server, "user": map[string]string{"name": me.Name, "type": "user"}, "tenant": "berth", "expiresOn": s.ExpiresOn})
 }

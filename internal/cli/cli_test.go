@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -196,9 +197,10 @@ func TestCommands(t *testing.T) {
 
 // cliRunner runs the CLI in-process with its own config folder.
 type cliRunner struct {
-	env map[string]string // environment variables, beside BERTH_CONFIG_DIR
-	t   *testing.T
-	cfg string
+	env     map[string]string // environment variables, beside BERTH_CONFIG_DIR
+	t       *testing.T
+	cfg     string
+	openURL func(string) // the browser; nil: none
 }
 
 func newCLI(t *testing.T) *cliRunner { return &cliRunner{t: t, cfg: t.TempDir()} }
@@ -213,8 +215,19 @@ func (c *cliRunner) run(stdin string, args ...string) (string, error) {
 // run3 returns the command's output, its stderr, and its error.
 func (c *cliRunner) run3(stdin string, args ...string) (string, string, error) {
 	c.t.Helper()
-	var out, errb bytes.Buffer
-	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(k string) string {
+	var errb bytes.Buffer
+	out, _, err := c.run3w(&errb, stdin, args...)
+	return out, errb.String(), err
+}
+
+// run3w is run3 writing stderr to errw as the command runs.
+func (c *cliRunner) run3w(errw io.Writer, stdin string, args ...string) (string, string, error) {
+	var out bytes.Buffer
+	openURL := c.openURL
+	if openURL == nil {
+		openURL = func(string) {}
+	}
+	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: errw, OpenURL: openURL, Getenv: func(k string) string {
 		if v, ok := c.env[k]; ok {
 			return v
 		}
@@ -227,7 +240,7 @@ func (c *cliRunner) run3(stdin string, args ...string) (string, string, error) {
 		return ""
 	}}
 	err := Execute(context.Background(), env, args)
-	return out.String(), errb.String(), err
+	return out.String(), "", err
 }
 
 // must fails the test on an error.
@@ -413,7 +426,7 @@ func TestTables(t *testing.T) {
 		{[]string{"network-rule", "list", "-n", "default"}, "ACTION IP ADDRESS OR RANGE", "203.0.113.0/24"},
 		{[]string{"role", "definition", "list"}, "Name Id In rbac In rbac-abac Conditions", "7f951dda-4ed3-4680-a7ca-43fe172d538d"},
 		{[]string{"role", "assignment", "list"}, "Principal Principal type Role Scope Condition", "Owner"},
-		{[]string{"user", "list"}, "Name Creation date", "owner"},
+		{[]string{"user", "list"}, "Name Creation date SSO only", "owner"},
 		{[]string{"auth", "show"}, "User Type Server Server owner Expires on", "owner"},
 		{[]string{"explain", "-n", "default", "--identity", "ci-token", "--repository", "samples/a", "--action", "push"}, "Source Ref Matched Detail", "scope map"},
 		{[]string{"token", "list", "-r", "default", "--query", "[].{status: status, name: name}"}, "Status Name", "ci-token"},

@@ -17,7 +17,7 @@ const (
 	colsNetworkRules     = `ipRules[].{ACTION: action, "IP ADDRESS OR RANGE": ipAddressOrRange}`
 	colsAssignment       = `{Principal: principalName, "Principal type": principalType, Role: roleDefinitionName, Scope: scope, Condition: condition}`
 	colsRoleDefinition   = `[].{Name: roleName, Id: name, "In rbac": honouredInRbac, "In rbac-abac": honouredInRbacAbac, Conditions: conditionsAllowed}`
-	colsUser             = `{Name: name, "Creation date": creationDate}`
+	colsUser             = `{Name: name, "Creation date": creationDate, "SSO only": ssoOnly}`
 	colsGroup            = `{Name: name, Description: description, Members: length(members), "Creation date": creationDate}`
 	colsSP               = `{DisplayName: displayName, AppId: appId, "Creation date": creationDate, Secrets: length(passwordCredentials)}`
 	colsSPSecret         = `{AppId: appId, DisplayName: displayName, Password: password, Tenant: tenant}`

@@ -35,18 +35,23 @@ func (a *app) userCmd() *cobra.Command {
 		})}
 	nameFlag(create)
 	create.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
-	update := &cobra.Command{Use: "update", Short: "Set a user's password (generated unless --password-stdin)", Args: cobra.NoArgs, Annotations: table(colsUser),
-		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {
-			if err := need(name, "--name"); err != nil {
-				return nil, err
-			}
-			pw, err := password()
-			if err != nil {
-				return nil, err
-			}
-			return c.SetUserPassword(ctx, name, pw)
-		})}
+	var ssoOnly boolFlag
+	update := &cobra.Command{Use: "update", Short: "Set a user's password (generated unless --password-stdin), or with --sso-only whether it signs in with single sign-on only", Args: cobra.NoArgs, Annotations: table(colsUser)}
+	update.RunE = a.run(func(ctx context.Context, c *client.Client) (any, error) {
+		if err := need(name, "--name"); err != nil {
+			return nil, err
+		}
+		if ssoOnly.set {
+			return c.SetUserSSOOnly(ctx, name, ssoOnly.v)
+		}
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		return c.SetUserPassword(ctx, name, pw)
+	})
 	nameFlag(update)
+	boolVar(update, &ssoOnly, "sso-only", "true: the user signs in with single sign-on only (password sign-in refused); false: a password works again")
 	update.Flags().BoolVar(&stdin, "password-stdin", false, "read the password from stdin")
 	show := &cobra.Command{Use: "show", Short: "Show a user", Args: cobra.NoArgs, Annotations: table(colsUser),
 		RunE: a.run(func(ctx context.Context, c *client.Client) (any, error) {

@@ -18,6 +18,9 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// OpenURL shows a web page to the person (single sign-on); nil opens the desktop's browser
+	// ($BROWSER, else xdg-open or the system's opener).
+	OpenURL func(string)
 }
 
 // OSEnv is the process's own environment.
@@ -37,7 +40,10 @@ func Execute(ctx context.Context, env Env, args []string) error {
 
 // Root returns the berth command tree.
 func Root(env Env) *cobra.Command {
-	a := &app{stdin: env.Stdin, stdout: env.Stdout, stderr: env.Stderr, getenv: env.Getenv}
+	a := &app{stdin: env.Stdin, stdout: env.Stdout, stderr: env.Stderr, getenv: env.Getenv, openURL: env.OpenURL}
+	if a.openURL == nil {
+		a.openURL = func(u string) { openBrowser(env.Getenv("BROWSER"), u) }
+	}
 	root := &cobra.Command{
 		Use:           "berth",
 		Short:         "berth is an OCI registry with Azure Container Registry's identity and access model",
@@ -54,7 +60,7 @@ func Root(env Env) *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.onlyErrors, "only-show-errors", false, "only show errors, suppressing warnings")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "print each HTTP request and its answer (with the correlation id) on stderr; credentials redacted, bodies not shown")
 	root.AddCommand(serveCmd(), migrateCmd(), a.gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(), a.repositoryCmd(), a.manifestCmd(), a.purgeCmd(), a.configCmd(), a.webhookCmd(), a.importCmd(),
-		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(),
+		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(), a.identityProviderCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root
 }

@@ -25,6 +25,7 @@ const (
 	ReasonAdminDisabled   = "admin_disabled"
 	ReasonTokenDisabled   = "token_disabled"
 	ReasonPasswordExpired = "password_expired"
+	ReasonSSOOnly         = "sso_only"
 )
 
 // GenericMessage answers an unknown identity and a wrong secret alike, so that neither tells an
@@ -111,6 +112,14 @@ func (d *Directory) CheckUser(ctx context.Context, name, password string) (Ident
 		return Identity{}, err
 	}
 	id := Identity{Kind: store.KindUser, ID: u.ID, Name: u.Name}
+	if u.SSOOnly {
+		// No password signs in: the client is answered as for a wrong one (spending what a check
+		// costs), so that SSO users cannot be told apart; the login event says sso_only.
+		if _, err := d.h.Match(ctx, nil, password); err != nil {
+			return id, err
+		}
+		return id, &SigninError{Reason: ReasonSSOOnly, Identity: id, Message: GenericMessage}
+	}
 	_, err = d.match(ctx, id, store.KindUser, u.ID, password)
 	return id, err
 }

@@ -149,6 +149,59 @@ func (v *Verifier) fetchKeys(ctx context.Context, iss string) ([]jose.JSONWebKey
 	return keys, keysAge(hdr.Get("Cache-Control")), nil
 }
 
+// Discovery is what an OpenID provider's discovery document says of its endpoints.
+type Discovery struct {
+	Issuer                      string `json:"issuer"`
+	AuthorizationEndpoint       string `json:"authorization_endpoint"`
+	TokenEndpoint               string `json:"token_endpoint"`
+	UserinfoEndpoint            string `json:"userinfo_endpoint"`
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+}
+
+// Discover reads issuer iss's discovery document (bounded as every fetch), which must name iss
+// and https (or, when allowed, http) endpoints.
+func (v *Verifier) Discover(ctx context.Context, iss string) (Discovery, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
+	defer cancel()
+	var d Discovery
+	if _, err := v.checkURL(iss); err != nil {
+		return d, fmt.Errorf("issuer: %w", err)
+	}
+	body, _, err := v.get(ctx, strings.TrimSuffix(iss, "/")+"/.well-known/openid-configuration")
+	if err != nil {
+		return d, fmt.Errorf("discovery: %w", err)
+	}
+	if err := json.Unmarshal(body, &d); err != nil {
+		return d, errors.New("discovery: the document is not JSON")
+	}
+	if d.Issuer != iss {
+		return d, fmt.Errorf("discovery: the document names issuer %q", truncate(d.Issuer))
+	}
+	for _, u := range []string{d.AuthorizationEndpoint, d.TokenEndpoint, d.UserinfoEndpoint, d.DeviceAuthorizationEndpoint} {
+		if u == "" {
+			continue
+		}
+		if _, err := v.checkURL(u); err != nil {
+			return d, fmt.Errorf("discovery: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// HTTP is the bounded client the verifier reaches issuers with.
+func (v *Verifier) HTTP() *http.Client { return v.opts.HTTP }
+
+// Get reads a JSON document of at most MaxDocumentBytes from an issuer's endpoint.
+func (v *Verifier) Get(ctx context.Context, u string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
+	defer cancel()
+	b, _, err := v.get(ctx, u)
+	return b, err
+}
+
+// Timeout bounds one call to an issuer.
+func (v *Verifier) Timeout() time.Duration { return v.opts.Timeout }
+
 // checkURL accepts https URLs (http when allowed) without credentials.
 func (v *Verifier) checkURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)

@@ -26,7 +26,7 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, _ access.Pri
 	}
 	out := make([]client.User, 0, len(users))
 	for _, u := range users {
-		out = append(out, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+		out = append(out, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), SSOOnly: u.SSOOnly})
 	}
 	return reply(w, http.StatusOK, out)
 }
@@ -37,7 +37,7 @@ func (h *Handler) showUser(w http.ResponseWriter, r *http.Request, _ access.Prin
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt)})
+	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), SSOOnly: u.SSOOnly})
 }
 
 // password returns the chosen password, or a generated one (then also returned to show).
@@ -87,12 +87,23 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	if err != nil {
 		return storeError(err, fmt.Sprintf("user %q", name))
 	}
-	if p.Kind != access.KindUser || p.ID != u.ID { // one's own password is one's own, whatever one's roles
+	// One's own password is one's own, whatever one's roles; whether one may have a password at
+	// all (single sign-on only) is an administrator's call.
+	if p.Kind != access.KindUser || p.ID != u.ID || req.SSOOnly != nil {
 		if err := h.require(p, policy.PermDirectoryWrite, ""); err != nil {
 			return err
 		}
 		if err := h.requireManage(ctx, p, access.KindUser, u.ID, u.Name); err != nil {
 			return err
+		}
+	}
+	if req.SSOOnly != nil {
+		if err := h.Store.SetUserSSOOnly(ctx, u.Name, *req.SSOOnly); err != nil {
+			return storeError(err, fmt.Sprintf("user %q", name))
+		}
+		u.SSOOnly = *req.SSOOnly
+		if req.Password == "" {
+			return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), SSOOnly: u.SSOOnly})
 		}
 	}
 	value, show, err := password(req.Password)
@@ -106,7 +117,7 @@ func (h *Handler) updateUser(w http.ResponseWriter, r *http.Request, p access.Pr
 	if err := h.Store.PutSecret(ctx, store.KindUser, u.ID, store.Secret{Name: "password", Hash: hash, CreatedAt: h.Now()}); err != nil {
 		return err
 	}
-	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show})
+	return reply(w, http.StatusOK, client.User{Name: u.Name, CreationDate: timeOrNil(u.CreatedAt), Password: show, SSOOnly: u.SSOOnly})
 }
 
 func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, p access.Principal) error {

@@ -152,6 +152,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"GET /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":    {policy.PermDirectoryRead, h.showFederated},
 		"PATCH /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}":  {policy.PermDirectoryWrite, h.updateFederated},
 		"DELETE /mgmt/v1/servicePrincipals/{appId}/federatedCredentials/{name}": {policy.PermDirectoryWrite, h.deleteFederated},
+		"GET /mgmt/v1/identityProviders":                                        {policy.PermDirectoryRead, h.listIDPs},
+		"POST /mgmt/v1/identityProviders":                                       {policy.PermDirectoryWrite, h.createIDP},
+		"GET /mgmt/v1/identityProviders/{name}":                                 {policy.PermDirectoryRead, h.showIDP},
+		"PATCH /mgmt/v1/identityProviders/{name}":                               {policy.PermDirectoryWrite, h.updateIDP},
+		"DELETE /mgmt/v1/identityProviders/{name}":                              {policy.PermDirectoryWrite, h.deleteIDP},
 		"GET /mgmt/v1/federation/issuers":                                       {policy.PermDirectoryRead, h.federationIssuers},
 
 		"GET /mgmt/v1/registries/{registry}/networkRules":            {policy.PermRegistryRead, h.listNetworkRules},

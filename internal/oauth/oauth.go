@@ -20,6 +20,7 @@ import (
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/sso"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 )
@@ -42,6 +43,9 @@ type Resolver interface {
 
 // Handler serves the token endpoints.
 type Handler struct {
+	// SSO runs single sign-ons; nil: not offered.
+	SSO *sso.Service
+
 	authn  *authn.Service
 	tokens *token.Service
 	policy Decider
@@ -92,6 +96,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /oauth2/exchange", httperr.Handle(h.log, h.exchange))
 	mux.Handle("POST /mgmt/v1/token", httperr.Handle(h.log, h.directoryToken))
 	mux.Handle("POST /mgmt/v1/token/revoke", httperr.Handle(h.log, h.revokeDirectoryRefresh))
+	h.registerSSO(mux)
 }
 
 // tokenReply is the body of a successful /oauth2/token reply. access_token and token carry the
@@ -321,6 +326,12 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		p, family, err = h.authn.DirectoryRefresh(ctx, r.Form.Get("refresh_token"))
 	case "password":
 		p, err = h.authn.User(ctx, ip, r.Form.Get("username"), r.Form.Get("password"))
+	case "authorization_code":
+		p, err = h.ssoGrant(ctx, a, func(ctx context.Context) (sso.Result, error) {
+			return h.SSO.Redeem(ctx, r.Form.Get("code"), r.Form.Get("code_verifier"), r.Form.Get("redirect_uri"))
+		})
+	case sso.DeviceGrant:
+		p, err = h.ssoGrant(ctx, a, func(ctx context.Context) (sso.Result, error) { return h.SSO.PollDevice(ctx, r.Form.Get("device_code")) })
 	case "client_credentials":
 		id, secret := r.Form.Get("client_id"), r.Form.Get("client_secret")
 		if assertion := r.Form.Get("client_assertion"); assertion != "" {
@@ -336,7 +347,7 @@ func (h *Handler) directoryToken(w http.ResponseWriter, r *http.Request) (err er
 		}
 		p, err = h.authn.ServicePrincipal(ctx, ip, id, secret)
 	default:
-		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use password, client_credentials or refresh_token", truncate(gt)).WithStatus(http.StatusBadRequest)
+		return httperr.New(oci.CodeUnsupported, "grant_type %q is not supported: use password, client_credentials, refresh_token, authorization_code or %s", truncate(gt), sso.DeviceGrant).WithStatus(http.StatusBadRequest)
 	}
 	if err != nil {
 		return authError(err)

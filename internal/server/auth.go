@@ -59,11 +59,12 @@ func (s *Server) buildAuth(ctx context.Context, opts Options) error {
 		RememberFor: authn.DefaultThrottling.RememberFor,
 		Tarpit:      a.ThrottledDelay,
 	}, s.log, s.now)
-	if f := s.cfg.Federation; len(f.Issuers) > 0 {
-		s.authn.Federation = federation.New(federation.Options{Issuers: f.Issuers, AllowHTTP: f.AllowHTTP, MaxTokenAge: f.MaxTokenAge, Leeway: f.Leeway,
-			RefreshInterval: f.RefreshInterval, Timeout: f.Timeout, HTTP: webhook.Dialer{Allowed: outboundAllowed(s.cfg)}.Client(f.Timeout),
-			Now: s.now, Log: s.log.With("component", "federation")})
-	}
+	// External OpenID Connect tokens: federated credentials' (issuers of federation.issuers) and
+	// identity providers' ID tokens (single sign-on), reached with the outbound bounds.
+	f := s.cfg.Federation
+	s.authn.Federation = federation.New(federation.Options{Issuers: f.Issuers, AllowHTTP: f.AllowHTTP, MaxTokenAge: f.MaxTokenAge, Leeway: f.Leeway,
+		RefreshInterval: f.RefreshInterval, Timeout: f.Timeout, HTTP: webhook.Dialer{Allowed: outboundAllowed(s.cfg)}.Client(f.Timeout),
+		Now: s.now, Log: s.log.With("component", "federation")})
 	if err := s.dir.Bootstrap(ctx, s.cfg.DataDir, opts.BootstrapPassword, s.log); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/seal"
+	"github.com/berth-registry/berth/internal/sso"
 	"github.com/berth-registry/berth/internal/store"
 	"github.com/berth-registry/berth/internal/token"
 	"github.com/berth-registry/berth/internal/webhook"
@@ -170,7 +171,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
-	oauth.New(s.authn, s.policy, s.hosts, s.audit, log).Register(mux)
+	tokens := oauth.New(s.authn, s.policy, s.hosts, s.audit, log)
+	tokens.SSO = &sso.Service{Store: meta, Box: s.box, Verifier: s.authn.Federation, Now: now}
+	tokens.Register(mux)
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())
 	}

@@ -26,6 +26,8 @@ type User struct {
 	ID        int64
 	Name      string
 	CreatedAt time.Time
+	// SSOOnly users sign in with single sign-on only: a password sign-in is refused.
+	SSOOnly bool
 }
 
 // Group is a directory group.
@@ -77,22 +79,22 @@ func (s *Store) CreateUser(ctx context.Context, name, hash string) (User, error)
 // UserByName returns the named user, or ErrNotFound.
 func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 	var u User
-	var created int64
-	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, created_at FROM users WHERE name = ?`), name).Scan(&u.ID, &u.Name, &created)
+	var created, only int64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, created_at, sso_only FROM users WHERE name = ?`), name).Scan(&u.ID, &u.Name, &created, &only)
 	if err != nil {
 		return User{}, notFound(fmt.Sprintf("user %q", name), err)
 	}
-	u.CreatedAt = time.UnixMilli(created)
+	u.CreatedAt, u.SSOOnly = time.UnixMilli(created), only == 1
 	return u, nil
 }
 
 // Users lists the users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	return queryAll(ctx, s.r, `SELECT id, name, created_at FROM users ORDER BY name`, nil, func(sc scanner) (User, error) {
+	return queryAll(ctx, s.r, `SELECT id, name, created_at, sso_only FROM users ORDER BY name`, nil, func(sc scanner) (User, error) {
 		var u User
-		var created int64
-		err := sc.Scan(&u.ID, &u.Name, &created)
-		u.CreatedAt = time.UnixMilli(created)
+		var created, only int64
+		err := sc.Scan(&u.ID, &u.Name, &created, &only)
+		u.CreatedAt, u.SSOOnly = time.UnixMilli(created), only == 1
 		return u, err
 	})
 }

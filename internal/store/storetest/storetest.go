@@ -272,6 +272,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	})
 	runIdentities(t, setup)
 	runContent(t, setup)
+	runSSO(t, setup)
 	runSoftDelete(t, setup)
 	runWebhooks(t, setup)
 	runAccessAndEvents(t, setup)

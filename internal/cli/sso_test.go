@@ -41,24 +41,19 @@ func TestSSOCommands(t *testing.T) {
 
 	// alice, with a browser.
 	alice := newCLI(t)
-	var mu sync.Mutex
-	var ended string
+	ended := make(chan string, 1)
 	alice.openURL = func(u string) {
 		go func() {
 			end, _ := ssotest.SignIn(t, u, "alice", ssotest.AlicePassword)
-			mu.Lock()
-			ended = end.String()
-			mu.Unlock()
+			ended <- end.String()
 		}()
 	}
 	if got := alice.must("", "auth", "login", "--server", s.URL, "--sso", "--identity-provider", "corp", "--query", "user.name", "-o", "tsv"); got != "alice\n" {
 		t.Errorf("auth login --sso: %q", got)
 	}
-	mu.Lock()
-	if !strings.Contains(ended, "127.0.0.1") {
-		t.Errorf("the browser ended at %q, not the CLI's loopback listener", ended)
+	if end := <-ended; !strings.Contains(end, "127.0.0.1") {
+		t.Errorf("the browser ended at %q, not the CLI's loopback listener", end)
 	}
-	mu.Unlock()
 	if sess := alice.session(); sess.User != "alice" || sess.RefreshToken == "" {
 		t.Errorf("session: %+v", sess)
 	}

@@ -81,9 +81,10 @@ type Options struct {
 
 // Verifier checks external tokens; it caches each issuer's keys.
 type Verifier struct {
-	opts    Options
-	mu      sync.Mutex
-	issuers map[string]*issuerKeys
+	opts      Options
+	mu        sync.Mutex
+	issuers   map[string]*issuerKeys
+	discovery map[string]cachedDiscovery
 	// verified remembers tokens whose signature checked out (a pipeline sends the same token
 	// with every request): the signature is not checked again while the key that made it is
 	// still published; the times are.
@@ -101,7 +102,7 @@ func New(o Options) *Verifier {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	return &Verifier{opts: o, issuers: map[string]*issuerKeys{}, verified: verifiedTokens{m: map[[32]byte]verifiedToken{}}}
+	return &Verifier{opts: o, issuers: map[string]*issuerKeys{}, discovery: map[string]cachedDiscovery{}, verified: verifiedTokens{m: map[[32]byte]verifiedToken{}}}
 }
 
 // Allowed reports whether the server trusts issuer iss at all.

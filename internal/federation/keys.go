@@ -158,9 +158,51 @@ type Discovery struct {
 	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
 }
 
-// Discover reads issuer iss's discovery document (bounded as every fetch), which must name iss
-// and https (or, when allowed, http) endpoints.
+// discoveryAge is how long a discovery document is kept; a failed read is kept RefreshInterval
+// (so that callers who cost berth a fetch — an unauthenticated sign-in's start — cannot make it
+// fetch again and again).
+const discoveryAge = 5 * time.Minute
+
+type cachedDiscovery struct {
+	d     Discovery
+	err   error
+	until time.Time
+}
+
+// Discover reads issuer iss's discovery document (bounded as every fetch, kept a few minutes),
+// which must name iss and https (or, when allowed, http) endpoints.
 func (v *Verifier) Discover(ctx context.Context, iss string) (Discovery, error) {
+	now := v.opts.Now()
+	v.mu.Lock()
+	c, ok := v.discovery[iss]
+	v.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.d, c.err
+	}
+	ik := v.issuer(iss) // one fetch of an issuer at a time
+	ik.fetch.Lock()
+	defer ik.fetch.Unlock()
+	v.mu.Lock()
+	c, ok = v.discovery[iss]
+	v.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.d, c.err
+	}
+	d, err := v.discover(ctx, iss)
+	c = cachedDiscovery{d: d, err: err, until: now.Add(discoveryAge)}
+	if err != nil {
+		c.until = now.Add(v.opts.RefreshInterval)
+	}
+	v.mu.Lock()
+	if len(v.discovery) > 1000 {
+		clear(v.discovery)
+	}
+	v.discovery[iss] = c
+	v.mu.Unlock()
+	return d, err
+}
+
+func (v *Verifier) discover(ctx context.Context, iss string) (Discovery, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.opts.Timeout)
 	defer cancel()
 	var d Discovery

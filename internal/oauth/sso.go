@@ -49,7 +49,7 @@ func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 	if m := q.Get("code_challenge_method"); m != "S256" {
 		return httperr.New(oci.CodeUnsupported, "code_challenge_method must be S256").WithStatus(http.StatusBadRequest)
 	}
-	u, err := h.SSO.StartCode(r.Context(), r.PathValue("idp"), q.Get("redirect_uri"), q.Get("state"), q.Get("code_challenge"), callbackURL(r))
+	u, err := h.SSO.StartCode(r.Context(), r.PathValue("idp"), authn.ClientIP(r), q.Get("redirect_uri"), q.Get("state"), q.Get("code_challenge"), callbackURL(r))
 	if err != nil {
 		return ssoReply(err, r.PathValue("idp"))
 	}
@@ -86,7 +86,7 @@ func (h *Handler) ssoDevice(w http.ResponseWriter, r *http.Request) error {
 	if h.SSO == nil {
 		return httperr.New(oci.CodeUnsupported, "single sign-on is not offered here").WithStatus(http.StatusNotFound)
 	}
-	d, err := h.SSO.StartDevice(r.Context(), r.PathValue("idp"))
+	d, err := h.SSO.StartDevice(r.Context(), r.PathValue("idp"), authn.ClientIP(r))
 	if err != nil {
 		return ssoReply(err, r.PathValue("idp"))
 	}

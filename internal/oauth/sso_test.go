@@ -16,6 +16,7 @@ import (
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/sso/ssotest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 func pkce() (verifier, challenge string) {
@@ -224,5 +225,31 @@ func TestSingleSignOnRefusals(t *testing.T) {
 	ctok := ct.AccessToken
 	if st := s.MgmtAs(t, ctok, "POST", "/mgmt/v1/identityProviders", client.IdentityProvider{Name: "mine", Issuer: issuer, ClientID: "x", CreateUsers: true}, nil); st != 403 {
 		t.Errorf("a Contributor adds a provider: %d", st)
+	}
+}
+
+// TestSingleSignOnStartsBounded: starting a sign-in needs no credentials and costs the provider
+// a call, so one client address may have only so many in progress (429 past them).
+func TestSingleSignOnStartsBounded(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = true, []string{"127.0.0.0/8"}
+	}})
+	issuer := ssotest.Provider(t, s.URL+"/mgmt/v1/sso/callback")
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/identityProviders", client.IdentityProvider{Name: "corp", Issuer: issuer, ClientID: "berth", ClientSecret: "berth-secret"}, nil); st != 201 {
+		t.Fatal(st)
+	}
+	_, challenge := pkce()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	statuses := map[int]int{}
+	for range store.MaxSSOLoginsPerAddress + 5 {
+		resp, err := noFollow.Get(s.URL + "/mgmt/v1/sso/corp/login?redirect_uri=http://127.0.0.1:9/cb&code_challenge_method=S256&code_challenge=" + challenge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	if statuses[http.StatusFound] != store.MaxSSOLoginsPerAddress || statuses[http.StatusTooManyRequests] != 5 {
+		t.Errorf("statuses: %v", statuses)
 	}
 }

@@ -24,9 +24,13 @@ type DeviceStart struct {
 }
 
 // StartDevice begins a device sign-in with the provider (for a machine without a browser).
-func (s *Service) StartDevice(ctx context.Context, idp string) (DeviceStart, error) {
+func (s *Service) StartDevice(ctx context.Context, idp, clientIP string) (DeviceStart, error) {
 	p, secret, err := s.provider(ctx, idp)
 	if err != nil {
+		return DeviceStart{}, err
+	}
+	// Checked before the provider is called: a start costs the provider a call.
+	if err := s.Store.CheckSSOLoginRoom(ctx, clientIP); err != nil {
 		return DeviceStart{}, err
 	}
 	d, err := s.Verifier.Discover(ctx, p.Issuer)
@@ -58,7 +62,7 @@ func (s *Service) StartDevice(ctx context.Context, idp string) (DeviceStart, err
 		life = loginTTL
 	}
 	now := s.Now()
-	l := store.SSOLogin{ID: random(), IDPID: p.ID, Kind: "device", DeviceCode: r.DeviceCode, NextPoll: now.Add(time.Duration(interval) * time.Second), ExpiresAt: now.Add(life)}
+	l := store.SSOLogin{ID: random(), IDPID: p.ID, Kind: "device", ClientIP: clientIP, DeviceCode: r.DeviceCode, NextPoll: now.Add(time.Duration(interval) * time.Second), ExpiresAt: now.Add(life)}
 	if err := s.Store.PutSSOLogin(ctx, l); err != nil {
 		return DeviceStart{}, err
 	}

@@ -142,7 +142,7 @@ func OpenSecret(box *seal.Box, p store.IdentityProvider) (string, error) {
 // clientRedirect with clientState, and redeem its code with the verifier of clientChallenge
 // (S256). callback is berth's own address the provider sends the browser to. It returns the
 // provider's authorization URL.
-func (s *Service) StartCode(ctx context.Context, idp, clientRedirect, clientState, clientChallenge, callback string) (string, error) {
+func (s *Service) StartCode(ctx context.Context, idp, clientIP, clientRedirect, clientState, clientChallenge, callback string) (string, error) {
 	switch {
 	case !LoopbackRedirect(clientRedirect):
 		return "", fail(http.StatusBadRequest, ReasonBadCode, "invalid_request", "redirect_uri %q is not an http address on loopback (a native client's, RFC 8252)", trunc(clientRedirect))
@@ -155,11 +155,14 @@ func (s *Service) StartCode(ctx context.Context, idp, clientRedirect, clientStat
 	if err != nil {
 		return "", err
 	}
+	if err := s.Store.CheckSSOLoginRoom(ctx, clientIP); err != nil {
+		return "", err
+	}
 	d, err := s.Verifier.Discover(ctx, p.Issuer)
 	if err != nil || d.AuthorizationEndpoint == "" {
 		return "", providerError(p, "discovery", err)
 	}
-	l := store.SSOLogin{ID: random(), IDPID: p.ID, Kind: "code", ClientRedirect: clientRedirect, ClientState: clientState, ClientChallenge: clientChallenge,
+	l := store.SSOLogin{ID: random(), IDPID: p.ID, Kind: "code", ClientIP: clientIP, ClientRedirect: clientRedirect, ClientState: clientState, ClientChallenge: clientChallenge,
 		Nonce: random(), Verifier: random(), ExpiresAt: s.Now().Add(loginTTL)}
 	if err := s.Store.PutSSOLogin(ctx, l); err != nil {
 		return "", err

@@ -266,12 +266,17 @@ type SSOLogin struct {
 	CodeHash        string // of berth's one-time code, once signed in
 	UserID          int64
 	Subject         string
+	ClientIP        string // who started it
 	NextPoll        time.Time
 	ExpiresAt       time.Time
 }
 
-// MaxSSOLogins bounds the sign-ins in progress: past it, new ones are refused until some end.
-const MaxSSOLogins = 10_000
+// MaxSSOLogins bounds the sign-ins in progress, and MaxSSOLoginsPerAddress those one client
+// address started: past them, new ones are refused until some end.
+const (
+	MaxSSOLogins           = 10_000
+	MaxSSOLoginsPerAddress = 20
+)
 
 const ssoColumns = `id, idp_id, kind, client_redirect, client_state, client_challenge, nonce, verifier, device_code, COALESCE(code_hash, ''), COALESCE(user_id, 0), subject, next_poll, expires_at`
 
@@ -297,9 +302,15 @@ func (s *Store) PutSSOLogin(ctx context.Context, l SSOLogin) error {
 		if n >= MaxSSOLogins {
 			return fmt.Errorf("%w: %d single sign-ons are in progress", ErrLimit, n)
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO sso_logins (id, idp_id, kind, client_redirect, client_state, client_challenge, nonce, verifier, device_code, next_poll, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), l.ID, l.IDPID, l.Kind, l.ClientRedirect, l.ClientState, l.ClientChallenge, l.Nonce, l.Verifier, l.DeviceCode,
-			l.NextPoll.UnixMilli(), l.ExpiresAt.UnixMilli())
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM sso_logins WHERE client_ip = ?`), l.ClientIP).Scan(&n); err != nil {
+			return err
+		}
+		if n >= MaxSSOLoginsPerAddress {
+			return fmt.Errorf("%w: %d single sign-ons started from %s are in progress", ErrLimit, n, l.ClientIP)
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO sso_logins (id, idp_id, kind, client_redirect, client_state, client_challenge, nonce, verifier, device_code, client_ip, next_poll, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), l.ID, l.IDPID, l.Kind, l.ClientRedirect, l.ClientState, l.ClientChallenge, l.Nonce, l.Verifier, l.DeviceCode,
+			l.ClientIP, l.NextPoll.UnixMilli(), l.ExpiresAt.UnixMilli())
 		return err
 	})
 	if err != nil {
@@ -354,4 +365,19 @@ func (s *Store) DeleteSSOLogin(ctx context.Context, id string) error {
 		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM sso_logins WHERE id = ?`), id)
 		return err
 	})
+}
+
+// CheckSSOLoginRoom answers ErrLimit when a new sign-in from clientIP would pass the bounds (so
+// that a caller refuses before it calls the provider).
+func (s *Store) CheckSSOLoginRoom(ctx context.Context, clientIP string) error {
+	var all, mine int
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN client_ip = ? THEN 1 ELSE 0 END), 0) FROM sso_logins WHERE expires_at >= ?`),
+		clientIP, s.millis()).Scan(&all, &mine)
+	switch {
+	case err != nil:
+		return fmt.Errorf("store: single sign-on: %w", err)
+	case all >= MaxSSOLogins || mine >= MaxSSOLoginsPerAddress:
+		return fmt.Errorf("%w: too many single sign-ons in progress", ErrLimit)
+	}
+	return nil
 }

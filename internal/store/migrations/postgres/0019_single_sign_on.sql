@@ -43,10 +43,12 @@ CREATE TABLE sso_logins (
 	code_hash        TEXT,
 	user_id          BIGINT,
 	subject          TEXT NOT NULL DEFAULT '',
+	client_ip        TEXT NOT NULL DEFAULT '',
 	next_poll        BIGINT NOT NULL DEFAULT 0,
 	expires_at       BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX sso_logins_code ON sso_logins(code_hash) WHERE code_hash IS NOT NULL;
+CREATE INDEX sso_logins_client ON sso_logins(client_ip);
 
 -- A user who signs in with single sign-on only: a password sign-in is refused.
 ALTER TABLE users ADD COLUMN sso_only BIGINT NOT NULL DEFAULT 0;

@@ -372,6 +372,8 @@ func (f *cpFixture) act(t *testing.T, do transport, c cpCaller, action, target s
 			delete(f.asgs, k)
 		}
 		return st, body
+	case "idp-create":
+		return as("POST", "/mgmt/v1/identityProviders", map[string]any{"name": f.name("idp"), "issuer": "https://idp.example", "clientId": "berth"})
 	case "registry-create":
 		name := f.name("reg")
 		st, body := as("POST", "/mgmt/v1/registries", map[string]string{"name": name})

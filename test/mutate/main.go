@@ -50,6 +50,9 @@ var targets = []target{
 	{"internal/distribution", []string{"./internal/distribution", "./internal/server"}},
 	{"internal/blob", []string{"./internal/blob", "./internal/blob/fsblob", "./internal/distribution"}},
 	{"internal/blob/fsblob", []string{"./internal/blob/fsblob", "./internal/distribution", "./internal/server"}},
+	// issue 20: what an external token proves, and who a single sign-on makes someone
+	{"internal/federation", []string{"./internal/federation", "./internal/oauth"}},
+	{"internal/sso", []string{"./internal/oauth", "./internal/store"}},
 }
 
 // Status of a mutant after its run.

@@ -208,6 +208,7 @@ func TestIssuerKeys(t *testing.T) {
 		{"discovery names another issuer", func(is *federationtest.Issuer) { is.SetDiscoveryIssuer("https://token.actions.githubusercontent.com") }, "names issuer"},
 		{"key set answers 500", func(is *federationtest.Issuer) { is.Status(500) }, "500"},
 		{"key set of 50 MB", func(is *federationtest.Issuer) { is.Huge(50 << 20) }, "more than 1048576 bytes"},
+		{"key set declaring 50 MB", func(is *federationtest.Issuer) { is.Declare(50 << 20) }, "is 52428800 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			is := federationtest.New(t)

@@ -145,6 +145,11 @@ func TestFederatedRefusals(t *testing.T) {
 	if r := do(t, "GET", s2.URL+"/oauth2/token?service="+s2.Host, basic(other.AppID, other.Password), nil); r.status != 200 {
 		t.Errorf("a secret beside federation: %d %s", r.status, r.body)
 	}
+	r = do(t, "POST", s2.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {"pipeline"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {main}})
+	if r.status != 401 || !strings.Contains(r.message(), "client id must be a GUID") {
+		t.Errorf("a client id that is no GUID: %d %s", r.status, r.body)
+	}
 	off := registrytest.New(t, registrytest.Options{})
 	if r := do(t, "GET", off.URL+"/oauth2/token?service="+off.Host, basic(appID, main), nil); r.status != 401 || !strings.Contains(r.message(), "federated sign-in is off") {
 		t.Errorf("federation off: %d %s", r.status, r.body)
@@ -274,5 +279,31 @@ func TestFederatedSignInRechecked(t *testing.T) {
 	}
 	if st := signIn(prod); st != 401 {
 		t.Errorf("right after deleting the credential through the API: %d", st)
+	}
+}
+
+// TestDirectoryRefreshOfServicePrincipals: a service principal's sign-in with offline_access
+// (a secret or a federated token) renews with its refresh token while the principal exists.
+func TestDirectoryRefreshOfServicePrincipals(t *testing.T) {
+	is := federationtest.New(t)
+	s, appID := federatedServer(t, is, true)
+	r := do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {is.Sign(t, nil, federationtest.GitHub("acme/app", "refs/heads/main"))},
+		"scope": {"offline_access"}})
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &tok) != nil || tok.RefreshToken == "" {
+		t.Fatalf("sign-in: %d %s", r.status, r.body)
+	}
+	r = do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+	if r.status != 200 || json.Unmarshal(r.body, &tok) != nil || tok.RefreshToken == "" {
+		t.Fatalf("renewal: %d %s", r.status, r.body)
+	}
+	if st := s.Mgmt(t, "DELETE", "/mgmt/v1/servicePrincipals/"+appID, nil, nil); st != 204 {
+		t.Fatal(st)
+	}
+	if r := do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}); r.status != 401 {
+		t.Errorf("renewal after the principal went: %d", r.status)
 	}
 }

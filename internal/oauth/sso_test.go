@@ -253,3 +253,25 @@ func TestSingleSignOnStartsBounded(t *testing.T) {
 		t.Errorf("statuses: %v", statuses)
 	}
 }
+
+// TestSingleSignOnPublicClient: a provider registered without a client secret (a public client:
+// PKCE alone between berth and the provider) signs people in as well.
+func TestSingleSignOnPublicClient(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = true, []string{"127.0.0.0/8"}
+	}})
+	issuer := ssotest.Provider(t, s.URL+"/mgmt/v1/sso/callback")
+	var idp client.IdentityProvider
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/identityProviders", client.IdentityProvider{Name: "public", Issuer: issuer, ClientID: "berth-public", CreateUsers: true}, &idp); st != 201 || idp.HasClientSecret {
+		t.Fatalf("create: %d %+v", st, idp)
+	}
+	verifier, challenge := pkce()
+	back := codeSignIn(t, s, "public", "bob", ssotest.BobPassword, challenge)
+	if back.Get("code") == "" {
+		t.Fatalf("the loopback got %v", back)
+	}
+	r := do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"authorization_code"}, "code": {back.Get("code")}, "code_verifier": {verifier}})
+	if r.status != 200 {
+		t.Errorf("redeem: %d %s", r.status, r.body)
+	}
+}

@@ -60,8 +60,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	usersFile := flag.String("users", "", "users: a JSON object of id → {ID, Username, Password, Email, EmailVerified, FirstName, LastName}")
 	groupsFile := flag.String("groups", "", "groups: a JSON object of user id → [group names]")
-	var clients, devices multi
+	var clients, devices, natives multi
 	flag.Var(&clients, "client", "a web client ID:SECRET:REDIRECT_URI (repeatable)")
+	flag.Var(&natives, "public-client", "a public (native) client ID:REDIRECT_URI, without a secret: PKCE only (repeatable)")
 	flag.Var(&devices, "device-client", "a device-flow client ID:SECRET (repeatable)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -76,6 +77,10 @@ func main() {
 		id, rest, _ := strings.Cut(c, ":")
 		secret, redirect, _ := strings.Cut(rest, ":")
 		regs = append(regs, storage.WebClient(id, secret, redirect))
+	}
+	for _, c := range natives {
+		id, redirect, _ := strings.Cut(c, ":")
+		regs = append(regs, storage.NativeClient(id, redirect))
 	}
 	for _, c := range devices {
 		id, secret, _ := strings.Cut(c, ":")

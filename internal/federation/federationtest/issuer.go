@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,7 @@ type Issuer struct {
 	discoveryIss string          // overrides the discovery document's issuer
 	hang         <-chan struct{} // the key set waits for this to close
 	huge         int             // the key set is this many bytes of padding
+	declared     int             // the key set declares this Content-Length
 	status       int             // the key set answers this status
 
 	// Fetches counts the key set's fetches.
@@ -68,7 +70,7 @@ func New(t testing.TB) *Issuer {
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		is.Fetches.Add(1)
 		is.mu.Lock()
-		hang, huge, status, cc := is.hang, is.huge, is.status, is.cacheControl
+		hang, huge, status, cc, declared := is.hang, is.huge, is.status, is.cacheControl, is.declared
 		set := jose.JSONWebKeySet{}
 		for _, k := range is.keys {
 			set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.ID, Algorithm: string(k.Alg), Use: "sig"})
@@ -87,6 +89,11 @@ func New(t testing.TB) *Issuer {
 		if status != 0 {
 			w.WriteHeader(status)
 			return
+		}
+		if declared > 0 {
+			w.Header().Set("Content-Length", strconv.Itoa(declared))
+			w.WriteHeader(http.StatusOK)
+			return // the client refuses on the header alone
 		}
 		if huge > 0 {
 			w.Write([]byte(`{"keys":[],"pad":"`))
@@ -182,6 +189,9 @@ func (is *Issuer) Hang(release <-chan struct{}) { is.mu.Lock(); is.hang = releas
 
 // Huge makes the key set n bytes long.
 func (is *Issuer) Huge(n int) { is.mu.Lock(); is.huge = n; is.mu.Unlock() }
+
+// Declare makes the key set declare a Content-Length of n bytes.
+func (is *Issuer) Declare(n int) { is.mu.Lock(); is.declared = n; is.mu.Unlock() }
 
 // Status makes the key set answer status (0: as usual).
 func (is *Issuer) Status(status int) { is.mu.Lock(); is.status = status; is.mu.Unlock() }

@@ -25,8 +25,9 @@ const (
 	BobPassword   = "bob-password"
 )
 
-// Provider starts the provider with berth's two clients — "berth" (secret "berth-secret",
-// redirecting to callback) and "berth-device" (secret "device-secret", the device flow) — and
+// Provider starts the provider with berth's three clients — "berth" (secret "berth-secret",
+// redirecting to callback), "berth-public" (no secret: PKCE only, same callback) and
+// "berth-device" (secret "device-secret", the device flow) — and
 // returns its issuer. Without the binary, the test is skipped, or fails when
 // BERTH_REQUIRE_CLIENTS=1 (as scripts/test.sh runs).
 func Provider(t testing.TB, callback string) string {
@@ -47,7 +48,7 @@ func Provider(t testing.TB, callback string) string {
 	os.WriteFile(filepath.Join(dir, "users.json"), b, 0o600)
 	os.WriteFile(filepath.Join(dir, "groups.json"), []byte(`{"alice": ["devs", "not-in-berth"]}`), 0o600)
 	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-users", filepath.Join(dir, "users.json"), "-groups", filepath.Join(dir, "groups.json"),
-		"-client", "berth:berth-secret:"+callback, "-device-client", "berth-device:device-secret")
+		"-client", "berth:berth-secret:"+callback, "-device-client", "berth-device:device-secret", "-public-client", "berth-public:"+callback)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

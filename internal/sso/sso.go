@@ -253,16 +253,14 @@ func (s *Service) result(ctx context.Context, l store.SSOLogin) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
-	users, err := s.Store.Users(ctx)
+	u, err := s.Store.UserByID(ctx, l.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, fail(http.StatusBadRequest, ReasonNoUser, "invalid_grant", "the user signed in was deleted since")
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	for _, u := range users {
-		if u.ID == l.UserID {
-			return Result{User: store.SSOUser{User: u}, Issuer: p.Issuer, Subject: l.Subject}, nil
-		}
-	}
-	return Result{}, fail(http.StatusBadRequest, ReasonNoUser, "invalid_grant", "the user signed in was deleted since")
+	return Result{User: store.SSOUser{User: u}, Issuer: p.Issuer, Subject: l.Subject}, nil
 }
 
 func (s *Service) providerByID(ctx context.Context, id int64) (store.IdentityProvider, string, error) {
@@ -384,12 +382,15 @@ func (s *Service) signIn(ctx context.Context, p store.IdentityProvider, tok toke
 			Message: fmt.Sprintf("identity provider %q: the claim %q (%q) is not a user name berth accepts (letters, digits, . _ @ -, at most 64)", p.Name, p.ClaimUsername, trunc(name))}
 	}
 	var groups []string
-	if gs, ok := claims[p.ClaimGroups].([]any); ok {
+	switch gs := claims[p.ClaimGroups].(type) {
+	case []any:
 		for _, g := range gs {
 			if s, ok := g.(string); ok && len(groups) < 200 {
 				groups = append(groups, s)
 			}
 		}
+	case string: // one group, as some providers send it
+		groups = []string{gs}
 	}
 	u, err := s.Store.SignInExternal(ctx, p.ID, t.Subject, name, p.CreateUsers, groups)
 	switch {

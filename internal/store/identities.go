@@ -88,6 +88,18 @@ func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
 	return u, nil
 }
 
+// UserByID returns the user with that id, or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	var u User
+	var created, only int64
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id, name, created_at, sso_only FROM users WHERE id = ?`), id).Scan(&u.ID, &u.Name, &created, &only)
+	if err != nil {
+		return User{}, notFound(fmt.Sprintf("user %d", id), err)
+	}
+	u.CreatedAt, u.SSOOnly = time.UnixMilli(created), only == 1
+	return u, nil
+}
+
 // Users lists the users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
 	return queryAll(ctx, s.r, `SELECT id, name, created_at, sso_only FROM users ORDER BY name`, nil, func(sc scanner) (User, error) {

@@ -222,7 +222,7 @@ func probe(ctx context.Context, hc *http.Client, scheme, loginServer, registry s
 
 func (a *app) loginCmd() *cobra.Command {
 	var name, user, password string
-	var expose, stdin bool
+	var expose, stdin, helper bool
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Sign docker (or podman, per DOCKER_COMMAND) in to a registry, as az acr login does",
@@ -231,6 +231,9 @@ func (a *app) loginCmd() *cobra.Command {
 			ctx := cmd.Context()
 			if name == "" {
 				return errors.New("usage: berth login -n REGISTRY [--expose-token] [-u USER [--password-stdin]]")
+			}
+			if helper && (expose || user != "" || password != "") {
+				return errors.New("--credential-helper signs in with the berth CLI's own sign-in (or BERTH_CLIENT_ID with a secret or a federated token file): no --username, --password or --expose-token")
 			}
 			if expose && (user != "" || password != "") {
 				return errors.New("`--expose-token` cannot be combined with `--username` or `--password`.")
@@ -248,6 +251,15 @@ func (a *app) loginCmd() *cobra.Command {
 			reg, su, err := a.resolveRegistry(ctx, c, s, name)
 			if err != nil {
 				return err
+			}
+			if helper {
+				if err := a.registerHelper(ctx, s, reg, su.Scheme); err != nil {
+					return err
+				}
+				if _, err := exec.LookPath("docker-credential-" + HelperName); err != nil {
+					a.warn("docker-credential-%s is not on PATH: link it to berth (ln -s \"$(command -v berth)\" /usr/local/bin/docker-credential-%s) or go install ./cmd/docker-credential-%s", HelperName, HelperName, HelperName)
+				}
+				return a.print(map[string]string{"loginServer": reg.LoginServer, "credentialHelper": "docker-credential-" + HelperName, "username": nullGUID})
 			}
 			if user != "" {
 				if password == "" {
@@ -295,6 +307,7 @@ func (a *app) loginCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&name, "name", "n", "", "registry name")
+	cmd.Flags().BoolVar(&helper, "credential-helper", false, "instead of storing a token, let docker-credential-berth hand docker, podman, skopeo, crane, regctl, oras and helm a fresh one at every use (credHelpers)")
 	cmd.Flags().BoolVarP(&expose, "expose-token", "t", false, "print the refresh token instead of storing it with docker (needs no docker)")
 	cmd.Flags().StringVarP(&user, "username", "u", "", "log docker in with this user name (admin user, token, service principal) instead")
 	cmd.Flags().StringVarP(&password, "password", "p", "", "password for --username (prefer --password-stdin or the prompt)")

@@ -60,7 +60,7 @@ func Root(env Env) *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.onlyErrors, "only-show-errors", false, "only show errors, suppressing warnings")
 	root.PersistentFlags().BoolVar(&a.debug, "debug", false, "print each HTTP request and its answer (with the correlation id) on stderr; credentials redacted, bodies not shown")
 	root.AddCommand(serveCmd(), migrateCmd(), a.gcCmd(), healthcheckCmd(), a.ownerCmd(), a.versionCmd(), a.authCmd(), a.loginCmd(), a.registryCmd(), a.credentialCmd(), a.repositoryCmd(), a.manifestCmd(), a.purgeCmd(), a.configCmd(), a.webhookCmd(), a.importCmd(),
-		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(), a.identityProviderCmd(),
+		a.tokenCmd(), a.scopeMapCmd(), a.userCmd(), a.groupCmd(), a.spCmd(), a.identityProviderCmd(), a.kubernetesCmd(),
 		a.networkRuleCmd(), a.roleCmd(), a.explainCmd(), a.logsCmd(), a.checkHealthCmd())
 	return root
 }

@@ -54,7 +54,9 @@ func (a *app) kubernetesCmd() *cobra.Command {
 					return fmt.Errorf("--password-name must be password1 or password2, not %q", passwordName)
 				}
 				req := client.TokenCredentials{Password1: passwordName == "password1", Password2: passwordName == "password2", ExpiryInDays: days}
-				v, _, err := a.call(ctx, func(ctx context.Context, c *client.Client) (any, error) { return c.GenerateTokenCredentials(ctx, reg.Name, token, req) })
+				v, _, err := a.call(ctx, func(ctx context.Context, c *client.Client) (any, error) {
+					return c.GenerateTokenCredentials(ctx, reg.Name, token, req)
+				})
 				if err != nil {
 					return err
 				}

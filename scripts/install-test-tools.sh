@@ -26,6 +26,8 @@ for p in skopeo umoci podman buildah curl; do
 	command -v "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
+# kubectl: the pull secrets' checks (Debian's kubernetes-client when no newer one is there)
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		log "need root to apt-get install ${need_apt[*]}"; exit 1

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +63,11 @@ func TestPullSecret(t *testing.T) {
 	if !strings.Contains(stderr, "expires on") {
 		t.Errorf("a password of 5 days: no warning: %q", stderr)
 	}
-	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil && os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
+		t.Fatal("kubectl is required (scripts/install-test-tools.sh installs it)")
+	}
+	if err == nil {
 		// kubectl's own secret for the same credential, client-side: the same object.
 		k := exec.Command(kubectl, "create", "secret", "docker-registry", "berth-pull", "--namespace", "prod", "--docker-server", s.Host,
 			"--docker-username", user, "--docker-password", pw, "--dry-run=client", "-o", "json")
@@ -74,8 +81,32 @@ func TestPullSecret(t *testing.T) {
 		if ks.Type != sec.Type || ks.Name != sec.Name || ks.Namespace != sec.Namespace || !bytes.Equal(ks.Data[".dockerconfigjson"], sec.Data[".dockerconfigjson"]) {
 			t.Errorf("kubectl's secret differs:\nkubectl %s\nberth   %s", want, out)
 		}
-	} else {
-		t.Log("kubectl is not on PATH: the secret is not compared with kubectl's own")
+		// kubectl apply --dry-run=client takes it, against a stand-in API server that answers
+		// discovery only (apply maps the object with it; --validate=false: no OpenAPI schema
+		// here — the strict decoding above holds the fields to the Secret type).
+		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			switch r.URL.Path {
+			case "/api":
+				io.WriteString(w, `{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1"}]}`)
+			case "/api/v1":
+				io.WriteString(w, `{"kind":"APIResourceList","groupVersion":"v1","resources":[{"name":"secrets","singularName":"secret","namespaced":true,"kind":"Secret","verbs":["create","get","patch"]}]}`)
+			case "/apis":
+				io.WriteString(w, `{"kind":"APIGroupList","apiVersion":"v1","groups":[]}`)
+			default:
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
+			}
+		}))
+		defer api.Close()
+		kc := filepath.Join(t.TempDir(), "kubeconfig")
+		os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \""+api.URL+"\"}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\ncurrent-context: c\n"), 0o600)
+		k = exec.Command(kubectl, "apply", "--dry-run=client", "--validate=false", "-f", "-")
+		k.Env = append(os.Environ(), "KUBECONFIG="+kc)
+		k.Stdin = strings.NewReader(out)
+		if applied, err := k.CombinedOutput(); err != nil || !strings.Contains(string(applied), "secret/berth-pull created (dry run)") {
+			t.Errorf("kubectl apply --dry-run=client: %v %s", err, applied)
+		}
 	}
 	crane, err := exec.LookPath("crane")
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/config"
+	"github.com/berth-registry/berth/internal/federation/federationtest"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/sso/ssotest"
 	"github.com/berth-registry/berth/internal/store"
@@ -142,6 +143,10 @@ func TestSingleSignOn(t *testing.T) {
 	clk.Add(6 * time.Second)
 	if r := poll(); r.status != 400 || r.errCode() != "AUTHORIZATION_PENDING" {
 		t.Errorf("a poll before bob confirms: %d %s", r.status, r.body)
+	}
+	// Pending, the next poll waits the interval again: the provider is not asked sooner.
+	if r := poll(); r.status != 400 || r.errCode() != "SLOW_DOWN" {
+		t.Errorf("a poll right after a pending one: %d %s", r.status, r.body)
 	}
 	// bob, at the provider's device page in a browser elsewhere.
 	ssotest.ConfirmDevice(t, issuer, dev.UserCode, "bob", ssotest.BobPassword)
@@ -273,5 +278,25 @@ func TestSingleSignOnPublicClient(t *testing.T) {
 	r := do(t, "POST", s.URL+"/mgmt/v1/token", "", url.Values{"grant_type": {"authorization_code"}, "code": {back.Get("code")}, "code_verifier": {verifier}})
 	if r.status != 200 {
 		t.Errorf("redeem: %d %s", r.status, r.body)
+	}
+}
+
+// TestSingleSignOnProviderWithoutEndpoints: an issuer whose discovery document names no
+// authorization or device endpoint (a workload issuer, not a provider for people) is refused
+// with the reason, before anything is stored.
+func TestSingleSignOnProviderWithoutEndpoints(t *testing.T) {
+	is := federationtest.New(t) // discovery: issuer and jwks_uri only
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = true, []string{"127.0.0.0/8"}
+	}})
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/identityProviders", client.IdentityProvider{Name: "workload", Issuer: is.URL, ClientID: "x", ClientSecret: "y"}, nil); st != 201 {
+		t.Fatal(st)
+	}
+	_, challenge := pkce()
+	if r := do(t, "GET", s.URL+"/mgmt/v1/sso/workload/login?redirect_uri=http://127.0.0.1:9/cb&code_challenge_method=S256&code_challenge="+challenge, "", nil); r.status != http.StatusBadGateway || !strings.Contains(r.message(), "discovery failed") {
+		t.Errorf("no authorization endpoint: %d %s", r.status, r.body)
+	}
+	if r := do(t, "POST", s.URL+"/mgmt/v1/sso/workload/device", "", nil); r.status != 400 || !strings.Contains(r.message(), "offers no device sign-in") {
+		t.Errorf("no device endpoint: %d %s", r.status, r.body)
 	}
 }

@@ -273,37 +273,103 @@ func (s *Store) enqueueWebhooks(ctx context.Context, tx *sql.Tx, registryID int6
 	if isChart(artifactType) {
 		action = "chart_" + action
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, actions, scope FROM webhooks WHERE registry_id = ? AND status = 'enabled'`), registryID)
+	// A registry without enabled webhooks writes nothing.
+	var one int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM webhooks WHERE registry_id = ? AND status = 'enabled' LIMIT 1`), registryID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
+		return err
+	}
+	// One row for the change, whatever the number of webhooks: ClaimDeliveries fans it out.
+	p := s.newPayload(ctx, action, target)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO webhook_events (id, registry_id, payload, created_at) VALUES (?, ?, ?, ?)`), p.ID, registryID, string(b), s.now().UnixMilli())
+	return err
+}
+
+// maxFanOut bounds the events one claim fans out into deliveries.
+const maxFanOut = 200
+
+// fanOut turns pending webhook events into one delivery per enabled webhook of their registry
+// that the action and repo:tag trigger and that existed when the change was made, each with an
+// id of its own; the events go.
+func (s *Store) fanOut(ctx context.Context, tx *sql.Tx) error {
+	type event struct {
+		id       string
+		registry int64
+		payload  string
+		created  int64
+	}
+	events, err := queryAll(ctx, tx, s.q(`SELECT id, registry_id, payload, created_at FROM webhook_events ORDER BY created_at, id LIMIT ?`), []any{maxFanOut},
+		func(sc scanner) (event, error) {
+			var e event
+			return e, sc.Scan(&e.id, &e.registry, &e.payload, &e.created)
+		})
+	if err != nil || len(events) == 0 {
 		return err
 	}
 	type hook struct {
 		id             int64
 		actions, scope string
+		created        int64
 	}
-	var hooks []hook
-	for rows.Next() {
-		var h hook
-		if err := rows.Scan(&h.id, &h.actions, &h.scope); err != nil {
-			rows.Close()
-			return err
-		}
-		hooks = append(hooks, h)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(hooks) == 0 {
-		return err
-	}
-	now := s.now()
-	for _, h := range hooks {
-		if !strings.Contains(" "+h.actions+" ", " "+action+" ") || !ScopeMatches(h.scope, target.Repository, target.Tag) {
+	hooks := map[int64][]hook{}
+	for _, e := range events {
+		if _, ok := hooks[e.registry]; ok {
 			continue
 		}
-		if err := s.insertDelivery(ctx, tx, h.id, s.newPayload(ctx, action, target), now); err != nil {
+		hs, err := queryAll(ctx, tx, s.q(`SELECT id, actions, scope, created_at FROM webhooks WHERE registry_id = ? AND status = 'enabled'`), []any{e.registry},
+			func(sc scanner) (hook, error) {
+				var h hook
+				return h, sc.Scan(&h.id, &h.actions, &h.scope, &h.created)
+			})
+		if err != nil {
+			return err
+		}
+		hooks[e.registry] = hs
+	}
+	var marks []string
+	var args []any
+	flush := func() error {
+		if len(marks) == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries (id, webhook_id, action, payload, created_at, next_at) VALUES `+strings.Join(marks, ", ")), args...)
+		marks, args = marks[:0], args[:0]
+		return err
+	}
+	for _, e := range events {
+		var p WebhookPayload
+		if err := json.Unmarshal([]byte(e.payload), &p); err != nil {
+			return fmt.Errorf("webhook event %s: %w", e.id, err)
+		}
+		for _, h := range hooks[e.registry] {
+			if h.created > e.created || !strings.Contains(" "+h.actions+" ", " "+p.Action+" ") || !ScopeMatches(h.scope, p.Target.Repository, p.Target.Tag) {
+				continue
+			}
+			p.ID = NewDeliveryID()
+			b, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			marks = append(marks, "(?, ?, ?, ?, ?, ?)")
+			args = append(args, p.ID, h.id, p.Action, string(b), e.created, e.created)
+			if len(marks) == 100 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM webhook_events WHERE id = ?`), e.id); err != nil {
 			return err
 		}
 	}
-	return nil
+	return flush()
 }
 
 func (s *Store) insertDelivery(ctx context.Context, tx *sql.Tx, webhookID int64, p WebhookPayload, now time.Time) error {
@@ -362,6 +428,15 @@ func scanDelivery(sc scanner) (Delivery, error) {
 // transaction: while the lease runs no other replica takes them. A holder that dies leaves them
 // to the others when it ends.
 func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Time, lease time.Duration, limit int) ([]Delivery, error) {
+	var pending int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM webhook_events LIMIT 1) e`).Scan(&pending); err != nil {
+		return nil, fmt.Errorf("store: webhook events: %w", err)
+	}
+	if pending > 0 {
+		if err := s.tx(ctx, func(tx *sql.Tx) error { return s.fanOut(ctx, tx) }); err != nil {
+			return nil, fmt.Errorf("store: webhook events: %w", err)
+		}
+	}
 	ids, err := queryAll(ctx, s.r, s.q(`SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND lease_until < ? ORDER BY next_at LIMIT ?`),
 		[]any{now.UnixMilli(), now.UnixMilli(), limit}, func(sc scanner) (string, error) {
 			var id string

@@ -158,7 +158,17 @@ func (e *Engine) Refresh(ctx context.Context, src Source) error {
 	if err != nil {
 		return err
 	}
-	e.snap.Store(s)
+	// Two refreshes may overlap (the watcher's and a change's): an older load that ends last must
+	// not replace a newer snapshot, or the change just made would vanish until the next tick.
+	for {
+		cur := e.snap.Load()
+		if cur != nil && cur.Version >= s.Version {
+			return nil
+		}
+		if e.snap.CompareAndSwap(cur, s) {
+			break
+		}
+	}
 	if e.OnReload != nil {
 		e.OnReload()
 	}

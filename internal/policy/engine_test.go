@@ -140,3 +140,44 @@ type syncLog struct {
 
 func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *syncLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// slowSource hands out its input once release is closed, for the first load only.
+type slowSource struct {
+	memSource
+	release chan struct{}
+	first   sync.Once
+	loading chan struct{}
+}
+
+func (s *slowSource) PolicyInput(ctx context.Context) (Input, error) {
+	in, err := s.memSource.PolicyInput(ctx)
+	slow := false
+	s.first.Do(func() { slow = true })
+	if slow {
+		close(s.loading)
+		<-s.release
+	}
+	return in, err
+}
+
+// TestRefreshNeverGoesBack: two refreshes overlap (the watcher's tick and a change's); the older
+// load, ending last, does not replace the newer snapshot.
+func TestRefreshNeverGoesBack(t *testing.T) {
+	src := &slowSource{release: make(chan struct{}), loading: make(chan struct{})}
+	src.in = Input{Version: 1}
+	e := NewEngine(Compile(Input{Version: 0}))
+	done := make(chan error)
+	go func() { done <- e.Refresh(context.Background(), src) }() // loads version 1, slowly
+	<-src.loading
+	src.set(func(m *memSource) { m.in.Version = 2 })
+	if err := e.Refresh(context.Background(), src); err != nil { // loads version 2
+		t.Fatal(err)
+	}
+	close(src.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := e.Snapshot().Version; v != 2 {
+		t.Errorf("snapshot version %d after the older load ended last, want 2", v)
+	}
+}

@@ -76,6 +76,7 @@ type EventFilter struct {
 	Operation     string
 	Repository    string
 	CorrelationID string
+	Subject       string // login events: a federated or single sign-on sign-in's external subject
 	Since, Until  string
 	Limit         int
 	Before        int64
@@ -84,7 +85,7 @@ type EventFilter struct {
 func (f EventFilter) path(kind, format string) string {
 	q := url.Values{}
 	for k, v := range map[string]string{"identity": f.Identity, "result": f.Result, "reason": f.Reason, "ip": f.IP, "operation": f.Operation,
-		"repository": f.Repository, "correlationId": f.CorrelationID, "since": f.Since, "until": f.Until, "format": format} {
+		"repository": f.Repository, "correlationId": f.CorrelationID, "subject": f.Subject, "since": f.Since, "until": f.Until, "format": format} {
 		if v != "" {
 			q.Set(k, v)
 		}

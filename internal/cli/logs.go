@@ -67,6 +67,9 @@ The correlation id at the end of a client's error message finds the request's ev
 	fl.StringVar(&f.IP, "ip", "", "caller IP address")
 	fl.StringVar(&f.Operation, "operation", "", "login: token, exchange, registry, directory, list_credentials, password_reset; repository: push, pull, delete, untag")
 	fl.StringVar(&f.CorrelationID, "correlation-id", "", "the correlation id of a request (the end of a client's error message)")
+	if kind == "login" {
+		fl.StringVar(&f.Subject, "subject", "", "the external token's subject of federated and single sign-on sign-ins (system:serviceaccount:NS:NAME, repo:ORG/REPO:ref:…)")
+	}
 	fl.StringVar(&f.Since, "since", "", "RFC 3339 time, or a duration back from now: 90m, 24h, 7d")
 	fl.StringVar(&f.Until, "until", "", "RFC 3339 time, or a duration back from now")
 	fl.IntVar(&f.Limit, "limit", 100, "most events to list (with -o jsonl, 0 means all)")

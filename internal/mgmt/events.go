@@ -100,9 +100,9 @@ func eventFilter(r *http.Request) (f store.EventFilter, jsonl bool, err error) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
-		case "identity", "result", "reason", "ip", "operation", "repository", "correlationId", "since", "until", "limit", "before", "format", "registry":
+		case "identity", "result", "reason", "ip", "operation", "repository", "correlationId", "subject", "since", "until", "limit", "before", "format", "registry":
 		default:
-			return f, false, invalid("unknown query parameter %q; the filters are identity, result, reason, ip, operation, repository, correlationId, since, until, limit, before and format", truncate(k))
+			return f, false, invalid("unknown query parameter %q; the filters are identity, result, reason, ip, operation, repository, correlationId, subject, since, until, limit, before and format", truncate(k))
 		}
 	}
 	get := func(k string) (string, error) {
@@ -115,7 +115,7 @@ func eventFilter(r *http.Request) (f store.EventFilter, jsonl bool, err error) {
 	for _, p := range []struct {
 		key string
 		dst *string
-	}{{"identity", &f.Identity}, {"reason", &f.Reason}, {"operation", &f.Operation}, {"repository", &f.Repository}, {"correlationId", &f.CorrelationID}} {
+	}{{"identity", &f.Identity}, {"reason", &f.Reason}, {"operation", &f.Operation}, {"repository", &f.Repository}, {"correlationId", &f.CorrelationID}, {"subject", &f.Subject}} {
 		if *p.dst, err = get(p.key); err != nil {
 			return f, false, err
 		}

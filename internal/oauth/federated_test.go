@@ -115,6 +115,12 @@ func TestFederatedSignIn(t *testing.T) {
 	if ok < 4 || refused != 2 {
 		t.Errorf("login events: %d successes with main's subject (want ≥ 4), %d refusals naming dev (want 2): %+v", ok, refused, events)
 	}
+	// Filtered by the subject: the dev branch's two refusals, nothing else.
+	var dev2 []client.LoginEvent
+	s.Mgmt(t, "GET", "/mgmt/v1/events/login?subject="+url.QueryEscape("repo:acme/app:ref:refs/heads/dev"), nil, &dev2)
+	if len(dev2) != 2 || dev2[0].Result != "failure" || dev2[1].Result != "failure" {
+		t.Errorf("events of the dev subject: %+v", dev2)
+	}
 }
 
 // TestFederatedRefusals (issue 20): a loopback issuer not in outbound.allowed_networks cannot be

@@ -81,6 +81,7 @@ type EventFilter struct {
 	Operation     string
 	Repository    string // repository events only
 	CorrelationID string
+	Subject       string // login events only: the external token's (federated and single sign-on sign-ins)
 	Since, Until  time.Time
 	// Before returns only events with a smaller id (the next page of a newest-first listing).
 	Before int64
@@ -164,6 +165,9 @@ func (f EventFilter) where(repository bool) (string, []any) {
 	}
 	if repository && f.Repository != "" {
 		add("repository = ?", f.Repository)
+	}
+	if !repository && f.Subject != "" {
+		add("subject = ?", f.Subject)
 	}
 	if !f.Since.IsZero() {
 		add("time >= ?", f.Since.UnixMilli())

@@ -64,27 +64,27 @@ func (v *Verifier) keys(ctx context.Context, iss, kid string) ([]jose.JSONWebKey
 		mayFetch := ik.tried.IsZero() || now.Sub(ik.tried) >= v.opts.RefreshInterval
 		return pick(ik.keys, kid), fresh, mayFetch, ik.lastErr
 	}
-	found, fresh, mayFetch, lastErr := cached()
-	if (len(found) > 0 && fresh) || !mayFetch {
-		if len(found) > 0 {
-			return found, nil
+	// settled answers from the cache when no fetch is due (keys found and fresh, or a fetch
+	// tried within the refresh interval); ok is false when one is.
+	settled := func() (keys []jose.JSONWebKey, err error, ok bool) {
+		found, fresh, mayFetch, lastErr := cached()
+		switch {
+		case len(found) > 0 && (fresh || !mayFetch):
+			return found, nil, true
+		case mayFetch:
+			return nil, nil, false
+		case lastErr != nil:
+			return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v (tried again at most every %s)", truncate(iss), lastErr, v.opts.RefreshInterval), true
 		}
-		if lastErr != nil {
-			return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v (tried again at most every %s)", truncate(iss), lastErr, v.opts.RefreshInterval)
-		}
-		return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid))
+		return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid)), true
+	}
+	if keys, err, ok := settled(); ok {
+		return keys, err
 	}
 	ik.fetch.Lock()
 	defer ik.fetch.Unlock()
-	// Another request may have fetched while this one waited.
-	if found, fresh, mayFetch, lastErr = cached(); (len(found) > 0 && fresh) || !mayFetch {
-		if len(found) > 0 {
-			return found, nil
-		}
-		if lastErr != nil {
-			return nil, refuse(ReasonKeysUnavailable, "the keys of issuer %q could not be fetched: %v", truncate(iss), lastErr)
-		}
-		return nil, refuse(ReasonSignature, "issuer %q publishes no key with kid %q", truncate(iss), truncate(kid))
+	if keys, err, ok := settled(); ok { // another request may have fetched while this one waited
+		return keys, err
 	}
 	keys, age, err := v.fetchKeys(ctx, iss)
 	now := v.opts.Now()

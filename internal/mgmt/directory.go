@@ -292,6 +292,16 @@ func (h *Handler) lookupSP(r *http.Request) (store.ServicePrincipal, error) {
 	return sp, nil
 }
 
+// managedSP is the service principal the path names, when p may change who can act as it
+// (DecideManage): a secret, a federated credential, its deletion.
+func (h *Handler) managedSP(r *http.Request, p access.Principal) (store.ServicePrincipal, error) {
+	sp, err := h.lookupSP(r)
+	if err != nil {
+		return sp, err
+	}
+	return sp, h.requireManage(r.Context(), p, access.KindSP, sp.ID, sp.AppID)
+}
+
 func (h *Handler) showSP(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	sp, err := h.lookupSP(r)
 	if err != nil {
@@ -344,11 +354,7 @@ func (h *Handler) createSP(w http.ResponseWriter, r *http.Request, _ access.Prin
 func (h *Handler) deleteSP(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
 	id := r.PathValue("appId")
-	sp, err := h.lookupSP(r)
-	if err != nil {
-		return err
-	}
-	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
+	if _, err := h.managedSP(r, p); err != nil {
 		return err
 	}
 	if err := h.Store.DeleteServicePrincipal(ctx, id); err != nil {
@@ -367,11 +373,8 @@ func (h *Handler) resetSPCredential(w http.ResponseWriter, r *http.Request, p ac
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	sp, err := h.lookupSP(r)
+	sp, err := h.managedSP(r, p)
 	if err != nil {
-		return err
-	}
-	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
 		return err
 	}
 	value, sec, err := h.spSecret(r, req.Years)

@@ -114,6 +114,17 @@ func expressionOf(e *client.ClaimsMatchingExpression) (string, error) {
 	return e.Value, nil
 }
 
+// federatedOf is the federated credential of sp the path names (by name or id), and how replies
+// name it.
+func (h *Handler) federatedOf(r *http.Request, sp store.ServicePrincipal) (store.FederatedCredential, string, error) {
+	what := fmt.Sprintf("federated credential %q of service principal %s", truncate(r.PathValue("name")), sp.AppID)
+	fc, err := h.Store.FederatedCredential(r.Context(), sp.ID, r.PathValue("name"))
+	if err != nil {
+		return fc, what, storeError(err, what)
+	}
+	return fc, what, nil
+}
+
 func (h *Handler) listFederated(w http.ResponseWriter, r *http.Request, _ access.Principal) error {
 	sp, err := h.lookupSP(r)
 	if err != nil {
@@ -131,9 +142,9 @@ func (h *Handler) showFederated(w http.ResponseWriter, r *http.Request, _ access
 	if err != nil {
 		return err
 	}
-	fc, err := h.Store.FederatedCredential(r.Context(), sp.ID, r.PathValue("name"))
+	fc, _, err := h.federatedOf(r, sp)
 	if err != nil {
-		return storeError(err, fmt.Sprintf("federated credential %q of service principal %s", truncate(r.PathValue("name")), sp.AppID))
+		return err
 	}
 	return reply(w, http.StatusOK, federatedJSON(fc))
 }
@@ -144,11 +155,8 @@ func (h *Handler) createFederated(w http.ResponseWriter, r *http.Request, p acce
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	sp, err := h.lookupSP(r)
+	sp, err := h.managedSP(r, p)
 	if err != nil {
-		return err
-	}
-	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
 		return err
 	}
 	if !federatedName.MatchString(req.Name) {
@@ -199,17 +207,13 @@ func (h *Handler) updateFederated(w http.ResponseWriter, r *http.Request, p acce
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	sp, err := h.lookupSP(r)
+	sp, err := h.managedSP(r, p)
 	if err != nil {
 		return err
 	}
-	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
-		return err
-	}
-	what := fmt.Sprintf("federated credential %q of service principal %s", truncate(r.PathValue("name")), sp.AppID)
-	fc, err := h.Store.FederatedCredential(ctx, sp.ID, r.PathValue("name"))
+	fc, what, err := h.federatedOf(r, sp)
 	if err != nil {
-		return storeError(err, what)
+		return err
 	}
 	if req.Name != "" && req.Name != fc.Name || req.ID != "" && req.ID != fc.ID {
 		return invalid("a federated credential's name and id do not change: delete it and create another")
@@ -254,17 +258,13 @@ func (h *Handler) updateFederated(w http.ResponseWriter, r *http.Request, p acce
 
 func (h *Handler) deleteFederated(w http.ResponseWriter, r *http.Request, p access.Principal) error {
 	ctx := r.Context()
-	sp, err := h.lookupSP(r)
+	sp, err := h.managedSP(r, p)
 	if err != nil {
 		return err
 	}
-	if err := h.requireManage(ctx, p, access.KindSP, sp.ID, sp.AppID); err != nil {
-		return err
-	}
-	what := fmt.Sprintf("federated credential %q of service principal %s", truncate(r.PathValue("name")), sp.AppID)
-	fc, err := h.Store.FederatedCredential(ctx, sp.ID, r.PathValue("name"))
+	fc, what, err := h.federatedOf(r, sp)
 	if err != nil {
-		return storeError(err, what)
+		return err
 	}
 	if err := h.Store.DeleteFederatedCredential(ctx, sp.ID, fc.ID); err != nil {
 		return storeError(err, what)

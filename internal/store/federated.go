@@ -50,13 +50,9 @@ func scanFederated(sc scanner) (FederatedCredential, error) {
 // when its name, or its issuer with its subject or expression, is taken; ErrLimit past
 // MaxFederatedCredentials.
 func (s *Store) CreateFederatedCredential(ctx context.Context, spID int64, fc FederatedCredential) error {
-	aud, err := json.Marshal(fc.Audiences)
+	aud, jwks, err := federatedValues(fc)
 	if err != nil {
 		return err
-	}
-	var jwks any
-	if fc.JWKS != nil {
-		jwks = string(fc.JWKS)
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -67,13 +63,22 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, spID int64, fc Fe
 			return fmt.Errorf("%w: a service principal holds at most %d federated credentials", ErrLimit, MaxFederatedCredentials)
 		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO federated_credentials (`+federatedColumns+`, sp_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			fc.ID, fc.Name, fc.Issuer, fc.Subject, fc.Expression, string(aud), fc.Description, jwks, fc.CreatedAt.UnixMilli(), spID)
+			fc.ID, fc.Name, fc.Issuer, fc.Subject, fc.Expression, aud, fc.Description, jwks, fc.CreatedAt.UnixMilli(), spID)
 		return s.classify(err)
 	})
 	if err != nil {
 		return fmt.Errorf("store: create federated credential %q: %w", fc.Name, err)
 	}
 	return nil
+}
+
+// federatedValues are a credential's stored audiences (JSON) and key set (NULL without one).
+func federatedValues(fc FederatedCredential) (aud string, jwks any, err error) {
+	b, err := json.Marshal(fc.Audiences)
+	if fc.JWKS != nil {
+		jwks = string(fc.JWKS)
+	}
+	return string(b), jwks, err
 }
 
 // FederatedCredentials lists service principal spID's federated credentials by name.
@@ -98,17 +103,13 @@ func (s *Store) FederatedCredential(ctx context.Context, spID int64, nameOrID st
 // UpdateFederatedCredential replaces what may change of a federated credential (all but its id,
 // name and creation time): ErrNotFound, or ErrExists when its issuer and subject are taken.
 func (s *Store) UpdateFederatedCredential(ctx context.Context, spID int64, fc FederatedCredential) error {
-	aud, err := json.Marshal(fc.Audiences)
+	aud, jwks, err := federatedValues(fc)
 	if err != nil {
 		return err
 	}
-	var jwks any
-	if fc.JWKS != nil {
-		jwks = string(fc.JWKS)
-	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE federated_credentials SET issuer = ?, subject = ?, expression = ?, audiences = ?, description = ?, jwks = ?
-			WHERE sp_id = ? AND id = ?`), fc.Issuer, fc.Subject, fc.Expression, string(aud), fc.Description, jwks, spID, fc.ID)
+			WHERE sp_id = ? AND id = ?`), fc.Issuer, fc.Subject, fc.Expression, aud, fc.Description, jwks, spID, fc.ID)
 		if err != nil {
 			return s.classify(err)
 		}

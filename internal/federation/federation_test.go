@@ -1,8 +1,10 @@
 package federation_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -301,6 +303,50 @@ func TestExpressions(t *testing.T) {
 		}
 		if err == nil && e.Eval(claims) != tc.want {
 			t.Errorf("%q: %v, want %v", tc.expr, !tc.want, tc.want)
+		}
+	}
+}
+
+// TestParseKeySet: a key set is bounded (bytes, keys) and only public signing keys count: a
+// private key, an encryption key or a kind berth does not verify is skipped.
+func TestParseKeySet(t *testing.T) {
+	is := federationtest.New(t)
+	var pub struct{ Keys []map[string]any }
+	json.Unmarshal(is.JWKS(), &pub)
+	key := pub.Keys[0]
+	set := func(keys ...any) []byte { b, _ := json.Marshal(map[string]any{"keys": keys}); return b }
+	with := func(k map[string]any, f, v string) map[string]any {
+		c := map[string]any{}
+		for n, x := range k {
+			c[n] = x
+		}
+		c[f] = v
+		return c
+	}
+	priv, _ := json.Marshal(jose.JSONWebKey{Key: federationtest.Private(is.Key("k1")), KeyID: "p", Algorithm: "RS256"})
+	var privKey map[string]any
+	json.Unmarshal(priv, &privKey)
+	many := make([]any, federation.MaxKeys+1)
+	for i := range many {
+		many[i] = key
+	}
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+		keys int
+		says string
+	}{
+		{"one public key", set(key), 1, ""},
+		{"a private key is no key", set(privKey), 0, "no public signing key"},
+		{"an encryption key is skipped", set(with(key, "use", "enc"), key), 1, ""},
+		{"a kind berth does not verify", set(map[string]any{"kty": "oct", "k": "AAAA"}), 0, "no public signing key"},
+		{"too many keys", set(many...), 0, "at most 100"},
+		{"too large", append(append([]byte(`{"keys":[],"pad":"`), bytes.Repeat([]byte("x"), federation.MaxDocumentBytes)...), `"}`...), 0, "more than"},
+		{"not JSON", []byte("{"), 0, "not a JWKS"},
+	} {
+		keys, err := federation.ParseKeySet(tc.doc)
+		if len(keys) != tc.keys || (tc.says == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %d keys, %v", tc.name, len(keys), err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 )
 
 // NetworkRuleAdd allows an address or CIDR (Action is Allow).
@@ -183,4 +184,32 @@ func (c *Client) Explain(ctx context.Context, r ExplainRequest) (Explanation, er
 	}
 	var out Explanation
 	return out, c.Do(ctx, http.MethodGet, reg(r.Registry)+"/explain?"+q.Encode(), nil, &out)
+}
+
+// Permissions are what the caller may do at a registry: its control-plane permissions there
+// (registries/write, roleAssignments/read …) and its data actions on a repository (pull, push,
+// delete, metadata_read, metadata_write) or, without one, "catalog"; Network is the network
+// rules' answer for the caller's address.
+type Permissions struct {
+	Registry    string   `json:"registry"`
+	Repository  string   `json:"repository,omitempty"`
+	Permissions []string `json:"permissions"`
+	Actions     []string `json:"actions"`
+	Network     Decision `json:"network"`
+}
+
+// Has reports whether the control-plane permission perm is among p's.
+func (p Permissions) Has(perm string) bool { return slices.Contains(p.Permissions, perm) }
+
+// Can reports whether the data action is among p's.
+func (p Permissions) Can(action string) bool { return slices.Contains(p.Actions, action) }
+
+// MyPermissions asks what the caller may do at registry and, when repository is not "", on it.
+func (c *Client) MyPermissions(ctx context.Context, registry, repository string) (Permissions, error) {
+	path := reg(registry) + "/permissions"
+	if repository != "" {
+		path += "?" + url.Values{"repository": {repository}}.Encode()
+	}
+	var out Permissions
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }

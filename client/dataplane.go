@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +28,7 @@ type DataPlane struct {
 	once           sync.Once
 	realm, service string
 	challengeErr   error
+	mu             sync.Mutex
 	tokens         map[string]string // by scope
 }
 
@@ -66,7 +68,10 @@ func (d *DataPlane) Challenge(ctx context.Context) (realm, service string, err e
 
 // token returns an access token for scope (one request per scope and DataPlane).
 func (d *DataPlane) token(ctx context.Context, scope string) (string, error) {
-	if t, ok := d.tokens[scope]; ok {
+	d.mu.Lock()
+	t, ok := d.tokens[scope]
+	d.mu.Unlock()
+	if ok {
 		return t, nil
 	}
 	if err := d.challenge(ctx); err != nil {
@@ -95,6 +100,8 @@ func (d *DataPlane) token(ctx context.Context, scope string) (string, error) {
 	if err := d.client().send(req, &out); err != nil {
 		return "", err
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.tokens == nil {
 		d.tokens = map[string]string{}
 	}
@@ -168,6 +175,23 @@ func (d *DataPlane) Catalog(ctx context.Context, top int) ([]string, error) {
 		path = next
 	}
 	return out, nil
+}
+
+// CatalogPage lists at most n repositories after last (the catalog's order); more says whether
+// others follow.
+func (d *DataPlane) CatalogPage(ctx context.Context, n int, last string) (repos []string, more bool, err error) {
+	q := url.Values{"n": {strconv.Itoa(n)}}
+	if last != "" {
+		q.Set("last", last)
+	}
+	var page struct {
+		Repositories []string `json:"repositories"`
+	}
+	next, err := d.do(ctx, http.MethodGet, "/v2/_catalog?"+q.Encode(), "registry:catalog:*", nil, &page)
+	if page.Repositories == nil {
+		page.Repositories = []string{}
+	}
+	return page.Repositories, next != "", err
 }
 
 // Repository describes a repository.
@@ -305,6 +329,39 @@ func (d *DataPlane) ManifestChildren(ctx context.Context, repo, digest string) (
 		out = append(out, m.Digest)
 	}
 	return out, nil
+}
+
+// maxManifestBody bounds a manifest read through /v2/ (berth's own bound is 4 MiB by default).
+const maxManifestBody = 16 << 20
+
+// ManifestBody reads a manifest through /v2/ as stored, with its media type.
+func (d *DataPlane) ManifestBody(ctx context.Context, repo, ref string) ([]byte, string, error) {
+	tok, err := d.token(ctx, repoScope(repo, "pull"))
+	if err != nil {
+		return nil, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.Base+"/v2/"+repo+"/manifests/"+url.PathEscape(ref), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", strings.Join([]string{"application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json"}, ", "))
+	resp, err := d.HTTP.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestBody+1))
+	switch {
+	case err != nil:
+		return nil, "", err
+	case resp.StatusCode != http.StatusOK:
+		return nil, "", replyError(resp, b)
+	case len(b) > maxManifestBody:
+		return nil, "", fmt.Errorf("client: the manifest is larger than %d bytes", maxManifestBody)
+	}
+	return b, resp.Header.Get("Content-Type"), nil
 }
 
 // DeletedRepositories lists the repositories holding soft-deleted manifests.

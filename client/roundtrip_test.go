@@ -108,6 +108,19 @@ func TestRoundTrip(t *testing.T) {
 		t.Errorf("after removing: %+v", rules)
 	}
 
+	perms := must[client.Permissions](t, "permissions")(c.MyPermissions(ctx, "team-a", ""))
+	if perms.Registry != "team-a" || !perms.Has("registries/write") || !perms.Has("roleAssignments/write") || len(perms.Actions) != 1 || !perms.Can("catalog") || perms.Network.Allow || perms.Network.Code != "ip_denied" {
+		t.Errorf("permissions: %+v", perms)
+	}
+	perms = must[client.Permissions](t, "repository permissions")(c.MyPermissions(ctx, "team-a", "team/app"))
+	if perms.Repository != "team/app" || len(perms.Actions) != 5 || !perms.Can("delete") || perms.Can("catalog") {
+		t.Errorf("repository permissions: %+v", perms)
+	}
+	strict[client.Permissions](t, c, "/mgmt/v1/registries/team-a/permissions?repository=team/app")
+	if _, err := c.MyPermissions(ctx, "team-a", "Bad Name"); !client.IsStatus(err, http.StatusBadRequest) {
+		t.Errorf("a bad repository name: %v", err)
+	}
+
 	// Tokens and scope maps.
 	m := must[client.ScopeMap](t, "create scope map")(c.CreateScopeMap(ctx, "team-a", client.ScopeMapCreate{Name: "readers", Description: "read team/*",
 		Repositories: []client.RepositoryActions{{Repository: "team/*", Actions: []string{"content/read", "metadata/read"}}}}))

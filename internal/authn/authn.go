@@ -104,6 +104,9 @@ func ClientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// PeerAddr is the address of the connection's other end (a proxy's, behind one).
+func PeerAddr(r *http.Request) netip.Addr { return peerAddr(r) }
+
 func peerAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

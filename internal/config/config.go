@@ -45,7 +45,9 @@ type Config struct {
 	Outbound Outbound `yaml:"outbound"`
 	// Federation trusts external OpenID Connect issuers' tokens for federated credentials.
 	Federation Federation `yaml:"federation"`
-	Debug      Debug      `yaml:"debug"`
+	// Portal is the web console at /portal/.
+	Portal Portal `yaml:"portal"`
+	Debug  Debug  `yaml:"debug"`
 	// ShutdownTimeout bounds the wait for requests in flight on SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
@@ -184,6 +186,15 @@ type Federation struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// Portal configures the web console at /portal/: a client of the management API with the
+// signed-in user's own token.
+type Portal struct {
+	Enabled bool `yaml:"enabled"`
+	// A session ends when unused for IdleTimeout, and AbsoluteTimeout after its sign-in.
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+}
+
 // GC configures garbage collection of unreferenced blobs.
 type GC struct {
 	// Interval between collections serve runs itself; 0 means none (run 'berth gc').
@@ -252,6 +263,7 @@ func Default() Config {
 		GC:              GC{Grace: time.Hour},
 		Webhooks:        Webhooks{Timeout: 10 * time.Second},
 		Federation:      Federation{MaxTokenAge: time.Hour, Leeway: time.Minute, RefreshInterval: time.Minute, Timeout: 5 * time.Second},
+		Portal:          Portal{Enabled: true, IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour},
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
@@ -443,6 +455,11 @@ func (c *Config) Validate() error {
 		bad("webhooks.timeout: between 1s and 1m, not %s", c.Webhooks.Timeout)
 	}
 	c.validateFederation(bad)
+	if p := c.Portal; p.IdleTimeout < time.Minute || p.IdleTimeout > 24*time.Hour {
+		bad("portal.idle_timeout: between 1m and 24h, not %s", p.IdleTimeout)
+	} else if p.AbsoluteTimeout < p.IdleTimeout || p.AbsoluteTimeout > 7*24*time.Hour {
+		bad("portal.absolute_timeout: between portal.idle_timeout (%s) and 168h, not %s", p.IdleTimeout, p.AbsoluteTimeout)
+	}
 	for name, list := range map[string][]string{"network.trusted_proxies": c.Network.TrustedProxies, "network.management_allow": c.Network.ManagementAllow,
 		"outbound.allowed_networks": c.Outbound.AllowedNetworks} {
 		for _, it := range list {

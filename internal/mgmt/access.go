@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
+	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/directory"
 	"github.com/berth-registry/berth/internal/httperr"
 	"github.com/berth-registry/berth/internal/oci"
@@ -526,4 +527,45 @@ func (h *Handler) explainIdentity(ctx context.Context, reg store.Registry, s str
 		return access.Principal{}, storeError(err, fmt.Sprintf("user %q", name))
 	}
 	return access.Principal{}, invalid("identity %q is invalid: use a user name, a client id, token:NAME, admin or anonymous", s)
+}
+
+// permissions answers GET …/permissions[?repository=R]: what the caller may do at the registry —
+// its control-plane permissions there and its data actions on the repository (or on the catalog)
+// under the policy, with the network's answer for the caller's address. It is how a client (the
+// portal) offers only what the caller may do, from the same decisions as every other route.
+func (h *Handler) permissions(w http.ResponseWriter, r *http.Request, p access.Principal) error {
+	reg, err := h.registry(r.Context(), r)
+	if err != nil {
+		return err
+	}
+	snap := h.Policy.Snapshot()
+	if !policy.HasAnyRole(snap, p, reg.Name) {
+		return httperr.New(CodeNotFound, "registry %q was not found", reg.Name).WithStatus(http.StatusNotFound)
+	}
+	out := client.Permissions{Registry: reg.Name, Permissions: []string{}, Actions: []string{}}
+	for _, perm := range policy.Permissions(snap, p, reg.Name) {
+		out.Permissions = append(out.Permissions, string(perm))
+	}
+	res := policy.Resource{Registry: reg.Name, Type: policy.TypeRegistry, Name: "catalog"}
+	actions := []policy.Action{policy.ActionCatalog}
+	if repo := r.URL.Query().Get("repository"); repo != "" {
+		if err := oci.ValidateName(repo); err != nil {
+			return invalid("repository: %v", err)
+		}
+		out.Repository = repo
+		res = policy.Resource{Registry: reg.Name, Type: policy.TypeRepository, Name: repo}
+		actions = []policy.Action{policy.ActionPull, policy.ActionPush, policy.ActionDelete, policy.ActionMetadataRead, policy.ActionMetadataWrite}
+	}
+	for _, a := range actions {
+		if policy.Decide(snap, p, a, res).Allow {
+			name := string(a)
+			if a == policy.ActionCatalog {
+				name = "catalog"
+			}
+			out.Actions = append(out.Actions, name)
+		}
+	}
+	d := snap.Network(reg.Name, authn.ClientAddr(r))
+	out.Network = client.Decision{Allow: d.Allow, Code: d.Code, Reason: d.Reason}
+	return reply(w, http.StatusOK, out)
 }

@@ -428,6 +428,8 @@ func (f *cpFixture) act(t *testing.T, do transport, c cpCaller, action, target s
 			f.owner("DELETE", "/mgmt/v1/registries/team/scopeMaps/"+name, nil, nil)
 		}
 		return st, body
+	case "permissions":
+		return as("GET", "/mgmt/v1/registries/team/permissions?repository=app", nil)
 	case "explain-self", "explain-other":
 		who := c.user
 		if action == "explain-other" {

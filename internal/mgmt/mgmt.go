@@ -163,6 +163,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /mgmt/v1/registries/{registry}/networkRules":           {policy.PermRegistryWrite, h.addNetworkRule},
 		"DELETE /mgmt/v1/registries/{registry}/networkRules/{value}": {policy.PermRegistryWrite, h.removeNetworkRule},
 		"GET /mgmt/v1/registries/{registry}/explain":                 {"", h.explain},
+		"GET /mgmt/v1/registries/{registry}/permissions":             {"", h.permissions},
 		"GET /mgmt/v1/registries/{registry}/events/{kind}":           {policy.PermRegistryRead, h.events},
 		"GET /mgmt/v1/events/{kind}":                                 {policy.PermRegistryRead, h.events},
 

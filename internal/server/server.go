@@ -34,6 +34,7 @@ import (
 	"github.com/berth-registry/berth/internal/oauth"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/policy"
+	"github.com/berth-registry/berth/internal/portal"
 	"github.com/berth-registry/berth/internal/reqlog"
 	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/sso"
@@ -190,7 +191,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	})
 	anonymous := &anonymousLimit{max: cfg.Limits.MaxAnonymousPerAddress, log: log}
 	timing := deadlines{bodyIdle: cfg.Limits.BodyIdleTimeout, writeIdle: cfg.Limits.WriteIdleTimeout, minRate: int64(cfg.Limits.MinBodyRate)}
-	s.handler = timing.wrap(s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/") || r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, distribution.ACRPrefix) {
 			v2.ServeHTTP(w, r)
 			return
@@ -202,8 +203,42 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 			}
 		}
 		mux.ServeHTTP(w, r)
-	})))))
+	})
+	root, err := s.withPortal(api, trusted, func(h http.Handler) http.Handler { return reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(h)) })
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	s.handler = timing.wrap(s.withClientIP(trusted, reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(root))))
 	return s, nil
+}
+
+// withPortal serves the portal at /portal/ beside the APIs when it is on. The portal is their
+// client: it calls api in process, through the same request log and limits as a socket's
+// requests (wrap), and the management allow-list applies to it as to /mgmt/v1/.
+func (s *Server) withPortal(api http.Handler, trusted policy.AddressList, wrap func(http.Handler) http.Handler) (http.Handler, error) {
+	if !s.cfg.Portal.Enabled {
+		return api, nil
+	}
+	p, err := portal.New(portal.Deps{API: wrap(api), Store: s.meta, Box: s.box, Log: s.log, Now: s.now, Version: s.version,
+		Idle: s.cfg.Portal.IdleTimeout, Absolute: s.cfg.Portal.AbsoluteTimeout,
+		Secure: func(r *http.Request) bool {
+			return r.TLS != nil || trusted.Contains(authn.PeerAddr(r)) && r.Header.Get("X-Forwarded-Proto") == "https"
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/portal" && !strings.HasPrefix(r.URL.Path, portal.Prefix) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		if d := s.policy.Management(authn.ClientAddr(r)); !d.Allow {
+			httperr.Write(w, r, s.log, httperr.New(oci.CodeDenied, "%s", d.Reason).WithStatus(http.StatusForbidden).WithReason(d.Code))
+			return
+		}
+		p.ServeHTTP(w, r)
+	}), nil
 }
 
 // withClientIP resolves each request's client address once, through the trusted proxies. Without

@@ -146,7 +146,7 @@ type accessData struct {
 	Roles       []client.RoleDefinition
 	Scope       string
 	// Check is the "Check access" form's question and answer.
-	Check       checkForm
+	Check        checkForm
 	Explanation  *client.Explanation
 	CheckErr     *client.Error
 	CheckActions []string

@@ -146,15 +146,15 @@ func (h *Handler) repository(x *call) error {
 }
 
 type manifestData struct {
-	Repository string
-	Reference  string
-	Attributes client.ManifestAttributes
-	Perms      client.Permissions
-	MediaType  string
-	Config     *descriptor
-	Layers     []descriptor
-	Children   []descriptor
-	Referrers  []client.ManifestAttributes
+	Repository  string
+	Reference   string
+	Attributes  client.ManifestAttributes
+	Perms       client.Permissions
+	MediaType   string
+	Config      *descriptor
+	Layers      []descriptor
+	Children    []descriptor
+	Referrers   []client.ManifestAttributes
 	Subject     string
 	Annotations map[string]string
 	Body        string
@@ -193,9 +193,9 @@ func (h *Handler) manifest(x *call) error {
 	}
 	d.MediaType = mt
 	var m struct {
-		Config    *descriptor  `json:"config"`
-		Layers    []descriptor `json:"layers"`
-		Manifests []descriptor `json:"manifests"`
+		Config      *descriptor       `json:"config"`
+		Layers      []descriptor      `json:"layers"`
+		Manifests   []descriptor      `json:"manifests"`
 		Subject     *descriptor       `json:"subject"`
 		Annotations map[string]string `json:"annotations"`
 	}

@@ -37,7 +37,9 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /portal/signout", h.signout)
 	m.HandleFunc("GET /portal/directory", h.signedIn(false, h.directory))
 
-	reg := func(path string, fn func(*call) error) { m.HandleFunc("GET /portal/r/{registry}/"+path, h.signedIn(true, fn)) }
+	reg := func(path string, fn func(*call) error) {
+		m.HandleFunc("GET /portal/r/{registry}/"+path, h.signedIn(true, fn))
+	}
 	act := func(path string, fn func(*call) (string, error), back func(*call) error) {
 		m.HandleFunc("POST /portal/r/{registry}/"+path, h.signedIn(true, h.action(fn, back)))
 	}

@@ -204,7 +204,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}
 		mux.ServeHTTP(w, r)
 	})
-	root, err := s.withPortal(api, trusted, func(h http.Handler) http.Handler { return reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(h)) })
+	root, err := s.withPortal(api, trusted, func(h http.Handler) http.Handler {
+		return reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(h))
+	})
 	if err != nil {
 		meta.Close()
 		return nil, err

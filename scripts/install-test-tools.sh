@@ -4,6 +4,7 @@
 # present at the pinned version are kept. Prints the directory to put on PATH as its last line.
 set -euo pipefail
 
+AXE_VERSION=4.14.1        # axe-core from npm: the portal's accessibility checks
 CRANE_VERSION=v0.22.1     # github.com/google/go-containerregistry
 ORAS_VERSION=v1.3.6       # oras.land/oras
 REGCTL_VERSION=v0.11.7    # github.com/regclient/regclient
@@ -28,6 +29,9 @@ done
 command -v docker >/dev/null 2>&1 || need_apt+=(docker.io)
 # kubectl: the pull secrets' checks (Debian's kubernetes-client when no newer one is there)
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+# Chromium: the portal's browser tests (test/portal, driven with chromedp; no browser download)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		log "need root to apt-get install ${need_apt[*]}"; exit 1
@@ -37,6 +41,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	apt-get update -qq >&2
 	apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
 fi
+
+# axe-core (npm), pinned: test/portal injects axe.min.js into each page (BERTH_AXE names it).
+if [ "$(cat "$TOOLS_DIR/axe-core/.version" 2>/dev/null)" != "$AXE_VERSION" ]; then
+	log "npm pack axe-core@$AXE_VERSION"
+	rm -rf "$TOOLS_DIR/axe-core" && mkdir -p "$TOOLS_DIR/axe-core"
+	(cd "$TOOLS_DIR/axe-core" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null && tar xzf "axe-core-$AXE_VERSION.tgz" &&
+		cp package/axe.min.js package/LICENSE . && rm -rf package "axe-core-$AXE_VERSION.tgz")
+	echo "$AXE_VERSION" >"$TOOLS_DIR/axe-core/.version"
+fi
+ln -sf "$TOOLS_DIR/axe-core/axe.min.js" "$BIN/axe.min.js"
 
 # Go-installed clients, each pinned; a stamp file records the version installed.
 goinstall() { # name module version

@@ -2,6 +2,8 @@ package portal
 
 import (
 	"encoding/json"
+	"errors"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -76,6 +78,18 @@ func (h *Handler) dataPlane(x *call) (*client.DataPlane, error) {
 	}
 	h.planes.put(key, dp)
 	return dp, nil
+}
+
+// planeErr keeps a data-plane refusal from ending the session: the registry answers 401 for a
+// scope the user's roles do not give (insufficient_scope), which is a refusal, not a sign-out.
+func planeErr(err error) error {
+	var e *client.Error
+	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+		c := *e
+		c.Status = http.StatusForbidden
+		return &c
+	}
+	return err
 }
 
 // pageSize is how many repositories, tags or manifests a page lists.

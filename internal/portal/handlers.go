@@ -43,13 +43,18 @@ func (h *Handler) routes() {
 	act := func(path string, fn func(*call) (string, error), back func(*call) error) {
 		m.HandleFunc("POST /portal/r/{registry}/"+path, h.signedIn(true, h.action(fn, back)))
 	}
+	// The content blades use the data plane, whose 401s are refusals (planeErr).
+	show := func(fn func(*call) error) func(*call) error { return func(x *call) error { return planeErr(fn(x)) } }
+	change := func(fn func(*call) (string, error)) func(*call) (string, error) {
+		return func(x *call) (string, error) { n, err := fn(x); return n, planeErr(err) }
+	}
 	reg("{$}", h.overview)
-	reg("repositories", h.repositories)
-	reg("repository", h.repository)
-	reg("manifest", h.manifest)
-	act("repository/untag", h.untag, h.repository)
-	act("manifest/delete", h.deleteManifest, h.manifest)
-	act("repository/delete", h.deleteRepository, h.repository)
+	reg("repositories", show(h.repositories))
+	reg("repository", show(h.repository))
+	reg("manifest", show(h.manifest))
+	act("repository/untag", change(h.untag), show(h.repository))
+	act("manifest/delete", change(h.deleteManifest), show(h.manifest))
+	act("repository/delete", change(h.deleteRepository), show(h.repository))
 	reg("keys", h.keys)
 	act("keys/admin", h.setAdmin, h.keys)
 	act("keys/show", h.showPasswords, h.keys)
@@ -154,6 +159,7 @@ func (h *Handler) apiFailed(x *call, err error) {
 		e = &client.Error{Status: http.StatusBadGateway, Message: "The portal could not complete the request: " + err.Error()}
 	}
 	if e.Status == http.StatusUnauthorized {
+		h.Log.Info("portal: the API no longer takes the session's sign-in", "path", x.r.URL.Path, "err", e)
 		_ = h.Store.DeletePortalSession(x.ctx, x.s.ID)
 		http.Redirect(x.w, x.r, Prefix+"signin", http.StatusSeeOther)
 		return

@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$ROOT/.work
 mkdir -p "$WORK"
+# The portal's browser tests keep a screenshot of every page here (CI artifacts).
+export BERTH_ARTIFACTS=$WORK/artifacts
 
 passed=0 failed=0 skipped=0 failures=() skips=()
 stage() { # name, command...
@@ -199,18 +201,23 @@ stage "soak: a minute of mixed load (pushes, pulls, HEADs, tokens, anonymous, a 
 
 bench_stages=("push/pull benchmark"
 	"microbenchmarks, once each (Decide, token sign/verify, catalog page, usage of 100 000 manifests, manifest parse, blob write)"
-	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)")
+	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)"
+	"portal: every blade rendered server-side over 10 000 repositories and 100 000 events of each kind (BenchmarkPages)")
 if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "${bench_stages[0]}" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
 	stage "${bench_stages[1]}" \
 		go test -run '^$' -bench . -benchtime 1x ./internal/policy ./internal/token ./internal/store ./internal/oci ./internal/blob/fsblob
 	stage "${bench_stages[2]}" \
 		bash scripts/bench.sh --smoke --rounds 1 --targets berth --out "$WORK/bench"
+	stage "${bench_stages[3]}" go test -run '^$' -bench BenchmarkPages -benchtime 10x ./internal/portal
 else
 	for name in "${bench_stages[@]}"; do skip "$name" "SKIP_BENCH=1"; done
 fi
 
 echo
+if [ -d "$BERTH_ARTIFACTS/portal" ]; then
+	echo "portal screenshots: $BERTH_ARTIFACTS/portal ($(ls "$BERTH_ARTIFACTS/portal" | wc -l) pages)"
+fi
 if [ "$failed" -gt 0 ]; then
 	printf 'failed stage: %s\n' "${failures[@]}"
 fi

@@ -49,6 +49,7 @@ func (h *Handler) routes() {
 		return func(x *call) (string, error) { n, err := fn(x); return n, planeErr(err) }
 	}
 	reg("{$}", h.overview)
+	reg("usage", h.usage)
 	reg("repositories", show(h.repositories))
 	reg("repository", show(h.repository))
 	reg("manifest", show(h.manifest))

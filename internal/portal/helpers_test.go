@@ -15,14 +15,14 @@ import (
 // browser is a cookie-keeping HTTP client of the portal over a real socket, that does not follow
 // redirects (the tests look at them) and remembers the last page's CSRF token.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	c    *http.Client
 	csrf string
 	hdr  http.Header // sent with every request
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, hdr: http.Header{}, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse

@@ -15,7 +15,7 @@ import (
 
 // pushManifest pushes a small image as the admin user (Basic) with the given annotations and
 // returns its digest.
-func pushManifest(t *testing.T, s *registrytest.Server, repo, tag string, annotations map[string]string) string {
+func pushManifest(t testing.TB, s *registrytest.Server, repo, tag string, annotations map[string]string) string {
 	t.Helper()
 	user, pass := s.Admin(t)
 	do := func(method, path, ct string, body []byte) {

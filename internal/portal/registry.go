@@ -19,20 +19,22 @@ func (h *Handler) home(x *call) error {
 	return h.page(x, "home", "home", "Registries", nil)
 }
 
-type overviewData struct {
-	Usage []client.UsageItem
+// overview shows the registry; its usage, which costs as much as the registry holds, comes in a
+// request of its own (usage), loaded by the page or followed as a link.
+func (h *Handler) overview(x *call) error {
+	return h.page(x, "overview", "overview", x.v.Registry.Name, nil)
 }
 
-func (h *Handler) overview(x *call) error {
-	d := overviewData{}
+func (h *Handler) usage(x *call) error {
+	var items []client.UsageItem
 	if x.v.Can("registries/read") {
 		u, err := x.c.RegistryUsage(x.ctx, x.v.Registry.Name)
 		if err != nil {
 			return err
 		}
-		d.Usage = u.Value
+		items = u.Value
 	}
-	return h.page(x, "overview", "overview", x.v.Registry.Name, d)
+	return h.page(x, "usage", "overview", "Usage of "+x.v.Registry.Name, items)
 }
 
 // keysData is the access keys blade's: the admin user's passwords, whose values are shown only

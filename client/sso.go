@@ -104,6 +104,23 @@ func (c *Client) PollDeviceSignIn(ctx context.Context, deviceCode string) (Direc
 	return t, err
 }
 
+// SSOProviders are the identity providers a person may sign in with (GET /mgmt/v1/sso/providers,
+// without credentials).
+type SSOProviders struct {
+	Providers []SSOProvider `json:"providers"`
+}
+
+// SSOProvider is one of them, by name.
+type SSOProvider struct {
+	Name string `json:"name"`
+}
+
+// SignInProviders lists the identity providers of the server (no credentials needed).
+func (c *Client) SignInProviders(ctx context.Context) ([]SSOProvider, error) {
+	var out SSOProviders
+	return out.Providers, c.Do(ctx, http.MethodGet, "/mgmt/v1/sso/providers", nil, &out)
+}
+
 // RedeemSignIn trades a single sign-on's one-time code, with its PKCE verifier and redirect,
 // for a directory token (and a refresh token).
 func (c *Client) RedeemSignIn(ctx context.Context, code, verifier, redirect string) (DirectoryToken, error) {

@@ -2,9 +2,11 @@ package oauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
 	"github.com/berth-registry/berth/internal/audit"
 	"github.com/berth-registry/berth/internal/authn"
@@ -30,6 +32,25 @@ func (h *Handler) registerSSO(mux *http.ServeMux) {
 	mux.Handle("GET /mgmt/v1/sso/{idp}/login", httperr.Handle(h.log, h.ssoLogin))
 	mux.Handle("GET /mgmt/v1/sso/callback", httperr.Handle(h.log, h.ssoCallback))
 	mux.Handle("POST /mgmt/v1/sso/{idp}/device", httperr.Handle(h.log, h.ssoDevice))
+	mux.Handle("GET /mgmt/v1/sso/providers", httperr.Handle(h.log, h.ssoProviders))
+}
+
+// ssoProviders names the identity providers a person may sign in with (a sign-in page's
+// buttons): their names only.
+func (h *Handler) ssoProviders(w http.ResponseWriter, r *http.Request) error {
+	out := client.SSOProviders{Providers: []client.SSOProvider{}}
+	if h.SSO != nil {
+		ps, err := h.SSO.Store.IdentityProviders(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			out.Providers = append(out.Providers, client.SSOProvider{Name: p.Name})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(out)
 }
 
 // callbackURL is this server's callback as the client reached it.

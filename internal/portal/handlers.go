@@ -35,6 +35,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /portal/signin", h.signinPage)
 	m.HandleFunc("POST /portal/signin", h.signin)
 	m.HandleFunc("POST /portal/signout", h.signout)
+	m.HandleFunc("POST /portal/sso/start", h.ssoStart)
+	m.HandleFunc("GET "+ssoPath, h.ssoDone)
 	m.HandleFunc("GET /portal/directory", h.signedIn(false, h.directory))
 
 	reg := func(path string, fn func(*call) error) {

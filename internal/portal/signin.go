@@ -14,6 +14,8 @@ type signinData struct {
 	User     string
 	Secret   string
 	Messages []string
+	// Providers are the identity providers to offer (single sign-on).
+	Providers []client.SSOProvider
 }
 
 // safeNext keeps a return path only when it is one of the portal's.
@@ -35,6 +37,9 @@ func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
 // showSignin renders the sign-in form with a new CSRF secret (its cookie and its field).
 func (h *Handler) showSignin(w http.ResponseWriter, r *http.Request, status int, d signinData, e *client.Error) {
 	d.Secret = newSecret()
+	if ps, err := h.api(r, "").SignInProviders(withOrigin(r.Context(), r)); err == nil {
+		d.Providers = ps
+	}
 	h.setCookie(w, r, signinCookie, d.Secret, 600)
 	h.render(w, status, "signin", &view{Title: "Sign in", Data: d, Err: e})
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // pageNames are the portal's pages; each is parsed with the layout.
-var pageNames = []string{"error", "signin", "home", "overview", "usage", "repositories", "repository", "manifest", "keys", "tokens",
+var pageNames = []string{"error", "signin", "continue", "home", "overview", "usage", "repositories", "repository", "manifest", "keys", "tokens",
 	"access", "network", "webhooks", "policies", "events", "directory"}
 
 var funcs = template.FuncMap{

@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
 	tokens := oauth.New(s.authn, s.policy, s.hosts, s.audit, log)
-	tokens.SSO = &sso.Service{Store: meta, Box: s.box, Verifier: s.authn.Federation, Now: now}
+	tokens.SSO = &sso.Service{Store: meta, Box: s.box, Verifier: s.authn.Federation, Now: now, Portal: cfg.Portal.Enabled}
 	tokens.Register(mux)
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())

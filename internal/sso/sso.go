@@ -67,6 +67,18 @@ type Service struct {
 	Box      *seal.Box
 	Verifier *federation.Verifier
 	Now      func() time.Time
+	// Portal: the web console is served, and its own page (PortalPath on berth's host) is a
+	// redirect a sign-in may be sent back to, beside a native client's loopback address.
+	Portal bool
+}
+
+// PortalPath is where the portal takes a sign-in's one-time code.
+const PortalPath = "/portal/sso/done"
+
+// portalRedirect reports whether u is the portal's own page on the host of callback (berth's
+// callback as the browser reached it).
+func (s *Service) portalRedirect(u, callback string) bool {
+	return s.Portal && u == strings.TrimSuffix(callback, "/mgmt/v1/sso/callback")+PortalPath
 }
 
 // Result is a completed sign-in: the directory user and the external identity.
@@ -144,7 +156,7 @@ func OpenSecret(box *seal.Box, p store.IdentityProvider) (string, error) {
 // provider's authorization URL.
 func (s *Service) StartCode(ctx context.Context, idp, clientIP, clientRedirect, clientState, clientChallenge, callback string) (string, error) {
 	switch {
-	case !LoopbackRedirect(clientRedirect):
+	case !LoopbackRedirect(clientRedirect) && !s.portalRedirect(clientRedirect, callback):
 		return "", fail(http.StatusBadRequest, ReasonBadCode, "invalid_request", "redirect_uri %q is not an http address on loopback (a native client's, RFC 8252)", trunc(clientRedirect))
 	case !b64url.MatchString(clientChallenge) || len(clientChallenge) != 43:
 		return "", fail(http.StatusBadRequest, ReasonBadCode, "invalid_request", "code_challenge must be a S256 challenge (43 base64url characters)")

@@ -217,3 +217,32 @@ func TestReaderAndForgery(t *testing.T) {
 	}
 	tb2.check("forged-post-refused")
 }
+
+// TestWithoutScripts (issue 22): with JavaScript off, on a phone-sized window, a user signs in,
+// reads every blade, and filters events with the plain form; the copy buttons stay hidden.
+func TestWithoutScripts(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	tb := newTabWith(t, s.URL, chromedp.Flag("blink-settings", "scriptEnabled=false"), chromedp.WindowSize(390, 844))
+	tb.noAxe = true
+	tb.signIn("owner", registrytest.OwnerPassword)
+	if eval[bool](tb, `typeof htmx !== "undefined"`) {
+		t.Fatal("the page's scripts ran")
+	}
+	tb.open("/portal/r/default/")
+	if !eval[bool](tb, `document.querySelector('button.copy').hidden`) {
+		t.Error("a copy button shows without scripts")
+	}
+	tb.check("overview-no-script")
+	tb.run(chromedp.Click(css(`#usage a`)), chromedp.WaitVisible(css(`#usage table`)))
+	tb.open("/portal/r/default/events")
+	tb.submit(map[string]string{"#f-identity": "owner", "#f-scope": "server"}, "#filter-submit", "#login-events")
+	if loc := eval[string](tb, `location.search`); !strings.Contains(loc, "identity=owner") {
+		t.Errorf("the filter was not a plain GET: %s", loc)
+	}
+	tb.check("events-no-script")
+	tb.open("/portal/r/default/access/check?identity=owner&action=catalog")
+	if !strings.HasPrefix(tb.text("#verdict"), "Allowed") {
+		t.Errorf("check access without scripts: %s", tb.text("#verdict"))
+	}
+	tb.check("check-no-script")
+}

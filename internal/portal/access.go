@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -198,7 +199,8 @@ func (h *Handler) checkAccess(x *call) error {
 	}
 	e, err := x.c.Explain(x.ctx, client.ExplainRequest{Registry: x.v.Registry.Name, Identity: d.Check.Identity, Repository: d.Check.Repository,
 		Action: d.Check.Action, IP: d.Check.IP})
-	if ce, ok := err.(*client.Error); ok && ce.Status != http.StatusUnauthorized {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Status != http.StatusUnauthorized {
 		d.CheckErr = ce
 	} else if err != nil {
 		return err

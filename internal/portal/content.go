@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,17 @@ func (p *planes) get(key string) *client.DataPlane {
 		return nil
 	}
 	return e.dp
+}
+
+// drop forgets a session's clients (at sign-out).
+func (p *planes) drop(session string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.m {
+		if strings.HasPrefix(k, session+"\x00") {
+			delete(p.m, k)
+		}
+	}
 }
 
 func (p *planes) put(key string, dp *client.DataPlane) {

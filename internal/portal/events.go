@@ -84,6 +84,7 @@ func (h *Handler) findCorrelation(x *call, d *eventsData) error {
 type webhooksData struct {
 	Webhooks   []client.Webhook
 	Deliveries map[string][]client.WebhookEvent
+	Actions    []string
 }
 
 func (h *Handler) webhooks(x *call) error {
@@ -91,7 +92,7 @@ func (h *Handler) webhooks(x *call) error {
 	if err != nil {
 		return err
 	}
-	d := webhooksData{Webhooks: hooks, Deliveries: map[string][]client.WebhookEvent{}}
+	d := webhooksData{Webhooks: hooks, Deliveries: map[string][]client.WebhookEvent{}, Actions: webhookActions}
 	for _, w := range hooks {
 		ev, err := x.c.WebhookEvents(x.ctx, x.v.Registry.Name, w.Name)
 		if err != nil {
@@ -103,42 +104,6 @@ func (h *Handler) webhooks(x *call) error {
 		d.Deliveries[w.Name] = ev
 	}
 	return h.page(x, "webhooks", "webhooks", "Webhooks", d)
-}
-
-type directoryData struct {
-	CanRead    bool
-	Users      []client.User
-	Groups     []client.Group
-	SPs        []client.ServicePrincipal
-	Federated  map[string][]client.FederatedCredential
-	Identities []client.IdentityProvider
-}
-
-func (h *Handler) directory(x *call) error {
-	d := directoryData{CanRead: slices.Contains(x.v.Me.Permissions, "directory/read"), Federated: map[string][]client.FederatedCredential{}}
-	if d.CanRead {
-		var err error
-		if d.Users, err = x.c.Users(x.ctx); err != nil {
-			return err
-		}
-		if d.Groups, err = x.c.Groups(x.ctx); err != nil {
-			return err
-		}
-		if d.SPs, err = x.c.ServicePrincipals(x.ctx); err != nil {
-			return err
-		}
-		for _, sp := range d.SPs {
-			fc, err := x.c.FederatedCredentials(x.ctx, sp.AppID)
-			if err != nil {
-				return err
-			}
-			d.Federated[sp.AppID] = fc
-		}
-		if d.Identities, err = x.c.IdentityProviders(x.ctx); err != nil {
-			return err
-		}
-	}
-	return h.page(x, "directory", "directory", "Directory", d)
 }
 
 func pathEscape(s string) string { return url.PathEscape(s) }

@@ -38,6 +38,18 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST /portal/sso/start", h.ssoStart)
 	m.HandleFunc("GET "+ssoPath, h.ssoDone)
 	m.HandleFunc("GET /portal/directory", h.signedIn(false, h.directory))
+	dir := func(path string, fn func(*call) (string, error)) {
+		m.HandleFunc("POST /portal/directory/"+path, h.signedIn(false, h.action(fn, h.directory)))
+	}
+	dir("users/create", h.createUser)
+	dir("users/delete", h.deleteUser)
+	dir("groups/create", h.createGroup)
+	dir("groups/delete", h.deleteGroup)
+	dir("groups/add", h.addMember)
+	dir("groups/remove", h.removeMember)
+	dir("sps/create", h.createSP)
+	dir("sps/reset", h.resetSP)
+	dir("sps/delete", h.deleteSP)
 
 	reg := func(path string, fn func(*call) error) {
 		m.HandleFunc("GET /portal/r/{registry}/"+path, h.signedIn(true, fn))
@@ -78,6 +90,10 @@ func (h *Handler) routes() {
 	act("network/add", h.addRule, h.network)
 	act("network/remove", h.removeRule, h.network)
 	reg("webhooks", h.webhooks)
+	act("webhooks/create", h.createWebhook, h.webhooks)
+	act("webhooks/status", h.webhookStatus, h.webhooks)
+	act("webhooks/ping", h.pingWebhook, h.webhooks)
+	act("webhooks/delete", h.deleteWebhook, h.webhooks)
 	reg("policies", h.policies)
 	act("policies", h.setPolicies, h.policies)
 	reg("events", h.events)
@@ -228,6 +244,10 @@ var notices = map[string]string{
 	"network-saved": "The network settings were saved.", "rule-added": "The IP rule was added.", "rule-removed": "The IP rule was removed.",
 	"untagged": "The tag was removed.", "manifest-deleted": "The manifest was deleted.", "repository-deleted": "The repository was deleted.",
 	"policies-saved": "The policies were saved.",
+	"user-created":   "The user was created.", "user-deleted": "The user was deleted.", "group-created": "The group was created.",
+	"group-deleted": "The group was deleted.", "member-added": "The member was added.", "member-removed": "The member was removed.",
+	"sp-deleted": "The service principal was deleted.", "webhook-created": "The webhook was created.", "webhook-updated": "The webhook was updated.",
+	"webhook-pinged": "A ping was queued: its delivery is listed below.", "webhook-deleted": "The webhook was deleted.",
 }
 
 func quote(s string) string { return `"` + s + `"` }

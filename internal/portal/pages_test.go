@@ -88,6 +88,8 @@ func TestStoredStringsEscaped(t *testing.T) {
 		"events":       "/portal/r/default/events?kind=login&result=failure",
 		"check access": "/portal/r/default/access/check?" + url.Values{"identity": {xss}, "action": {"pull"}, "repository": {"team/app"}}.Encode(),
 		"events form":  "/portal/r/default/events?" + url.Values{"identity": {xss}}.Encode(),
+		// a repository name is refused by the API, which quotes it
+		"repository": "/portal/r/default/repository?" + url.Values{"name": {xss}}.Encode(),
 	}
 	for name, path := range pages {
 		_, page := b.get(path)
@@ -97,6 +99,10 @@ func TestStoredStringsEscaped(t *testing.T) {
 		if !strings.Contains(page, "&lt;script&gt;alert(") {
 			t.Errorf("%s: the string is not shown (escaped) at all: %s", name, errorText(page))
 		}
+	}
+	// Names (users, repositories, tags) cannot hold markup: the APIs refuse them.
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": xss, "password": "Some-Pass-123"}, nil); st != http.StatusBadRequest {
+		t.Errorf("a user named with markup: %d", st)
 	}
 	// The sign-in form reflects the user name it was given.
 	c := newBrowser(t, s.URL)
@@ -139,7 +145,7 @@ func TestReaderSeesNoWriteControls(t *testing.T) {
 	b.signIn("rita", "Reader-Pass-1")
 	for _, path := range []string{"/portal/r/default/", "/portal/r/default/keys", "/portal/r/default/tokens", "/portal/r/default/access",
 		"/portal/r/default/network", "/portal/r/default/policies", "/portal/r/default/repositories", "/portal/r/default/repository?name=team/app",
-		"/portal/r/default/events", "/portal/directory"} {
+		"/portal/r/default/events", "/portal/r/default/webhooks", "/portal/directory"} {
 		resp, page := b.get(path)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, errorText(page))
@@ -149,7 +155,7 @@ func TestReaderSeesNoWriteControls(t *testing.T) {
 			t.Errorf("%s offers a reader %v", path, got)
 		}
 		// The Owner is offered changes on the same blades (the test would pass on an empty page).
-		if _, page := owner.get(path); path != "/portal/r/default/" && path != "/portal/r/default/events" && path != "/portal/directory" &&
+		if _, page := owner.get(path); path != "/portal/r/default/" && path != "/portal/r/default/events" &&
 			path != "/portal/r/default/repositories" && len(formActions(page)) < 2 {
 			t.Errorf("%s offers the owner nothing", path)
 		}
@@ -197,5 +203,59 @@ func TestFindFailedSignIn(t *testing.T) {
 	}
 	if _, page := b.get("/portal/r/default/events?correlationId=NOSUCHID"); !strings.Contains(page, "No event has correlation id") {
 		t.Error("an unknown correlation id is not said to be unknown")
+	}
+}
+
+// TestManifestBlade: a manifest's page shows its platform, layers, annotations, referrers (a
+// signature pushed with it as subject) and pull command; the repository's page lists its tags.
+func TestManifestBlade(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	digest := pushManifest(t, s, "team/app", "v1", map[string]string{"org.opencontainers.image.title": "app"})
+	user, pass := s.Admin(t)
+	put := func(path, ct string, body []byte) {
+		req, _ := http.NewRequest("PUT", s.URL+path, bytes.NewReader(body))
+		if ct == "" {
+			req, _ = http.NewRequest("POST", s.URL+path, bytes.NewReader(body))
+			ct = "application/octet-stream"
+		}
+		req.SetBasicAuth(user, pass)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	empty := []byte("{}")
+	ed := fmt.Sprintf("sha256:%x", sha256.Sum256(empty))
+	put("/v2/team/app/blobs/uploads/?digest="+ed, "", empty)
+	size := 0 // a descriptor's size; the page does not show it
+	sig := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.signature","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2},"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":%q,"size":2}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}}`,
+		ed, ed, digest, size))
+	sigDigest := fmt.Sprintf("sha256:%x", sha256.Sum256(sig))
+	put("/v2/team/app/manifests/"+sigDigest, "application/vnd.oci.image.manifest.v1+json", sig)
+
+	b := newBrowser(t, s.URL)
+	b.signIn("owner", registrytest.OwnerPassword)
+	_, page := b.get("/portal/r/default/manifest?" + url.Values{"repository": {"team/app"}, "reference": {"v1"}}.Encode())
+	for _, want := range []string{`id="layers"`, "linux/arm64", "org.opencontainers.image.title", `id="referrers"`, "application/vnd.example.signature",
+		"docker pull " + s.Host + "/team/app@" + digest, sigDigest[:19], `action="/portal/r/default/manifest/delete"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the manifest blade lacks %q", want)
+		}
+	}
+	_, page = b.get("/portal/r/default/repository?name=team/app")
+	for _, want := range []string{`id="tags"`, ">v1</a>", `action="/portal/r/default/repository/untag"`, "application/vnd.example.signature"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the repository blade lacks %q", want)
+		}
+	}
+	// Untag through the blade.
+	resp, page := b.post("/portal/r/default/repository/untag", url.Values{"repository": {"team/app"}, "tag": {"v1"}, "back": {"/portal/r/default/repository?name=team/app"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/portal/r/default/repository?") {
+		t.Fatalf("untag: %d %s", resp.StatusCode, errorText(page))
+	}
+	if _, page = b.get(resp.Header.Get("Location")); strings.Contains(page, ">v1</a>") || !strings.Contains(page, "The tag was removed.") {
+		t.Errorf("after untagging: %s", errorText(page))
 	}
 }

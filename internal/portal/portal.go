@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Security-Policy", csp)
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
 	if h.Secure(r) {
@@ -115,16 +115,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin refuses what browsers say came from another site (Sec-Fetch-Site, Origin): the
-// CSRF tokens are the check; this is a second one.
+// CSRF tokens are the check; this is a second one. An Origin of "null" (a sandboxed frame, a
+// cross-site redirect, a page whose referrer policy withholds it) passes only when the browser
+// also says the request is same-origin.
 func sameOrigin(r *http.Request) bool {
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site != "" && site != "same-origin" && site != "none" {
 		return false
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+	switch o := r.Header.Get("Origin"); {
+	case o == "":
+		return true
+	case o == "null":
+		return site == "same-origin"
+	default:
 		u, err := url.Parse(o)
 		return err == nil && u.Host == r.Host
 	}
-	return true
 }
 
 // view is what every page's template gets.

@@ -32,7 +32,7 @@ func TestHeaders(t *testing.T) {
 		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s: CSP %q", path, csp)
 		}
-		if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
+		if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "same-origin" {
 			t.Errorf("%s: headers %v", path, h)
 		}
 	}
@@ -111,6 +111,12 @@ func TestCSRF(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site post: %d", resp.StatusCode)
 	}
+	b.hdr.Set("Origin", "null") // a sandboxed frame's, without a browser's word that it is same-origin
+	resp, _ = b.post("/portal/r/default/keys/admin", url.Values{"csrf": {good}, "enabled": {"true"}})
+	b.hdr.Del("Origin")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a post with Origin null: %d", resp.StatusCode)
+	}
 	if adminEnabled(t, s) {
 		t.Fatal("a refused form enabled the admin user")
 	}
@@ -124,7 +130,11 @@ func TestCSRF(t *testing.T) {
 	// Sign-in: a token that is not the cookie's.
 	c := newBrowser(t, s.URL)
 	c.get("/portal/signin")
-	resp, _ = c.post("/portal/signin", url.Values{"csrf": {"X" + c.csrf[1:]}, "username": {"owner"}, "password": {registrytest.OwnerPassword}})
+	wrong := "X" + c.csrf[1:]
+	if wrong == c.csrf {
+		wrong = "Y" + c.csrf[1:]
+	}
+	resp, _ = c.post("/portal/signin", url.Values{"csrf": {wrong}, "username": {"owner"}, "password": {registrytest.OwnerPassword}})
 	if resp.StatusCode != http.StatusForbidden || c.cookie("berth_portal") != "" {
 		t.Errorf("sign-in with a wrong token: %d", resp.StatusCode)
 	}

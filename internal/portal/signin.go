@@ -89,6 +89,7 @@ func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 			h.Log.Warn("portal sign-out: revoking the refresh token", "err", err)
 		}
 		_ = h.Store.DeletePortalSession(ctx, s.ID)
+		h.planes.drop(s.ID)
 	}
 	h.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, Prefix+"signin", http.StatusSeeOther)

@@ -53,6 +53,8 @@ var targets = []target{
 	// issue 20: what an external token proves, and who a single sign-on makes someone
 	{"internal/federation", []string{"./internal/federation", "./internal/oauth"}},
 	{"internal/sso", []string{"./internal/oauth", "./internal/store"}},
+	// issue 22: the portal's sessions, CSRF checks and what it offers
+	{"internal/portal", []string{"./internal/portal"}},
 }
 
 // Status of a mutant after its run.

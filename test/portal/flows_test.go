@@ -179,9 +179,10 @@ func TestReaderAndForgery(t *testing.T) {
 	tb := newTab(t, s.URL)
 	tb.signIn("rita", "Reader-Pass-1")
 	for _, p := range []string{"/portal/r/default/", "/portal/r/default/keys", "/portal/r/default/tokens", "/portal/r/default/access", "/portal/r/default/network",
-		"/portal/r/default/policies", "/portal/r/default/events"} {
+		"/portal/r/default/policies", "/portal/r/default/events", "/portal/r/default/webhooks", "/portal/directory"} {
 		tb.open(p)
-		for _, sel := range []string{"#admin-toggle", "#show-passwords", "#create-token", "#create-map", "#assign", "#add-mine", `form[action$="/network/settings"]`, `form[action$="/policies"]`} {
+		for _, sel := range []string{"#admin-toggle", "#show-passwords", "#create-token", "#create-map", "#assign", "#add-mine", `form[action$="/network/settings"]`, `form[action$="/policies"]`,
+			"#create-webhook", "#create-user", "#create-group", "#create-sp"} {
 			if tb.exists(sel) {
 				t.Errorf("%s shows a reader %s", p, sel)
 			}

@@ -1,0 +1,71 @@
+package portal_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/berth-registry/berth/internal/registrytest"
+)
+
+// TestDirectoryBlade: an Owner creates a user and a group, adds the user to it, creates a
+// service principal whose secret, shown once, signs in; a refusal (deleting oneself) is shown on
+// the blade with the API's reason; a webhook is created, disabled and deleted.
+func TestDirectoryBlade(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	b := newBrowser(t, s.URL)
+	b.signIn("owner", registrytest.OwnerPassword)
+	b.get("/portal/directory")
+	for path, form := range map[string]url.Values{
+		"/portal/directory/users/create":  {"name": {"carol"}, "password": {"Carol-Pass-123"}},
+		"/portal/directory/groups/create": {"name": {"ops"}, "description": {"operators"}},
+	} {
+		form.Set("back", "/portal/directory")
+		if resp, page := b.post(path, form); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, errorText(page))
+		}
+	}
+	if resp, page := b.post("/portal/directory/groups/add", url.Values{"group": {"ops"}, "member": {"carol"}, "back": {"/portal/directory"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add member: %d %s", resp.StatusCode, errorText(page))
+	}
+	_, page := b.get("/portal/directory?done=member-added")
+	if !regexp.MustCompile(`<td>ops</td><td>operators</td>\s*<td><ul class="plain"><li>carol`).MatchString(page) || !strings.Contains(page, "The member was added.") {
+		t.Errorf("the group's members: %s", page[strings.Index(page, `id="groups"`):][:600])
+	}
+	_, page = b.post("/portal/directory/sps/create", url.Values{"displayName": {"pipeline"}, "years": {"1"}})
+	appID := regexp.MustCompile(`id="sp-appid">([^<]+)<`).FindStringSubmatch(page)
+	secret := regexp.MustCompile(`id="sp-password">([^<]+)<`).FindStringSubmatch(page)
+	if appID == nil || secret == nil {
+		t.Fatalf("the new secret is not shown: %s", errorText(page))
+	}
+	resp, err := http.PostForm(s.URL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID[1]}, "client_secret": {secret[1]}})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the shown secret signs in: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, page := b.get("/portal/directory"); strings.Contains(page, secret[1]) {
+		t.Error("the secret is shown again")
+	}
+	resp, page = b.post("/portal/directory/users/delete", url.Values{"name": {"owner"}, "back": {"/portal/directory"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(errorText(page), "you cannot delete the user you are signed in as") || !strings.Contains(page, `id="users"`) {
+		t.Errorf("deleting oneself: %d %s", resp.StatusCode, errorText(page))
+	}
+
+	b.get("/portal/r/default/webhooks")
+	if resp, page := b.post("/portal/r/default/webhooks/create", url.Values{"name": {"hook1"}, "uri": {"https://hooks.example/berth"}, "actions": {"push", "delete"},
+		"back": {"/portal/r/default/webhooks"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create webhook: %d %s", resp.StatusCode, errorText(page))
+	}
+	b.post("/portal/r/default/webhooks/status", url.Values{"webhook": {"hook1"}, "enabled": {"false"}, "back": {"/portal/r/default/webhooks"}})
+	if _, page := b.get("/portal/r/default/webhooks"); !strings.Contains(page, "<dt>Status</dt><dd>disabled</dd>") || !strings.Contains(page, "push, delete") {
+		t.Errorf("the webhook after disabling: %s", errorText(page))
+	}
+	if resp, _ := b.post("/portal/r/default/webhooks/delete", url.Values{"webhook": {"hook1"}, "back": {"/portal/r/default/webhooks"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("delete webhook: %d", resp.StatusCode)
+	}
+	if _, page := b.get("/portal/r/default/webhooks"); strings.Contains(page, "hook1") {
+		t.Error("the webhook is still listed")
+	}
+}

@@ -275,6 +275,25 @@ func (h *Handler) deleteManifest(x *call) (string, error) {
 	return "manifest-deleted", nil
 }
 
+// lock changes the locks (changeable attributes) of a repository, or of a manifest when the form
+// names a digest.
+func (h *Handler) lock(x *call) (string, error) {
+	dp, err := h.dataPlane(x)
+	if err != nil {
+		return "", err
+	}
+	f := x.r.PostForm
+	on := func(k string) *bool { v := f.Get(k) == "true"; return &v }
+	u := client.ChangeableAttributesUpdate{DeleteEnabled: on("deleteEnabled"), WriteEnabled: on("writeEnabled")}
+	if d := f.Get("digest"); d != "" {
+		_, err = dp.UpdateManifest(x.ctx, f.Get("repository"), d, u)
+	} else {
+		u.ReadEnabled, u.ListEnabled = on("readEnabled"), on("listEnabled")
+		_, err = dp.UpdateRepository(x.ctx, f.Get("repository"), u)
+	}
+	return "locks-saved", err
+}
+
 func (h *Handler) deleteRepository(x *call) (string, error) {
 	dp, err := h.dataPlane(x)
 	if err != nil {

@@ -70,6 +70,8 @@ func (h *Handler) routes() {
 	act("repository/untag", change(h.untag), show(h.repository))
 	act("manifest/delete", change(h.deleteManifest), show(h.manifest))
 	act("repository/delete", change(h.deleteRepository), show(h.repository))
+	act("repository/locks", change(h.lock), show(h.repository))
+	act("manifest/locks", change(h.lock), show(h.manifest))
 	reg("keys", h.keys)
 	act("keys/admin", h.setAdmin, h.keys)
 	act("keys/show", h.showPasswords, h.keys)
@@ -243,7 +245,7 @@ var notices = map[string]string{
 	"assigned": "The role was assigned.", "unassigned": "The role assignment was removed.",
 	"network-saved": "The network settings were saved.", "rule-added": "The IP rule was added.", "rule-removed": "The IP rule was removed.",
 	"untagged": "The tag was removed.", "manifest-deleted": "The manifest was deleted.", "repository-deleted": "The repository was deleted.",
-	"policies-saved": "The policies were saved.",
+	"policies-saved": "The policies were saved.", "locks-saved": "The locks were saved.",
 	"user-created":   "The user was created.", "user-deleted": "The user was deleted.", "group-created": "The group was created.",
 	"group-deleted": "The group was deleted.", "member-added": "The member was added.", "member-removed": "The member was removed.",
 	"sp-deleted": "The service principal was deleted.", "webhook-created": "The webhook was created.", "webhook-updated": "The webhook was updated.",

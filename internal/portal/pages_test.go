@@ -259,3 +259,24 @@ func TestManifestBlade(t *testing.T) {
 		t.Errorf("after untagging: %s", errorText(page))
 	}
 }
+
+// TestLocks: locking a manifest against deletion on its blade makes a delete through the blade a
+// refusal the page explains; unlocking lets it through.
+func TestLocks(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	digest := pushManifest(t, s, "team/app", "v1", nil)
+	b := newBrowser(t, s.URL)
+	b.signIn("owner", registrytest.OwnerPassword)
+	b.get("/portal/r/default/manifest?" + url.Values{"repository": {"team/app"}, "reference": {digest}}.Encode())
+	if resp, page := b.post("/portal/r/default/manifest/locks", url.Values{"repository": {"team/app"}, "digest": {digest}, "writeEnabled": {"true"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("lock: %d %s", resp.StatusCode, errorText(page))
+	}
+	resp, page := b.post("/portal/r/default/manifest/delete", url.Values{"repository": {"team/app"}, "digest": {digest}})
+	if resp.StatusCode < 400 || !strings.Contains(errorText(page), "delete") || !strings.Contains(page, `id="manifest-locks"`) {
+		t.Fatalf("deleting a locked manifest: %d %s", resp.StatusCode, errorText(page))
+	}
+	b.post("/portal/r/default/manifest/locks", url.Values{"repository": {"team/app"}, "digest": {digest}, "writeEnabled": {"true"}, "deleteEnabled": {"true"}})
+	if resp, page := b.post("/portal/r/default/manifest/delete", url.Values{"repository": {"team/app"}, "digest": {digest}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("deleting it unlocked: %d %s", resp.StatusCode, errorText(page))
+	}
+}

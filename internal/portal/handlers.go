@@ -246,7 +246,7 @@ var notices = map[string]string{
 	"network-saved": "The network settings were saved.", "rule-added": "The IP rule was added.", "rule-removed": "The IP rule was removed.",
 	"untagged": "The tag was removed.", "manifest-deleted": "The manifest was deleted.", "repository-deleted": "The repository was deleted.",
 	"policies-saved": "The policies were saved.", "locks-saved": "The locks were saved.",
-	"user-created":   "The user was created.", "user-deleted": "The user was deleted.", "group-created": "The group was created.",
+	"user-created": "The user was created.", "user-deleted": "The user was deleted.", "group-created": "The group was created.",
 	"group-deleted": "The group was deleted.", "member-added": "The member was added.", "member-removed": "The member was removed.",
 	"sp-deleted": "The service principal was deleted.", "webhook-created": "The webhook was created.", "webhook-updated": "The webhook was updated.",
 	"webhook-pinged": "A ping was queued: its delivery is listed below.", "webhook-deleted": "The webhook was deleted.",

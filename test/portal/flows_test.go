@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -246,4 +247,23 @@ func TestWithoutScripts(t *testing.T) {
 		t.Errorf("check access without scripts: %s", tb.text("#verdict"))
 	}
 	tb.check("check-no-script")
+}
+
+// TestDarkMode (issue 22): with the system's dark color scheme, the blades use the dark palette
+// and still pass axe-core (contrast included).
+func TestDarkMode(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	tb := newTab(t, s.URL)
+	if _, err := chromedp.Call(tb.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tb.signIn("owner", registrytest.OwnerPassword)
+	for _, p := range []string{"/portal/r/default/", "/portal/r/default/keys", "/portal/r/default/tokens", "/portal/r/default/access", "/portal/r/default/network", "/portal/r/default/events", "/portal/directory"} {
+		tb.open(p)
+		if bg := eval[string](tb, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(22, 24, 28)" {
+			t.Fatalf("%s: the background is %s, not the dark palette's", p, bg)
+		}
+		tb.check("dark" + strings.ReplaceAll(strings.TrimPrefix(p, "/portal"), "/", "-"))
+	}
 }

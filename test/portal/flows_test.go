@@ -126,13 +126,13 @@ func TestOwnerFlow(t *testing.T) {
 		t.Fatalf("assignments: %s", got)
 	}
 	tb.submit(map[string]string{"#check-identity": "dana", "#check-repository": "team-a/app", "#check-action": "push", "#check-ip": ""}, "#check-submit", "#verdict")
-	if got := tb.text("#verdict"); !strings.HasPrefix(got, "Allowed") {
+	if got := tb.waitText("#verdict", "team-a/app"); !strings.HasPrefix(got, "Allowed") {
 		t.Errorf("dana pushing to team-a/app: %s", got)
 	}
 	tb.check("check-allowed")
 	tb.run(chromedp.SetValue(css("#check-repository"), "team-b/app"), chromedp.Click(css("#check-submit")),
 		chromedp.WaitVisible(css(`#verdict.denied`)))
-	if got := tb.text("#verdict"); !strings.HasPrefix(got, "Denied") || tb.text("#steps") == "" {
+	if got := tb.waitText("#verdict", "team-b/app"); !strings.HasPrefix(got, "Denied") || tb.text("#steps") == "" {
 		t.Errorf("dana pushing to team-b/app: %s", got)
 	}
 	tb.check("check-denied")
@@ -154,8 +154,8 @@ func TestOwnerFlow(t *testing.T) {
 	}
 	s.SettleEvents(t)
 	tb.open("/portal/r/default/events")
-	tb.submit(map[string]string{"#f-correlation": m[1]}, "#filter-submit", "#login-events")
-	if got := tb.text("#login-events"); !strings.Contains(got, m[1]) || !strings.Contains(got, "failure") {
+	tb.submit(map[string]string{"#f-correlation": m[1]}, "#filter-submit", "#events")
+	if got := tb.waitText("#events", m[1]); !strings.Contains(got, "failure") || !strings.Contains(got, "Events with correlation id") {
 		t.Errorf("the failed sign-in %s: %s", m[1], got)
 	}
 	tb.check("events")
@@ -237,9 +237,12 @@ func TestWithoutScripts(t *testing.T) {
 	tb.check("overview-no-script")
 	tb.run(chromedp.Click(css(`#usage a`)), chromedp.WaitVisible(css(`#usage table`)))
 	tb.open("/portal/r/default/events")
-	tb.submit(map[string]string{"#f-identity": "owner", "#f-scope": "server"}, "#filter-submit", "#login-events")
-	if loc := eval[string](tb, `location.search`); !strings.Contains(loc, "identity=owner") {
-		t.Errorf("the filter was not a plain GET: %s", loc)
+	tb.submit(map[string]string{"#f-identity": "owner", "#f-scope": "server"}, "#filter-submit", "#events")
+	for i := 0; i < 100 && !strings.Contains(eval[string](tb, `location.search`), "identity=owner"); i++ {
+		tb.run(chromedp.Sleep(100 * time.Millisecond))
+	}
+	if got := tb.waitText("#events", "directory"); !strings.Contains(eval[string](tb, `location.search`), "identity=owner") {
+		t.Errorf("the filter was not a plain GET: %s", got)
 	}
 	tb.check("events-no-script")
 	tb.open("/portal/r/default/access/check?identity=owner&action=catalog")

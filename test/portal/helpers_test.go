@@ -174,6 +174,22 @@ func (tb *tab) text(sel string) string {
 	return strings.TrimSpace(s)
 }
 
+// waitText waits until the text of sel holds want (a form that htmx answers in place replaces
+// the element while the test looks), and returns that text.
+func (tb *tab) waitText(sel, want string) string {
+	tb.t.Helper()
+	var got string
+	for range 100 {
+		got = eval[string](tb, fmt.Sprintf(`(document.querySelector(%q) || {innerText: ""}).innerText`, sel))
+		if strings.Contains(got, want) {
+			return got
+		}
+		tb.run(chromedp.Sleep(100 * time.Millisecond))
+	}
+	tb.t.Fatalf("%s never held %q: %q", sel, want, got)
+	return got
+}
+
 // exists reports whether sel matches an element now.
 func (tb *tab) exists(sel string) bool {
 	tb.t.Helper()

@@ -87,6 +87,28 @@ func WithClientIP(ctx context.Context, ip netip.Addr) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, ip)
 }
 
+type httpsKey struct{}
+
+// WithHTTPS records that the client reached berth over HTTPS at a trusted proxy (which said so in
+// X-Forwarded-Proto).
+func WithHTTPS(ctx context.Context) context.Context { return context.WithValue(ctx, httpsKey{}, true) }
+
+// HTTPS reports whether the client reached berth over HTTPS: on this connection, or at a trusted
+// proxy that terminated it. URLs berth gives clients (the token realm, single sign-on's callback)
+// and the portal's cookies follow it.
+func HTTPS(r *http.Request) bool {
+	https, _ := r.Context().Value(httpsKey{}).(bool)
+	return r.TLS != nil || https
+}
+
+// Scheme is "https" when HTTPS(r), else "http".
+func Scheme(r *http.Request) string {
+	if HTTPS(r) {
+		return "https"
+	}
+	return "http"
+}
+
 // ClientAddr is the address a request came from: the one the server resolved (through trusted
 // proxies) if any, else the peer's.
 func ClientAddr(r *http.Request) netip.Addr {

@@ -397,12 +397,8 @@ func authnError(r *http.Request, a policy.Action, res policy.Resource, err error
 
 // challenge is the WWW-Authenticate value that sends a client to the token endpoint.
 func challenge(r *http.Request, res policy.Resource, a policy.Action, errCode string) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `Bearer realm="%s://%s/oauth2/token",service="%s"`, scheme, r.Host, r.Host)
+	fmt.Fprintf(&b, `Bearer realm="%s://%s/oauth2/token",service="%s"`, authn.Scheme(r), r.Host, r.Host)
 	if a != "" {
 		fmt.Fprintf(&b, `,scope="%s"`, scope(r, res, a))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/access"
+	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/policy"
 	"github.com/berth-registry/berth/internal/sso"
 	"github.com/berth-registry/berth/internal/store"
@@ -34,12 +35,7 @@ func (h *Handler) idpJSON(r *http.Request, p store.IdentityProvider) client.Iden
 			Callback: firstNonEmpty(p.RedirectURI, base+"/mgmt/v1/sso/callback")}}
 }
 
-func callbackBase(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
+func callbackBase(r *http.Request) string { return authn.Scheme(r) + "://" + r.Host }
 
 func firstNonEmpty(a, b string) string {
 	if a != "" {

@@ -55,11 +55,7 @@ func (h *Handler) ssoProviders(w http.ResponseWriter, r *http.Request) error {
 
 // callbackURL is this server's callback as the client reached it.
 func callbackURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/mgmt/v1/sso/callback"
+	return authn.Scheme(r) + "://" + r.Host + "/mgmt/v1/sso/callback"
 }
 
 func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) error {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-registry/berth/client"
+	"github.com/berth-registry/berth/internal/authn"
 	"github.com/berth-registry/berth/internal/seal"
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -37,7 +38,7 @@ type Deps struct {
 	// Idle and Absolute end sessions (portal.idle_timeout, portal.absolute_timeout).
 	Idle, Absolute time.Duration
 	// Secure reports whether the browser reached berth over HTTPS (directly or through a trusted
-	// proxy): the cookies are then Secure and __Host- prefixed.
+	// proxy): the cookies are then Secure and __Host- prefixed. nil: authn.HTTPS.
 	Secure  func(*http.Request) bool
 	Version string
 }
@@ -60,7 +61,7 @@ func New(d Deps) (*Handler, error) {
 		d.Now = time.Now
 	}
 	if d.Secure == nil {
-		d.Secure = func(r *http.Request) bool { return r.TLS != nil }
+		d.Secure = authn.HTTPS
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/berth-registry/berth/client"
+	"github.com/berth-registry/berth/internal/authn"
 )
 
 // Single sign-on: the portal is a client of berth's sign-in with an identity provider, as the CLI
@@ -28,13 +29,8 @@ type ssoState struct {
 	IdP, Verifier, State, Next string
 }
 
-// ownBase is scheme://host as berth's callback reckons it (TLS on this connection or not).
-func ownBase(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
-}
+// ownBase is scheme://host as the browser reached berth (and as berth's callback reckons it).
+func ownBase(r *http.Request) string { return authn.Scheme(r) + "://" + r.Host }
 
 func (h *Handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)

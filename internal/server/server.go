@@ -204,7 +204,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		}
 		mux.ServeHTTP(w, r)
 	})
-	root, err := s.withPortal(api, trusted, func(h http.Handler) http.Handler {
+	root, err := s.withPortal(api, func(h http.Handler) http.Handler {
 		return reqlog.Middleware(log, now, s.metrics.Observe, fail, anonymous.wrap(h))
 	})
 	if err != nil {
@@ -218,15 +218,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 // withPortal serves the portal at /portal/ beside the APIs when it is on. The portal is their
 // client: it calls api in process, through the same request log and limits as a socket's
 // requests (wrap), and the management allow-list applies to it as to /mgmt/v1/.
-func (s *Server) withPortal(api http.Handler, trusted policy.AddressList, wrap func(http.Handler) http.Handler) (http.Handler, error) {
+func (s *Server) withPortal(api http.Handler, wrap func(http.Handler) http.Handler) (http.Handler, error) {
 	if !s.cfg.Portal.Enabled {
 		return api, nil
 	}
 	p, err := portal.New(portal.Deps{API: wrap(api), Store: s.meta, Box: s.box, Log: s.log, Now: s.now, Version: s.version,
-		Idle: s.cfg.Portal.IdleTimeout, Absolute: s.cfg.Portal.AbsoluteTimeout,
-		Secure: func(r *http.Request) bool {
-			return r.TLS != nil || trusted.Contains(authn.PeerAddr(r)) && r.Header.Get("X-Forwarded-Proto") == "https"
-		}})
+		Idle: s.cfg.Portal.IdleTimeout, Absolute: s.cfg.Portal.AbsoluteTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -243,15 +240,19 @@ func (s *Server) withPortal(api http.Handler, trusted policy.AddressList, wrap f
 	}), nil
 }
 
-// withClientIP resolves each request's client address once, through the trusted proxies. Without
-// trusted proxies the peer is the client, which authn.ClientAddr reads directly: nothing to do.
+// withClientIP resolves each request's client address once, through the trusted proxies, and
+// whether the client came over HTTPS (a trusted proxy's X-Forwarded-Proto). Without trusted
+// proxies the peer is the client, which authn.ClientAddr reads directly: nothing to do.
 func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) http.Handler {
 	if len(trusted) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip := authn.ResolveClientIP(r, trusted.Contains)
-		next.ServeHTTP(w, r.WithContext(authn.WithClientIP(r.Context(), ip)))
+		ctx := authn.WithClientIP(r.Context(), authn.ResolveClientIP(r, trusted.Contains))
+		if r.TLS == nil && r.Header.Get("X-Forwarded-Proto") == "https" && trusted.Contains(authn.PeerAddr(r)) {
+			ctx = authn.WithHTTPS(ctx)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

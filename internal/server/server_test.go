@@ -368,3 +368,32 @@ func TestMetricsListen(t *testing.T) {
 		t.Errorf("/metrics on metrics.listen: %d %.200s", resp.StatusCode, b)
 	}
 }
+
+// TestForwardedHTTPS: behind a TLS-terminating proxy that berth trusts, the URLs berth gives
+// clients name https (the token realm, single sign-on's callback); the same header from a client
+// berth does not trust changes nothing.
+func TestForwardedHTTPS(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    string
+	}{
+		{"trusted proxy", []string{"127.0.0.1/32"}, `Bearer realm="https://`},
+		{"untrusted client", []string{"10.9.9.9/32"}, `Bearer realm="http://`},
+		{"no proxies", nil, `Bearer realm="http://`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Network.TrustedProxies = tc.trusted }})
+			req, _ := http.NewRequest("GET", s.URL+"/v2/", nil)
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, tc.want) {
+				t.Errorf("challenge %q, want %s…", got, tc.want)
+			}
+		})
+	}
+}

@@ -104,6 +104,15 @@ func TestStoredStringsEscaped(t *testing.T) {
 	if st := s.Mgmt(t, "POST", "/mgmt/v1/users", map[string]string{"name": xss, "password": "Some-Pass-123"}, nil); st != http.StatusBadRequest {
 		t.Errorf("a user named with markup: %d", st)
 	}
+	user, pass := s.Admin(t)
+	req, _ = http.NewRequest("PUT", s.URL+"/v2/team/app/manifests/"+url.PathEscape(`<b>`), strings.NewReader("{}"))
+	req.SetBasicAuth(user, pass)
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a tag with markup: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// The sign-in form reflects the user name it was given.
 	c := newBrowser(t, s.URL)
 	c.get("/portal/signin")

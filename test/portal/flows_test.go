@@ -159,7 +159,8 @@ func TestOwnerFlow(t *testing.T) {
 		t.Errorf("the failed sign-in %s: %s", m[1], got)
 	}
 	tb.check("events")
-	for _, p := range []string{"/portal/r/default/webhooks", "/portal/r/default/policies", "/portal/r/default/repositories", "/portal/directory", "/portal/?list=1"} {
+	for _, p := range []string{"/portal/r/default/webhooks", "/portal/r/default/policies", "/portal/r/default/repositories", "/portal/directory", "/portal/?list=1",
+		"/portal/r/default/usage", "/portal/r/default/nowhere", "/portal/r/no-such-registry/"} {
 		tb.open(p)
 		tb.check(strings.Trim(strings.ReplaceAll(p, "/", "-"), "-"))
 	}

@@ -113,33 +113,23 @@ func (h *Handler) tokenStatus(x *call) (string, error) {
 	if x.r.PostForm.Get("enabled") != "true" {
 		s = "disabled"
 	}
-	if _, err := x.c.UpdateToken(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("token"), client.TokenUpdate{Status: &s}); err != nil {
-		return "", err
-	}
-	return "token-updated", nil
+	_, err := x.c.UpdateToken(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("token"), client.TokenUpdate{Status: &s})
+	return "token-updated", err
 }
 
 func (h *Handler) deleteToken(x *call) (string, error) {
-	if err := x.c.DeleteToken(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("token")); err != nil {
-		return "", err
-	}
-	return "token-deleted", nil
+	return "token-deleted", x.c.DeleteToken(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("token"))
 }
 
 func (h *Handler) createScopeMap(x *call) (string, error) {
 	f := x.r.PostForm
 	m := client.ScopeMapCreate{Name: strings.TrimSpace(f.Get("name")), Description: f.Get("description"), Repositories: repositoryActions(f)}
-	if _, err := x.c.CreateScopeMap(x.ctx, x.v.Registry.Name, m); err != nil {
-		return "", err
-	}
-	return "map-created", nil
+	_, err := x.c.CreateScopeMap(x.ctx, x.v.Registry.Name, m)
+	return "map-created", err
 }
 
 func (h *Handler) deleteScopeMap(x *call) (string, error) {
-	if err := x.c.DeleteScopeMap(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("map")); err != nil {
-		return "", err
-	}
-	return "map-deleted", nil
+	return "map-deleted", x.c.DeleteScopeMap(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("map"))
 }
 
 type accessData struct {
@@ -220,15 +210,10 @@ func (h *Handler) assign(x *call) (string, error) {
 	if a.Condition != "" {
 		a.ConditionVersion = "2.0"
 	}
-	if _, err := x.c.CreateRoleAssignment(x.ctx, a); err != nil {
-		return "", err
-	}
-	return "assigned", nil
+	_, err := x.c.CreateRoleAssignment(x.ctx, a)
+	return "assigned", err
 }
 
 func (h *Handler) unassign(x *call) (string, error) {
-	if err := x.c.DeleteRoleAssignment(x.ctx, x.r.PostForm.Get("id")); err != nil {
-		return "", err
-	}
-	return "unassigned", nil
+	return "unassigned", x.c.DeleteRoleAssignment(x.ctx, x.r.PostForm.Get("id"))
 }

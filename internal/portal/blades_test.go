@@ -49,34 +49,35 @@ func TestTokenBlade(t *testing.T) {
 	if pw2 == nil || strings.Contains(page, `id="token-password1">`) || signIn(pw2[1]) != http.StatusOK {
 		t.Fatalf("password2: %s", errorText(page))
 	}
-	if resp, _ := b.post("/portal/r/default/tokens/status", url.Values{"token": {"ci-pusher"}, "enabled": {"false"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("disable: %d", resp.StatusCode)
-	}
+	page = b.change("/portal/r/default/tokens/status", url.Values{"token": {"ci-pusher"}, "enabled": {"false"}, "back": {"/portal/r/default/tokens"}}, "The token was updated.")
 	if st := signIn(pw[1]); st != http.StatusUnauthorized {
 		t.Errorf("a disabled token signs in: %d", st)
 	}
-	if _, page := b.get("/portal/r/default/tokens?done=token-updated"); !strings.Contains(page, "<td>ci-pusher</td><td>ci-pusher-scope-map</td><td>disabled</td>") {
+	if !strings.Contains(page, "<td>ci-pusher</td><td>ci-pusher-scope-map</td><td>disabled</td>") {
 		t.Errorf("the listed token: %s", page)
 	}
-	// A negative expiry is refused on the page, before the API.
+	// No expiry ("0", or empty) is no expiry; a negative one is refused on the page, before the API.
+	if resp, page := b.post("/portal/r/default/tokens/create", url.Values{"name": {"no-expiry"}, "scopeMap": {"_repositories_pull"}, "expiryInDays": {"0"}}); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(page, `id="token-password1"`) || strings.Contains(page, "(expires ") {
+		t.Errorf("expiry 0: %d %s", resp.StatusCode, errorText(page))
+	}
 	if resp, page := b.post("/portal/r/default/tokens/create", url.Values{"name": {"other-token"}, "expiryInDays": {"-1"}}); resp.StatusCode != http.StatusBadRequest ||
 		!strings.Contains(errorText(page), "whole number of days") {
 		t.Errorf("expiry -1: %d %s", resp.StatusCode, errorText(page))
 	}
 	// A token on an existing scope map; a scope map made on the blade.
-	b.post("/portal/r/default/scopemaps/create", url.Values{"name": {"readers"}, "description": {"read docs"}, "repository1": {"docs/*"}, "actions1": {"content/read"}})
-	if _, page := b.get("/portal/r/default/tokens"); !strings.Contains(page, "<li><code>repositories/docs/*/content/read</code></li></ul></td><td>read docs</td>") {
+	page = b.change("/portal/r/default/scopemaps/create", url.Values{"name": {"readers"}, "description": {"read docs"}, "repository1": {"docs/*"}, "actions1": {"content/read"},
+		"back": {"/portal/r/default/tokens"}}, "The scope map was created.")
+	if !strings.Contains(page, "<li><code>repositories/docs/*/content/read</code></li></ul></td><td>read docs</td>") {
 		t.Errorf("the new scope map: %s", errorText(page))
 	}
 	if resp, page := b.post("/portal/r/default/tokens/create", url.Values{"name": {"reader-one"}, "scopeMap": {"readers"}}); resp.StatusCode != http.StatusOK ||
 		!strings.Contains(page, `id="token-password1"`) {
 		t.Fatalf("a token on a scope map: %d %s", resp.StatusCode, errorText(page))
 	}
-	b.post("/portal/r/default/tokens/delete", url.Values{"token": {"reader-one"}})
-	if resp, _ := b.post("/portal/r/default/scopemaps/delete", url.Values{"map": {"readers"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("delete the scope map: %d", resp.StatusCode)
-	}
-	if _, page := b.get("/portal/r/default/tokens"); strings.Contains(page, "reader-one") || strings.Contains(page, "<td>readers</td>") {
+	b.change("/portal/r/default/tokens/delete", url.Values{"token": {"reader-one"}, "back": {"/portal/r/default/tokens"}}, "The token was deleted.")
+	page = b.change("/portal/r/default/scopemaps/delete", url.Values{"map": {"readers"}, "back": {"/portal/r/default/tokens"}}, "The scope map was deleted.")
+	if strings.Contains(page, "reader-one") || strings.Contains(page, "<td>readers</td>") {
 		t.Error("the deleted token or scope map is listed")
 	}
 }
@@ -88,19 +89,28 @@ func TestAccessAndNetworkBlades(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{})
 	withUser(t, s, "dana", "Dana-Pass-123", "")
 	s.Mgmt(t, "PATCH", "/mgmt/v1/registries/default", map[string]any{"roleAssignmentMode": "rbac-abac"}, nil)
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/registries", map[string]any{"name": "other", "loginServer": "other.example:5000"}, nil); st != http.StatusCreated {
+		t.Fatalf("registry other: %d", st)
+	}
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/roleAssignments", map[string]string{"assignee": "dana", "role": "AcrPull", "scope": "/registries/other"}, nil); st != http.StatusCreated {
+		t.Fatalf("assign at other: %d", st)
+	}
 	b := newBrowser(t, s.URL)
 	b.signIn("owner", registrytest.OwnerPassword)
 	_, page := b.get("/portal/r/default/access")
 	if !strings.Contains(page, `id="repositoryPrefix"`) {
 		t.Fatal("no condition field in mode rbac-abac")
 	}
-	resp, page := b.post("/portal/r/default/access/assign", url.Values{"assignee": {"dana"}, "role": {"Container Registry Repository Reader"},
-		"scope": {"/registries/default"}, "repositoryPrefix": {"team-a/"}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("assign: %d %s", resp.StatusCode, errorText(page))
+	page = b.change("/portal/r/default/access/assign", url.Values{"assignee": {"dana"}, "role": {"Container Registry Repository Reader"},
+		"scope": {"/registries/default"}, "repositoryPrefix": {"team-a/"}, "back": {"/portal/r/default/access"}}, "The role was assigned.")
+	// The blade lists the registry's assignments and those at "/" (the owner's), not another
+	// registry's.
+	if !regexp.MustCompile(`<td>dana</td><td>User</td><td>Container Registry Repository Reader</td><td><code>/registries/default</code></td><td><code>@Request`).MatchString(page) ||
+		!strings.Contains(page, "<td>owner</td><td>User</td><td>Owner</td><td><code>/</code></td>") || strings.Contains(page, "/registries/other") {
+		t.Errorf("the assignments listed: %s", page[strings.Index(page, "<h2>Role assignments</h2>"):][:800])
 	}
 	var as []client.RoleAssignment
-	s.Mgmt(t, "GET", "/mgmt/v1/roleAssignments?assignee=dana", nil, &as)
+	s.Mgmt(t, "GET", "/mgmt/v1/roleAssignments?assignee=dana&scope=/registries/default", nil, &as)
 	if len(as) != 1 || as[0].Condition == nil || *as[0].Condition != "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team-a/'" ||
 		as[0].ConditionVersion == nil || *as[0].ConditionVersion != "2.0" {
 		t.Fatalf("the assignment: %+v", as)
@@ -111,18 +121,17 @@ func TestAccessAndNetworkBlades(t *testing.T) {
 			t.Errorf("check %s: want %s: %s", repo, want, page[strings.Index(page, `id="check"`):][:400])
 		}
 	}
-	if resp, _ := b.post("/portal/r/default/access/remove", url.Values{"id": {as[0].Name}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("remove: %d", resp.StatusCode)
-	}
-	s.Mgmt(t, "GET", "/mgmt/v1/roleAssignments?assignee=dana", nil, &as)
+	b.change("/portal/r/default/access/remove", url.Values{"id": {as[0].Name}, "back": {"/portal/r/default/access"}}, "The role assignment was removed.")
+	s.Mgmt(t, "GET", "/mgmt/v1/roleAssignments?assignee=dana&scope=/registries/default", nil, &as)
 	if len(as) != 0 {
 		t.Errorf("after removing: %+v", as)
 	}
 
 	b.get("/portal/r/default/network")
-	b.post("/portal/r/default/network/add", url.Values{"value": {" 203.0.113.0/24 "}})
-	b.post("/portal/r/default/network/add", url.Values{"mine": {"true"}, "value": {"198.51.100.1"}})
-	b.post("/portal/r/default/network/settings", url.Values{"publicNetworkAccess": {"Enabled"}, "defaultAction": {"Deny"}, "anonymousPull": {"true"}})
+	b.change("/portal/r/default/network/add", url.Values{"value": {" 203.0.113.0/24 "}, "back": {"/portal/r/default/network"}}, "The IP rule was added.")
+	b.change("/portal/r/default/network/add", url.Values{"mine": {"true"}, "value": {"198.51.100.1"}, "back": {"/portal/r/default/network"}}, "The IP rule was added.")
+	b.change("/portal/r/default/network/settings", url.Values{"publicNetworkAccess": {"Enabled"}, "defaultAction": {"Deny"}, "anonymousPull": {"true"},
+		"back": {"/portal/r/default/network"}}, "The network settings were saved.")
 	var reg client.Registry
 	s.Mgmt(t, "GET", "/mgmt/v1/registries/default", nil, &reg)
 	var rules []string
@@ -135,13 +144,12 @@ func TestAccessAndNetworkBlades(t *testing.T) {
 	if _, page := b.get("/portal/r/default/network"); !strings.Contains(page, "the rules <strong>allow</strong> it now") {
 		t.Error("the blade does not say the user's address is allowed")
 	}
-	b.post("/portal/r/default/network/remove", url.Values{"value": {"127.0.0.1/32"}})
+	b.change("/portal/r/default/network/remove", url.Values{"value": {"127.0.0.1/32"}, "back": {"/portal/r/default/network"}}, "The IP rule was removed.")
 	if _, page := b.get("/portal/r/default/network"); !strings.Contains(page, "the rules <strong>refuse</strong> it now") {
 		t.Error("the blade does not say the user's address is refused")
 	}
-	if resp, page := b.post("/portal/r/default/policies", url.Values{"retention": {"true"}, "retentionDays": {"7"}, "softDelete": {"true"}, "softDeleteDays": {"14"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("policies: %d %s", resp.StatusCode, errorText(page))
-	}
+	b.change("/portal/r/default/policies", url.Values{"retention": {"true"}, "retentionDays": {"7"}, "softDelete": {"true"}, "softDeleteDays": {"14"},
+		"back": {"/portal/r/default/policies"}}, "The policies were saved.")
 	s.Mgmt(t, "GET", "/mgmt/v1/registries/default", nil, &reg)
 	if p := reg.Policies; p.RetentionPolicy.Days != 7 || p.RetentionPolicy.Status != "enabled" || p.SoftDeletePolicy.RetentionDays != 14 || p.SoftDeletePolicy.Status != "enabled" {
 		t.Errorf("policies: %+v", p)
@@ -149,5 +157,47 @@ func TestAccessAndNetworkBlades(t *testing.T) {
 	if resp, page := b.post("/portal/r/default/policies", url.Values{"retentionDays": {"seven"}, "softDeleteDays": {"14"}}); resp.StatusCode != http.StatusBadRequest ||
 		!strings.Contains(errorText(page), "whole numbers") {
 		t.Errorf("policies with words: %d %s", resp.StatusCode, errorText(page))
+	}
+}
+
+// TestBladesWithoutRead: an identity whose role reads the registry's configuration but not its
+// role assignments or the directory is told what each blade needs instead of seeing its lists,
+// and may still check its own access. A data role alone (AcrPull) shows no registry, as in ACR's
+// portal, and the portal says why.
+func TestBladesWithoutRead(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	withUser(t, s, "cora", "Cora-Pass-123", "Container Registry Configuration Reader and Data Access Configuration Reader")
+	withUser(t, s, "paul", "Paul-Pass-123", "AcrPull")
+	b := newBrowser(t, s.URL)
+	b.signIn("cora", "Cora-Pass-123")
+	for path, want := range map[string]string{
+		"/portal/r/default/access": "Reading role assignments needs roleAssignments/read.",
+		"/portal/directory":        "Reading the directory needs directory/read",
+		"/portal/r/default/tokens": "<td>_repositories_pull</td>",
+		"/portal/r/default/usage":  "<td>Size</td>",
+	} {
+		resp, page := b.get(path)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, want) {
+			t.Errorf("%s: %d, want %q: %s", path, resp.StatusCode, want, errorText(page))
+		}
+		if strings.Contains(page, `id="assignments"`) || strings.Contains(page, `id="users"`) || len(formActions(page)) != 1 {
+			t.Errorf("%s shows cora more than she may: %v", path, formActions(page))
+		}
+	}
+	if _, page := b.get("/portal/r/default/access/check?identity=cora&repository=team/app&action=pull"); !strings.Contains(page, "<strong>Denied</strong>") ||
+		!strings.Contains(page, `id="steps"`) {
+		t.Errorf("cora's own access: %s", errorText(page))
+	}
+	if _, page := b.get("/portal/r/default/access/check?identity=owner&repository=team/app&action=pull"); !strings.Contains(page, "roleAssignments/read") ||
+		strings.Contains(page, `id="verdict"`) {
+		t.Errorf("cora explaining the owner: %s", errorText(page))
+	}
+	p := newBrowser(t, s.URL)
+	p.signIn("paul", "Paul-Pass-123")
+	if _, page := p.get("/portal/?list=1"); !strings.Contains(page, "AcrPull") {
+		t.Errorf("paul's registries: %s", errorText(page))
+	}
+	if resp, _ := p.get("/portal/r/default/"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("paul's view of the registry: %d", resp.StatusCode)
 	}
 }

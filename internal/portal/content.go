@@ -258,10 +258,7 @@ func (h *Handler) untag(x *call) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := dp.Untag(x.ctx, x.r.PostForm.Get("repository"), x.r.PostForm.Get("tag")); err != nil {
-		return "", err
-	}
-	return "untagged", nil
+	return "untagged", dp.Untag(x.ctx, x.r.PostForm.Get("repository"), x.r.PostForm.Get("tag"))
 }
 
 func (h *Handler) deleteManifest(x *call) (string, error) {
@@ -269,10 +266,7 @@ func (h *Handler) deleteManifest(x *call) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := dp.DeleteManifest(x.ctx, x.r.PostForm.Get("repository"), x.r.PostForm.Get("digest")); err != nil {
-		return "", err
-	}
-	return "manifest-deleted", nil
+	return "manifest-deleted", dp.DeleteManifest(x.ctx, x.r.PostForm.Get("repository"), x.r.PostForm.Get("digest"))
 }
 
 // lock changes the locks (changeable attributes) of a repository, or of a manifest when the form
@@ -299,8 +293,6 @@ func (h *Handler) deleteRepository(x *call) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := dp.DeleteRepository(x.ctx, x.r.PostForm.Get("repository")); err != nil {
-		return "", err
-	}
-	return "repository-deleted", nil
+	_, err = dp.DeleteRepository(x.ctx, x.r.PostForm.Get("repository"))
+	return "repository-deleted", err
 }

@@ -75,6 +75,21 @@ func (b *browser) post(path string, form url.Values) (*http.Response, string) {
 	return b.do(http.MethodPost, path, form)
 }
 
+// change posts a form and follows its redirect (a change that worked is a 303 back to its
+// blade), failing the test unless the blade then shows notice; it returns that page.
+func (b *browser) change(path string, form url.Values, notice string) string {
+	b.t.Helper()
+	resp, page := b.post(path, form)
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("%s: %d %s", path, resp.StatusCode, errorText(page))
+	}
+	_, page = b.get(resp.Header.Get("Location"))
+	if !strings.Contains(page, `<p class="notice" role="status">`+notice+`</p>`) {
+		b.t.Fatalf("%s: the blade does not say %q: %s", path, notice, errorText(page))
+	}
+	return page
+}
+
 // signIn signs in through the sign-in form and fails the test unless it succeeds.
 func (b *browser) signIn(user, password string) {
 	b.t.Helper()

@@ -117,10 +117,8 @@ func (h *Handler) networkSettings(x *call) (string, error) {
 		on := f.Get("anonymousPull") == "true"
 		u.AnonymousPullEnabled = &on
 	}
-	if _, err := x.c.UpdateRegistry(x.ctx, x.v.Registry.Name, u); err != nil {
-		return "", err
-	}
-	return "network-saved", nil
+	_, err := x.c.UpdateRegistry(x.ctx, x.v.Registry.Name, u)
+	return "network-saved", err
 }
 
 // addRule adds the address or range typed, or with "mine" the user's own address.
@@ -129,17 +127,13 @@ func (h *Handler) addRule(x *call) (string, error) {
 	if x.r.PostForm.Get("mine") == "true" {
 		value = authn.ClientIP(x.r)
 	}
-	if _, err := x.c.AddNetworkRule(x.ctx, x.v.Registry.Name, value); err != nil {
-		return "", err
-	}
-	return "rule-added", nil
+	_, err := x.c.AddNetworkRule(x.ctx, x.v.Registry.Name, value)
+	return "rule-added", err
 }
 
 func (h *Handler) removeRule(x *call) (string, error) {
-	if _, err := x.c.RemoveNetworkRule(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("value")); err != nil {
-		return "", err
-	}
-	return "rule-removed", nil
+	_, err := x.c.RemoveNetworkRule(x.ctx, x.v.Registry.Name, x.r.PostForm.Get("value"))
+	return "rule-removed", err
 }
 
 func (h *Handler) policies(x *call) error {
@@ -158,10 +152,8 @@ func (h *Handler) setPolicies(x *call) (string, error) {
 		RetentionPolicy:  &client.RetentionPolicyUpdate{Days: &days, Status: &rs},
 		SoftDeletePolicy: &client.SoftDeletePolicyUpdate{RetentionDays: &soft, Status: &ss},
 	}}
-	if _, err := x.c.UpdateRegistry(x.ctx, x.v.Registry.Name, u); err != nil {
-		return "", err
-	}
-	return "policies-saved", nil
+	_, err := x.c.UpdateRegistry(x.ctx, x.v.Registry.Name, u)
+	return "policies-saved", err
 }
 
 func status(on bool) string {

@@ -43,7 +43,7 @@ type Resolver interface {
 
 // Handler serves the token endpoints.
 type Handler struct {
-	// SSO runs single sign-ons; nil: not offered.
+	// SSO runs single sign-ons (a server without identity providers offers none).
 	SSO *sso.Service
 
 	authn  *authn.Service
@@ -55,11 +55,11 @@ type Handler struct {
 }
 
 // New returns the token endpoints' handler; every sign-in attempt becomes a login event in rec.
-func New(a *authn.Service, p Decider, hosts Resolver, rec audit.Recorder, log *slog.Logger) *Handler {
+func New(a *authn.Service, p Decider, hosts Resolver, rec audit.Recorder, single *sso.Service, log *slog.Logger) *Handler {
 	if rec == nil {
 		rec = audit.Discard
 	}
-	return &Handler{authn: a, tokens: a.Tokens(), policy: p, hosts: hosts, audit: rec, log: log.With("component", "oauth")}
+	return &Handler{authn: a, tokens: a.Tokens(), policy: p, hosts: hosts, audit: rec, SSO: single, log: log.With("component", "oauth")}
 }
 
 // attempt is the login event of one request to a token endpoint, recorded by done.

@@ -39,14 +39,12 @@ func (h *Handler) registerSSO(mux *http.ServeMux) {
 // buttons): their names only.
 func (h *Handler) ssoProviders(w http.ResponseWriter, r *http.Request) error {
 	out := client.SSOProviders{Providers: []client.SSOProvider{}}
-	if h.SSO != nil {
-		ps, err := h.SSO.Store.IdentityProviders(r.Context())
-		if err != nil {
-			return err
-		}
-		for _, p := range ps {
-			out.Providers = append(out.Providers, client.SSOProvider{Name: p.Name})
-		}
+	ps, err := h.SSO.Store.IdentityProviders(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		out.Providers = append(out.Providers, client.SSOProvider{Name: p.Name})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
@@ -59,9 +57,6 @@ func callbackURL(r *http.Request) string {
 }
 
 func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) error {
-	if h.SSO == nil {
-		return httperr.New(oci.CodeUnsupported, "single sign-on is not offered here").WithStatus(http.StatusNotFound)
-	}
 	q := r.URL.Query()
 	if m := q.Get("code_challenge_method"); m != "S256" {
 		return httperr.New(oci.CodeUnsupported, "code_challenge_method must be S256").WithStatus(http.StatusBadRequest)
@@ -76,9 +71,6 @@ func (h *Handler) ssoLogin(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) (err error) {
-	if h.SSO == nil {
-		return httperr.New(oci.CodeUnsupported, "single sign-on is not offered here").WithStatus(http.StatusNotFound)
-	}
 	a := h.begin(r, audit.OpSSO)
 	q := r.URL.Query()
 	providerErr := q.Get("error")
@@ -100,9 +92,6 @@ func (h *Handler) ssoCallback(w http.ResponseWriter, r *http.Request) (err error
 }
 
 func (h *Handler) ssoDevice(w http.ResponseWriter, r *http.Request) error {
-	if h.SSO == nil {
-		return httperr.New(oci.CodeUnsupported, "single sign-on is not offered here").WithStatus(http.StatusNotFound)
-	}
 	d, err := h.SSO.StartDevice(r.Context(), r.PathValue("idp"), authn.ClientIP(r))
 	if err != nil {
 		return ssoReply(err, r.PathValue("idp"))
@@ -112,9 +101,6 @@ func (h *Handler) ssoDevice(w http.ResponseWriter, r *http.Request) error {
 
 // ssoGrant finishes a sign-in at the token endpoint: a redeemed code or a polled device code.
 func (h *Handler) ssoGrant(ctx context.Context, a *attempt, do func(context.Context) (sso.Result, error)) (access.Principal, error) {
-	if h.SSO == nil {
-		return access.Principal{}, httperr.New(oci.CodeUnsupported, "single sign-on is not offered here").WithStatus(http.StatusBadRequest)
-	}
 	res, err := do(ctx)
 	a.Issuer, a.Subject = res.Issuer, res.Subject
 	if err != nil {

@@ -300,3 +300,57 @@ func TestSingleSignOnProviderWithoutEndpoints(t *testing.T) {
 		t.Errorf("no device endpoint: %d %s", r.status, r.body)
 	}
 }
+
+// TestSingleSignOnProviderRefuses: the providers are named to anyone (a sign-in page's buttons);
+// when the provider sends the browser back with an error (the person said no), berth ends the sign-in and sends the client that error with the provider's
+// words; the same sign-in cannot be completed afterwards.
+func TestSingleSignOnProviderRefuses(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) {
+		c.Federation.AllowHTTP, c.Outbound.AllowedNetworks = true, []string{"127.0.0.0/8"}
+	}})
+	issuer := ssotest.Provider(t, s.URL+"/mgmt/v1/sso/callback")
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/identityProviders", client.IdentityProvider{Name: "corp", Issuer: issuer, ClientID: "berth", ClientSecret: "berth-secret"}, nil); st != 201 {
+		t.Fatal(st)
+	}
+	// A sign-in page's buttons: the providers' names, without credentials.
+	resp, err := http.Get(s.URL + "/mgmt/v1/sso/providers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"providers":[{"name":"corp"}]}` ||
+		resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("providers: %d %s %v", resp.StatusCode, body, resp.Header)
+	}
+	_, challenge := pkce()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get(s.URL + "/mgmt/v1/sso/corp/login?redirect_uri=http://127.0.0.1:9/cb&state=client-state&code_challenge_method=S256&code_challenge=" + challenge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	to, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || to.Query().Get("state") == "" {
+		t.Fatalf("the provider's URL: %v %v", resp.Header.Get("Location"), err)
+	}
+	back := s.URL + "/mgmt/v1/sso/callback?" + url.Values{"state": {to.Query().Get("state")}, "error": {"access_denied"}, "error_description": {"the person said no"}}.Encode()
+	resp, err = noFollow.Get(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	client, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || client.Host != "127.0.0.1:9" || client.Query().Get("error") != "access_denied" ||
+		!strings.Contains(client.Query().Get("error_description"), "the person said no") || client.Query().Get("state") != "client-state" {
+		t.Fatalf("the client was sent to %s (%d)", resp.Header.Get("Location"), resp.StatusCode)
+	}
+	resp, err = noFollow.Get(s.URL + "/mgmt/v1/sso/callback?" + url.Values{"state": {to.Query().Get("state")}, "code": {"any"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("the refused sign-in completed afterwards: %d", resp.StatusCode)
+	}
+}

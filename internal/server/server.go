@@ -172,8 +172,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		w.Write([]byte("ok\n"))
 	})
 	mux.Handle("GET /readyz", httperr.Handle(log, s.ready))
-	tokens := oauth.New(s.authn, s.policy, s.hosts, s.audit, log)
-	tokens.SSO = &sso.Service{Store: meta, Box: s.box, Verifier: s.authn.Federation, Now: now, Portal: cfg.Portal.Enabled}
+	tokens := oauth.New(s.authn, s.policy, s.hosts, s.audit, &sso.Service{Store: meta, Box: s.box, Verifier: s.authn.Federation, Now: now, Portal: cfg.Portal.Enabled}, log)
 	tokens.Register(mux)
 	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
 		mux.Handle("GET /metrics", s.metrics.Handler())

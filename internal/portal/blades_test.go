@@ -175,6 +175,8 @@ func TestBladesWithoutRead(t *testing.T) {
 		"/portal/directory":        "Reading the directory needs directory/read",
 		"/portal/r/default/tokens": "<td>_repositories_pull</td>",
 		"/portal/r/default/usage":  "<td>Size</td>",
+		// the catalog, filtered to what cora may pull: nothing
+		"/portal/r/default/repositories": "No repositories you may see.",
 	} {
 		resp, page := b.get(path)
 		if resp.StatusCode != http.StatusOK || !strings.Contains(page, want) {

@@ -44,6 +44,16 @@ func (p *planes) get(key string) *client.DataPlane {
 	return e.dp
 }
 
+// forget drops one client (its sign-in was refused).
+func (p *planes) forget(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, key)
+}
+
+// planeKey names the call's session's client of its registry.
+func planeKey(x *call) string { return x.s.ID + "\x00" + x.v.Registry.Name }
+
 // drop forgets a session's clients (at sign-out).
 func (p *planes) drop(session string) {
 	p.mu.Lock()
@@ -72,7 +82,7 @@ func (p *planes) put(key string, dp *client.DataPlane) {
 // dataPlane is the user's client of the registry's /v2/ and /acr/v1/: the directory token is
 // exchanged for a registry refresh token, as 'berth acr login' does.
 func (h *Handler) dataPlane(x *call) (*client.DataPlane, error) {
-	key := x.s.ID + "\x00" + x.v.Registry.Name
+	key := planeKey(x)
 	if dp := h.planes.get(key); dp != nil {
 		return dp, nil
 	}

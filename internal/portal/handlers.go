@@ -57,10 +57,28 @@ func (h *Handler) routes() {
 	act := func(path string, fn func(*call) (string, error), back func(*call) error) {
 		m.HandleFunc("POST /portal/r/{registry}/"+path, h.signedIn(true, h.action(fn, back)))
 	}
-	// The content blades use the data plane, whose 401s are refusals (planeErr).
-	show := func(fn func(*call) error) func(*call) error { return func(x *call) error { return planeErr(fn(x)) } }
+	// The content blades use the data plane: a 401 there is first a sign-in to renew (the tokens
+	// kept were made before a change that voids them, such as the role assignment mode's), once;
+	// then it is a refusal (planeErr), not a sign-out.
+	show := func(fn func(*call) error) func(*call) error {
+		return func(x *call) error {
+			err := fn(x)
+			if client.IsStatus(err, http.StatusUnauthorized) && !x.rendered {
+				h.planes.forget(planeKey(x))
+				err = fn(x)
+			}
+			return planeErr(err)
+		}
+	}
 	change := func(fn func(*call) (string, error)) func(*call) (string, error) {
-		return func(x *call) (string, error) { n, err := fn(x); return n, planeErr(err) }
+		return func(x *call) (string, error) {
+			n, err := fn(x)
+			if client.IsStatus(err, http.StatusUnauthorized) {
+				h.planes.forget(planeKey(x))
+				n, err = fn(x)
+			}
+			return n, planeErr(err)
+		}
 	}
 	reg("{$}", h.overview)
 	reg("usage", h.usage)

@@ -69,11 +69,17 @@ func (p *planes) put(key string, dp *client.DataPlane) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	if len(p.m) >= maxPlanes {
+	if len(p.m) >= maxPlanes { // full: the expired go first, then any until there is room
 		for k, e := range p.m {
-			if now.After(e.expires) || len(p.m) >= maxPlanes {
+			if now.After(e.expires) {
 				delete(p.m, k)
 			}
+		}
+		for k := range p.m {
+			if len(p.m) < maxPlanes {
+				break
+			}
+			delete(p.m, k)
 		}
 	}
 	p.m[key] = planeEntry{dp: dp, expires: now.Add(planeLife)}

@@ -46,13 +46,13 @@ func TestPlanes(t *testing.T) {
 	}
 	p.m["old"] = planeEntry{dp: a, expires: now.Add(-time.Minute)}
 	p.put("new", b)
-	if _, ok := p.m["old"]; ok || p.get("new") != b || len(p.m) > maxPlanes {
+	if _, ok := p.m["old"]; ok || p.get("new") != b || len(p.m) != maxPlanes {
 		t.Fatalf("a full cache: %d entries, old kept %v", len(p.m), ok)
 	}
 	for i := range 10 {
 		p.put(fmt.Sprint("more", i), b)
-		if len(p.m) > maxPlanes {
-			t.Fatalf("the cache grew to %d", len(p.m))
+		if len(p.m) != maxPlanes || p.get(fmt.Sprint("more", i)) != b {
+			t.Fatalf("a full cache of live clients holds %d after a put", len(p.m))
 		}
 	}
 }

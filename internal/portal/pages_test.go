@@ -288,4 +288,10 @@ func TestLocks(t *testing.T) {
 	if resp, page := b.post("/portal/r/default/manifest/delete", url.Values{"repository": {"team/app"}, "digest": {digest}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("deleting it unlocked: %d %s", resp.StatusCode, errorText(page))
 	}
+	// A whole repository, from its blade.
+	pushManifest(t, s, "team/gone", "v1", nil)
+	page = b.change("/portal/r/default/repository/delete", url.Values{"repository": {"team/gone"}, "back": {"/portal/r/default/repositories"}}, "The repository was deleted.")
+	if strings.Contains(page, "team/gone") {
+		t.Error("the deleted repository is listed")
+	}
 }

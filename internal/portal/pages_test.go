@@ -201,17 +201,54 @@ func TestFindFailedSignIn(t *testing.T) {
 		t.Fatalf("the failed portal sign-in shows no correlation id: %s", errorText(page))
 	}
 	portalID := m[1]
+	// A push's correlation id finds a repository event.
+	user, pass := s.Admin(t)
+	req, _ = http.NewRequest("DELETE", s.URL+"/v2/team/app/manifests/"+pushManifest(t, s, "team/app", "v1", nil), nil)
+	req.SetBasicAuth(user, pass)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	deleteID := resp.Header.Get("X-Correlation-Id")
 	s.SettleEvents(t)
 	b := newBrowser(t, s.URL)
 	b.signIn("owner", registrytest.OwnerPassword)
-	for name, id := range map[string]string{"client": clientID, "portal": portalID} {
-		_, page := b.get("/portal/r/default/events?correlationId=" + id)
-		if !strings.Contains(page, `id="login-events"`) || !strings.Contains(page, "<code>"+id+"</code>") || !strings.Contains(page, "failure") {
-			t.Errorf("%s sign-in %s not found: %s", name, id, page[strings.Index(page, `<div id="events">`):])
+	for _, tc := range []struct {
+		name, id, table string
+		server          bool // found among the server's events, not the registry's
+	}{
+		{"client", clientID, `id="login-events"`, false},
+		{"portal", portalID, `id="login-events"`, true},
+		{"delete", deleteID, `id="repository-events"`, false},
+	} {
+		_, page := b.get("/portal/r/default/events?correlationId=" + tc.id)
+		events := page[strings.Index(page, `<div id="events">`):]
+		if !strings.Contains(events, tc.table) || !strings.Contains(events, "<code>"+tc.id+"</code>") || strings.Contains(events, "(found on the whole server)") != tc.server {
+			t.Errorf("%s %s not found as it should be: %s", tc.name, tc.id, events)
 		}
 	}
 	if _, page := b.get("/portal/r/default/events?correlationId=NOSUCHID"); !strings.Contains(page, "No event has correlation id") {
 		t.Error("an unknown correlation id is not said to be unknown")
+	}
+	// The registry's sign-ins by default; the directory's too when asked, by who may read them.
+	if _, page := b.get("/portal/r/default/events?kind=login"); strings.Contains(page, "<td>directory</td>") || !strings.Contains(page, "<td>token</td>") {
+		t.Error("the registry's sign-ins include the directory's")
+	}
+	if _, page := b.get("/portal/r/default/events?kind=login&scope=server"); !strings.Contains(page, "<td>directory</td>") {
+		t.Error("the server's sign-ins lack the directory's")
+	}
+	withUser(t, s, "rita", "Reader-Pass-1", "Reader")
+	r := newBrowser(t, s.URL)
+	r.signIn("rita", "Reader-Pass-1")
+	for _, path := range []string{"/portal/r/default/events?kind=login&scope=server", "/portal/r/default/events?correlationId=NOSUCHID"} {
+		resp, page := r.get(path)
+		if resp.StatusCode != http.StatusOK || strings.Contains(page, "<td>directory</td>") || strings.Contains(page, `id="f-scope"`) {
+			t.Errorf("a registry's Reader at %s: %d %s", path, resp.StatusCode, errorText(page))
+		}
+	}
+	if resp, _ := r.get("/portal"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/" {
+		t.Errorf("/portal: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 

@@ -58,6 +58,11 @@ func TestContentBlades(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "not honoured in mode rbac-abac") {
 		t.Errorf("the Owner in mode rbac-abac: %d %s", resp.StatusCode, errorText(page))
 	}
+	// A change too: its sign-in is renewed, then it is refused on the blade.
+	if resp, page := b.post("/portal/r/default/repository/untag", url.Values{"repository": {"team00/app00000"}, "tag": {"v1"}}); resp.StatusCode != http.StatusForbidden ||
+		!strings.Contains(page, "not honoured in mode rbac-abac") {
+		t.Errorf("untag in mode rbac-abac: %d %s", resp.StatusCode, errorText(page))
+	}
 	if resp, _ := b.get("/portal/r/default/keys"); resp.StatusCode != http.StatusOK {
 		t.Errorf("a refusal of the data plane ended the session: %d", resp.StatusCode)
 	}

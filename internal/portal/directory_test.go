@@ -48,6 +48,36 @@ func TestDirectoryBlade(t *testing.T) {
 	if _, page := b.get("/portal/directory"); strings.Contains(page, secret[1]) {
 		t.Error("the secret is shown again")
 	}
+	// A new secret: shown once, and the old one stops signing in.
+	_, page = b.post("/portal/directory/sps/reset", url.Values{"appId": {appID[1]}})
+	secret2 := regexp.MustCompile(`id="sp-password">([^<]+)<`).FindStringSubmatch(page)
+	if secret2 == nil || secret2[1] == secret[1] {
+		t.Fatalf("the new secret: %s", errorText(page))
+	}
+	signIn := func(secret string) int {
+		resp, err := http.PostForm(s.URL+"/mgmt/v1/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {appID[1]}, "client_secret": {secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if signIn(secret[1]) != http.StatusUnauthorized || signIn(secret2[1]) != http.StatusOK {
+		t.Error("after a new secret: the old one or the new one is wrong")
+	}
+	page = b.change("/portal/directory/groups/remove", url.Values{"group": {"ops"}, "member": {"carol"}, "back": {"/portal/directory"}}, "The member was removed.")
+	if strings.Contains(page, "<li>carol") {
+		t.Error("carol is still listed in ops")
+	}
+	page = b.change("/portal/directory/sps/delete", url.Values{"appId": {appID[1]}, "back": {"/portal/directory"}}, "The service principal was deleted.")
+	if strings.Contains(page, appID[1]) || signIn(secret2[1]) != http.StatusUnauthorized {
+		t.Error("the deleted service principal is listed or signs in")
+	}
+	b.change("/portal/directory/groups/delete", url.Values{"name": {"ops"}, "back": {"/portal/directory"}}, "The group was deleted.")
+	page = b.change("/portal/directory/users/delete", url.Values{"name": {"carol"}, "back": {"/portal/directory"}}, "The user was deleted.")
+	if strings.Contains(page, "<td>carol</td>") || strings.Contains(page, "<td>ops</td>") {
+		t.Error("the deleted user or group is listed")
+	}
 	resp, page = b.post("/portal/directory/users/delete", url.Values{"name": {"owner"}, "back": {"/portal/directory"}})
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(errorText(page), "you cannot delete the user you are signed in as") || !strings.Contains(page, `id="users"`) {
 		t.Errorf("deleting oneself: %d %s", resp.StatusCode, errorText(page))

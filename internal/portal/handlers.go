@@ -63,7 +63,7 @@ func (h *Handler) routes() {
 	show := func(fn func(*call) error) func(*call) error {
 		return func(x *call) error {
 			err := fn(x)
-			if client.IsStatus(err, http.StatusUnauthorized) && !x.rendered {
+			if client.IsStatus(err, http.StatusUnauthorized) {
 				h.planes.forget(planeKey(x))
 				err = fn(x)
 			}

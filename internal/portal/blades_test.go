@@ -1,6 +1,7 @@
 package portal_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -23,7 +24,7 @@ func TestTokenBlade(t *testing.T) {
 		"repository3": {"docs"}, "actions3": {"metadata/read"}, "expiryInDays": {"30"}}
 	resp, page := b.post("/portal/r/default/tokens/create", form)
 	pw := regexp.MustCompile(`id="token-password1">([^<]+)<`).FindStringSubmatch(page)
-	if resp.StatusCode != http.StatusOK || pw == nil || !strings.Contains(page, "(expires ") {
+	if resp.StatusCode != http.StatusOK || pw == nil || !strings.Contains(page, "(expires ") || !strings.Contains(page, "Its passwords are shown on this page only") {
 		t.Fatalf("create: %d %s", resp.StatusCode, errorText(page))
 	}
 	var m client.ScopeMap
@@ -223,5 +224,71 @@ func TestBladesWithoutRead(t *testing.T) {
 	}
 	if resp, _ := p.get("/portal/r/default/"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("paul's view of the registry: %d", resp.StatusCode)
+	}
+}
+
+// TestKeysBlade: the admin user is enabled on the blade; its passwords are shown only in the reply
+// that asked (a login event records the read); one regenerated is shown once and the old one
+// stops signing in; a repository's locks are saved from its blade.
+func TestKeysBlade(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	b := newBrowser(t, s.URL)
+	b.signIn("owner", registrytest.OwnerPassword)
+	b.get("/portal/r/default/keys")
+	page := b.change("/portal/r/default/keys/admin", url.Values{"enabled": {"true"}, "back": {"/portal/r/default/keys"}}, "The admin user is enabled.")
+	if strings.Contains(page, `id="value-password"`) || !strings.Contains(page, `id="show-passwords"`) {
+		t.Fatal("the keys blade shows passwords before they were asked for")
+	}
+	_, page = b.post("/portal/r/default/keys/show", nil)
+	value := regexp.MustCompile(`id="value-password2">([^<]+)<`).FindStringSubmatch(page)
+	if value == nil || !strings.Contains(page, "The passwords are shown on this page only") {
+		t.Fatalf("show passwords: %s", errorText(page))
+	}
+	signIn := func(password string) int {
+		req, _ := http.NewRequest("GET", s.URL+"/oauth2/token?service="+s.Host+"&scope=repository:a:pull", nil)
+		req.SetBasicAuth("default", password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if signIn(value[1]) != http.StatusOK {
+		t.Fatal("the shown password2 does not sign in")
+	}
+	_, page = b.post("/portal/r/default/keys/regenerate", url.Values{"name": {"password2"}})
+	renewed := regexp.MustCompile(`id="value-password2">([^<]+)<`).FindStringSubmatch(page)
+	if renewed == nil || renewed[1] == value[1] || !strings.Contains(page, "password2 was regenerated") {
+		t.Fatalf("regenerate: %s", errorText(page))
+	}
+	if signIn(value[1]) != http.StatusUnauthorized || signIn(renewed[1]) != http.StatusOK {
+		t.Error("after regenerating: the old password2 or the new one is wrong")
+	}
+	if resp, page := b.post("/portal/r/default/keys/regenerate", url.Values{"name": {"password3"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("password3: %d %s", resp.StatusCode, errorText(page))
+	}
+	s.SettleEvents(t)
+	var evs []client.LoginEvent
+	s.Mgmt(t, "GET", "/mgmt/v1/registries/default/events/login?operation=list_credentials", nil, &evs)
+	if len(evs) == 0 || !strings.HasPrefix(evs[0].UserAgent, "berth-portal (") || evs[0].Identity != "owner" {
+		t.Errorf("the read of the passwords: %+v", evs)
+	}
+	// A repository's locks, from its blade.
+	pushManifest(t, s, "team/app", "v1", nil)
+	b.change("/portal/r/default/repository/locks", url.Values{"repository": {"team/app"}, "readEnabled": {"true"}, "listEnabled": {"true"},
+		"back": {"/portal/r/default/repository?name=team/app"}}, "The locks were saved.")
+	var attrs client.RepositoryAttributes
+	user, pass := s.Admin(t)
+	req, _ := http.NewRequest("GET", s.URL+"/acr/v1/team/app", nil)
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&attrs)
+	resp.Body.Close()
+	if a := attrs.ChangeableAttributes; a.WriteEnabled || a.DeleteEnabled || !a.ReadEnabled || !a.ListEnabled {
+		t.Errorf("the repository's locks: %+v", a)
 	}
 }

@@ -243,7 +243,7 @@ func (h *Handler) action(fn func(*call) (string, error), back func(*call) error)
 // page renders the call's page, with its notice (?done=) if any.
 func (h *Handler) page(x *call, page, nav, title string, data any) error {
 	x.v.Title, x.v.Nav, x.v.Data = title, nav, data
-	if x.v.Err == nil {
+	if x.v.Err == nil && x.v.Notice == "" {
 		x.v.Notice = notices[x.r.URL.Query().Get("done")]
 	}
 	status := x.status

@@ -26,8 +26,11 @@ func adminEnabled(t *testing.T, s *registrytest.Server) bool {
 func TestHeaders(t *testing.T) {
 	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Network.TrustedProxies = []string{"127.0.0.1/32"} }})
 	b := newBrowser(t, s.URL)
-	for _, path := range []string{"/portal/signin", "/portal/", "/portal/nowhere"} {
-		resp, _ := b.get(path)
+	for path, status := range map[string]int{"/portal/signin": http.StatusOK, "/portal/": http.StatusSeeOther, "/portal/nowhere": http.StatusNotFound} {
+		resp, page := b.get(path)
+		if resp.StatusCode != status || status == http.StatusNotFound && !strings.Contains(page, "There is no such page") {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, status)
+		}
 		h := resp.Header
 		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s: CSP %q", path, csp)
@@ -126,6 +129,12 @@ func TestCSRF(t *testing.T) {
 	}
 	if !adminEnabled(t, s) {
 		t.Fatal("the form did not enable the admin user")
+	}
+	// Without a session, a form is refused, not redirected to the sign-in page (where its data
+	// would be lost without a word).
+	if resp, page := newBrowser(t, s.URL).post("/portal/r/default/keys/admin", url.Values{"csrf": {good}, "enabled": {"false"}}); resp.StatusCode != http.StatusForbidden ||
+		!strings.Contains(page, "Your session has ended") || !adminEnabled(t, s) {
+		t.Errorf("a form without a session: %d %s", resp.StatusCode, errorText(page))
 	}
 	// Sign-in: a token that is not the cookie's.
 	c := newBrowser(t, s.URL)

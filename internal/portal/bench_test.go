@@ -137,7 +137,7 @@ func TestFirstLoad(t *testing.T) {
 		}
 		n, _ := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "public, max-age=86400" {
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "public, max-age=86400" || n < 500 {
 			t.Errorf("%s: %d %q", a, resp.StatusCode, resp.Header.Get("Cache-Control"))
 		}
 		total += int(n)

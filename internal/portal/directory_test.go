@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
@@ -14,10 +15,24 @@ import (
 // service principal whose secret, shown once, signs in; a refusal (deleting oneself) is shown on
 // the blade with the API's reason; a webhook is created, disabled and deleted.
 func TestDirectoryBlade(t *testing.T) {
-	s := registrytest.New(t, registrytest.Options{})
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Federation.Issuers = []string{"https://issuer.example"} }})
 	b := newBrowser(t, s.URL)
 	b.signIn("owner", registrytest.OwnerPassword)
 	b.get("/portal/directory")
+	// Without a page to go back to, a change goes to the portal's start.
+	if resp, _ := b.post("/portal/directory/users/create", url.Values{"name": {"dave"}, "password": {"Dave-Pass-123"}}); resp.Header.Get("Location") != "/portal/?done=user-created" {
+		t.Errorf("no back: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// dave, signed in, is deleted: his next page sends him to sign in again.
+	d := newBrowser(t, s.URL)
+	d.signIn("dave", "Dave-Pass-123")
+	b.change("/portal/directory/users/delete", url.Values{"name": {"dave"}, "back": {"/portal/directory"}}, "The user was deleted.")
+	if resp, _ := d.get("/portal/directory"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/portal/signin" {
+		t.Errorf("a deleted user's page: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ := d.get("/portal/directory"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/portal/signin?next=") {
+		t.Errorf("the session was not ended: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	for path, form := range map[string]url.Values{
 		"/portal/directory/users/create":  {"name": {"carol"}, "password": {"Carol-Pass-123"}},
 		"/portal/directory/groups/create": {"name": {"ops"}, "description": {"operators"}},
@@ -34,7 +49,11 @@ func TestDirectoryBlade(t *testing.T) {
 	if !regexp.MustCompile(`<td>ops</td><td>operators</td>\s*<td><ul class="plain"><li>carol`).MatchString(page) || !strings.Contains(page, "The member was added.") {
 		t.Errorf("the group's members: %s", page[strings.Index(page, `id="groups"`):][:600])
 	}
-	_, page = b.post("/portal/directory/sps/create", url.Values{"displayName": {"pipeline"}, "years": {"1"}})
+	if resp, page := b.post("/portal/directory/sps/create", url.Values{"displayName": {"pipeline"}, "years": {"0"}}); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(errorText(page), "at least 1") {
+		t.Errorf("years 0: %d %s", resp.StatusCode, errorText(page))
+	}
+	_, page = b.post("/portal/directory/sps/create", url.Values{"displayName": {"pipeline"}}) // a year
 	appID := regexp.MustCompile(`id="sp-appid">([^<]+)<`).FindStringSubmatch(page)
 	secret := regexp.MustCompile(`id="sp-password">([^<]+)<`).FindStringSubmatch(page)
 	if appID == nil || secret == nil {
@@ -45,8 +64,12 @@ func TestDirectoryBlade(t *testing.T) {
 		t.Fatalf("the shown secret signs in: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if _, page := b.get("/portal/directory"); strings.Contains(page, secret[1]) {
-		t.Error("the secret is shown again")
+	if st := s.Mgmt(t, "POST", "/mgmt/v1/servicePrincipals/"+appID[1]+"/federatedCredentials", map[string]any{"name": "main", "issuer": "https://issuer.example",
+		"subject": "repo:acme/app:ref:refs/heads/main", "audiences": []string{"api://BerthTokenExchange"}}, nil); st != http.StatusCreated {
+		t.Fatalf("federated credential: %d", st)
+	}
+	if _, page := b.get("/portal/directory"); strings.Contains(page, secret[1]) || !strings.Contains(page, "<li>main: <code>https://issuer.example</code> <code>repo:acme/app:ref:refs/heads/main</code>") {
+		t.Errorf("the directory after creating: the secret again, or no federated credential: %s", errorText(page))
 	}
 	// A new secret: shown once, and the old one stops signing in.
 	_, page = b.post("/portal/directory/sps/reset", url.Values{"appId": {appID[1]}})
@@ -91,6 +114,9 @@ func TestDirectoryBlade(t *testing.T) {
 	b.post("/portal/r/default/webhooks/status", url.Values{"webhook": {"hook1"}, "enabled": {"false"}, "back": {"/portal/r/default/webhooks"}})
 	if _, page := b.get("/portal/r/default/webhooks"); !strings.Contains(page, "<dt>Status</dt><dd>disabled</dd>") || !strings.Contains(page, "push, delete") {
 		t.Errorf("the webhook after disabling: %s", errorText(page))
+	}
+	if page := b.change("/portal/r/default/webhooks/ping", url.Values{"webhook": {"hook1"}, "back": {"/portal/r/default/webhooks"}}, "A ping was queued: its delivery is listed below."); !strings.Contains(page, "<caption>Latest deliveries</caption>") {
+		t.Errorf("the ping's delivery is not listed: %s", errorText(page))
 	}
 	if resp, _ := b.post("/portal/r/default/webhooks/delete", url.Values{"webhook": {"hook1"}, "back": {"/portal/r/default/webhooks"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("delete webhook: %d", resp.StatusCode)

@@ -219,15 +219,16 @@ func (h *Handler) action(fn func(*call) (string, error), back func(*call) error)
 			x.status = e.Status
 			return back(x)
 		}
-		if err != nil || x.rendered {
+		switch {
+		case err != nil:
 			return err
+		case x.rendered: // a secret's page, written by fn
+			return nil
 		}
-		to := x.r.PostForm.Get("back")
-		if !strings.HasPrefix(to, Prefix) || strings.HasPrefix(to, "//") || strings.Contains(to, "\\") {
-			to = x.v.Base()
-		}
-		u, perr := url.Parse(to)
-		if perr != nil || u.Host != "" || u.Scheme != "" {
+		// Back to the page the form names, when it is a path of the portal's (never another
+		// site's: "//host/…" and "https://…" are not); else the blade's.
+		u, perr := url.Parse(x.r.PostForm.Get("back"))
+		if perr != nil || !strings.HasPrefix(u.String(), Prefix) {
 			u = &url.URL{Path: x.v.Base()}
 		}
 		if notice != "" {

@@ -7,6 +7,7 @@
 package portal
 
 import (
+	"cmp"
 	"embed"
 	"errors"
 	"html/template"
@@ -63,10 +64,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Secure == nil {
 		d.Secure = authn.HTTPS
 	}
-	if d.Log == nil {
-		d.Log = slog.New(slog.DiscardHandler)
-	}
-	d.Log = d.Log.With("component", "portal")
+	d.Log = cmp.Or(d.Log, slog.New(slog.DiscardHandler)).With("component", "portal")
 	if d.Box == nil || d.Store == nil || d.API == nil {
 		return nil, errors.New("portal: needs the API, the store and the key-encryption key")
 	}

@@ -35,7 +35,8 @@ func TestHeaders(t *testing.T) {
 		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s: CSP %q", path, csp)
 		}
-		if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "same-origin" {
+		if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "same-origin" ||
+			h.Get("Cross-Origin-Opener-Policy") != "same-origin" || !strings.Contains(h.Get("Permissions-Policy"), "camera=()") {
 			t.Errorf("%s: headers %v", path, h)
 		}
 	}
@@ -122,6 +123,35 @@ func TestCSRF(t *testing.T) {
 	}
 	if adminEnabled(t, s) {
 		t.Fatal("a refused form enabled the admin user")
+	}
+	// Origin null passes with the browser's word that the request is same-origin (what Chromium
+	// sends under a no-referrer policy), and the form then works.
+	b.hdr.Set("Origin", "null")
+	b.hdr.Set("Sec-Fetch-Site", "same-origin")
+	resp, _ = b.post("/portal/r/default/keys/admin", url.Values{"csrf": {good}, "enabled": {"false"}, "back": {"/portal/r/default/keys"}})
+	b.hdr.Del("Origin")
+	b.hdr.Del("Sec-Fetch-Site")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("Origin null, same-origin: %d", resp.StatusCode)
+	}
+	// A change goes back only to a page of the portal.
+	for back, want := range map[string]string{
+		"/portal/r/default/tokens":          "/portal/r/default/tokens?done=admin-off",
+		"https://evil.example/portal/":      "/portal/r/default/?done=admin-off",
+		"//evil.example/portal/":            "/portal/r/default/?done=admin-off",
+		"/elsewhere":                        "/portal/r/default/?done=admin-off",
+		"/portal/r/default/keys?x=1&done=y": "/portal/r/default/keys?done=admin-off&x=1",
+	} {
+		resp, _ := b.post("/portal/r/default/keys/admin", url.Values{"csrf": {good}, "enabled": {"false"}, "back": {back}})
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != want {
+			t.Errorf("back %q: %d %q, want %q", back, resp.StatusCode, got, want)
+		}
+	}
+	// A form that cannot be read.
+	req, _ := http.NewRequest("POST", s.URL+"/portal/r/default/keys/admin", strings.NewReader("csrf=%zz"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := b.c.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a garbled form: %v %v", resp, err)
 	}
 	// The same form, as the page sends it, works.
 	if resp, page := b.post("/portal/r/default/keys/admin", url.Values{"csrf": {good}, "enabled": {"true"}}); resp.StatusCode != http.StatusSeeOther {

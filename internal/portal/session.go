@@ -150,6 +150,20 @@ func (h *Handler) renew(ctx context.Context, r *http.Request, s *session) (*sess
 			return nil, err
 		}
 		if claimed {
+			// The row as it is now: another request may have renewed it since this one read it
+			// (its refresh token is then spent: using it again would end the whole sign-in).
+			ps, err := h.Store.PortalSession(ctx, s.ID, h.Idle)
+			if err != nil {
+				return nil, errNoSession
+			}
+			renewed := ps.TokenExpires.After(s.TokenExpires)
+			s.PortalSession = ps
+			if err := h.openTokens(s); err != nil {
+				return nil, err
+			}
+			if renewed {
+				return s, h.Store.SetPortalTokens(ctx, s.ID, ps.TokensSealed, ps.TokenExpires) // releases the claim
+			}
 			tok, err := h.api(r, "").RenewSignIn(ctx, s.tokens.Refresh)
 			if err != nil {
 				if client.IsStatus(err, http.StatusUnauthorized) || client.IsStatus(err, http.StatusBadRequest) {

@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/berth-registry/berth/client"
@@ -19,12 +20,18 @@ type signinData struct {
 }
 
 // safeNext keeps a return path only when it is one of the portal's.
+// (A URL with control characters does not parse; one of another site does not start with the
+// portal's path.)
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, Prefix) || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") || len(next) > 1000 {
+	u, err := url.Parse(next)
+	if err != nil || !strings.HasPrefix(u.String(), Prefix) || len(next) > maxNext {
 		return Prefix
 	}
-	return next
+	return u.String()
 }
+
+// maxNext bounds a return path.
+const maxNext = 1000
 
 func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
 	if _, err := h.loadSession(withOrigin(r.Context(), r), r); err == nil {

@@ -36,10 +36,22 @@ func TestSingleSignOn(t *testing.T) {
 	if !strings.Contains(page, `id="sso-corp"`) {
 		t.Fatal("the sign-in page offers no single sign-on")
 	}
-	resp, _ := b.post("/portal/sso/start", url.Values{"idp": {"corp"}, "next": {"/portal/r/default/keys"}})
+	if resp, _ := b.post("/portal/sso/start", url.Values{"idp": {"corp"}, "csrf": {"WRONG"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a start without the sign-in form's token: %d", resp.StatusCode)
+	}
+	b.get("/portal/signin")
+	resp, _ := b.post("/portal/sso/start", url.Values{"idp": {"corp"}})
+	first, _ := url.Parse(resp.Header.Get("Location"))
+	b.get("/portal/signin")
+	resp, _ = b.post("/portal/sso/start", url.Values{"idp": {"corp"}, "next": {"/portal/r/default/keys"}})
 	start := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(start, "/mgmt/v1/sso/corp/login?") {
-		t.Fatalf("start: %d %s", resp.StatusCode, start)
+	second, _ := url.Parse(start)
+	set := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(start, "/mgmt/v1/sso/corp/login?") || !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Lax") {
+		t.Fatalf("start: %d %s %s", resp.StatusCode, start, set)
+	}
+	if c1, c2 := first.Query().Get("code_challenge"), second.Query().Get("code_challenge"); c1 == c2 || len(c2) != 43 || first.Query().Get("state") == second.Query().Get("state") {
+		t.Errorf("two starts share a challenge or a state: %s %s", c1, c2)
 	}
 	// The browser goes to the provider, signs in there, and comes back through berth's callback.
 	follow := &http.Client{Jar: b.c.Jar}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
 )
@@ -78,6 +79,13 @@ func TestHeaders(t *testing.T) {
 	}
 	if resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Error("no HSTS over https")
+	}
+	// The API saw the browser's address (the proxy's X-Forwarded-For), not the proxy's.
+	s.SettleEvents(t)
+	var evs []client.LoginEvent
+	s.Mgmt(t, "GET", "/mgmt/v1/events/login?operation=directory&ip=192.0.2.7", nil, &evs)
+	if len(evs) == 0 || !strings.HasPrefix(evs[0].UserAgent, "berth-portal (") {
+		t.Errorf("the portal's sign-in from 192.0.2.7: %+v", evs)
 	}
 }
 

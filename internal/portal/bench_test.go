@@ -14,10 +14,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/berth-registry/berth/internal/store"
 )
+
+// seeded is a server over a data folder's SQLite database (whatever BERTH_TEST_BACKEND says: the
+// seed writes SQLite) seeded with repositories and events.
+func seeded(tb testing.TB, opts registrytest.Options, repos, events int) *registrytest.Server {
+	tb.Helper()
+	opts.Dir = tb.TempDir()
+	seed(tb, opts.Dir, repos, events)
+	edit := opts.Config
+	opts.Config = func(c *config.Config) {
+		c.Database = "sqlite:" + filepath.Join(opts.Dir, "berth.db")
+		if edit != nil {
+			edit(c)
+		}
+	}
+	return registrytest.New(tb, opts)
+}
 
 // seed fills a data folder's database with repositories (one tagged manifest each) and login
 // and repository events, before a server opens it.
@@ -69,11 +86,9 @@ func BenchmarkPages(b *testing.B) {
 	if small() {
 		repos, events = 100, 1_000
 	}
-	dir := b.TempDir()
 	start := time.Now()
-	seed(b, dir, repos, events)
+	s := seeded(b, registrytest.Options{}, repos, events)
 	b.Logf("seeded %d repositories and %d events of each kind in %s", repos, events, time.Since(start).Round(time.Millisecond))
-	s := registrytest.New(b, registrytest.Options{Dir: dir})
 	br := newBrowser(b, s.URL)
 	br.signIn("owner", registrytest.OwnerPassword)
 	digest := pushManifest(b, s, "team00/pushed", "v1", map[string]string{"org.opencontainers.image.source": "https://example.com/app"})

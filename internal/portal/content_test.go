@@ -26,9 +26,7 @@ func exchanges(t *testing.T, s *registrytest.Server) int {
 // role is not honoured in mode rbac-abac) is a page that says so, not a sign-out.
 func TestContentBlades(t *testing.T) {
 	clock := registrytest.NewClock()
-	dir := t.TempDir()
-	seed(t, dir, 101, 0)
-	s := registrytest.New(t, registrytest.Options{Dir: dir, Now: clock.Now})
+	s := seeded(t, registrytest.Options{Now: clock.Now}, 101, 0)
 	b := newBrowser(t, s.URL)
 	b.signIn("owner", registrytest.OwnerPassword)
 	_, page := b.get("/portal/r/default/repositories")

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-registry/berth/client"
 	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/registrytest"
+	"github.com/berth-registry/berth/internal/store"
 )
 
 func adminEnabled(t *testing.T, s *registrytest.Server) bool {
@@ -264,5 +265,33 @@ func TestPortalOff(t *testing.T) {
 	fenced := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Network.ManagementAllow = []string{"10.0.0.0/8"} }})
 	if resp, _ := newBrowser(t, fenced.URL).get("/portal/signin"); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("outside network.management_allow: %d", resp.StatusCode)
+	}
+}
+
+// TestBounds: one identity keeps at most store.MaxPortalSessionsPerPrincipal sessions (a new
+// sign-in ends its oldest), and a form is at most 64 KiB.
+func TestBounds(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	var browsers []*browser
+	for range store.MaxPortalSessionsPerPrincipal + 1 {
+		b := newBrowser(t, s.URL)
+		b.signIn("owner", registrytest.OwnerPassword)
+		browsers = append(browsers, b)
+	}
+	if resp, _ := browsers[0].get("/portal/r/default/"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the oldest of %d sessions: %d, want ended", len(browsers), resp.StatusCode)
+	}
+	for i, b := range browsers[1:] {
+		if resp, _ := b.get("/portal/r/default/"); resp.StatusCode != http.StatusOK {
+			t.Errorf("session %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	b := browsers[1]
+	b.get("/portal/r/default/keys")
+	if resp, _ := b.post("/portal/r/default/keys/admin", url.Values{"enabled": {"true"}, "pad": {strings.Repeat("x", 64<<10)}}); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a form over 64 KiB: %d", resp.StatusCode)
+	}
+	if adminEnabled(t, s) {
+		t.Error("an oversized form changed something")
 	}
 }

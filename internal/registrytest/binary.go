@@ -39,3 +39,17 @@ func FreeAddr(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// Tool returns the path of an outside program a test drives (a client, Chromium), or skips the
+// test without it — fails it with BERTH_REQUIRE_CLIENTS=1, as scripts/test.sh runs.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("%s is required: %v", name, err)
+		}
+		t.Skipf("no %s: %v", name, err)
+	}
+	return p
+}

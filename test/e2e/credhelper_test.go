@@ -13,18 +13,8 @@ import (
 	"github.com/berth-registry/berth/internal/registrytest"
 )
 
-// tool returns a client's path, or skips (fails with BERTH_REQUIRE_CLIENTS=1) without it.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
-			t.Fatalf("%s is required: %v", name, err)
-		}
-		t.Skipf("no %s: %v", name, err)
-	}
-	return p
-}
+// tool is registrytest.Tool.
+func tool(t *testing.T, name string) string { return registrytest.Tool(t, name) }
 
 // TestCredentialHelper (issue 21): berth login --credential-helper names docker-credential-berth
 // in docker's config and the containers' auth file; then the docker CLI, crane, skopeo and

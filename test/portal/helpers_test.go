@@ -9,30 +9,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-registry/berth/internal/registrytest"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
-// tool returns a program's path, or skips (fails with BERTH_REQUIRE_CLIENTS=1) without it.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("BERTH_REQUIRE_CLIENTS") == "1" {
-			t.Fatalf("%s is required: %v", name, err)
-		}
-		t.Skipf("no %s: %v", name, err)
-	}
-	return p
-}
+// tool is registrytest.Tool.
+func tool(t *testing.T, name string) string { return registrytest.Tool(t, name) }
 
 // axeSource is axe-core's script: BERTH_AXE, or axe.min.js in a directory of PATH.
 func axeSource(t *testing.T) string {

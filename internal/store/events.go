@@ -89,45 +89,58 @@ type EventFilter struct {
 	Limit int
 }
 
+// insertChunk is how many rows one INSERT of insertRows writes: few statement texts to prepare
+// (one per chunk size), few round trips.
+const insertChunk = 32
+
+// insertRows inserts one row per item with as few statements as insertChunk allows; prefix is
+// the INSERT up to VALUES, and args gives an item's values in its columns' order.
+func insertRows[T any](ctx context.Context, tx *sql.Tx, s *Store, prefix string, items []T, args func(T) []any) error {
+	for len(items) > 0 {
+		n := min(len(items), insertChunk)
+		var b strings.Builder
+		b.WriteString(prefix)
+		var vals []any
+		for i, it := range items[:n] {
+			row := args(it)
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?" + strings.Repeat(", ?", len(row)-1) + ")")
+			vals = append(vals, row...)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), vals...); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
 // MaxEventPage bounds one page of events.
 const MaxEventPage = 10_000
 
 // InsertEvents writes a batch of events in one transaction.
 func (s *Store) InsertEvents(ctx context.Context, logins []LoginEvent, repos []RepositoryEvent) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		if len(logins) > 0 {
-			st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO login_events (time, registry, login_server, operation, identity, identity_kind, ip,
-				user_agent, status, result, reason, message, granted, refused, duration_us, correlation_id, token_id, attempts, issuer, subject)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for _, e := range logins {
-				if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Identity, e.IdentityKind, e.IP,
+	// Events are only appended: batches of several replicas are written side by side.
+	err := s.txOn(ctx, nil, func(tx *sql.Tx) error {
+		err := insertRows(ctx, tx, s, `INSERT INTO login_events (time, registry, login_server, operation, identity, identity_kind, ip,
+				user_agent, status, result, reason, message, granted, refused, duration_us, correlation_id, token_id, attempts, issuer, subject) VALUES `,
+			logins, func(e LoginEvent) []any {
+				return []any{e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Identity, e.IdentityKind, e.IP,
 					e.UserAgent, e.Status, e.Result, e.Reason, e.Message, strings.Join(e.Granted, " "), strings.Join(e.Refused, " "),
-					time.Duration(e.Duration).Microseconds(), e.CorrelationID, e.TokenID, max(e.Attempts, 1), e.Issuer, e.Subject); err != nil {
-					return err
-				}
-			}
+					time.Duration(e.Duration).Microseconds(), e.CorrelationID, e.TokenID, max(e.Attempts, 1), e.Issuer, e.Subject}
+			})
+		if err != nil {
+			return err
 		}
-		if len(repos) > 0 {
-			st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO repository_events (time, registry, login_server, operation, repository, tag, digest,
-				media_type, artifact_type, size, identity, identity_kind, ip, user_agent, status, result, reason, message, duration_us, correlation_id)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for _, e := range repos {
-				if _, err := st.ExecContext(ctx, e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Repository, e.Tag, e.Digest,
+		return insertRows(ctx, tx, s, `INSERT INTO repository_events (time, registry, login_server, operation, repository, tag, digest,
+				media_type, artifact_type, size, identity, identity_kind, ip, user_agent, status, result, reason, message, duration_us, correlation_id) VALUES `,
+			repos, func(e RepositoryEvent) []any {
+				return []any{e.Time.UnixMilli(), e.Registry, e.LoginServer, e.Operation, e.Repository, e.Tag, e.Digest,
 					e.MediaType, e.ArtifactType, e.Size, e.Identity, e.IdentityKind, e.IP, e.UserAgent, e.Status, e.Result, e.Reason, e.Message,
-					time.Duration(e.Duration).Microseconds(), e.CorrelationID); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+					time.Duration(e.Duration).Microseconds(), e.CorrelationID}
+			})
 	})
 	if err != nil {
 		return fmt.Errorf("store: insert events: %w", err)

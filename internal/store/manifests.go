@@ -46,7 +46,9 @@ func (e *MissingError) Error() string {
 // in blobs must be a blob of the repository and every digest in children a manifest of it, or
 // PutManifest returns a *MissingError and changes nothing.
 func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, m Manifest, blobs, children []oci.Digest, tags []string) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	// The repository's lock covers what is read to decide: its locks, tags, blobs and manifests;
+	// the registry's webhooks and tombstones change only under the writer lock.
+	err := s.txOn(ctx, []lockKey{repoKey(registryID, repo)}, func(tx *sql.Tx) error {
 		if err := s.checkTombstone(ctx, tx, m.Digest); err != nil {
 			return err
 		}
@@ -58,10 +60,18 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 		if err := s.repoLock(ctx, tx, id, repo, false); err != nil {
 			return err
 		}
-		for _, t := range tags { // a write-disabled tag may not move (pushing its own digest again changes nothing)
-			if err := s.lockOf(ctx, tx, "tag %s of repository "+repo, `SELECT name, write_enabled, 1 FROM tags WHERE repository_id = ? AND name = ? AND digest <> ?`,
-				false, id, t, string(m.Digest)); err != nil {
+		// Where each tag points now; a write-disabled tag may not move (pushing its own digest
+		// again changes nothing).
+		old := make([]string, len(tags))
+		for i, t := range tags {
+			var write int64
+			err := tx.QueryRowContext(ctx, s.q(`SELECT digest, write_enabled FROM tags WHERE repository_id = ? AND name = ?`), id, t).Scan(&old[i], &write)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
 				return err
+			case write == 0 && old[i] != string(m.Digest):
+				return &LockedError{What: "tag " + t + " of repository " + repo, Attribute: "write"}
 			}
 		}
 		seen := make(map[oci.Digest]bool, len(blobs)+len(children))
@@ -108,7 +118,11 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err == nil && n > 0 {
+		inserted, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if inserted > 0 {
 			for d := range seen {
 				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO manifest_references (repository_id, digest, child) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`),
 					id, string(m.Digest), string(d)); err != nil {
@@ -116,23 +130,19 @@ func (s *Store) PutManifest(ctx context.Context, registryID int64, repo string, 
 				}
 			}
 		}
-		for _, t := range tags {
-			var old string
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT digest FROM tags WHERE repository_id = ? AND name = ?`), id, t).Scan(&old); err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+		for i, t := range tags {
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tags (repository_id, name, digest, updated_at, created_at) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`),
 				id, t, string(m.Digest), now, now); err != nil {
 				return err
 			}
-			if old != "" && old != string(m.Digest) { // the tag moved: its old manifest may be untagged now
-				if err := s.markUntagged(ctx, tx, id, old, now); err != nil {
+			if old[i] != "" && old[i] != string(m.Digest) { // the tag moved: its old manifest may be untagged now
+				if err := s.markUntagged(ctx, tx, id, old[i], now); err != nil {
 					return err
 				}
 			}
 		}
-		if len(tags) > 0 {
+		if len(tags) > 0 && inserted == 0 { // a new manifest is not untagged
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE manifests SET untagged_at = 0 WHERE repository_id = ? AND digest = ?`), id, string(m.Digest)); err != nil {
 				return err
 			}
@@ -258,7 +268,7 @@ func (s *Store) Tags(ctx context.Context, registryID int64, repo, last string, n
 // It returns the tags removed.
 func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo string, d oci.Digest) ([]string, error) {
 	var tags []string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.txOn(ctx, []lockKey{repoKey(registryID, repo)}, func(tx *sql.Tx) error {
 		id, err := s.repoID(ctx, tx, registryID, repo)
 		if err != nil {
 			return err
@@ -311,7 +321,7 @@ func (s *Store) DeleteManifest(ctx context.Context, registryID int64, repo strin
 // the tag pointed at.
 func (s *Store) DeleteTag(ctx context.Context, registryID int64, repo, tag string) (oci.Digest, error) {
 	var d string
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.txOn(ctx, []lockKey{repoKey(registryID, repo)}, func(tx *sql.Tx) error {
 		id, err := s.repoID(ctx, tx, registryID, repo)
 		if err != nil {
 			return err

@@ -19,13 +19,19 @@ func (s *Store) repoID(ctx context.Context, q querier, registryID int64, repo st
 	return id, err
 }
 
-// ensureRepo returns a repository's id, creating the repository if needed.
+// ensureRepo returns a repository's id, creating the repository if needed (one statement when it
+// exists, as it mostly does).
 func (s *Store) ensureRepo(ctx context.Context, tx *sql.Tx, registryID int64, repo string) (int64, error) {
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO repositories (registry_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (registry_id, name) DO NOTHING`),
-		registryID, repo, s.millis()); err != nil {
-		return 0, err
+	id, err := s.repoID(ctx, tx, registryID, repo)
+	if !errors.Is(err, ErrNotFound) {
+		return id, err
 	}
-	return s.repoID(ctx, tx, registryID, repo)
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO repositories (registry_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (registry_id, name) DO NOTHING RETURNING id`),
+		registryID, repo, s.millis()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) { // created meanwhile by a writer that did not hold the repository's lock
+		return s.repoID(ctx, tx, registryID, repo)
+	}
+	return id, err
 }
 
 type querier interface {
@@ -63,7 +69,7 @@ func (s *Store) Catalog(ctx context.Context, registryID int64, last string, n in
 
 // LinkBlob records that blob d (of size) is part of the repository, creating the repository.
 func (s *Store) LinkBlob(ctx context.Context, registryID int64, repo string, d oci.Digest, size int64) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.txOn(ctx, []lockKey{repoKey(registryID, repo)}, func(tx *sql.Tx) error {
 		if err := s.checkTombstone(ctx, tx, d); err != nil {
 			return err
 		}

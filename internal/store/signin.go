@@ -72,7 +72,7 @@ func (r ThrottleRule) lockout(n int) time.Duration {
 // is blocked (zero if it is not).
 func (s *Store) RecordSigninFailure(ctx context.Context, key string, now time.Time, rule ThrottleRule) (time.Time, error) {
 	var blocked int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.txOn(ctx, []lockKey{signinKey(key)}, func(tx *sql.Tx) error {
 		var failures, lockouts int
 		var start int64
 		err := tx.QueryRowContext(ctx, s.q(`SELECT failures, window_start, blocked_until, lockouts FROM signin_failures WHERE key = ?`), key).Scan(&failures, &start, &blocked, &lockouts)

@@ -17,6 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL through database/sql, registered as "pgx"
@@ -43,19 +45,37 @@ type dialect struct {
 	migrations string // folder in migrationFS
 	// rebind turns '?' placeholders into the engine's form.
 	rebind func(string) string
-	// lock, if set, is run first in every write transaction: PostgreSQL's writers take one
-	// transaction-scoped advisory lock, so that they are serialised as SQLite's are, on every
-	// replica, and the store's check-then-write transactions keep their meaning.
-	lock string
+	// advisory: the engine runs writers side by side (PostgreSQL), and write transactions take
+	// transaction-scoped advisory locks (see tx and txOn) so that on every replica the store's
+	// check-then-write transactions keep their meaning. SQLite has one writer at a time anyway.
+	advisory bool
 }
 
 var sqliteDialect = dialect{name: "sqlite", migrations: "migrations/sqlite", rebind: func(q string) string { return q }}
 
-// writerLock is the key of the advisory lock PostgreSQL writers share ("berth" in ASCII).
-const writerLock = 0x6265727468
+var postgresDialect = dialect{name: "postgres", migrations: "migrations/postgres", rebind: reboundOnce, advisory: true}
 
-var postgresDialect = dialect{name: "postgres", migrations: "migrations/postgres", rebind: dollarPlaceholders,
-	lock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", writerLock)}
+// rebound remembers queries turned into PostgreSQL's form (the store's queries are mostly
+// constants; at most maxRebound are kept, so built ones cannot fill memory).
+var (
+	rebound  sync.Map
+	reboundN atomic.Int64
+)
+
+const maxRebound = 4096
+
+func reboundOnce(q string) string {
+	if v, ok := rebound.Load(q); ok {
+		return v.(string)
+	}
+	r := dollarPlaceholders(q)
+	if reboundN.Load() < maxRebound {
+		if _, loaded := rebound.LoadOrStore(q, r); !loaded {
+			reboundN.Add(1)
+		}
+	}
+	return r
+}
 
 // dollarPlaceholders turns the '?' placeholders of a query into PostgreSQL's $1, $2, …; berth's
 // queries have no '?' in literals.
@@ -262,14 +282,28 @@ func (s *Store) Migrate(ctx context.Context, apply bool) ([]int, error) {
 	return applied, nil
 }
 
-// tx runs fn in a write transaction, committing if it returns nil.
+// tx runs fn in a write transaction that waits for, and holds off, every other write
+// transaction on every replica (PostgreSQL's writer lock, taken exclusively), committing if fn
+// returns nil. It is for writes that read or change what many others touch: configuration,
+// garbage collection, whole repositories. The frequent writes use txOn.
 func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.run(ctx, lockAll, nil, fn)
+}
+
+// txOn runs fn in a write transaction that holds the locks of keys — everything fn reads to
+// decide what to write belongs to one of them — and the writer lock shared: transactions on
+// other keys run beside it; one of tx waits for it to end. SQLite runs it as tx.
+func (s *Store) txOn(ctx context.Context, keys []lockKey, fn func(tx *sql.Tx) error) error {
+	return s.run(ctx, lockShared, keys, fn)
+}
+
+func (s *Store) run(ctx context.Context, mode lockMode, keys []lockKey, fn func(tx *sql.Tx) error) error {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if s.d.lock != "" {
-		if _, err := tx.ExecContext(ctx, s.d.lock); err != nil {
+	if s.d.advisory {
+		if _, err := tx.ExecContext(ctx, lockQuery(mode, keys), lockArgs(keys)...); err != nil {
 			return errors.Join(err, tx.Rollback())
 		}
 	}

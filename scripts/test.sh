@@ -200,8 +200,9 @@ stage "soak: a minute of mixed load (pushes, pulls, HEADs, tokens, anonymous, a 
 	bash scripts/soak.sh --minutes 1
 
 bench_stages=("push/pull benchmark"
-	"microbenchmarks, once each (Decide, token sign/verify, catalog page, usage of 100 000 manifests, manifest parse, blob write)"
+	"microbenchmarks, once each (Decide, token sign/verify, catalog page, usage of 100 000 manifests, metadata writes of 64 clients on SQLite and PostgreSQL, manifest parse, blob write)"
 	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)"
+	"benchmark smoke of the scale-out path: berth over PostgreSQL and MinIO, one and three replicas behind a proxy, every section and the S3 limit (scripts/bench.sh --backend s3 --smoke)"
 	"portal: every blade rendered server-side over 10 000 repositories and 100 000 events of each kind (BenchmarkPages)")
 if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "${bench_stages[0]}" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
@@ -209,7 +210,9 @@ if [ "${SKIP_BENCH:-}" != 1 ]; then
 		go test -run '^$' -bench . -benchtime 1x ./internal/policy ./internal/token ./internal/store ./internal/oci ./internal/blob/fsblob
 	stage "${bench_stages[2]}" \
 		bash scripts/bench.sh --smoke --rounds 1 --targets berth --out "$WORK/bench"
-	stage "${bench_stages[3]}" go test -run '^$' -bench BenchmarkPages -benchtime 10x ./internal/portal
+	stage "${bench_stages[3]}" \
+		bash scripts/bench.sh --backend s3 --smoke --rounds 1 --targets berth-s3,berth-s3x3 --out "$WORK/bench-s3"
+	stage "${bench_stages[4]}" go test -run '^$' -bench BenchmarkPages -benchtime 10x ./internal/portal
 else
 	for name in "${bench_stages[@]}"; do skip "$name" "SKIP_BENCH=1"; done
 fi

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +38,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(runCmd(), compareCmd())
+	cmd.AddCommand(runCmd(), compareCmd(), proxyCmd())
 	return cmd
 }
 
@@ -134,6 +137,7 @@ func runCmd() *cobra.Command {
 	f.IntVar(&cfg.Tags, "tags", cfg.Tags, "tags the lists section creates (once) and pages through")
 	f.IntVar(&cfg.PageSize, "page-size", cfg.PageSize, "n of each list page")
 	f.StringVar(&cfg.LimitDir, "limit-dir", "", "folder the sha256+write limit writes to (the server's disk; default the temp folder)")
+	f.StringVar(&cfg.S3Limit, "s3-limit", "", "an s3:// storage URL (as berth serve --storage takes it): the limit section also measures plain uploads to it")
 	f.StringVar(&jsonOut, "json", "", "append the results as JSON to this file (- for standard output)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "log warnings only")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile here (is the client the limit?)")
@@ -183,5 +187,37 @@ times better the base is (×2.00: twice the rate, or half the latency or memory)
 		},
 	}
 	cmd.Flags().StringVar(&base, "base", "", "the target the others are compared with (default: berth if measured, else the first)")
+	return cmd
+}
+
+func proxyCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:     "proxy URL...",
+		Short:   "Serve a round-robin reverse proxy over the registries at URL... (replicas behind a load balancer)",
+		Example: `  berth-bench proxy --listen 127.0.0.1:5000 http://127.0.0.1:5001 http://127.0.0.1:5002 http://127.0.0.1:5003`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := bench.Proxy(args)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-cmd.Context().Done()
+				srv.Close()
+			}()
+			fmt.Fprintln(cmd.OutOrStdout(), "listening on", ln.Addr())
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to listen on")
 	return cmd
 }

@@ -92,6 +92,9 @@ type Config struct {
 
 	// LimitDir is where the sha256+write limit writes its file (the server's disk, ideally).
 	LimitDir string
+	// S3Limit, an s3:// storage URL as berth takes it (credentials from the environment), adds
+	// to the limit section the rate of plain uploads to that bucket: the registry's S3 limit.
+	S3Limit string
 
 	Log *slog.Logger
 }
@@ -203,6 +206,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		switch s {
 		case SectionLimit:
 			err = r.limit(res)
+			if err == nil && cfg.S3Limit != "" {
+				err = r.s3Limit(ctx, res)
+			}
 		case SectionIdle:
 			err = r.idle(res)
 		case SectionBlobs:

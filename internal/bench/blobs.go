@@ -193,18 +193,29 @@ func (r *runner) blobs(ctx context.Context, res *Result) error {
 	if err := r.pushPull(ctx, res, label, "layers", c.Images, c.Layers, c.LayerSize); err != nil {
 		return err
 	}
+	pushShare(res, label, "sha256+write limit (one core)", fmt.Sprintf("sha256+write+fsync limit, %s blobs (one core)", sizeLabel(c.LayerSize)), s3LimitName(c.LayerSize))
+	return nil
+}
+
+// pushShare adds, for each of the limits measured, the sequential push of label as a share of it.
+func pushShare(res *Result, label string, limits ...string) {
 	push, _ := res.Get(fmt.Sprintf("push %s sequential", label))
-	for _, l := range []string{"sha256+write limit (one core)", fmt.Sprintf("sha256+write+fsync limit, %s blobs (one core)", sizeLabel(c.LayerSize))} {
+	for _, l := range limits {
 		if limit, ok := res.Get(l); ok && limit.Value > 0 && push.Value > 0 {
-			res.add(fmt.Sprintf("push %s sequential / %s", label, strings.TrimSuffix(l, " (one core)")), 100*push.Value/limit.Value, "%", false)
+			short, _, _ := strings.Cut(l, " (")
+			res.add(fmt.Sprintf("push %s sequential / %s", label, short), 100*push.Value/limit.Value, "%", false)
 		}
 	}
-	return nil
 }
 
 func (r *runner) big(ctx context.Context, res *Result) error {
 	c := r.cfg
-	return r.pushPull(ctx, res, fmt.Sprintf("%d×%s", c.BigLayers, sizeLabel(c.BigSize)), "big", c.BigLayers, 1, c.BigSize)
+	label := fmt.Sprintf("%d×%s", c.BigLayers, sizeLabel(c.BigSize))
+	if err := r.pushPull(ctx, res, label, "big", c.BigLayers, 1, c.BigSize); err != nil {
+		return err
+	}
+	pushShare(res, label, s3LimitName(c.BigSize))
+	return nil
 }
 
 // peak pushes PeakPushes images at once and reads the server's peak RSS over them.

@@ -102,6 +102,14 @@ func TestDataLostByStorage(t *testing.T) {
 	if !removeStored(t, s, ld) || !removeStored(t, s, md) {
 		t.Skip("the storage is not the filesystem: its data cannot be removed behind berth's back here")
 	}
+	// This server still holds the manifest's bytes, verified when they were pushed: it serves
+	// them (content addressed, they are right). A server without them says what storage lost.
+	if r := c.do("GET", "/v2/lost/app/manifests/v1", nil, nil); r.StatusCode != 200 || string(r.body) != string(m) {
+		t.Errorf("GET of a manifest storage lost, from the server's cache: %d %s", r.StatusCode, r.body)
+	}
+	s.Stop()
+	s = registrytest.New(t, registrytest.Options{Dir: s.Dir})
+	c = newClient(t, s)
 	if r := c.do("GET", "/v2/lost/app/blobs/"+string(ld), nil, nil); r.StatusCode != 404 || r.code() != "BLOB_UNKNOWN" || !strings.Contains(r.message(), "missing from storage") {
 		t.Errorf("GET of a blob storage lost: %d %s", r.StatusCode, r.body)
 	}
@@ -117,6 +125,30 @@ func TestDataLostByStorage(t *testing.T) {
 	c.must(c.do("PUT", "/v2/lost/app/manifests/v1", map[string]string{"Content-Type": oci.MediaTypeImageManifest}, m), 201, "push the manifest again")
 	if got := mustGet(c, "/v2/lost/app/blobs/"+string(ld)); string(got) != string(layer) {
 		t.Error("the blob pushed again differs")
+	}
+}
+
+// TestDamagedManifestNotServed: a manifest whose stored bytes changed behind berth's back is
+// refused, not served (nor remembered) as if it were the manifest its digest names.
+func TestDamagedManifestNotServed(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	m, md := c.pushImage("damaged/app", "v1", randomBytes(t, 300))
+	p := findFile(t, s.Dir, md.Encoded())
+	if p == "" {
+		t.Skip("the storage is not the filesystem: its data cannot be changed behind berth's back here")
+	}
+	damaged := []byte(strings.Replace(string(m), "schemaVersion", "schemaVersioN", 1))
+	if err := os.WriteFile(p, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	s = registrytest.New(t, registrytest.Options{Dir: s.Dir})
+	c = newClient(t, s)
+	for range 2 {
+		if r := c.do("GET", "/v2/damaged/app/manifests/v1", nil, nil); r.StatusCode == 200 || strings.Contains(string(r.body), "schemaVersioN") {
+			t.Fatalf("GET of a damaged manifest: %d %s", r.StatusCode, r.body)
+		}
 	}
 }
 

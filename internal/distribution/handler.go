@@ -73,12 +73,14 @@ type Deps struct {
 
 // Handler serves /v2/.
 type Handler struct {
-	blobs  blob.Store
-	meta   *store.Store
-	authn  authn.Authenticator
-	policy Decider
-	audit  audit.Recorder
-	log    *slog.Logger
+	blobs blob.Store
+	// manifests keeps recently used manifests' bytes (content addressed: never stale).
+	manifests *manifestCache
+	meta      *store.Store
+	authn     authn.Authenticator
+	policy    Decider
+	audit     audit.Recorder
+	log       *slog.Logger
 	// onUpload is Deps.OnUpload.
 	onUpload func(time.Duration, int64)
 	limits   Limits
@@ -110,7 +112,8 @@ func New(d Deps) *Handler {
 		d.Outbound = http.DefaultTransport
 	}
 	return &Handler{blobs: d.Blobs, meta: d.Meta, authn: d.Authn, policy: d.Policy, audit: d.Audit, onUpload: d.OnUpload,
-		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound, source: d.Source, imports: make(chan struct{}, maxImports)}
+		log: d.Log.With("component", "distribution"), limits: d.Limits, now: d.Now, outbound: d.Outbound, source: d.Source, imports: make(chan struct{}, maxImports),
+		manifests: newManifestCache(manifestCacheBytes, manifestCacheItem)}
 }
 
 // request is one parsed, authorized /v2/ request.

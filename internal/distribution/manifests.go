@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -79,20 +80,44 @@ func (h *Handler) getManifest(w http.ResponseWriter, r *http.Request, req *reque
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	rc, err := h.blobs.Open(ctx, m.Digest, 0)
-	if errors.Is(err, blob.ErrNotFound) {
-		h.log.ErrorContext(ctx, "manifest in metadata but missing from storage", "digest", m.Digest, "repository", req.name)
-		return httperr.New(oci.CodeManifestUnknown, "manifest %s is missing from storage", m.Digest)
-	}
+	body, err := h.manifestBody(ctx, m)
 	if err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
+			h.log.ErrorContext(ctx, "manifest in metadata but missing from storage", "digest", m.Digest, "repository", req.name)
+			return httperr.New(oci.CodeManifestUnknown, "manifest %s is missing from storage", m.Digest)
+		}
 		return err
 	}
-	defer rc.Close()
 	w.WriteHeader(http.StatusOK)
-	if _, err := io.CopyN(w, rc, m.Size); err != nil {
+	if _, err := w.Write(body); err != nil {
 		h.log.DebugContext(ctx, "manifest download ended early", "digest", m.Digest, "err", err)
 	}
 	return nil
+}
+
+// manifestBody returns manifest m's bytes: from the cache, else read from storage and verified
+// (bytes that do not match the digest are an error, never served or kept).
+func (h *Handler) manifestBody(ctx context.Context, m store.Manifest) ([]byte, error) {
+	if body, ok := h.manifests.get(m.Digest); ok {
+		return body, nil
+	}
+	if m.Size < 0 || m.Size > oci.MaxManifestSize {
+		return nil, fmt.Errorf("manifest %s: recorded size %d is out of bounds", m.Digest, m.Size)
+	}
+	rc, err := h.blobs.Open(ctx, m.Digest, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	body := make([]byte, m.Size)
+	if _, err := io.ReadFull(rc, body); err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", m.Digest, err)
+	}
+	if got := oci.FromBytes(m.Digest.Algorithm(), body); got != m.Digest {
+		return nil, fmt.Errorf("manifest %s in storage has digest %s: the stored bytes are damaged", m.Digest, got)
+	}
+	h.manifests.put(m.Digest, body)
+	return body, nil
 }
 
 func (h *Handler) putManifest(w http.ResponseWriter, r *http.Request, req *request) error {
@@ -203,6 +228,7 @@ func (h *Handler) storeManifest(ctx context.Context, req *request, contentType s
 	} else if err != nil {
 		return nil, err
 	}
+	h.manifests.put(d, body) // its digest was checked
 	return parsed, nil
 }
 

@@ -54,12 +54,8 @@ var (
 	_ blob.ReadBacker   = (*writer)(nil)
 )
 
-// New connects to the bucket, which must exist.
-func New(ctx context.Context, cfg Config) (*Store, error) {
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
-		endpoint = "s3.amazonaws.com"
-	}
+// Client is a client of the endpoint cfg names, with its credentials, as berth reaches it.
+func Client(cfg config.S3) (*minio.Client, error) {
 	creds := credentials.NewChainCredentials([]credentials.Provider{&credentials.EnvAWS{}, &credentials.EnvMinio{}})
 	if cfg.CredentialsFile != "" {
 		creds = credentials.NewFileAWSCredentials(cfg.CredentialsFile, cfg.Profile)
@@ -68,9 +64,26 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
-	c, err := minio.New(endpoint, &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region, BucketLookup: lookup})
+	c, err := minio.New(endpointOf(cfg), &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region, BucketLookup: lookup})
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: %w", err)
+	}
+	return c, nil
+}
+
+func endpointOf(cfg config.S3) string {
+	if cfg.Endpoint == "" {
+		return "s3.amazonaws.com"
+	}
+	return cfg.Endpoint
+}
+
+// New connects to the bucket, which must exist.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	endpoint := endpointOf(cfg.S3)
+	c, err := Client(cfg.S3)
+	if err != nil {
+		return nil, err
 	}
 	ok, err := c.BucketExists(ctx, cfg.Bucket)
 	if err != nil {

@@ -203,7 +203,8 @@ bench_stages=("push/pull benchmark"
 	"microbenchmarks, once each (Decide, token sign/verify, catalog page, usage of 100 000 manifests, metadata writes of 64 clients on SQLite and PostgreSQL, manifest parse, blob write)"
 	"benchmark smoke: berth-bench against a fresh berth, every section, tiny sizes (scripts/bench.sh --smoke)"
 	"benchmark smoke of the scale-out path: berth over PostgreSQL and MinIO, one and three replicas behind a proxy, every section and the S3 limit (scripts/bench.sh --backend s3 --smoke)"
-	"portal: every blade rendered server-side over 10 000 repositories and 100 000 events of each kind (BenchmarkPages)")
+	"portal: every blade rendered server-side over 10 000 repositories and 100 000 events of each kind (BenchmarkPages)"
+	"costs as data grows, smoke: berth-bench scale at 1× and 10× on SQLite and PostgreSQL, charts in the artifacts")
 if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "${bench_stages[0]}" go test -run '^$' -bench BenchmarkPushPull -benchtime 2x ./test/e2e
 	stage "${bench_stages[1]}" \
@@ -213,6 +214,9 @@ if [ "${SKIP_BENCH:-}" != 1 ]; then
 	stage "${bench_stages[3]}" \
 		bash scripts/bench.sh --backend s3 --smoke --rounds 1 --targets berth-s3,berth-s3x3 --out "$WORK/bench-s3"
 	stage "${bench_stages[4]}" go test -run '^$' -bench BenchmarkPages -benchtime 10x ./internal/portal
+	stage "${bench_stages[5]}" \
+		go run ./cmd/berth-bench scale --database sqlite --database "$BERTH_TEST_POSTGRES" --scales 1,10 --reps 20 -q \
+		--plot-dir "$BERTH_ARTIFACTS/scale"
 else
 	for name in "${bench_stages[@]}"; do skip "$name" "SKIP_BENCH=1"; done
 fi

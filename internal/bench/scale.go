@@ -53,7 +53,7 @@ var (
 	scaleFlat = []string{"catalog page (n=100)", "tag page (n=100, biggest repository)", "tag details page (n=100, biggest repository)",
 		"manifest HEAD (tag lookup)", "Decide", "login events by correlation id", "login events by identity (newest 100)",
 		"retention candidates (first 100)"}
-	scaleLinear = []string{"policy reload after a change", "GC dry run, every stored blob", "purge of expired soft-deleted manifests",
+	scaleLinear = []string{"policy reload after a change", "registry usage (show-usage)", "GC dry run, every stored blob", "purge of expired soft-deleted manifests",
 		"purge of events older than the first 1%", "seed"}
 )
 
@@ -184,6 +184,15 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, db string, n int) ([]ScaleP
 		return nil, err
 	}
 	add("Decide", d, 0)
+	// The registry's usage sums its manifests' and blobs' sizes: it reads an index entry each.
+	d, err = medianOf(max(1, reps/20), func() error {
+		_, err := s.RegistryUsage(ctx, reg.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("usage: %w", err)
+	}
+	add("registry usage (show-usage)", d, int64(2400*n))
 	// Garbage collection over every stored blob (the seeded manifests and layers, and a tenth
 	// more that nothing references), as a dry run: it reads and decides, and deletes nothing.
 	stored, err := s.SeededBlobs(ctx)

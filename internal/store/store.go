@@ -134,8 +134,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", redactDSN(dsn), err)
 		}
+		// As many idle connections kept as may be open: fewer, and a burst of more than that
+		// many requests closes and reopens connections (a new server process each) all along.
 		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(16)
+		db.SetMaxIdleConns(32)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()

@@ -42,6 +42,7 @@ type Config struct {
 // Store is an S3 blob store.
 type Store struct {
 	c    *minio.Client
+	core minio.Core // the same client's plain calls: a GET that answers at once, no read-ahead
 	cfg  Config
 	temp string
 }
@@ -101,7 +102,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if temp == "" {
 		temp = os.TempDir()
 	}
-	return &Store{c: c, cfg: cfg, temp: temp}, nil
+	return &Store{c: c, core: minio.Core{Client: c}, cfg: cfg, temp: temp}, nil
 }
 
 func (s *Store) blobKey(d oci.Digest) string {
@@ -120,22 +121,23 @@ func notFound(err error) bool {
 	return code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload"
 }
 
-// Open implements blob.Store.
+// Open implements blob.Store: one GET, whose reply says whether the blob exists (before the
+// caller has written anything) and streams it.
 func (s *Store) Open(ctx context.Context, d oci.Digest, offset int64) (io.ReadCloser, error) {
-	if _, err := s.Stat(ctx, d); err != nil {
-		return nil, err
-	}
 	var o minio.GetObjectOptions
 	if offset > 0 {
 		if err := o.SetRange(offset, 0); err != nil {
 			return nil, fmt.Errorf("s3blob: %w", err)
 		}
 	}
-	obj, err := s.c.GetObject(ctx, s.cfg.Bucket, s.blobKey(d), o)
+	body, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, s.blobKey(d), o)
+	if notFound(err) {
+		return nil, blob.ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: get %s: %w", d, err)
 	}
-	return obj, nil
+	return body, nil
 }
 
 // Stat implements blob.Store.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -71,7 +72,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) ([]ScalePoint, error) {
 	var out []ScalePoint
 	for _, db := range cfg.Databases {
 		for _, n := range cfg.Scales {
-			cfg.Log.Info("scale", "database", db, "scale", n)
+			cfg.Log.Info("scale", "database", store.Redact(db), "scale", n)
 			pts, err := scaleOnce(ctx, cfg, db, n)
 			if err != nil {
 				return out, err
@@ -285,7 +286,13 @@ func (l *listedBlobs) DeleteBlob(ctx context.Context, d oci.Digest) error {
 func freshDatabase(ctx context.Context, dir, db string, n int) (dsn, dialect string, drop func(), err error) {
 	if db == "sqlite" {
 		path := filepath.Join(dir, fmt.Sprintf("scale-%d.db", n))
-		return "sqlite:" + path, "sqlite", func() {}, nil
+		drop := func() { // gigabytes at 1 000×
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				os.Remove(p)
+			}
+		}
+		drop()
+		return "sqlite:" + path, "sqlite", drop, nil
 	}
 	if !store.IsPostgres(db) {
 		return "", "", nil, fmt.Errorf("bench: a database is sqlite or a postgres:// DSN, not %q", store.Redact(db))

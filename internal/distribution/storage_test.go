@@ -333,7 +333,8 @@ func (c counting) Open(ctx context.Context, d oci.Digest, offset int64) (io.Read
 }
 
 // TestHeadReadsNoData: HEAD of a manifest or a blob is answered from the metadata, without
-// reading storage (a HEAD per image is how clients check what exists; on S3 a read costs).
+// reading storage (a HEAD per image is how clients check what exists; on S3 a read costs); a
+// GET of a manifest reads storage once per server, then its bytes are remembered.
 func TestHeadReadsNoData(t *testing.T) {
 	st, fs, reg := storageFixture(t)
 	opens := 0
@@ -353,13 +354,14 @@ func TestHeadReadsNoData(t *testing.T) {
 		name  string
 		serve func(w http.ResponseWriter, r *http.Request) error
 		size  int
+		reads int // by a GET
 	}{
-		{"manifest", func(w http.ResponseWriter, r *http.Request) error {
+		{"manifest", func(w http.ResponseWriter, r *http.Request) error { // pushed here: remembered
 			return h.getManifest(w, r, &request{route: route{kind: kindManifest, name: "app", ref: "v1"}, reg: reg})
-		}, len(m)},
+		}, len(m), 0},
 		{"blob", func(w http.ResponseWriter, r *http.Request) error {
 			return h.getBlob(w, r, &request{route: route{kind: kindBlob, name: "app", ref: string(d)}, reg: reg})
-		}, len(cfg)},
+		}, len(cfg), 1},
 	} {
 		opens = 0
 		w := httptest.NewRecorder()
@@ -370,8 +372,18 @@ func TestHeadReadsNoData(t *testing.T) {
 			t.Errorf("HEAD %s read storage %d times", tc.name, opens)
 		}
 		w = httptest.NewRecorder()
-		if err := tc.serve(w, httptest.NewRequest("GET", "/", nil)); err != nil || w.Body.Len() != tc.size || opens != 1 {
-			t.Errorf("GET %s: %v, %d bytes, %d reads", tc.name, err, w.Body.Len(), opens)
+		if err := tc.serve(w, httptest.NewRequest("GET", "/", nil)); err != nil || w.Body.Len() != tc.size || opens != tc.reads {
+			t.Errorf("GET %s: %v, %d bytes, %d reads, want %d", tc.name, err, w.Body.Len(), opens, tc.reads)
+		}
+	}
+	// Another server (another replica, or this one restarted) reads the manifest once.
+	h2 := New(Deps{Blobs: counting{fs, &opens}, Meta: st, Policy: allowAll{}, Log: slog.New(slog.DiscardHandler)})
+	opens = 0
+	for i := range 2 {
+		w := httptest.NewRecorder()
+		err := h2.getManifest(w, httptest.NewRequest("GET", "/", nil), &request{route: route{kind: kindManifest, name: "app", ref: "v1"}, reg: reg})
+		if err != nil || !bytes.Equal(w.Body.Bytes(), m) || opens != 1 {
+			t.Errorf("GET %d of the manifest on another server: %v, %q, %d reads, want 1 in all", i+1, err, w.Body.Bytes(), opens)
 		}
 	}
 }

@@ -152,6 +152,21 @@ func TestDamagedManifestNotServed(t *testing.T) {
 	}
 }
 
+// TestManifestCacheKeepsRepositories: a manifest whose bytes a server remembers (pushed to one
+// repository) is still unknown to another repository that does not hold it.
+func TestManifestCacheKeepsRepositories(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{})
+	c := newClient(t, s)
+	_, md := c.pushImage("cache/a", "v1", randomBytes(t, 300))
+	if r := c.do("GET", "/v2/cache/a/manifests/"+string(md), nil, nil); r.StatusCode != 200 {
+		t.Fatalf("GET in its own repository: %d %s", r.StatusCode, r.body)
+	}
+	c.pushImage("cache/b", "v1", randomBytes(t, 300))
+	if r := c.do("GET", "/v2/cache/b/manifests/"+string(md), nil, nil); r.StatusCode != 404 || r.code() != "MANIFEST_UNKNOWN" {
+		t.Errorf("GET from a repository that does not hold it: %d %s", r.StatusCode, r.body)
+	}
+}
+
 // startUpload opens an upload session and returns its path.
 func startUpload(c *client, repo string) string {
 	c.t.Helper()

@@ -263,18 +263,28 @@ type RetentionCandidate struct {
 // RetentionCandidates lists (at most limit) the manifests whose registry's retention policy is
 // on and that lost their last tag more than its days ago: not locked (the manifest or its
 // repository), not named by another manifest (an index's children), not the referrer of a
-// manifest still there (a signature, an SBOM).
+// manifest still there (a signature, an SBOM), oldest first.
+//
+// The query walks the index of untagged manifests in order and checks each one with index
+// lookups until it has limit of them, whatever the statistics say: every check is a correlated
+// subquery that "OFFSET 0" keeps PostgreSQL from turning into a join. Planned as joins, it drove
+// from the repositories and read a repository's every tag, or every untagged manifest per
+// repository (issue 23, docs/benchmarks.md "Costs as data grows").
 func (s *Store) RetentionCandidates(ctx context.Context, now time.Time, limit int) ([]RetentionCandidate, error) {
 	day := int64(24 * time.Hour / time.Millisecond)
-	out, err := queryAll(ctx, s.r, s.q(`SELECT g.id, g.name, r.name, m.digest FROM manifests m
-		JOIN repositories r ON r.id = m.repository_id
+	out, err := queryAll(ctx, s.r, s.q(`SELECT g.id, g.name, r.name, c.digest FROM (
+		SELECT m.repository_id, m.digest, m.untagged_at FROM manifests m
+		WHERE m.untagged_at > 0 AND m.untagged_at <= ? AND m.write_enabled = 1 AND m.delete_enabled = 1
+		AND EXISTS (SELECT 1 FROM repositories r JOIN registries g ON g.id = r.registry_id
+			WHERE r.id = m.repository_id AND r.write_enabled = 1 AND r.delete_enabled = 1
+			AND g.retention_enabled = 1 AND m.untagged_at <= ? - g.retention_days * ? LIMIT 1 OFFSET 0)
+		AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest LIMIT 1 OFFSET 0)
+		AND NOT EXISTS (SELECT 1 FROM manifest_references c WHERE c.repository_id = m.repository_id AND c.child = m.digest LIMIT 1 OFFSET 0)
+		AND NOT (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject LIMIT 1 OFFSET 0))
+		ORDER BY m.untagged_at LIMIT ?) c
+		JOIN repositories r ON r.id = c.repository_id
 		JOIN registries g ON g.id = r.registry_id
-		WHERE g.retention_enabled = 1 AND m.untagged_at > 0 AND m.untagged_at <= ? - g.retention_days * ?
-		AND m.write_enabled = 1 AND m.delete_enabled = 1 AND r.write_enabled = 1 AND r.delete_enabled = 1
-		AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
-		AND NOT EXISTS (SELECT 1 FROM manifest_references c WHERE c.repository_id = m.repository_id AND c.child = m.digest)
-		AND NOT (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))
-		ORDER BY m.untagged_at LIMIT ?`), []any{now.UnixMilli(), day, limit},
+		ORDER BY c.untagged_at`), []any{now.UnixMilli(), now.UnixMilli(), day, limit},
 		func(sc scanner) (RetentionCandidate, error) {
 			var c RetentionCandidate
 			var d string

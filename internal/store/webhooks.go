@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -254,10 +255,29 @@ func (s *Store) newPayload(ctx context.Context, action string, target WebhookTar
 	return p
 }
 
-// NewDeliveryID is a random id in the shape of a GUID, as ACR's event ids.
+// idClock makes this process's delivery ids increase: the millisecond, then a counter.
+var idClock struct {
+	sync.Mutex
+	last int64 // unix milliseconds << 12 | counter
+}
+
+// NewDeliveryID is an id in the shape of a GUID, as ACR's event ids: a version 7 UUID (RFC
+// 9562), whose first 60 bits are the millisecond and a counter and whose other 62 come from
+// crypto/rand. Ids made by one process sort in the order they were made, so that events and
+// deliveries of the same millisecond go out in that order (a push before the delete after it).
 func NewDeliveryID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
+	var b [16]byte
+	rand.Read(b[:])
+	idClock.Lock()
+	t := max(time.Now().UnixMilli()<<12, idClock.last+1)
+	idClock.last = t
+	idClock.Unlock()
+	ms, seq := t>>12, t&0xfff
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6], b[7] = 0x70|byte(seq>>8), byte(seq)
+	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
@@ -437,7 +457,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Tim
 			return nil, fmt.Errorf("store: webhook events: %w", err)
 		}
 	}
-	ids, err := queryAll(ctx, s.r, s.q(`SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND lease_until < ? ORDER BY next_at LIMIT ?`),
+	ids, err := queryAll(ctx, s.r, s.q(`SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_at <= ? AND lease_until < ? ORDER BY next_at, id LIMIT ?`),
 		[]any{now.UnixMilli(), now.UnixMilli(), limit}, func(sc scanner) (string, error) {
 			var id string
 			return id, sc.Scan(&id)
@@ -464,7 +484,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, holder string, now time.Tim
 	// What this holder got (another replica may have taken some first); a delivery whose webhook
 	// was deleted meanwhile is gone.
 	out, err := queryAll(ctx, s.r, s.q(`SELECT `+deliveryColumns+` FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-		WHERE d.id IN (`+marks+`) AND d.lease = ? AND d.lease_until = ? ORDER BY d.next_at`), append(args[2:], holder, now.Add(lease).UnixMilli()), scanDelivery)
+		WHERE d.id IN (`+marks+`) AND d.lease = ? AND d.lease_until = ? ORDER BY d.next_at, d.id`), append(args[2:], holder, now.Add(lease).UnixMilli()), scanDelivery)
 	if err != nil {
 		return nil, fmt.Errorf("store: claimed deliveries: %w", err)
 	}

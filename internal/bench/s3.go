@@ -25,7 +25,7 @@ func s3LimitName(size int64) string {
 }
 
 // s3Limit measures what bounds a push to a registry over the S3 bucket of cfg.S3Limit: a plain
-// upload with minio-go (multipart above its part size, signed as berth signs) of fresh random
+// upload with minio-go (with the options of berth's own uploads: s3blob.PutOptions) of fresh random
 // objects of the blobs section's layer size and of the big section's, one at a time. The
 // objects are removed afterwards.
 func (r *runner) s3Limit(ctx context.Context, res *Result) error {
@@ -50,7 +50,7 @@ func (r *runner) s3Limit(ctx context.Context, res *Result) error {
 	for _, size := range []int64{r.cfg.LayerSize, r.cfg.BigSize} {
 		// About 256 MiB of objects: at least two, at most 32.
 		n := min(32, max(2, int((256<<20)/size)))
-		rate, err := s3Uploads(ctx, c, st.S3.Bucket, st.S3.Prefix+"berth-bench-limit/", size, n)
+		rate, err := s3Uploads(ctx, c, st.S3.Bucket, st.S3.Prefix+"berth-bench-limit/", size, n, s3blob.PutOptions(*st.S3, size))
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func (r *runner) s3Limit(ctx context.Context, res *Result) error {
 
 // s3Uploads uploads n objects of size fresh random bytes one after the other under prefix and
 // returns MiB/s; it removes them.
-func s3Uploads(ctx context.Context, c *minio.Client, bucket, prefix string, size int64, n int) (float64, error) {
+func s3Uploads(ctx context.Context, c *minio.Client, bucket, prefix string, size int64, n int, o minio.PutObjectOptions) (float64, error) {
 	buf := make([]byte, size)
 	rnd := mrand.NewChaCha8([32]byte{byte(size), byte(n), 7})
 	var keys []string
@@ -75,7 +75,7 @@ func s3Uploads(ctx context.Context, c *minio.Client, bucket, prefix string, size
 		_, _ = rnd.Read(buf) // fresh bytes, outside the timed part
 		key := fmt.Sprintf("%s%d-%d", prefix, size, i)
 		start := time.Now()
-		if _, err := c.PutObject(ctx, bucket, key, bytes.NewReader(buf), size, minio.PutObjectOptions{ContentType: "application/octet-stream"}); err != nil {
+		if _, err := c.PutObject(ctx, bucket, key, bytes.NewReader(buf), size, o); err != nil {
 			return 0, fmt.Errorf("upload %s: %w", key, err)
 		}
 		elapsed += time.Since(start)

@@ -57,6 +57,15 @@ type Writer interface {
 	Close() error
 }
 
+// DigestSyncer is an optional Writer capability: SyncDigest is Sync for the first bytes of an
+// upload (nothing was synced before), whose digest the caller has computed as they were written.
+// The driver may keep them where blob d belongs, readable by Open before any Commit, so that a
+// Commit(d) that follows moves nothing; the caller keeps garbage collection away from d while
+// the upload is open (store.CheckpointUpload's held digest).
+type DigestSyncer interface {
+	SyncDigest(d oci.Digest) error
+}
+
 // ReadBacker is an optional Writer capability: reading the upload's data before commit, for
 // verifying a digest under an algorithm that was not computed while writing.
 type ReadBacker interface {
@@ -106,11 +115,17 @@ func Put(ctx context.Context, s Store, uploadID string, d oci.Digest, r io.Reade
 		return Info{}, err
 	}
 	h := d.Algorithm().New()
-	if _, err := io.Copy(io.MultiWriter(w, h), r); err != nil {
+	n, err := io.Copy(io.MultiWriter(w, h), r)
+	if err != nil {
 		return Info{}, errors.Join(err, w.Cancel(ctx))
 	}
 	if got := oci.NewDigest(d.Algorithm(), h); got != d {
 		return Info{}, errors.Join(&DigestMismatchError{Want: d, Got: got}, w.Cancel(ctx))
+	}
+	if ds, ok := w.(DigestSyncer); ok && n > 0 {
+		if err := ds.SyncDigest(d); err != nil {
+			return Info{}, errors.Join(err, w.Cancel(ctx))
+		}
 	}
 	return w.Commit(ctx, d)
 }

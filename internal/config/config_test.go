@@ -111,12 +111,12 @@ func TestValidate(t *testing.T) {
 }
 
 func TestParseStorage(t *testing.T) {
-	st, err := ParseStorage("s3://bucket/some/prefix?endpoint=127.0.0.1:9000&region=eu-west-1&insecure=true&path_style=true&redirect=true&create_bucket=false&profile=p&credentials_file=/c")
+	st, err := ParseStorage("s3://bucket/some/prefix?endpoint=127.0.0.1:9000&region=eu-west-1&insecure=true&path_style=true&redirect=true&create_bucket=false&profile=p&credentials_file=/c&payload_signing=true")
 	if c := st.S3; err != nil || c == nil || st.FSPath != "" || c.Bucket != "bucket" || c.Prefix != "some/prefix/" || c.Endpoint != "127.0.0.1:9000" ||
-		c.Region != "eu-west-1" || !c.Insecure || !c.PathStyle || !c.Redirect || c.CreateBucket || c.Profile != "p" || c.CredentialsFile != "/c" {
+		c.Region != "eu-west-1" || !c.Insecure || !c.PathStyle || !c.Redirect || c.CreateBucket || c.Profile != "p" || c.CredentialsFile != "/c" || !c.PayloadSigning {
 		t.Errorf("ParseStorage = %+v %+v, %v", st, st.S3, err)
 	}
-	if st, err := ParseStorage("s3://b"); err != nil || st.S3.Prefix != "" || st.S3.Insecure {
+	if st, err := ParseStorage("s3://b"); err != nil || st.S3.Prefix != "" || st.S3.Insecure || st.S3.PayloadSigning {
 		t.Errorf("bare bucket: %+v, %v", st, err)
 	}
 	if st, err := ParseStorage("fs:/var/lib/berth/blobs"); err != nil || st.FSPath != "/var/lib/berth/blobs" || st.S3 != nil {

@@ -31,11 +31,16 @@ type S3 struct {
 	Redirect bool
 	// CreateBucket creates the bucket when it does not exist (else that is an error).
 	CreateBucket bool
+	// PayloadSigning signs every uploaded byte (SigV4's streaming signature: a SHA-256 of the
+	// data on each side) over plain HTTP, instead of a CRC32C trailer the store checks; for
+	// stores that refuse trailing checksums. Over HTTPS payloads are never signed.
+	PayloadSigning bool
 }
 
 // ParseStorage reads the storage setting: fs:PATH, or
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R&insecure=true&path_style=true&
-// credentials_file=PATH&profile=P&redirect=true&create_bucket=true. It is the one place the
+// credentials_file=PATH&profile=P&redirect=true&create_bucket=true&payload_signing=true. It is
+// the one place the
 // setting is read (Validate checks it, the server opens what it names).
 func ParseStorage(spec string) (Storage, error) {
 	switch {
@@ -70,13 +75,14 @@ func parseS3(raw string) (S3, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "endpoint", "region", "insecure", "path_style", "credentials_file", "profile", "redirect", "create_bucket":
+		case "endpoint", "region", "insecure", "path_style", "credentials_file", "profile", "redirect", "create_bucket", "payload_signing":
 		default:
 			return S3{}, fmt.Errorf("unknown storage URL parameter %q", k)
 		}
 	}
 	c.Endpoint, c.Region, c.CredentialsFile, c.Profile = q.Get("endpoint"), q.Get("region"), q.Get("credentials_file"), q.Get("profile")
-	for k, dst := range map[string]*bool{"insecure": &c.Insecure, "path_style": &c.PathStyle, "redirect": &c.Redirect, "create_bucket": &c.CreateBucket} {
+	for k, dst := range map[string]*bool{"insecure": &c.Insecure, "path_style": &c.PathStyle, "redirect": &c.Redirect, "create_bucket": &c.CreateBucket,
+		"payload_signing": &c.PayloadSigning} {
 		if v := q.Get(k); v != "" {
 			if *dst, err = strconv.ParseBool(v); err != nil {
 				return S3{}, fmt.Errorf("%s: %q is not true or false", k, v)

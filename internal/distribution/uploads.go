@@ -459,15 +459,24 @@ func (h *Handler) appendBody(ctx context.Context, r *http.Request, req *request,
 		body.readErr = copyErr
 	}
 	if n > 0 || commit == nil {
-		// Checkpoint what arrived, even after an error, so a client can resume from there.
-		if err := bw.Sync(); err != nil {
+		// Checkpoint what arrived, even after an error, so a client can resume from there. The
+		// first bytes of an upload may be stored where the blob of their digest belongs (S3:
+		// the commit then copies nothing); the upload holds that blob until it ends.
+		var held oci.Digest
+		if ds, ok := bw.(blob.DigestSyncer); ok && u.Size == 0 && n > 0 {
+			held = oci.NewDigest(oci.Algorithm(u.HashAlgorithm), hs)
+			err = ds.SyncDigest(held)
+		} else {
+			err = bw.Sync()
+		}
+		if err != nil {
 			return 0, err
 		}
 		state, err := marshalHash(hs)
 		if err != nil {
 			return 0, err
 		}
-		if err := h.meta.CheckpointUpload(ctx, u.ID, u.Size, u.Size+n, state); err != nil {
+		if err := h.meta.CheckpointUpload(ctx, u.ID, u.Size, u.Size+n, state, held); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return 0, httperr.New(oci.CodeBlobUploadUnknown, "upload %s was cancelled meanwhile", u.ID)
 			}

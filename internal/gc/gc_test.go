@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +24,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/blob/s3blob/s3test"
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/gc"
 	"github.com/berth-registry/berth/internal/oci"
 	"github.com/berth-registry/berth/internal/registrytest"
@@ -231,5 +235,67 @@ func TestCollectDuringPushes(t *testing.T) {
 				t.Errorf("pull %s: %v", p.ref, err)
 			}
 		}
+	}
+}
+
+// TestCollectSparesOpenUploads: an upload whose bytes arrived (a PATCH) but that is not
+// committed yet survives a collection that finds its bytes old and unreferenced — on S3 those
+// bytes are already stored where their blob belongs — and its PUT then commits them whole.
+func TestCollectSparesOpenUploads(t *testing.T) {
+	for _, backend := range []string{"filesystem", "s3"} {
+		t.Run(backend, func(t *testing.T) {
+			ctx := context.Background()
+			var o registrytest.Options
+			if backend == "s3" {
+				u := s3test.URL(t, "gc-upload")
+				o.Config = func(c *config.Config) { c.Storage = u }
+			}
+			s := registrytest.New(t, o)
+			user, pwd := s.Admin(t)
+			do := func(method, path string, body []byte, want int) *http.Response {
+				t.Helper()
+				req, _ := http.NewRequest(method, path, bytes.NewReader(body))
+				req.SetBasicAuth(user, pwd)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
+				}
+				return resp
+			}
+			data := make([]byte, 200_000)
+			rand.Read(data)
+			d := oci.FromBytes(oci.SHA256, data)
+			loc := do("POST", s.URL+"/v2/gc/open/blobs/uploads/", nil, http.StatusAccepted).Header.Get("Location")
+			if !strings.HasPrefix(loc, "http") {
+				loc = s.URL + loc
+			}
+			loc = do("PATCH", loc, data, http.StatusAccepted).Header.Get("Location")
+			if !strings.HasPrefix(loc, "http") {
+				loc = s.URL + loc
+			}
+			if _, err := gc.Run(ctx, s.Meta(), s.Blobs(), gc.Options{Now: func() time.Time { return time.Now().Add(2 * time.Hour) }, Grace: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			sep := "?"
+			if strings.Contains(loc, "?") {
+				sep = "&"
+			}
+			do("PUT", loc+sep+"digest="+string(d), nil, http.StatusCreated)
+			req, _ := http.NewRequest("GET", s.URL+"/v2/gc/open/blobs/"+string(d), nil)
+			req.SetBasicAuth(user, pwd)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Equal(got, data) {
+				t.Fatalf("GET after the commit: %d, %d bytes", resp.StatusCode, len(got))
+			}
+		})
 	}
 }

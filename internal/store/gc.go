@@ -29,7 +29,8 @@ func (s *Store) checkTombstone(ctx context.Context, tx *sql.Tx, d oci.Digest) er
 
 // referenced reports whether d is a manifest, or a blob a manifest references, in any
 // repository of any registry, or was linked into a repository since linkedSince (a push in
-// progress, whose manifest is yet to come).
+// progress, whose manifest is yet to come), or is what an open upload holds so far (its blob
+// store may keep those bytes at d already).
 func (s *Store) referenced(ctx context.Context, q rowQuerier, d oci.Digest, linkedSince time.Time) (bool, error) {
 	var one int
 	// Soft-deleted manifests keep what they are and reference, until they are purged.
@@ -37,8 +38,9 @@ func (s *Store) referenced(ctx context.Context, q rowQuerier, d oci.Digest, link
 		OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?)
 		OR EXISTS (SELECT 1 FROM repository_blobs WHERE digest = ? AND created_at >= ?)
 		OR EXISTS (SELECT 1 FROM deleted_manifests WHERE digest = ?)
-		OR EXISTS (SELECT 1 FROM deleted_manifest_references WHERE child = ?)`),
-		string(d), string(d), string(d), linkedSince.UnixMilli(), string(d), string(d)).Scan(&one)
+		OR EXISTS (SELECT 1 FROM deleted_manifest_references WHERE child = ?)
+		OR EXISTS (SELECT 1 FROM uploads WHERE digest = ?)`),
+		string(d), string(d), string(d), linkedSince.UnixMilli(), string(d), string(d), string(d)).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

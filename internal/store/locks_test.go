@@ -132,7 +132,7 @@ func TestWritersSideBySide(t *testing.T) {
 		if err := s.CreateUpload(ctx, Upload{ID: "u1", RegistryID: reg.ID, Repository: "a", HashAlgorithm: "sha256"}); err != nil {
 			return err
 		}
-		return s.CheckpointUpload(ctx, "u1", 0, 10, []byte("h"))
+		return s.CheckpointUpload(ctx, "u1", 0, 10, []byte("h"), "")
 	})
 	passes("a batch of events", func(ctx context.Context) error {
 		return s.InsertEvents(ctx, []LoginEvent{{Time: time.Now(), Registry: "default", Identity: "x"}}, nil)

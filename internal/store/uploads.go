@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/berth-registry/berth/internal/oci"
 )
 
 // Upload is a blob upload session. Size and HashState are the last checkpoint: the upload's data
@@ -51,12 +53,18 @@ func (s *Store) Upload(ctx context.Context, registryID int64, repo, id string) (
 	return u, nil
 }
 
-// CheckpointUpload moves upload id from size from to size to with the given hash state. It
-// returns ErrConflict if the upload is no longer at from (another request moved it), and
-// ErrNotFound if it is gone.
-func (s *Store) CheckpointUpload(ctx context.Context, id string, from, to int64, hashState []byte) error {
-	res, err := s.wdb.ExecContext(ctx, s.q(`UPDATE uploads SET size = ?, hash_state = ?, updated_at = ? WHERE id = ? AND size = ?`),
-		to, hashState, s.millis(), id, from)
+// CheckpointUpload moves upload id from size from to size to with the given hash state. held,
+// when not empty, is the digest of a blob the upload's data holds (a blob store may keep an
+// upload's first bytes where the blob of their digest belongs): garbage collection spares it
+// while the upload is open; an empty held keeps the one recorded before. It returns ErrConflict
+// if the upload is no longer at from (another request moved it), and ErrNotFound if it is gone.
+func (s *Store) CheckpointUpload(ctx context.Context, id string, from, to int64, hashState []byte, held oci.Digest) error {
+	var d any // NULL: keep the recorded one
+	if held != "" {
+		d = string(held)
+	}
+	res, err := s.wdb.ExecContext(ctx, s.q(`UPDATE uploads SET size = ?, hash_state = ?, digest = COALESCE(?, digest), updated_at = ? WHERE id = ? AND size = ?`),
+		to, hashState, d, s.millis(), id, from)
 	if err != nil {
 		return fmt.Errorf("store: checkpoint upload: %w", err)
 	}

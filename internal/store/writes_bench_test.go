@@ -83,7 +83,7 @@ func pushOnce(ctx context.Context, s *Store, reg Registry, repo string, i int) e
 		return err
 	}
 	for _, to := range []int64{1 << 20, 2 << 20} {
-		if err := s.CheckpointUpload(ctx, id, to-(1<<20), to, []byte("state")); err != nil {
+		if err := s.CheckpointUpload(ctx, id, to-(1<<20), to, []byte("state"), ""); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,8 @@ package s3blob
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +55,7 @@ var (
 	_ blob.UploadLister = (*Store)(nil)
 	_ blob.Lister       = (*Store)(nil)
 	_ blob.ReadBacker   = (*writer)(nil)
+	_ blob.DigestSyncer = (*writer)(nil)
 )
 
 // Client is a client of the endpoint cfg names, with its credentials, as berth reaches it.
@@ -65,7 +68,10 @@ func Client(cfg config.S3) (*minio.Client, error) {
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
-	c, err := minio.New(endpointOf(cfg), &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region, BucketLookup: lookup})
+	// Without payload signing, uploads carry a CRC32C trailer (one pass over the data, which the
+	// store checks) instead of a SHA-256 of every chunk on both sides.
+	c, err := minio.New(endpointOf(cfg), &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region, BucketLookup: lookup,
+		TrailingHeaders: !cfg.PayloadSigning})
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: %w", err)
 	}
@@ -97,6 +103,16 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	} else if !ok {
 		return nil, fmt.Errorf("s3blob: bucket %q does not exist at %s (create it, or add create_bucket=true)", cfg.Bucket, endpoint)
+	}
+	if !cfg.PayloadSigning {
+		// A store that refuses trailing checksums says so now, not at the first push.
+		var b [8]byte
+		rand.Read(b[:])
+		key := cfg.Prefix + "uploads/probe-" + hex.EncodeToString(b[:])
+		if _, err := c.PutObject(ctx, cfg.Bucket, key, strings.NewReader("berth"), 5, PutOptions(cfg.S3, 5)); err != nil {
+			return nil, fmt.Errorf("s3blob: a test upload to bucket %q at %s failed (a store that refuses CRC32C trailers needs payload_signing=true in the storage URL): %w", cfg.Bucket, endpoint, err)
+		}
+		c.RemoveObject(ctx, cfg.Bucket, key, minio.RemoveObjectOptions{})
 	}
 	temp := cfg.TempDir
 	if temp == "" {
@@ -173,10 +189,39 @@ func (s *Store) DeleteBlob(ctx context.Context, d oci.Digest) error {
 	return nil
 }
 
-// piece is one checkpointed part of an upload.
+// piece is one checkpointed part of an upload: the object key holds its bytes; rec is its
+// object in the upload (key itself, or for a placed piece a record naming the blob).
 type piece struct {
-	key         string
+	key, rec    string
 	offset, end int64
+	// placed: the bytes are blob key's, stored there by SyncDigest (an upload's first piece):
+	// the upload never removes or changes that object, which another upload or a manifest may
+	// hold as well.
+	placed bool
+}
+
+// placedRecord names the record of a placed piece: uploads/<id>/<offset>.<end>.<alg>.<hex>.
+func placedRecord(dir string, offset, end int64, d oci.Digest) string {
+	return fmt.Sprintf("%s%020d.%020d.%s.%s", dir, offset, end, d.Algorithm(), d.Encoded())
+}
+
+// parsePiece reads the piece an upload's object name stands for (ok false for its marker and
+// anything else).
+func (s *Store) parsePiece(key, name string, size int64) (piece, bool) {
+	if off, err := strconv.ParseInt(name, 10, 64); err == nil {
+		return piece{key: key, rec: key, offset: off, end: off + size}, off >= 0
+	}
+	parts := strings.Split(name, ".")
+	if len(parts) != 4 {
+		return piece{}, false
+	}
+	off, err1 := strconv.ParseInt(parts[0], 10, 64)
+	end, err2 := strconv.ParseInt(parts[1], 10, 64)
+	d, err3 := oci.ParseDigest(parts[2] + ":" + parts[3])
+	if err1 != nil || err2 != nil || err3 != nil || off < 0 || end < off {
+		return piece{}, false
+	}
+	return piece{key: s.blobKey(d), rec: key, offset: off, end: end, placed: true}, true
 }
 
 // pieces lists upload id's pieces in order; exists is false when its marker is missing.
@@ -194,11 +239,9 @@ func (s *Store) pieces(ctx context.Context, id string) (ps []piece, exists bool,
 			exists = true
 			continue
 		}
-		off, err := strconv.ParseInt(name, 10, 64)
-		if err != nil {
-			continue
+		if p, ok := s.parsePiece(obj.Key, name, obj.Size); ok {
+			ps = append(ps, p)
 		}
-		ps = append(ps, piece{key: obj.Key, offset: off, end: off + obj.Size})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].offset < ps[j].offset })
 	return ps, exists, nil
@@ -226,14 +269,38 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 	if !exists {
 		return nil, blob.ErrUploadNotFound
 	}
+	dir, _ := s.uploadDir(id)
 	var kept []piece
 	var size int64
 	for _, p := range ps {
 		switch {
 		case p.offset >= offset:
-			if err := s.c.RemoveObject(ctx, s.cfg.Bucket, p.key, minio.RemoveObjectOptions{}); err != nil {
+			if err := s.c.RemoveObject(ctx, s.cfg.Bucket, p.rec, minio.RemoveObjectOptions{}); err != nil {
 				return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
 			}
+		case p.placed:
+			// The blob object is not the upload's to change: garbage collection may even have
+			// taken it (an upload idle for longer than its grace, on an older server that did
+			// not spare it). A cut copies its head into a piece of the upload's own.
+			info, err := s.c.StatObject(ctx, s.cfg.Bucket, p.key, minio.StatObjectOptions{})
+			if notFound(err) || err == nil && info.Size != p.end-p.offset {
+				return nil, fmt.Errorf("%w: the blob holding bytes %d-%d is gone", blob.ErrUploadShort, p.offset, p.end)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
+			}
+			if p.end > offset {
+				own := fmt.Sprintf("%s%020d", dir, p.offset)
+				src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: p.key, MatchRange: true, Start: 0, End: offset - p.offset - 1}
+				if _, err := s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: own}, src); err != nil {
+					return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
+				}
+				if err := s.c.RemoveObject(ctx, s.cfg.Bucket, p.rec, minio.RemoveObjectOptions{}); err != nil {
+					return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
+				}
+				p = piece{key: own, rec: own, offset: p.offset, end: offset}
+			}
+			kept, size = append(kept, p), p.end
 		case p.end > offset: // cut the piece back to offset
 			src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: p.key, MatchRange: true, Start: 0, End: offset - p.offset - 1}
 			tmp := minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: p.key + ".cut"}
@@ -254,7 +321,6 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 	if size < offset {
 		return nil, fmt.Errorf("%w: %d bytes stored, %d recorded", blob.ErrUploadShort, size, offset)
 	}
-	dir, _ := s.uploadDir(id)
 	return &writer{s: s, id: id, dir: dir, ctx: ctx, pieces: kept, size: size}, nil
 }
 

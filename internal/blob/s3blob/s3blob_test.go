@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"testing"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/berth-registry/berth/internal/blob"
 	"github.com/berth-registry/berth/internal/blob/blobtest"
@@ -18,6 +21,12 @@ import (
 // newStore returns a store on the S3 server of BERTH_TEST_S3 (a storage URL; scripts/minio.sh
 // starts one) under a prefix of its own.
 func newStore(t *testing.T) *s3blob.Store {
+	s, _ := newStoreAt(t)
+	return s
+}
+
+// newStoreAt is newStore, with the bucket and prefix it uses.
+func newStoreAt(t *testing.T) (*s3blob.Store, config.S3) {
 	t.Helper()
 	st, err := config.ParseStorage(s3test.URL(t, "test"))
 	if err != nil || st.S3 == nil {
@@ -27,7 +36,7 @@ func newStore(t *testing.T) *s3blob.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, *st.S3
 }
 
 func TestSuite(t *testing.T) {
@@ -95,5 +104,144 @@ func TestPieces(t *testing.T) {
 			t.Fatalf("after the cut: %d bytes", len(head))
 		}
 		w2.Cancel(ctx)
+	})
+}
+
+// TestPlaced: an upload's first piece synced with its digest is stored where that blob belongs,
+// so that its commit copies nothing; the upload never removes or changes that object (a blob
+// another upload or a manifest may hold), and a resume finds out when it is gone.
+func TestPlaced(t *testing.T) {
+	ctx := context.Background()
+	s, cfg := newStoreAt(t)
+	data := make([]byte, 300_000)
+	rand.Read(data)
+	d := oci.FromBytes(oci.SHA256, data)
+	read := func(t *testing.T, d oci.Digest) []byte {
+		t.Helper()
+		r, err := s.Open(ctx, d, 0)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", d, err)
+		}
+		defer r.Close()
+		b, _ := io.ReadAll(r)
+		return b
+	}
+	place := func(t *testing.T, id string, b []byte) blob.Writer {
+		t.Helper()
+		w, err := s.Create(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+		if err := w.(blob.DigestSyncer).SyncDigest(oci.FromBytes(oci.SHA256, b)); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+
+	t.Run("commit", func(t *testing.T) {
+		w := place(t, "whole", data)
+		if got := read(t, d); !bytes.Equal(got, data) {
+			t.Fatalf("the placed piece reads %d bytes, not the %d written", len(got), len(data))
+		}
+		w.Close()
+		w, err := s.Resume(ctx, "whole", int64(len(data))) // as the PUT that commits does
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Commit(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, d); !bytes.Equal(got, data) {
+			t.Errorf("after the commit: %d bytes", len(got))
+		}
+		if ups, _ := s.Uploads(ctx); len(ups) != 0 {
+			t.Errorf("the committed upload left %v", ups)
+		}
+	})
+
+	t.Run("more pieces after it", func(t *testing.T) {
+		w := place(t, "more", data[:100_000])
+		w.Close()
+		w, err := s.Resume(ctx, "more", 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data[100_000:])
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Commit(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, d); !bytes.Equal(got, data) {
+			t.Errorf("the blob of two pieces: %d bytes", len(got))
+		}
+		if got := read(t, oci.FromBytes(oci.SHA256, data[:100_000])); !bytes.Equal(got, data[:100_000]) {
+			t.Errorf("the placed first piece changed: %d bytes", len(got))
+		}
+	})
+
+	t.Run("resume inside it, cancel, delete", func(t *testing.T) {
+		head := data[:200_000]
+		hd := oci.FromBytes(oci.SHA256, head)
+		place(t, "cut", head).Close()
+		w, err := s.Resume(ctx, "cut", 150_000)
+		if err != nil || w.Size() != 150_000 {
+			t.Fatalf("Resume inside the placed piece: %v, size %d", err, w.Size())
+		}
+		rb, err := w.(blob.ReadBacker).ReadBack(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rb)
+		rb.Close()
+		if !bytes.Equal(got, head[:150_000]) {
+			t.Errorf("after the cut the upload reads %d bytes", len(got))
+		}
+		if err := w.Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+		place(t, "dropped", head).Close()
+		if err := s.Delete(ctx, "dropped"); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, hd); !bytes.Equal(got, head) {
+			t.Errorf("a cut, a cancel and a delete of uploads changed the blob they held: %d bytes", len(got))
+		}
+	})
+
+	t.Run("gone before the commit", func(t *testing.T) {
+		b := data[:50_000]
+		place(t, "gone", b).Close()
+		if err := s.DeleteBlob(ctx, oci.FromBytes(oci.SHA256, b)); err != nil { // garbage collection
+			t.Fatal(err)
+		}
+		if _, err := s.Resume(ctx, "gone", int64(len(b))); !errors.Is(err, blob.ErrUploadShort) {
+			t.Errorf("Resume of an upload whose blob is gone: %v; want ErrUploadShort", err)
+		}
+	})
+
+	t.Run("a damaged blob object is replaced", func(t *testing.T) {
+		b := data[:70_000]
+		bd := oci.FromBytes(oci.SHA256, b)
+		if _, err := blob.Put(ctx, s, "put", bd, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s3blob.Client(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := cfg.Prefix + "blobs/sha256/" + bd.Encoded()
+		if _, err := c.PutObject(ctx, cfg.Bucket, key, bytes.NewReader(b[:10]), 10, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w := place(t, "repair", b)
+		if _, err := w.Commit(ctx, bd); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, bd); !bytes.Equal(got, b) {
+			t.Errorf("the damaged object was kept: %d bytes", len(got))
+		}
 	})
 }

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/berth-registry/berth/internal/blob"
+	"github.com/berth-registry/berth/internal/config"
 	"github.com/berth-registry/berth/internal/oci"
 )
 
@@ -66,22 +68,63 @@ func (w *writer) flush() error {
 	key := fmt.Sprintf("%s%020d", w.dir, w.start)
 	// The flush outlives a client that hung up: what it sent before is kept, as on a filesystem.
 	ctx := context.WithoutCancel(w.ctx)
-	if _, err := w.s.c.PutObject(ctx, w.s.cfg.Bucket, key, f, n, putOptions(n)); err != nil {
+	if _, err := w.s.c.PutObject(ctx, w.s.cfg.Bucket, key, f, n, PutOptions(w.s.cfg.S3, n)); err != nil {
 		w.size = w.start
 		return fmt.Errorf("s3blob: store piece %s: %w", key, err)
 	}
-	w.pieces = append(w.pieces, piece{key: key, offset: w.start, end: w.size})
+	w.pieces = append(w.pieces, piece{key: key, rec: key, offset: w.start, end: w.size})
 	return nil
 }
 
-// putOptions sends up to 5 GiB in one streamed PUT (the data is read twice, to sign it, and never
-// held in memory); beyond that, one part at a time in at most 9 000 parts.
-func putOptions(size int64) minio.PutObjectOptions {
+// SyncDigest implements blob.DigestSyncer: the upload's first piece is stored where blob d
+// belongs (unless that blob is there already), with a record of it in the upload, so that a
+// Commit(d) copies nothing. Any other piece is synced as usual.
+func (w *writer) SyncDigest(d oci.Digest) error {
+	if w.f == nil || w.start != 0 || len(w.pieces) > 0 {
+		return w.flush()
+	}
+	f := w.f
+	w.f = nil
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	n := w.size
+	ctx := context.WithoutCancel(w.ctx) // as in flush: what the client sent is kept
+	key := w.s.blobKey(d)
+	info, err := w.s.c.StatObject(ctx, w.s.cfg.Bucket, key, minio.StatObjectOptions{})
+	switch {
+	case err == nil && info.Size == n: // the same bytes are there already
+	case err == nil || notFound(err): // a damaged blob object is replaced by the verified bytes
+		if _, err = f.Seek(0, io.SeekStart); err == nil {
+			_, err = w.s.c.PutObject(ctx, w.s.cfg.Bucket, key, f, n, PutOptions(w.s.cfg.S3, n))
+		}
+		if err != nil {
+			w.size = 0
+			return fmt.Errorf("s3blob: store %s: %w", d, err)
+		}
+	default:
+		w.size = 0
+		return fmt.Errorf("s3blob: stat %s: %w", d, err)
+	}
+	// Without its record the blob object is one nothing references: garbage collection's.
+	rec := placedRecord(w.dir, 0, n, d)
+	if _, err := w.s.c.PutObject(ctx, w.s.cfg.Bucket, rec, strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
+		w.size = 0
+		return fmt.Errorf("s3blob: store piece %s: %w", rec, err)
+	}
+	w.pieces = append(w.pieces, piece{key: key, rec: rec, offset: 0, end: n, placed: true})
+	return nil
+}
+
+// PutOptions are the options of berth's uploads of size bytes to the store cfg names: up to
+// 5 GiB in one streamed PUT, never held in memory; beyond that, one part at a time in at most
+// 9 000 parts. The bytes are read once, with a CRC32C trailer the store checks, or (with
+// payload_signing=true over plain HTTP) twice, to sign them.
+func PutOptions(cfg config.S3, size int64) minio.PutObjectOptions {
 	part := max(int64(minPart), size)
 	if size > maxCopy {
 		part = max(int64(minPart), (size+8999)/9000)
 	}
-	return minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(part), NumThreads: 1}
+	return minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(part), NumThreads: 1,
+		DisableContentSha256: !cfg.PayloadSigning}
 }
 
 // ReadBack implements blob.ReadBacker: the upload's bytes so far.
@@ -119,15 +162,36 @@ func (w *writer) Commit(ctx context.Context, d oci.Digest) (blob.Info, error) {
 	}
 	w.done = true
 	info := blob.Info{Digest: d, Size: w.size}
+	if len(w.pieces) == 1 && w.pieces[0].placed && w.pieces[0].key == w.s.blobKey(d) {
+		return info, w.removeRecords(ctx) // the bytes are where the blob belongs
+	}
 	if _, err := w.s.Stat(ctx, d); err == nil { // the blob is already there: same content
-		return info, w.s.removePrefix(ctx, w.dir)
+		return info, w.removeRecords(ctx)
 	} else if !errors.Is(err, blob.ErrNotFound) {
 		return blob.Info{}, err
 	}
 	if err := w.s.assemble(ctx, w.s.blobKey(d), w.pieces, w.size); err != nil {
 		return blob.Info{}, err
 	}
-	return info, w.s.removePrefix(ctx, w.dir)
+	return info, w.removeRecords(ctx)
+}
+
+// removeRecords removes the committed upload's marker and pieces (a placed piece's record, not
+// its blob) in one request. Anything else under the upload (left by a crash) has no session any
+// more, which the purge of orphaned uploads removes.
+func (w *writer) removeRecords(ctx context.Context) error {
+	keys := make(chan minio.ObjectInfo, len(w.pieces)+1)
+	keys <- minio.ObjectInfo{Key: w.dir + "info"}
+	for _, p := range w.pieces {
+		keys <- minio.ObjectInfo{Key: p.rec}
+	}
+	close(keys)
+	for e := range w.s.c.RemoveObjects(ctx, w.s.cfg.Bucket, keys, minio.RemoveObjectsOptions{}) {
+		if e.Err != nil && !notFound(e.Err) {
+			return fmt.Errorf("s3blob: delete upload %s: %w", w.id, e.Err)
+		}
+	}
+	return nil
 }
 
 // assemble writes the pieces, in order, to key: a server-side copy for one piece, a server-side
@@ -153,7 +217,7 @@ func (s *Store) assemble(ctx context.Context, key string, ps []piece, size int64
 	default:
 		r := s.concat(ctx, ps)
 		defer r.Close()
-		_, err = s.c.PutObject(ctx, s.cfg.Bucket, key, r, size, putOptions(size))
+		_, err = s.c.PutObject(ctx, s.cfg.Bucket, key, r, size, PutOptions(s.cfg.S3, size))
 	}
 	if err != nil {
 		return fmt.Errorf("s3blob: commit %s: %w", key, err)

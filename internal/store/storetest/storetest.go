@@ -210,10 +210,10 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		if _, err := s.Upload(ctx, reg.ID, "other", "u1"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("upload visible from another repository: %v", err)
 		}
-		if err := s.CheckpointUpload(ctx, "u1", 0, 100, []byte("s1")); err != nil {
+		if err := s.CheckpointUpload(ctx, "u1", 0, 100, []byte("s1"), ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CheckpointUpload(ctx, "u1", 0, 50, []byte("stale")); !errors.Is(err, store.ErrConflict) {
+		if err := s.CheckpointUpload(ctx, "u1", 0, 50, []byte("stale"), ""); !errors.Is(err, store.ErrConflict) {
 			t.Errorf("stale checkpoint err = %v; want ErrConflict", err)
 		}
 		got, err := s.Upload(ctx, reg.ID, "r", "u1")
@@ -260,13 +260,42 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 				t.Errorf("CountUploadsOf(%s) = %d, %v; want %d", owner, n, err, want)
 			}
 		}
+		// The blob an open upload holds (a blob store may keep its first bytes at their digest)
+		// is spared by garbage collection until the upload ends; later checkpoints keep it.
+		held := oci.FromBytes(oci.SHA256, []byte("first"))
+		collectable := func() bool {
+			t.Helper()
+			got, err := s.MarkUnreferenced(ctx, []oci.Digest{held}, time.Now().Add(time.Hour), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(got) == 1
+		}
+		if !collectable() {
+			t.Fatalf("a digest nothing holds is not collectable")
+		}
+		if err := s.CheckpointUpload(ctx, "u2", 0, 5, []byte("s"), held); err != nil {
+			t.Fatal(err)
+		}
+		if collectable() {
+			t.Errorf("garbage collection would take the blob an open upload holds")
+		}
+		if err := s.CheckpointUpload(ctx, "u2", 5, 10, []byte("s"), ""); err != nil {
+			t.Fatal(err)
+		}
+		if collectable() {
+			t.Errorf("a later checkpoint let go of the blob the upload holds")
+		}
 		if err := s.DeleteUpload(ctx, "u2"); err != nil {
 			t.Fatal(err)
+		}
+		if !collectable() {
+			t.Errorf("a finished upload still holds its blob from garbage collection")
 		}
 		if err := s.DeleteUpload(ctx, "u1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CheckpointUpload(ctx, "u1", 100, 200, nil); !errors.Is(err, store.ErrNotFound) {
+		if err := s.CheckpointUpload(ctx, "u1", 100, 200, nil, ""); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("checkpoint of a deleted upload err = %v", err)
 		}
 	})

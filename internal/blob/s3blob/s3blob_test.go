@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"sync"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -27,11 +30,17 @@ func newStore(t *testing.T) *s3blob.Store {
 
 // newStoreAt is newStore, with the bucket and prefix it uses.
 func newStoreAt(t *testing.T) (*s3blob.Store, config.S3) {
+	return newStoreWith(t, func(*config.S3) {})
+}
+
+// newStoreWith is newStoreAt with its configuration edited first.
+func newStoreWith(t *testing.T, edit func(*config.S3)) (*s3blob.Store, config.S3) {
 	t.Helper()
 	st, err := config.ParseStorage(s3test.URL(t, "test"))
 	if err != nil || st.S3 == nil {
 		t.Fatal(err)
 	}
+	edit(st.S3)
 	s, err := s3blob.New(context.Background(), s3blob.Config{S3: *st.S3, TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -244,4 +253,105 @@ func TestPlaced(t *testing.T) {
 			t.Errorf("the damaged object was kept: %d bytes", len(got))
 		}
 	})
+}
+
+// TestSignedSuite: the driver's suite with payload_signing=true (a SHA-256 signature of every
+// chunk, for stores that refuse CRC32C trailers).
+func TestSignedSuite(t *testing.T) {
+	blobtest.Run(t, func(t *testing.T) blob.Store {
+		s, _ := newStoreWith(t, func(c *config.S3) { c.PayloadSigning = true })
+		return s
+	})
+}
+
+// flipper forwards TCP connections to target; once armed, it changes the byte at offset at of
+// what the client sends next (one byte, once).
+type flipper struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	left   int64 // bytes to let through before the flip; < 0: not armed
+}
+
+func newFlipper(t *testing.T, target string) *flipper {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flipper{ln: ln, target: target, left: -1}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f
+}
+
+func (f *flipper) arm(at int64) { f.mu.Lock(); f.left = at; f.mu.Unlock() }
+
+func (f *flipper) serve(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	go io.Copy(c, up)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			f.mu.Lock()
+			if f.left >= 0 && f.left < int64(n) {
+				buf[f.left] ^= 0x55
+				f.left = -1
+			} else if f.left >= 0 {
+				f.left -= int64(n)
+			}
+			f.mu.Unlock()
+			if _, werr := up.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestChangedOnTheWay: a byte of an upload changed between berth and the store (plain HTTP) is
+// refused by the store, with the CRC32C trailer as with payload signing: the upload fails and
+// no blob is stored.
+func TestChangedOnTheWay(t *testing.T) {
+	ctx := context.Background()
+	for _, signed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("payload_signing=%v", signed), func(t *testing.T) {
+			var f *flipper
+			s, _ := newStoreWith(t, func(c *config.S3) {
+				c.PayloadSigning = signed
+				f = newFlipper(t, c.Endpoint)
+				c.Endpoint = f.ln.Addr().String()
+			})
+			data := make([]byte, 1<<20)
+			rand.Read(data)
+			d := oci.FromBytes(oci.SHA256, data)
+			w, err := s.Create(ctx, "flip")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(data)
+			f.arm(512 << 10) // past the request's head, inside its body
+			if err := w.(blob.DigestSyncer).SyncDigest(d); err == nil {
+				t.Fatalf("an upload changed on the way was accepted")
+			}
+			if _, err := s.Open(ctx, d, 0); !errors.Is(err, blob.ErrNotFound) {
+				t.Errorf("Open after the refused upload: %v; want ErrNotFound", err)
+			}
+		})
+	}
 }

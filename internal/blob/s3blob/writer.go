@@ -123,8 +123,13 @@ func PutOptions(cfg config.S3, size int64) minio.PutObjectOptions {
 	if size > maxCopy {
 		part = max(int64(minPart), (size+8999)/9000)
 	}
-	return minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(part), NumThreads: 1,
-		DisableContentSha256: !cfg.PayloadSigning}
+	o := minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: uint64(part), NumThreads: 1}
+	if !cfg.PayloadSigning {
+		// Checksum, not AutoChecksum: minio-go 7.4.1 sends an automatic one's algorithm header
+		// without the checksum itself (TestChangedOnTheWay).
+		o.DisableContentSha256, o.Checksum = true, minio.ChecksumCRC32C
+	}
+	return o
 }
 
 // ReadBack implements blob.ReadBacker: the upload's bytes so far.

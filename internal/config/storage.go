@@ -40,8 +40,7 @@ type S3 struct {
 // ParseStorage reads the storage setting: fs:PATH, or
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R&insecure=true&path_style=true&
 // credentials_file=PATH&profile=P&redirect=true&create_bucket=true&payload_signing=true. It is
-// the one place the
-// setting is read (Validate checks it, the server opens what it names).
+// the one place the setting is read (Validate checks it, the server opens what it names).
 func ParseStorage(spec string) (Storage, error) {
 	switch {
 	case strings.HasPrefix(spec, "fs:"):

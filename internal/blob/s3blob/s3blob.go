@@ -291,8 +291,7 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 			}
 			if p.end > offset {
 				own := fmt.Sprintf("%s%020d", dir, p.offset)
-				src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: p.key, MatchRange: true, Start: 0, End: offset - p.offset - 1}
-				if _, err := s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: own}, src); err != nil {
+				if err := s.copyHead(ctx, p.key, own, offset-p.offset); err != nil {
 					return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
 				}
 				if err := s.c.RemoveObject(ctx, s.cfg.Bucket, p.rec, minio.RemoveObjectOptions{}); err != nil {
@@ -302,16 +301,15 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 			}
 			kept, size = append(kept, p), p.end
 		case p.end > offset: // cut the piece back to offset
-			src := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: p.key, MatchRange: true, Start: 0, End: offset - p.offset - 1}
-			tmp := minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: p.key + ".cut"}
-			if _, err := s.c.ComposeObject(ctx, tmp, src); err != nil { // ranged copies need compose
+			tmp := p.key + ".cut"
+			if err := s.copyHead(ctx, p.key, tmp, offset-p.offset); err != nil {
 				return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
 			}
 			if _, err := s.c.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: p.key},
-				minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: tmp.Object}); err != nil {
+				minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: tmp}); err != nil {
 				return nil, fmt.Errorf("s3blob: resume %s: %w", id, err)
 			}
-			s.c.RemoveObject(ctx, s.cfg.Bucket, tmp.Object, minio.RemoveObjectOptions{})
+			s.c.RemoveObject(ctx, s.cfg.Bucket, tmp, minio.RemoveObjectOptions{})
 			p.end = offset
 			kept, size = append(kept, p), offset
 		default:
@@ -322,6 +320,14 @@ func (s *Store) Resume(ctx context.Context, id string, offset int64) (blob.Write
 		return nil, fmt.Errorf("%w: %d bytes stored, %d recorded", blob.ErrUploadShort, size, offset)
 	}
 	return &writer{s: s, id: id, dir: dir, ctx: ctx, pieces: kept, size: size}, nil
+}
+
+// copyHead copies the first n bytes of object src to dst, server-side (a ranged copy needs
+// compose).
+func (s *Store) copyHead(ctx context.Context, src, dst string, n int64) error {
+	from := minio.CopySrcOptions{Bucket: s.cfg.Bucket, Object: src, MatchRange: true, Start: 0, End: n - 1}
+	_, err := s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.cfg.Bucket, Object: dst}, from)
+	return err
 }
 
 // Delete implements blob.Store.

@@ -87,28 +87,26 @@ func (w *writer) SyncDigest(d oci.Digest) error {
 	w.f = nil
 	defer func() { f.Close(); os.Remove(f.Name()) }()
 	n := w.size
-	ctx := context.WithoutCancel(w.ctx) // as in flush: what the client sent is kept
+	fail := func(err error) error { w.size = 0; return err } // nothing of the upload is stored
+	ctx := context.WithoutCancel(w.ctx)                      // as in flush: what the client sent is kept
 	key := w.s.blobKey(d)
-	info, err := w.s.c.StatObject(ctx, w.s.cfg.Bucket, key, minio.StatObjectOptions{})
+	info, err := w.s.Stat(ctx, d)
 	switch {
 	case err == nil && info.Size == n: // the same bytes are there already
-	case err == nil || notFound(err): // a damaged blob object is replaced by the verified bytes
+	case err == nil || errors.Is(err, blob.ErrNotFound): // a damaged blob object is replaced by the verified bytes
 		if _, err = f.Seek(0, io.SeekStart); err == nil {
 			_, err = w.s.c.PutObject(ctx, w.s.cfg.Bucket, key, f, n, PutOptions(w.s.cfg.S3, n))
 		}
 		if err != nil {
-			w.size = 0
-			return fmt.Errorf("s3blob: store %s: %w", d, err)
+			return fail(fmt.Errorf("s3blob: store %s: %w", d, err))
 		}
 	default:
-		w.size = 0
-		return fmt.Errorf("s3blob: stat %s: %w", d, err)
+		return fail(err)
 	}
 	// Without its record the blob object is one nothing references: garbage collection's.
 	rec := placedRecord(w.dir, 0, n, d)
 	if _, err := w.s.c.PutObject(ctx, w.s.cfg.Bucket, rec, strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
-		w.size = 0
-		return fmt.Errorf("s3blob: store piece %s: %w", rec, err)
+		return fail(fmt.Errorf("s3blob: store piece %s: %w", rec, err))
 	}
 	w.pieces = append(w.pieces, piece{key: key, rec: rec, offset: 0, end: n, placed: true})
 	return nil

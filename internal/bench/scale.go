@@ -139,7 +139,7 @@ func scaleOnce(ctx context.Context, cfg ScaleConfig, db string, n int) ([]ScaleP
 			return err
 		}},
 		{"login events by correlation id", reps, func() error {
-			_, err := s.LoginEvents(ctx, store.EventFilter{CorrelationID: "corr-" + strconv.Itoa(rnd.IntN(events)), Limit: 100})
+			_, err := s.LoginEvents(ctx, store.EventFilter{CorrelationID: store.SeedCorrelationID(rnd.IntN(events)), Limit: 100})
 			return err
 		}},
 		{"login events by identity (newest 100)", max(1, reps/4), func() error {

@@ -50,6 +50,13 @@ func (s *Store) pad(col string, width int) string {
 	return fmt.Sprintf("printf('%%0%dd', %s)", width, col)
 }
 
+// seedCorrelationDigits pads the seeded events' numbers, so that their correlation ids sort as
+// their times do.
+const seedCorrelationDigits = 12
+
+// SeedCorrelationID is the correlation id of the seeded login event number i.
+func SeedCorrelationID(i int) string { return fmt.Sprintf("corr-%0*d", seedCorrelationDigits, i) }
+
 // Seed fills the default registry of an empty store with the data set of sd, in bulk (set-based
 // statements, not the checks of the write paths): for benchmarks only.
 func (s *Store) Seed(ctx context.Context, sd Seed) error {
@@ -100,12 +107,13 @@ func (s *Store) Seed(ctx context.Context, sd Seed) error {
 			SELECT id, 'team' || %s || '/*', 'content/read' FROM scope_maps WHERE registry_id = %d AND name LIKE 'map%%'`, s.pad("(id % 100)", 3), r)},
 		{"tokens", fmt.Sprintf(`INSERT INTO tokens (registry_id, name, scope_map_id, status, created_at)
 			SELECT %d, 'token' || id, id, 'enabled', %d FROM scope_maps WHERE registry_id = %d AND name LIKE 'map%%'`, r, now, r)},
-		// Login events over the last 30 days, of 10·Scale identities, each with a correlation id.
+		// Login events over the last 30 days, of 10·Scale identities, each with a correlation id
+		// that sorts by time, as berth's own do (SeedCorrelationID).
 		{"login events", fmt.Sprintf(`INSERT INTO login_events (time, registry, login_server, operation, identity, identity_kind, ip, user_agent,
 				status, result, reason, message, granted, refused, duration_us, correlation_id, token_id, attempts)
 			SELECT %d + i * 7, 'default', '', 'token', 'user' || (i %% %d), 'user', '192.0.2.1', 'docker/27',
-				200, 'success', '', '', 'repository:team/app:pull', '', 1000, 'corr-' || i, '', 1 FROM %s`,
-			old, ids, s.series(events))},
+				200, 'success', '', '', 'repository:team/app:pull', '', 1000, 'corr-' || %s, '', 1 FROM %s`,
+			old, ids, s.pad("i", seedCorrelationDigits), s.series(events))},
 		{"soft-deleted manifests", fmt.Sprintf(`INSERT INTO deleted_manifests (registry_id, repository, digest, media_type, size, created_at, deleted_at, purge_at)
 			SELECT %d, '%s', %s, 'application/vnd.oci.image.manifest.v1+json', 500, %d, %d, %d FROM %s`,
 			r, SeedBigRepository, digest("d", "i"), old, old, old, s.series(SeedDeleted*sd.Scale))},

@@ -39,6 +39,8 @@ func TestSeed(t *testing.T) {
 				{`SELECT COUNT(*) FROM tokens`, SeedIdentities * n},
 				{`SELECT COUNT(*) FROM login_events`, SeedEvents * n},
 				{`SELECT COUNT(*) FROM deleted_manifests`, SeedDeleted * n},
+				// Correlation ids sort as the events' times do, as berth's own.
+				{`SELECT COUNT(*) FROM login_events a JOIN login_events b ON a.id + 1 = b.id WHERE NOT (a.correlation_id < b.correlation_id AND a.time < b.time)`, 0},
 			} {
 				var got int
 				if err := s.rdb.QueryRowContext(ctx, w.query).Scan(&got); err != nil || got != w.want {
@@ -51,6 +53,9 @@ func TestSeed(t *testing.T) {
 			}
 			if m, err := s.Tag(ctx, reg.ID, SeedRepository(7), "v1"); err != nil || string(m.Digest) == "" {
 				t.Errorf("Tag(%s:v1) = %+v, %v", SeedRepository(7), m, err)
+			}
+			if evs, err := s.LoginEvents(ctx, EventFilter{CorrelationID: SeedCorrelationID(SeedEvents*n - 1), Limit: 10}); err != nil || len(evs) != 1 {
+				t.Errorf("login events of %s = %d (%v), want 1", SeedCorrelationID(SeedEvents*n-1), len(evs), err)
 			}
 			if names, more, err := s.Catalog(ctx, reg.ID, "", 10); err != nil || len(names) != 10 || !more {
 				t.Errorf("Catalog = %v, %v, %v", names, more, err)

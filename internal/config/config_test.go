@@ -111,18 +111,21 @@ func TestValidate(t *testing.T) {
 }
 
 func TestParseStorage(t *testing.T) {
-	st, err := ParseStorage("s3://bucket/some/prefix?endpoint=127.0.0.1:9000&region=eu-west-1&insecure=true&path_style=true&redirect=true&create_bucket=false&profile=p&credentials_file=/c&payload_signing=true")
+	st, err := ParseStorage("s3://bucket/some/prefix?endpoint=127.0.0.1:9000&region=eu-west-1&insecure=true&path_style=true&redirect=true&create_bucket=false&profile=p&credentials_file=/c&payload_signing=true&cache_size=2GiB")
 	if c := st.S3; err != nil || c == nil || st.FSPath != "" || c.Bucket != "bucket" || c.Prefix != "some/prefix/" || c.Endpoint != "127.0.0.1:9000" ||
-		c.Region != "eu-west-1" || !c.Insecure || !c.PathStyle || !c.Redirect || c.CreateBucket || c.Profile != "p" || c.CredentialsFile != "/c" || !c.PayloadSigning {
+		c.Region != "eu-west-1" || !c.Insecure || !c.PathStyle || !c.Redirect || c.CreateBucket || c.Profile != "p" || c.CredentialsFile != "/c" || !c.PayloadSigning || c.CacheSize != 2<<30 {
 		t.Errorf("ParseStorage = %+v %+v, %v", st, st.S3, err)
 	}
-	if st, err := ParseStorage("s3://b"); err != nil || st.S3.Prefix != "" || st.S3.Insecure || st.S3.PayloadSigning {
+	if st, err := ParseStorage("s3://b?cache_size=0"); err != nil || st.S3.CacheSize != 0 {
+		t.Errorf("cache_size=0: %+v, %v", st.S3, err)
+	}
+	if st, err := ParseStorage("s3://b"); err != nil || st.S3.Prefix != "" || st.S3.Insecure || st.S3.PayloadSigning || st.S3.CacheSize != DefaultS3CacheSize {
 		t.Errorf("bare bucket: %+v, %v", st, err)
 	}
 	if st, err := ParseStorage("fs:/var/lib/berth/blobs"); err != nil || st.FSPath != "/var/lib/berth/blobs" || st.S3 != nil {
 		t.Errorf("fs: %+v, %v", st, err)
 	}
-	for _, bad := range []string{"fs:", "/x", "s3://", "s3://key:secret@bucket", "s3://b?colour=red", "s3://b?insecure=maybe", "gs://b", ""} {
+	for _, bad := range []string{"fs:", "/x", "s3://", "s3://key:secret@bucket", "s3://b?colour=red", "s3://b?insecure=maybe", "s3://b?cache_size=lots", "s3://b?cache_size=-1", "gs://b", ""} {
 		if _, err := ParseStorage(bad); err == nil {
 			t.Errorf("ParseStorage(%q) accepted", bad)
 		}

@@ -35,11 +35,18 @@ type S3 struct {
 	// data on each side) over plain HTTP, instead of a CRC32C trailer the store checks; for
 	// stores that refuse trailing checksums. Over HTTPS payloads are never signed.
 	PayloadSigning bool
+	// CacheSize bounds the blobs each replica keeps on its own disk (DATA_DIR/cache), so that
+	// pulls of what was pushed or pulled recently read a local file; 0 turns the cache off.
+	CacheSize int64
 }
+
+// DefaultS3CacheSize is the cache_size of a storage URL that does not set it.
+const DefaultS3CacheSize = 1 << 30
 
 // ParseStorage reads the storage setting: fs:PATH, or
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R&insecure=true&path_style=true&
-// credentials_file=PATH&profile=P&redirect=true&create_bucket=true&payload_signing=true. It is
+// credentials_file=PATH&profile=P&redirect=true&create_bucket=true&payload_signing=true&
+// cache_size=SIZE. It is
 // the one place the setting is read (Validate checks it, the server opens what it names).
 func ParseStorage(spec string) (Storage, error) {
 	switch {
@@ -74,7 +81,7 @@ func parseS3(raw string) (S3, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "endpoint", "region", "insecure", "path_style", "credentials_file", "profile", "redirect", "create_bucket", "payload_signing":
+		case "endpoint", "region", "insecure", "path_style", "credentials_file", "profile", "redirect", "create_bucket", "payload_signing", "cache_size":
 		default:
 			return S3{}, fmt.Errorf("unknown storage URL parameter %q", k)
 		}
@@ -87,6 +94,14 @@ func parseS3(raw string) (S3, error) {
 				return S3{}, fmt.Errorf("%s: %q is not true or false", k, v)
 			}
 		}
+	}
+	c.CacheSize = DefaultS3CacheSize
+	if v := q.Get("cache_size"); v != "" {
+		n, err := ParseSize(v)
+		if err != nil {
+			return S3{}, fmt.Errorf("cache_size: %w", err)
+		}
+		c.CacheSize = int64(n)
 	}
 	return c, nil
 }

@@ -266,7 +266,7 @@ func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
 		return nil, fmt.Errorf("server: storage: %w", err)
 	}
 	if st.S3 != nil {
-		return s3blob.New(ctx, s3blob.Config{S3: *st.S3, TempDir: tempDir})
+		return s3blob.New(ctx, s3blob.Config{S3: *st.S3, TempDir: tempDir, CacheDir: filepath.Join(cfg.DataDir, "cache")})
 	}
 	return fsblob.New(st.FSPath)
 }

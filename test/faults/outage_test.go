@@ -2,8 +2,10 @@ package faults
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -257,9 +259,9 @@ func pushThrough(t *testing.T, du, su *url.URL, env []string, outages []outage) 
 			}
 		}()
 	}
-	check := func(what, path string) {
+	do := func(what, method, path string) (*http.Response, []byte) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+p.addr+path, nil)
+		req, _ := http.NewRequest(method, "http://"+p.addr+path, nil)
 		req.SetBasicAuth(user, pass)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -267,16 +269,29 @@ func pushThrough(t *testing.T, du, su *url.URL, env []string, outages []outage) 
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		return resp, b
+	}
+	check := func(what, method, path string) {
+		t.Helper()
+		resp, b := do(what, method, path)
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
 			!strings.Contains(string(b), "cannot reach its database or storage") || strings.Contains(string(b), "dial tcp") {
 			t.Errorf("%s: %d %v %s; want 503 with Retry-After and a plain message", what, resp.StatusCode, resp.Header, b)
 		}
 	}
-	paths := map[string]string{"manifest": "/v2/outage/app/manifests/first", "blob": "/v2/outage/app/blobs/" + layer.String()}
+	// While the storage is away, a new upload cannot start, and the layer this replica stored
+	// is still served whole from its cache.
+	requests := map[string][2]string{"manifest": {"GET", "/v2/outage/app/manifests/first"}, "blob": {"POST", "/v2/outage/app/blobs/uploads/"}}
 	for _, o := range outages {
 		time.Sleep(300 * time.Millisecond)
 		o.down()
-		check(o.what, paths[o.request])
+		check(o.what, requests[o.request][0], requests[o.request][1])
+		if o.request == "blob" {
+			resp, b := do(o.what, "GET", "/v2/outage/app/blobs/"+layer.String())
+			if d := sha256.Sum256(b); resp.StatusCode != 200 || "sha256:"+hex.EncodeToString(d[:]) != layer.String() {
+				t.Errorf("%s: the cached layer: %d, %d bytes of another digest; want it whole", o.what, resp.StatusCode, len(b))
+			}
+		}
 		time.Sleep(2 * time.Second)
 		o.up()
 	}
@@ -297,8 +312,15 @@ func pushThrough(t *testing.T, du, su *url.URL, env []string, outages []outage) 
 	for _, bad := range watch.bad() {
 		t.Errorf("a pushing client got %s; want 503 UNAVAILABLE while a dependency is away; berth logged:\n%s", bad, p.logLines(bad))
 	}
+	// Every acknowledged push pulls whole from another replica without a cache: from the
+	// database and the bucket alone.
+	q := su.Query()
+	q.Set("cache_size", "0")
+	su.RawQuery = q.Encode()
+	other := newProcess(t, p.env, "--database", du.String(), "--storage", su.String())
 	for _, a := range append(acks, acked{firstRef, func() v1.Hash { d, _ := first.Digest(); return d }()}) {
-		img, err := remote.Image(a.ref, auth)
+		ref, _ := name.NewTag(other.addr+"/"+a.ref.RepositoryStr()+":"+a.ref.TagStr(), name.Insecure)
+		img, err := remote.Image(ref, auth)
 		if err == nil {
 			err = validate.Image(img)
 		}

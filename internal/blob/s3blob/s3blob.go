@@ -39,14 +39,18 @@ type Config struct {
 	config.S3
 	// TempDir holds the piece being written between checkpoints; empty means os.TempDir().
 	TempDir string
+	// CacheDir keeps up to S3.CacheSize bytes of recently pushed and pulled blobs (the replica's
+	// own disk, read before the bucket); empty means no cache.
+	CacheDir string
 }
 
 // Store is an S3 blob store.
 type Store struct {
-	c    *minio.Client
-	core minio.Core // the same client's plain calls: a GET that answers at once, no read-ahead
-	cfg  Config
-	temp string
+	c     *minio.Client
+	core  minio.Core // the same client's plain calls: a GET that answers at once, no read-ahead
+	cfg   Config
+	temp  string
+	cache *cache // nil: none
 }
 
 var (
@@ -118,7 +122,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if temp == "" {
 		temp = os.TempDir()
 	}
-	return &Store{c: c, core: minio.Core{Client: c}, cfg: cfg, temp: temp}, nil
+	st := &Store{c: c, core: minio.Core{Client: c}, cfg: cfg, temp: temp}
+	if cfg.CacheDir != "" && cfg.CacheSize > 0 {
+		if st.cache, err = openCache(cfg.CacheDir, cfg.CacheSize); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 func (s *Store) blobKey(d oci.Digest) string {
@@ -137,21 +147,28 @@ func notFound(err error) bool {
 	return code == "NoSuchKey" || code == "NotFound" || code == "NoSuchUpload"
 }
 
-// Open implements blob.Store: one GET, whose reply says whether the blob exists (before the
-// caller has written anything) and streams it.
+// Open implements blob.Store: the cached file, else one GET, whose reply says whether the blob
+// exists (before the caller has written anything) and streams it — through the cache when the
+// whole blob is read.
 func (s *Store) Open(ctx context.Context, d oci.Digest, offset int64) (io.ReadCloser, error) {
+	if f := s.cache.open(d, offset); f != nil {
+		return f, nil
+	}
 	var o minio.GetObjectOptions
 	if offset > 0 {
 		if err := o.SetRange(offset, 0); err != nil {
 			return nil, fmt.Errorf("s3blob: %w", err)
 		}
 	}
-	body, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, s.blobKey(d), o)
+	body, info, _, err := s.core.GetObject(ctx, s.cfg.Bucket, s.blobKey(d), o)
 	if notFound(err) {
 		return nil, blob.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: get %s: %w", d, err)
+	}
+	if offset == 0 {
+		return s.cache.through(body, d, info.Size), nil
 	}
 	return body, nil
 }
@@ -183,6 +200,7 @@ func (s *Store) URL(ctx context.Context, d oci.Digest, ttl time.Duration) (strin
 
 // DeleteBlob implements blob.Deleter.
 func (s *Store) DeleteBlob(ctx context.Context, d oci.Digest) error {
+	s.cache.remove(d)
 	if err := s.c.RemoveObject(ctx, s.cfg.Bucket, s.blobKey(d), minio.RemoveObjectOptions{}); err != nil && !notFound(err) {
 		return fmt.Errorf("s3blob: delete %s: %w", d, err)
 	}

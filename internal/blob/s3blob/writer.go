@@ -85,7 +85,13 @@ func (w *writer) SyncDigest(d oci.Digest) error {
 	}
 	f := w.f
 	w.f = nil
-	defer func() { f.Close(); os.Remove(f.Name()) }()
+	moved := false // into the cache
+	defer func() {
+		f.Close()
+		if !moved {
+			os.Remove(f.Name())
+		}
+	}()
 	n := w.size
 	fail := func(err error) error { w.size = 0; return err } // nothing of the upload is stored
 	ctx := context.WithoutCancel(w.ctx)                      // as in flush: what the client sent is kept
@@ -108,6 +114,7 @@ func (w *writer) SyncDigest(d oci.Digest) error {
 	if _, err := w.s.c.PutObject(ctx, w.s.cfg.Bucket, rec, strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
 		return fail(fmt.Errorf("s3blob: store piece %s: %w", rec, err))
 	}
+	moved = w.s.cache.take(f, d, n) // the bytes d was computed from, as they arrived
 	w.pieces = append(w.pieces, piece{key: key, rec: rec, offset: 0, end: n, placed: true})
 	return nil
 }

@@ -18,7 +18,9 @@ import (
 // cache keeps recently pushed and pulled blobs on the replica's own disk, so that a pull of
 // them reads a local file instead of the bucket. Blobs are content addressed: a cached file is
 // never stale, and only bytes whose digest berth checked are kept (an upload's own piece, whose
-// digest the upload computed as it arrived; a read through, hashed on the way). The bucket stays
+// digest the upload computed as it arrived; a read through, hashed on the way). A download goes
+// through the cache only the second time it misses (while the first is remembered), so that a
+// blob pulled once from this replica costs no hashing and writing here. The bucket stays
 // the only truth: whether a blob exists is always asked of the bucket (Stat), never of the
 // cache. The files take at most limit bytes, the least recently used go first; a blob being
 // read through holds its room while it arrives, so that misses in parallel cannot overfill the
@@ -31,6 +33,9 @@ type cache struct {
 	entries map[oci.Digest]*list.Element // of *cached
 	lru     list.List                    // most recent first
 	used    int64                        // bytes of the entries and of the reservations
+	missed  map[oci.Digest]bool          // downloads missed once, the oldest forgotten first
+	misses  []oci.Digest                 // the same, a ring of maxCacheEntries
+	next    int                          // where the ring writes next
 }
 
 type cached struct {
@@ -51,7 +56,7 @@ func openCache(dir string, limit int64) (*cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("s3blob: cache: %w", err)
 	}
-	c := &cache{dir: dir, limit: limit, entries: map[oci.Digest]*list.Element{}}
+	c := &cache{dir: dir, limit: limit, entries: map[oci.Digest]*list.Element{}, missed: map[oci.Digest]bool{}}
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -230,7 +235,7 @@ func (c *cache) remove(d oci.Digest) {
 // is read into a new cache file, which becomes the cache's when the whole blob was read and its
 // digest checked; body itself if the blob cannot be cached.
 func (c *cache) through(body io.ReadCloser, d oci.Digest, size int64) io.ReadCloser {
-	if c == nil || !d.Algorithm().Available() || c.has(d) || !c.reserve(size) {
+	if c == nil || !d.Algorithm().Available() || c.has(d) || !c.missedBefore(d) || !c.reserve(size) {
 		return body
 	}
 	f, err := os.CreateTemp(c.dir, cacheTemp+"*")
@@ -239,6 +244,24 @@ func (c *cache) through(body io.ReadCloser, d oci.Digest, size int64) io.ReadClo
 		return body
 	}
 	return &tee{body: body, c: c, d: d, size: size, f: f, h: d.Algorithm().New()}
+}
+
+// missedBefore reports whether a download of d missed before, and remembers this one if not.
+func (c *cache) missedBefore(d oci.Digest) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.missed[d] {
+		return true
+	}
+	if len(c.misses) < maxCacheEntries {
+		c.misses = append(c.misses, d)
+	} else {
+		delete(c.missed, c.misses[c.next])
+		c.misses[c.next] = d
+		c.next = (c.next + 1) % len(c.misses)
+	}
+	c.missed[d] = true
+	return false
 }
 
 // tee is a read through the cache.

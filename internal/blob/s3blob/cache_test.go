@@ -157,27 +157,41 @@ func TestCache(t *testing.T) {
 			t.Errorf("cache_size=0 served %d bytes the bucket lost", len(got))
 		}
 	})
-	t.Run("a whole read goes through the cache", func(t *testing.T) {
+	t.Run("a whole read goes through the cache when it misses again", func(t *testing.T) {
 		b, d := random()
 		put(t, d, b)
-		if got := read(t, s, d, 0, false); !bytes.Equal(got, b) {
-			t.Fatal("first read differs")
+		for i := range 2 {
+			if got := read(t, s, d, 0, false); !bytes.Equal(got, b) {
+				t.Fatalf("read %d differs", i+1)
+			}
+			if i == 0 { // the first miss is remembered, not cached
+				b2, d2 := random()
+				put(t, d2, b2)
+				read(t, s, d2, 0, false)
+				drop(t, d2)
+				if got := read(t, s, d2, 0, false); got != nil {
+					t.Errorf("a blob read once was cached")
+				}
+			}
 		}
 		drop(t, d)
 		if got := read(t, s, d, 0, false); !bytes.Equal(got, b) {
-			t.Errorf("after the bucket lost it: %d bytes, want the %d read before", len(got), len(b))
+			t.Errorf("after the bucket lost it: %d bytes, want the %d read twice before", len(got), len(b))
 		}
 	})
 	t.Run("what is not whole and verified is not kept", func(t *testing.T) {
 		half, dh := random()
 		put(t, dh, half)
+		read(t, s, dh, 0, false) // each missed once before
 		read(t, s, dh, 0, true)
 		offset, do := random()
 		put(t, do, offset)
+		read(t, s, do, 0, false)
 		read(t, s, do, 10, false)
 		wrong, dw := random()
 		wrong[0] ^= 1 // the bucket holds other bytes than the digest names
 		put(t, dw, wrong)
+		read(t, s, dw, 0, false)
 		read(t, s, dw, 0, false)
 		drop(t, dh, do, dw)
 		for name, d := range map[string]oci.Digest{"half read": dh, "read from an offset": do, "other bytes": dw} {
@@ -233,6 +247,23 @@ func TestCache(t *testing.T) {
 			if got := read(t, few, d, 0, false); (got != nil) != (i > 0) {
 				t.Errorf("blob %d of 3 with room for 2 entries: served %v, want %v", i+1, got != nil, i > 0)
 			}
+		}
+		// Misses are remembered as far back as entries fit: of four, the two oldest are forgotten.
+		ds = ds[:0]
+		for range 4 {
+			b, d := random()
+			put(t, d, b)
+			read(t, few, d, 0, false)
+			ds = append(ds, d)
+		}
+		read(t, few, ds[2], 0, false) // its second miss: cached
+		read(t, few, ds[0], 0, false) // its first was forgotten: not cached
+		drop(t, ds...)
+		if got := read(t, few, ds[0], 0, false); got != nil {
+			t.Error("a miss beyond what is remembered counted as a second one")
+		}
+		if got := read(t, few, ds[2], 0, false); got == nil {
+			t.Error("a remembered miss did not make the second one go through the cache")
 		}
 	})
 	t.Run("pieces on another file system", func(t *testing.T) {

@@ -272,6 +272,7 @@ type tee struct {
 	size int64
 	f    *os.File // nil once given up or adopted
 	h    hash.Hash
+	n    int64 // bytes read
 }
 
 func (t *tee) Read(p []byte) (int, error) {
@@ -281,8 +282,10 @@ func (t *tee) Read(p []byte) (int, error) {
 		if _, werr := t.f.Write(p[:n]); werr != nil {
 			t.drop()
 		}
+		t.n += int64(n)
 	}
-	if t.f != nil && err == io.EOF {
+	// The whole blob read (a reader that stops at its size never sees the end), or the end.
+	if t.f != nil && (t.n >= t.size || err == io.EOF) {
 		t.finish()
 	}
 	return n, err

@@ -225,3 +225,20 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// ReadFrom counts what io.Copy sends through the underlying writer's own ReadFrom (to the
+// connection: sendfile for a blob's file).
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if !r.wrote {
+		r.status, r.wrote, r.info.Status = http.StatusOK, true, http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+	}
+	r.bytes += n
+	return n, err
+}

@@ -100,3 +100,37 @@ func TestMiddleware(t *testing.T) {
 		t.Errorf("observations: %+v", seen)
 	}
 }
+
+// sink is a ResponseWriter with a ReadFrom of its own, as net/http's (sendfile for a file).
+type sink struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+	froms  int
+}
+
+func (s *sink) Header() http.Header                 { return s.h }
+func (s *sink) WriteHeader(c int)                   { s.status = c }
+func (s *sink) Write(p []byte) (int, error)         { return s.body.Write(p) }
+func (s *sink) ReadFrom(r io.Reader) (int64, error) { s.froms++; return s.body.ReadFrom(r) }
+
+// TestReadFromPassesThrough: io.Copy into the recorded writer reaches the underlying writer's
+// ReadFrom (so that a blob's file goes out with sendfile), and the bytes and status are still
+// what the access log and the observation say.
+func TestReadFromPassesThrough(t *testing.T) {
+	var logged syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	var seen reqlog.Outcome
+	h := reqlog.Middleware(log, time.Now, func(r *http.Request, o reqlog.Outcome) { seen = o }, nil,
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(w, io.LimitReader(strings.NewReader(strings.Repeat("x", 5000)), 4000))
+		}))
+	s := &sink{h: http.Header{}}
+	h.ServeHTTP(s, httptest.NewRequest("GET", "/v2/app/blobs/x", nil))
+	if s.froms != 1 || s.body.Len() != 4000 {
+		t.Errorf("ReadFrom calls %d, %d bytes; want 1 call of 4000", s.froms, s.body.Len())
+	}
+	if seen.BytesOut != 4000 || seen.Status != http.StatusOK || !strings.Contains(logged.String(), `"bytes_out":4000`) {
+		t.Errorf("observed %+v, logged %s; want 4000 bytes out, status 200", seen, logged.String())
+	}
+}

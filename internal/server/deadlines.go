@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -97,8 +98,54 @@ func (w *writeDeadline) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// Unwrap lets http.ResponseController (and io.Copy's ReaderFrom) reach the connection.
+// Unwrap lets http.ResponseController reach the connection.
 func (w *writeDeadline) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// sendChunk is what ReadFrom sends under one write deadline: as much as a Write of the
+// handlers' copy buffer, so that a slow client gets the same time for the same bytes.
+const sendChunk = 256 << 10
+
+// ReadFrom sends a file (a blob's, maybe in an io.LimitedReader) through the connection's own
+// ReadFrom — sendfile: no copy through the process — in pieces of sendChunk, each with the
+// deadline a Write gets; anything else through Write, sendChunk at a time.
+func (w *writeDeadline) ReadFrom(src io.Reader) (int64, error) {
+	// The connection uses sendfile when it gets the file itself, or the file in one
+	// io.LimitedReader: unwrap the caller's limit rather than nest another.
+	r, limit := src, int64(-1)
+	lr, limited := src.(*io.LimitedReader)
+	if limited {
+		r, limit = lr.R, lr.N
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if _, file := r.(*os.File); !ok || !file {
+		buf := sendBuffers.Get().(*[]byte)
+		defer sendBuffers.Put(buf)
+		return io.CopyBuffer(writerOnly{w}, src, *buf)
+	}
+	var n int64
+	for limit != 0 {
+		chunk := int64(sendChunk)
+		if limit > 0 {
+			chunk = min(chunk, limit)
+		}
+		w.rc.SetWriteDeadline(time.Now().Add(w.idle))
+		m, err := rf.ReadFrom(&io.LimitedReader{R: r, N: chunk})
+		n += m
+		if limited {
+			limit -= m
+			lr.N = limit
+		}
+		if err != nil || m < chunk {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writerOnly hides a writer's other methods (its ReadFrom, from io.Copy).
+type writerOnly struct{ io.Writer }
+
+var sendBuffers = sync.Pool{New: func() any { b := make([]byte, sendChunk); return &b }}
 
 // anonymousLimit bounds the requests without credentials that one client address has in flight
 // (health checks aside): an address without credentials cannot hold more than max of the

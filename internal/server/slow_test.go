@@ -2,8 +2,13 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/http"
 	"path"
@@ -215,5 +220,65 @@ func TestStalledUploadHoldsNoOtherTenant(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Range") != "0-4" || time.Since(start) > 2*time.Second {
 		t.Errorf("the victim's PATCH: %d, Range %q, after %s", resp.StatusCode, resp.Header.Get("Range"), time.Since(start))
+	}
+}
+
+// TestStalledDownloadEnds: a blob download goes out through the connection's own ReadFrom
+// (sendfile) in pieces, each under limits.write_idle_timeout as a Write is: a client that
+// keeps reading gets the blob whole however long it takes in all, and one that stops reading
+// is cut off, not waited for.
+func TestStalledDownloadEnds(t *testing.T) {
+	s := registrytest.New(t, registrytest.Options{Config: func(c *config.Config) { c.Limits.WriteIdleTimeout = time.Second }})
+	user, pass := s.Admin(t)
+	b := make([]byte, 64<<20)
+	rand.Read(b)
+	sum := sha256.Sum256(b)
+	d := "sha256:" + hex.EncodeToString(sum[:])
+	req, _ := http.NewRequest("POST", s.URL+"/v2/big/blobs/uploads/?digest="+d, bytes.NewReader(b))
+	req.SetBasicAuth(user, pass)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	req, _ = http.NewRequest("GET", s.URL+"/v2/big/blobs/"+d, nil)
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	var n int64
+	for err == nil { // 1 MiB every 40 ms: about 2.5 s in all, never a second without reading
+		var m int64
+		m, err = io.CopyN(h, resp.Body, 1<<20)
+		n += m
+		time.Sleep(40 * time.Millisecond)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	resp.Body.Close()
+	if err != nil || n != int64(len(b)) || !bytes.Equal(h.Sum(nil), sum[:]) {
+		t.Fatalf("a reading client got %d of %d bytes (%v), digest equal: %v", n, len(b), err, bytes.Equal(h.Sum(nil), sum[:]))
+	}
+
+	c, err := net.Dial("tcp", s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v2/big/blobs/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\n\r\n", d, s.Host, basicAuth(user, pass))
+	r := bufio.NewReader(c)
+	resp, err = http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	time.Sleep(4 * time.Second) // reads nothing: the server's writes stall for longer than a second
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err = io.Copy(io.Discard, resp.Body)
+	if err == nil || n >= int64(len(b)) {
+		t.Errorf("a client that stopped reading for 4 s later got %d of %d bytes (%v); want the reply cut off after 1 s", n, len(b), err)
 	}
 }

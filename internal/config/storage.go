@@ -46,8 +46,8 @@ const DefaultS3CacheSize = 1 << 30
 // ParseStorage reads the storage setting: fs:PATH, or
 // s3://BUCKET[/PREFIX]?endpoint=HOST:PORT&region=R&insecure=true&path_style=true&
 // credentials_file=PATH&profile=P&redirect=true&create_bucket=true&payload_signing=true&
-// cache_size=SIZE. It is
-// the one place the setting is read (Validate checks it, the server opens what it names).
+// cache_size=SIZE. It is the one place the setting is read (Validate checks it, the server opens
+// what it names).
 func ParseStorage(spec string) (Storage, error) {
 	switch {
 	case strings.HasPrefix(spec, "fs:"):

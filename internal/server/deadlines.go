@@ -114,7 +114,7 @@ func (w *writeDeadline) ReadFrom(src io.Reader) (int64, error) {
 	r, limit := src, int64(-1)
 	lr, limited := src.(*io.LimitedReader)
 	if limited {
-		r, limit = lr.R, lr.N
+		r, limit = lr.R, max(lr.N, 0)
 	}
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if _, file := r.(*os.File); !ok || !file {

@@ -74,13 +74,17 @@ func removeStored(t *testing.T, s *registrytest.Server, d oci.Digest) bool {
 	return true
 }
 
-// findFile returns the path of the file named name under dir, or "".
+// findFile returns the path of the file named name under dir, or "": the filesystem store's,
+// never a copy in an S3 replica's cache (DATA_DIR/cache), which is not the storage.
 func findFile(t *testing.T, dir, name string) string {
 	t.Helper()
 	found := ""
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if e.IsDir() && p == filepath.Join(dir, "cache") {
+			return filepath.SkipDir
 		}
 		if !e.IsDir() && e.Name() == name {
 			found = p

@@ -157,13 +157,21 @@ func (c *cache) take(file *os.File, d oci.Digest, size int64) (moved bool) {
 	if c == nil || c.has(d) || !c.reserve(size) {
 		return false
 	}
-	dst := c.path(d)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err == nil && os.Rename(file.Name(), dst) == nil {
+	if c.place(file.Name(), d) == nil {
 		c.insert(d, size)
 		return true
 	}
 	c.copy(file, d, size)
 	return false
+}
+
+// place moves file to blob d's path in the cache.
+func (c *cache) place(file string, d oci.Digest) error {
+	dst := c.path(d)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	return os.Rename(file, dst)
 }
 
 // insert makes the reserved blob d at its cache path an entry.
@@ -180,12 +188,7 @@ func (c *cache) insert(d oci.Digest, size int64) {
 // adopt moves file, holding blob d's size verified bytes and reserved already, into the cache
 // (or removes it).
 func (c *cache) adopt(file string, d oci.Digest, size int64) {
-	dst := c.path(d)
-	err := os.MkdirAll(filepath.Dir(dst), 0o700)
-	if err == nil {
-		err = os.Rename(file, dst)
-	}
-	if err != nil {
+	if err := c.place(file, d); err != nil {
 		os.Remove(file)
 		c.release(size)
 		return

@@ -57,7 +57,7 @@ directory tokens until these expire (auth.directory_token_ttl).`,
 					return fmt.Errorf("no berth database at %s (--data-dir, --database): %w", cfg.Database, err)
 				}
 			}
-			st, err := store.Open(ctx, cfg.Database, store.Options{NoMigrate: true})
+			st, err := store.Open(ctx, cfg.Database, store.Options{NoMigrate: true, MaxConns: cfg.DatabaseMaxConnections})
 			if err != nil {
 				return err
 			}

@@ -189,7 +189,7 @@ It takes the same --config, BERTH_DATABASE and --database as serve.`,
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(cmd.Context(), cfg.Database, store.Options{NoMigrate: true})
+			st, err := store.Open(cmd.Context(), cfg.Database, store.Options{NoMigrate: true, MaxConns: cfg.DatabaseMaxConnections})
 			if err == nil {
 				st.Close()
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: the schema is current; nothing to apply\n", store.Redact(cfg.Database))
@@ -198,7 +198,7 @@ It takes the same --config, BERTH_DATABASE and --database as serve.`,
 			if !errors.Is(err, store.ErrSchemaOld) {
 				return err
 			}
-			st, err = store.Open(cmd.Context(), cfg.Database, store.Options{})
+			st, err = store.Open(cmd.Context(), cfg.Database, store.Options{MaxConns: cfg.DatabaseMaxConnections})
 			if err != nil {
 				return err
 			}
@@ -246,7 +246,7 @@ tombstoned before it is deleted, and a push that meets a tombstone is told to pu
 				return errors.New("--grace must not be negative")
 			}
 			ctx := cmd.Context()
-			st, err := store.Open(ctx, cfg.Database, store.Options{NoMigrate: true})
+			st, err := store.Open(ctx, cfg.Database, store.Options{NoMigrate: true, MaxConns: cfg.DatabaseMaxConnections})
 			if err != nil {
 				return err
 			}

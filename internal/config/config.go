@@ -28,6 +28,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Database is "sqlite:PATH" or "postgres://…"; empty means sqlite:<data_dir>/berth.db.
 	Database string `yaml:"database"`
+	// DatabaseMaxConnections is how many connections this process may hold to PostgreSQL at
+	// once (SQLite keeps one writer and eight readers): replicas × it must stay within what
+	// the server allows the role.
+	DatabaseMaxConnections int `yaml:"database_max_connections"`
 	// Storage is "fs:PATH" or "s3://BUCKET[/PREFIX]?endpoint=…"; empty means fs:<data_dir>/blobs.
 	Storage string `yaml:"storage"`
 	// Registry names the default registry on first start.
@@ -238,8 +242,10 @@ func Default() Config {
 		Listen:   ":5000",
 		DataDir:  "./berth-data",
 		Registry: "default",
-		TLS:      TLS{ReloadInterval: 10 * time.Second, ACME: ACME{DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory", HTTPListen: ":80"}},
-		Log:      Log{Level: "info", Format: "json"},
+		// PostgreSQL's default max_connections (100) less its 3 reserved ones holds 3 replicas.
+		DatabaseMaxConnections: 32,
+		TLS:                    TLS{ReloadInterval: 10 * time.Second, ACME: ACME{DirectoryURL: "https://acme-v02.api.letsencrypt.org/directory", HTTPListen: ":80"}},
+		Log:                    Log{Level: "info", Format: "json"},
 		Limits: Limits{
 			MaxManifestBytes:      4 << 20,
 			MaxBlobBytes:          64 << 30,
@@ -287,6 +293,9 @@ func (c *Config) LoadFile(path string) error {
 	}
 	return nil
 }
+
+// MaxDatabaseConnections bounds database_max_connections.
+const MaxDatabaseConnections = 1000
 
 // EnvPrefix starts every environment override: BERTH_LISTEN, BERTH_TLS_CERT,
 // BERTH_LIMITS_MAX_BLOB_BYTES …
@@ -484,6 +493,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("database: %q: use sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB", c.Database)
+	}
+	if c.DatabaseMaxConnections < 1 || c.DatabaseMaxConnections > MaxDatabaseConnections {
+		bad("database_max_connections: %d: use 1 to %d", c.DatabaseMaxConnections, MaxDatabaseConnections)
 	}
 	if c.Storage == "" {
 		c.Storage = "fs:" + filepath.Join(c.DataDir, "blobs")

@@ -78,6 +78,8 @@ func TestValidate(t *testing.T) {
 		{"manifest limit", func(c *Config) { c.Limits.MaxManifestBytes = 5 << 20 }, "max_manifest_bytes"},
 		{"postgres URL", func(c *Config) { c.Database = "postgres://u:p@h:bad port/db" }, "postgres"},
 		{"unknown database", func(c *Config) { c.Database = "mysql://u@h/db" }, "database"},
+		{"no database connections", func(c *Config) { c.DatabaseMaxConnections = 0 }, "database_max_connections: 0: use 1 to 1000"},
+		{"too many database connections", func(c *Config) { c.DatabaseMaxConnections = 1001 }, "database_max_connections: 1001"},
 		{"events retention", func(c *Config) { c.Events.Retention = time.Minute }, "events.retention"},
 		{"events queue", func(c *Config) { c.Events.Queue = 0 }, "events.queue"},
 		{"unknown storage", func(c *Config) { c.Storage = "gcs://b" }, "storage"},

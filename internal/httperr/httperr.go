@@ -144,8 +144,9 @@ const CodeUnavailable oci.ErrorCode = "UNAVAILABLE"
 // Unavailable reports whether err is an outage of something berth depends on rather than a
 // fault of berth's: the network to it (refused, reset, cut mid-reply, timed out), a connection
 // the database driver gave up, or a database that refuses work for now (SQLSTATE classes 08, connection
-// exceptions, and 57, operator intervention such as a shutdown), or work the driver never sent
-// because its connection was gone (SafeToRetry). Drivers are recognised by
+// exceptions; 53, insufficient resources such as too many connections; and 57, operator
+// intervention such as a shutdown), or work the driver never sent because its connection was
+// gone (SafeToRetry). Drivers are recognised by
 // their errors' methods, so this package imports none.
 func Unavailable(err error) bool {
 	var ne net.Error
@@ -165,7 +166,7 @@ func Unavailable(err error) bool {
 		return true
 	case errors.As(err, &state):
 		c := state.SQLState()
-		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57")
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57")
 	}
 	return false
 }

@@ -37,7 +37,10 @@ func TestUnavailable(t *testing.T) {
 		{fmt.Errorf("store: %w", io.ErrUnexpectedEOF), true}, // a connection cut mid-reply
 		{fmt.Errorf("store: %w", sqlErr("57P01")), true},     // admin_shutdown
 		{fmt.Errorf("store: %w", sqlErr("08006")), true},     // connection_failure
+		{fmt.Errorf("store: %w", sqlErr("53300")), true},     // too_many_connections
+		{fmt.Errorf("store: %w", sqlErr("53200")), true},     // out_of_memory
 		{fmt.Errorf("store: %w", sqlErr("23505")), false},    // unique_violation: berth's to handle
+		{fmt.Errorf("store: %w", sqlErr("42P01")), false},    // undefined_table: a bug
 		{fmt.Errorf("store: link blob: %w", errors.Join(unsent(true), nil)), true},
 		{fmt.Errorf("store: %w", unsent(false)), false},
 	} {

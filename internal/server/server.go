@@ -111,10 +111,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Server, error) 
 		log.Warn("cannot make the data folder private (0700); check who else can read it", "data_dir", cfg.DataDir, "err", err)
 	}
 	// Replicas over a shared PostgreSQL leave migrations to 'berth migrate'; SQLite migrates here.
-	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now, NoMigrate: store.IsPostgres(cfg.Database)})
+	meta, err := store.Open(ctx, cfg.Database, store.Options{Now: now, NoMigrate: store.IsPostgres(cfg.Database), MaxConns: cfg.DatabaseMaxConnections})
 	if err != nil {
 		return nil, err
 	}
+	checkConnectionRoom(ctx, log, meta, cfg.DatabaseMaxConnections)
 	blobs, err := OpenBlobs(ctx, cfg)
 	if err != nil {
 		meta.Close()
@@ -253,6 +254,23 @@ func (s *Server) withClientIP(trusted policy.AddressList, next http.Handler) htt
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// checkConnectionRoom warns when this replica alone may open more connections than PostgreSQL
+// allows its role: past that, a burst of requests meets "too many connections" (answered 503).
+func checkConnectionRoom(ctx context.Context, log *slog.Logger, meta *store.Store, pool int) {
+	room, err := meta.ConnectionRoom(ctx)
+	switch {
+	case err != nil:
+		log.Warn("cannot read PostgreSQL's connection limits", "err", err)
+	case room < 0: // SQLite
+	case pool > room:
+		log.Warn("database_max_connections is more than PostgreSQL allows this role: requests beyond that get 503 under load; "+
+			"set it to at most the server's room divided by the number of replicas",
+			"database_max_connections", pool, "server_room", room)
+	default:
+		log.Info("database connections", "database_max_connections", pool, "server_room", room)
+	}
 }
 
 // OpenBlobs opens the blob storage cfg names (cfg must have passed Validate).

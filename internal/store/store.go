@@ -112,7 +112,13 @@ type Options struct {
 	// NoMigrate refuses a database with pending migrations (ErrSchemaOld) instead of applying
 	// them: replicas over a shared database leave migrations to 'berth migrate'.
 	NoMigrate bool
+	// MaxConns bounds the connections to PostgreSQL; 0 means DefaultMaxConns. SQLite keeps one
+	// writer and eight readers whatever it says.
+	MaxConns int
 }
+
+// DefaultMaxConns is Options.MaxConns when it is 0.
+const DefaultMaxConns = 32
 
 // IsPostgres reports whether dsn names a PostgreSQL database.
 func IsPostgres(dsn string) bool {
@@ -136,8 +142,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		}
 		// As many idle connections kept as may be open: fewer, and a burst of more than that
 		// many requests closes and reopens connections (a new server process each) all along.
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
+		conns := opts.MaxConns
+		if conns <= 0 {
+			conns = DefaultMaxConns
+		}
+		db.SetMaxOpenConns(conns)
+		db.SetMaxIdleConns(conns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -203,6 +213,36 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil
+}
+
+// ConnectionRoom is how many connections PostgreSQL lets this store's role open to its database
+// at most, with nobody else connected: max_connections less the reserved ones, then the role's
+// and the database's own limits (none of which bind a superuser but max_connections). It is -1
+// on SQLite.
+func (s *Store) ConnectionRoom(ctx context.Context) (int, error) {
+	if s.d.name != postgresDialect.name {
+		return -1, nil
+	}
+	var maxConns, reserved, roleLimit, dbLimit int
+	var super bool
+	err := s.r.QueryRowContext(ctx, `SELECT current_setting('max_connections')::int,
+		current_setting('superuser_reserved_connections')::int + COALESCE(NULLIF(current_setting('reserved_connections', true), '')::int, 0),
+		r.rolconnlimit, r.rolsuper, d.datconnlimit
+		FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()`).
+		Scan(&maxConns, &reserved, &roleLimit, &super, &dbLimit)
+	if err != nil {
+		return 0, fmt.Errorf("store: connection limits: %w", err)
+	}
+	if super {
+		return maxConns, nil
+	}
+	room := maxConns - reserved
+	for _, l := range []int{roleLimit, dbLimit} {
+		if l >= 0 { // -1: no limit
+			room = min(room, l)
+		}
+	}
+	return room, nil
 }
 
 func (s *Store) millis() int64 { return s.now().UnixMilli() }

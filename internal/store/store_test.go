@@ -120,3 +120,43 @@ func TestMigrations(t *testing.T) {
 		t.Errorf("open of a newer schema err = %v; want ErrSchemaTooNew", err)
 	}
 }
+
+// TestConnectionRoom: SQLite has no connection limit to read (-1); on PostgreSQL the room of the
+// tests' role, a superuser, is the server's max_connections. (A role with its own CONNECTION LIMIT: test/faults TestConnectionLimit.)
+func TestConnectionRoom(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "berth.db"), store.Options{MaxConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if room, err := s.ConnectionRoom(ctx); room != -1 || err != nil {
+		t.Errorf("SQLite: room %d, %v; want -1", room, err)
+	}
+	dsn := pgtest.DSN(t)
+	p, err := store.Open(ctx, dsn, store.Options{MaxConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	room, err := p.ConnectionRoom(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var max int
+	var super bool
+	if err := db.QueryRow("SELECT current_setting('max_connections')::int, rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&max, &super); err != nil {
+		t.Fatal(err)
+	}
+	if !super {
+		t.Skip("the tests' PostgreSQL role is not a superuser")
+	}
+	if room != max {
+		t.Errorf("room %d, want max_connections %d", room, max)
+	}
+}

@@ -44,6 +44,7 @@ type process struct {
 	dir   string
 	mu    sync.Mutex
 	cmd   *exec.Cmd
+	logMu sync.Mutex // logs is written by the server's output copiers, read by the test
 	logs  bytes.Buffer
 	kills int
 	args  []string // more flags of berth serve
@@ -70,7 +71,7 @@ func (p *process) start() {
 	p.mu.Lock()
 	cmd := exec.Command(berthBin, append([]string{"serve", "--listen", p.addr, "--data-dir", p.dir, "--log-level", "warn"}, p.args...)...)
 	cmd.Env = append(append(os.Environ(), "BERTH_BOOTSTRAP_PASSWORD="+ownerPassword), p.env...)
-	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
+	cmd.Stdout, cmd.Stderr = logWriter{p}, logWriter{p}
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		p.t.Fatal(err)
@@ -85,25 +86,40 @@ func (p *process) start() {
 			}
 		}
 	}
-	p.t.Fatalf("berth did not become ready:\n%s", p.logs.String())
+	p.t.Fatalf("berth did not become ready:\n%s", p.log())
 }
 
 // logLines is the server's log lines that hold the correlation id in reply (all of them when
 // reply has none).
 func (p *process) logLines(reply string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	logs := p.log()
 	_, id, ok := strings.Cut(reply, "correlation id: ")
 	if !ok || len(id) < 16 {
-		return p.logs.String()
+		return logs
 	}
 	var out strings.Builder
-	for line := range strings.Lines(p.logs.String()) {
+	for line := range strings.Lines(logs) {
 		if strings.Contains(line, id[:16]) {
 			out.WriteString(line)
 		}
 	}
 	return out.String()
+}
+
+// log is what the server wrote so far.
+func (p *process) log() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.logs.String()
+}
+
+// logWriter appends the server's output to its process's logs.
+type logWriter struct{ p *process }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	w.p.logMu.Lock()
+	defer w.p.logMu.Unlock()
+	return w.p.logs.Write(b)
 }
 
 // kill9 kills the server without warning (SIGKILL) and waits for it to be gone.

@@ -71,6 +71,7 @@ type Deps struct {
 // Handler serves /mgmt/v1/.
 type Handler struct {
 	Deps
+	usage *usageFlights
 }
 
 // New returns the API's handler.
@@ -85,7 +86,7 @@ func New(d Deps) *Handler {
 		d.Audit = audit.Discard
 	}
 	d.Log = d.Log.With("component", "mgmt")
-	return &Handler{Deps: d}
+	return &Handler{Deps: d, usage: newUsageFlights(d.Now)}
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p access.Principal) error

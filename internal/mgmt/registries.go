@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -327,7 +328,9 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 	}
 	// ?repository=NAME: that repository's figures.
 	if repo := r.URL.Query().Get("repository"); repo != "" {
-		u, err := h.Store.RepositoryUsage(r.Context(), reg.ID, repo)
+		u, err := h.usage.do(r.Context(), usageKey{reg.ID, repo}, func(ctx context.Context) (store.Usage, error) {
+			return h.Store.RepositoryUsage(ctx, reg.ID, repo)
+		})
 		if err != nil {
 			return storeError(err, fmt.Sprintf("repository %q", repo))
 		}
@@ -337,7 +340,9 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 			{Name: "Tags", CurrentValue: u.Tags, Unit: "Count"},
 		}})
 	}
-	u, err := h.Store.RegistryUsage(r.Context(), reg.ID)
+	u, err := h.usage.do(r.Context(), usageKey{reg.ID, ""}, func(ctx context.Context) (store.Usage, error) {
+		return h.Store.RegistryUsage(ctx, reg.ID)
+	})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ func TestUsageFlights(t *testing.T) {
 		calls int64         // computations for both calls
 	}{
 		{"quick: never reused", usageSlow - time.Millisecond, nil, 0, 2},
+		{"as slow as the mark: reused", usageSlow, nil, 0, 1},
 		{"slow: reused", 100 * time.Millisecond, nil, 999 * time.Millisecond, 1},
 		{"slow: ten times as long, then computed again", 100 * time.Millisecond, nil, time.Second, 2},
 		{"very slow: a minute at most", 30 * time.Second, nil, time.Minute, 2},

@@ -2,6 +2,8 @@ package reqlog_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -132,5 +134,101 @@ func TestReadFromPassesThrough(t *testing.T) {
 	}
 	if seen.BytesOut != 4000 || seen.Status != http.StatusOK || !strings.Contains(logged.String(), `"bytes_out":4000`) {
 		t.Errorf("observed %+v, logged %s; want 4000 bytes out, status 200", seen, logged.String())
+	}
+}
+
+// TestClientIDs: a client's correlation id is kept when it is 1 to 128 of [A-Za-z0-9_.:-],
+// replaced otherwise.
+func TestClientIDs(t *testing.T) {
+	srv := httptest.NewServer(reqlog.Middleware(slog.New(slog.DiscardHandler), time.Now, nil, nil,
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	defer srv.Close()
+	for _, tc := range []struct {
+		id   string
+		kept bool
+	}{
+		{"az-AZ_09.x:y", true},
+		{"z", true}, {"A", true}, {"Z", true}, {"9", true}, {"0", true}, {"a", true},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+		{"a[", false}, {"a@", false}, {"a{", false}, {"a`", false}, {"a/", false}, {"a;", false}, {"a b", false}, {"é", false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set(reqlog.HeaderCorrelationID, tc.id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get(reqlog.HeaderCorrelationID) == tc.id; got != tc.kept {
+			t.Errorf("%q: kept %v, want %v", tc.id, got, tc.kept)
+		}
+	}
+}
+
+// TestClientGone: a request whose client leaves before any reply is logged and observed as 499;
+// one that was answered (by Write or by ReadFrom) keeps its status when the client leaves
+// afterwards. The log gives the duration in milliseconds.
+func TestClientGone(t *testing.T) {
+	var logged syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	seen := make(chan reqlog.Outcome, 3)
+	wait := func(r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/silent", func(w http.ResponseWriter, r *http.Request) { wait(r) })
+	mux.HandleFunc("/written", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("x"))
+		http.NewResponseController(w).Flush()
+		wait(r)
+	})
+	mux.HandleFunc("/copied", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, struct{ io.Reader }{strings.NewReader("x")}) // through the recorder's ReadFrom
+		http.NewResponseController(w).Flush()
+		wait(r)
+	})
+	srv := httptest.NewServer(reqlog.Middleware(log, time.Now, func(r *http.Request, o reqlog.Outcome) { seen <- o }, nil, mux))
+	defer srv.Close()
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{{"/silent", 499}, {"/written", 200}, {"/copied", 200}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+tc.path, nil)
+		go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.ReadAll(resp.Body) // until the client leaves
+			resp.Body.Close()
+		}
+		select {
+		case o := <-seen:
+			if o.Status != tc.status {
+				t.Errorf("%s: observed status %d, want %d", tc.path, o.Status, tc.status)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not observed", tc.path)
+		}
+		cancel()
+	}
+	for line := range strings.Lines(logged.String()) {
+		var rec struct {
+			Path       string  `json:"path"`
+			Status     int     `json:"status"`
+			DurationMS float64 `json:"duration_ms"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Path == "" {
+			continue
+		}
+		// Each waited for the client to leave, 50 ms after it asked.
+		if rec.DurationMS < 40 || rec.DurationMS > 5000 {
+			t.Errorf("%s: duration_ms %v, want the milliseconds it took (about 50)", rec.Path, rec.DurationMS)
+		}
+		if want := map[string]int{"/silent": 499}[rec.Path]; want != 0 && rec.Status != want {
+			t.Errorf("%s: logged status %d, want %d", rec.Path, rec.Status, want)
+		}
 	}
 }

@@ -29,7 +29,8 @@ type deadlines struct {
 func (d deadlines) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
-		// A keep-alive connection carries the last request's deadline: start afresh.
+		// The reply's first bytes (a head flushed before any Write) get the time a Write gets
+		// (net/http leaves a connection without a write deadline between requests).
 		rc.SetWriteDeadline(time.Now().Add(d.writeIdle))
 		var body *slowBody
 		if r.Body != nil && r.Body != http.NoBody {
@@ -67,7 +68,7 @@ func (b *slowBody) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		// The whole body is in: net/http reads the connection in the background from now on,
-		// and a deadline there would cancel the request.
+		// and a deadline there would cancel the request (net/http clears it too, as it starts).
 		b.done = true
 		b.rc.SetReadDeadline(time.Time{})
 	case err != nil && isTimeout(err):

@@ -55,6 +55,8 @@ var targets = []target{
 	{"internal/sso", []string{"./internal/oauth", "./internal/store"}},
 	// issue 22: the portal's sessions, CSRF checks and what it offers
 	{"internal/portal", []string{"./internal/portal"}},
+	// issue 23: the correlation ids and the access log every request goes through
+	{"internal/reqlog", []string{"./internal/reqlog"}},
 }
 
 // Status of a mutant after its run.

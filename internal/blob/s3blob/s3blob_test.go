@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,13 +38,18 @@ func newStoreAt(t *testing.T) (*s3blob.Store, config.S3) {
 
 // newStoreWith is newStoreAt with its configuration edited first.
 func newStoreWith(t *testing.T, edit func(*config.S3)) (*s3blob.Store, config.S3) {
+	return newStoreIn(t, t.TempDir(), edit)
+}
+
+// newStoreIn is newStoreWith keeping the pieces being written in temp.
+func newStoreIn(t *testing.T, temp string, edit func(*config.S3)) (*s3blob.Store, config.S3) {
 	t.Helper()
 	st, err := config.ParseStorage(s3test.URL(t, "test"))
 	if err != nil || st.S3 == nil {
 		t.Fatal(err)
 	}
 	edit(st.S3)
-	s, err := s3blob.New(context.Background(), s3blob.Config{S3: *st.S3, TempDir: t.TempDir()})
+	s, err := s3blob.New(context.Background(), s3blob.Config{S3: *st.S3, TempDir: temp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +340,8 @@ func TestChangedOnTheWay(t *testing.T) {
 	for _, signed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("payload_signing=%v", signed), func(t *testing.T) {
 			var f *flipper
-			s, _ := newStoreWith(t, func(c *config.S3) {
+			temp := t.TempDir()
+			s, _ := newStoreIn(t, temp, func(c *config.S3) {
 				c.PayloadSigning = signed
 				f = newFlipper(t, c.Endpoint)
 				c.Endpoint = f.ln.Addr().String()
@@ -352,6 +361,109 @@ func TestChangedOnTheWay(t *testing.T) {
 			if _, err := s.Open(ctx, d, 0); !errors.Is(err, blob.ErrNotFound) {
 				t.Errorf("Open after the refused upload: %v; want ErrNotFound", err)
 			}
+			if left, _ := os.ReadDir(temp); len(left) != 0 {
+				t.Errorf("the refused piece's file is left: %v", left)
+			}
 		})
+	}
+}
+
+// TestWhereBytesLand: what decides the bytes at a blob's key: a commit of one plain piece
+// stores it; SyncDigest places only an upload's first bytes (after a Sync it stores a plain
+// piece, with nothing written it does nothing); a placed piece committed under another
+// algorithm's digest is stored there too; and SyncDigest leaves no file or descriptor behind.
+func TestWhereBytesLand(t *testing.T) {
+	ctx := context.Background()
+	temp := t.TempDir()
+	s, _ := newStoreIn(t, temp, func(*config.S3) {})
+	data := make([]byte, 200_000)
+	rand.Read(data)
+	read := func(t *testing.T, d oci.Digest) []byte {
+		t.Helper()
+		r, err := s.Open(ctx, d, 0)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", d, err)
+		}
+		defer r.Close()
+		b, _ := io.ReadAll(r)
+		return b
+	}
+	commit := func(t *testing.T, w blob.Writer, d oci.Digest) {
+		t.Helper()
+		if _, err := w.Commit(ctx, d); err != nil {
+			t.Fatalf("Commit(%s): %v", d, err)
+		}
+		if got := read(t, d); !bytes.Equal(got, data) {
+			t.Errorf("blob %s: %d bytes, not the %d committed", d, len(got), len(data))
+		}
+	}
+	create := func(t *testing.T, id string) blob.Writer {
+		t.Helper()
+		w, err := s.Create(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+
+	t.Run("one plain piece", func(t *testing.T) {
+		w := create(t, "plain")
+		w.Write(data)
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, w, oci.FromBytes(oci.SHA256, data))
+	})
+	t.Run("SyncDigest after a Sync", func(t *testing.T) {
+		d := oci.FromBytes(oci.SHA512, data) // not placed by any other subtest
+		w := create(t, "after")
+		w.Write(data[:50_000])
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data[50_000:])
+		if err := w.(blob.DigestSyncer).SyncDigest(d); err != nil {
+			t.Fatalf("SyncDigest of an upload's later bytes: %v", err)
+		}
+		if _, err := s.Stat(ctx, d); !errors.Is(err, blob.ErrNotFound) {
+			t.Errorf("the later bytes were placed as blob %s before the commit: %v", d, err)
+		}
+		commit(t, w, d)
+	})
+	t.Run("SyncDigest with nothing written", func(t *testing.T) {
+		w := create(t, "nothing")
+		if err := w.(blob.DigestSyncer).SyncDigest(oci.FromBytes(oci.SHA256, nil)); err != nil {
+			t.Errorf("SyncDigest of nothing: %v", err)
+		}
+		if w.Size() != 0 {
+			t.Errorf("size %d after SyncDigest of nothing", w.Size())
+		}
+		w.Cancel(ctx)
+	})
+	t.Run("placed, committed under another digest", func(t *testing.T) {
+		head := data[:120_000]
+		w := create(t, "other")
+		w.Write(head)
+		if err := w.(blob.DigestSyncer).SyncDigest(oci.FromBytes(oci.SHA256, head)); err != nil {
+			t.Fatal(err)
+		}
+		d := oci.FromBytes(oci.SHA512, head)
+		if _, err := w.Commit(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, d); !bytes.Equal(got, head) {
+			t.Errorf("blob %s: %d bytes", d, len(got))
+		}
+	})
+	// Every piece's file is gone, and no descriptor of this process is open on one.
+	left, _ := os.ReadDir(temp)
+	if len(left) != 0 {
+		t.Errorf("files left in the upload folder: %v", left)
+	}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if to, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(to, temp) {
+			t.Errorf("a descriptor is still open on %s", to)
+		}
 	}
 }

@@ -328,7 +328,7 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 	}
 	// ?repository=NAME: that repository's figures.
 	if repo := r.URL.Query().Get("repository"); repo != "" {
-		u, err := h.usage.do(r.Context(), usageKeyOf(reg, repo), func(ctx context.Context) (store.Usage, error) {
+		u, err := h.usage.do(r.Context(), usageKey{reg.ID, repo}, func(ctx context.Context) (store.Usage, error) {
 			return h.Store.RepositoryUsage(ctx, reg.ID, repo)
 		})
 		if err != nil {
@@ -340,7 +340,7 @@ func (h *Handler) showUsage(w http.ResponseWriter, r *http.Request, _ access.Pri
 			{Name: "Tags", CurrentValue: u.Tags, Unit: "Count"},
 		}})
 	}
-	u, err := h.usage.do(r.Context(), usageKeyOf(reg, ""), func(ctx context.Context) (store.Usage, error) {
+	u, err := h.usage.do(r.Context(), usageKey{reg.ID, ""}, func(ctx context.Context) (store.Usage, error) {
 		return h.Store.RegistryUsage(ctx, reg.ID)
 	})
 	if err != nil {

@@ -26,15 +26,8 @@ const (
 )
 
 type usageKey struct {
-	registry int64
-	// created tells a registry from one made later under the same id (SQLite reuses the
-	// highest id after a delete): figures never pass from one tenant to the next.
-	created    int64
+	registry   int64
 	repository string // "" for the whole registry
-}
-
-func usageKeyOf(reg store.Registry, repository string) usageKey {
-	return usageKey{reg.ID, reg.CreatedAt.UnixNano(), repository}
 }
 
 type usageFlight struct {

@@ -35,7 +35,7 @@ func (f *usageFlights) held() int {
 // leaves does not cancel a computation others wait for.
 func TestUsageFlights(t *testing.T) {
 	ctx := context.Background()
-	k := usageKey{1, 1, ""}
+	k := usageKey{1, ""}
 	// computing returns a computation that takes d on the clock and counts its calls.
 	computing := func(c *clock, calls *atomic.Int64, d time.Duration, err error) func(context.Context) (store.Usage, error) {
 		return func(context.Context) (store.Usage, error) {
@@ -106,7 +106,7 @@ func TestUsageFlights(t *testing.T) {
 		}
 		other := make(chan error)
 		go func() {
-			_, err := f.do(ctx, usageKey{1, 1, "team/app"}, func(context.Context) (store.Usage, error) { return store.Usage{}, nil })
+			_, err := f.do(ctx, usageKey{1, "team/app"}, func(context.Context) (store.Usage, error) { return store.Usage{}, nil })
 			other <- err
 		}()
 		if err := <-other; err != nil { // another key does not wait for this one
@@ -129,29 +129,13 @@ func TestUsageFlights(t *testing.T) {
 		}
 	})
 
-	t.Run("a registry made again under the same id", func(t *testing.T) {
-		c := &clock{t: time.Unix(1e9, 0)}
-		f := newUsageFlights(c.now)
-		var calls atomic.Int64
-		slow := computing(c, &calls, time.Second, nil)
-		old := store.Registry{ID: 7, CreatedAt: time.Unix(100, 0)}
-		again := store.Registry{ID: 7, CreatedAt: time.Unix(200, 0)}
-		f.do(ctx, usageKeyOf(old, ""), slow)
-		if u, _ := f.do(ctx, usageKeyOf(again, ""), slow); u.Manifests != 2 {
-			t.Errorf("the new registry got the old one's figures (computation %d)", u.Manifests)
-		}
-		if u, _ := f.do(ctx, usageKeyOf(again, "app"), slow); u.Manifests != 3 {
-			t.Errorf("a repository got its registry's figures (computation %d)", u.Manifests)
-		}
-	})
-
 	t.Run("bounded", func(t *testing.T) {
 		c := &clock{t: time.Unix(1e9, 0)}
 		f := newUsageFlights(c.now)
 		var calls atomic.Int64
 		slow := computing(c, &calls, time.Second, nil)
 		for i := range usageMaxFlights + 5 {
-			if _, err := f.do(ctx, usageKey{int64(i), 1, ""}, slow); err != nil {
+			if _, err := f.do(ctx, usageKey{int64(i), ""}, slow); err != nil {
 				t.Fatal(err)
 			}
 			c.add(-time.Second) // every one still reused
@@ -163,7 +147,7 @@ func TestUsageFlights(t *testing.T) {
 			t.Errorf("%d computations, want %d", n, usageMaxFlights+5)
 		}
 		c.add(usageMaxReuse) // every one is old now: the next call sweeps them away
-		if _, err := f.do(ctx, usageKey{-1, 1, ""}, slow); err != nil {
+		if _, err := f.do(ctx, usageKey{-1, ""}, slow); err != nil {
 			t.Fatal(err)
 		}
 		if held := f.held(); held != 1 {

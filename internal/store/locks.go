@@ -69,13 +69,29 @@ func lockQuery(mode lockMode, keys []lockKey) string {
 	return b.String()
 }
 
-// lockArgs are lockQuery's arguments: the writer lock, then the keys in ascending order.
-func lockArgs(keys []lockKey) []any {
-	args := []any{int64(writerLock)}
-	for _, k := range sortedKeys(keys) {
+// lockArgs are lockQuery's arguments in namespace ns: the writer lock, then the keys in
+// ascending order (of the keys as locked).
+func lockArgs(ns lockKey, keys []lockKey) []any {
+	args := []any{int64(writerLock ^ ns)}
+	in := make([]lockKey, len(keys))
+	for i, k := range keys {
+		in[i] = k ^ ns
+	}
+	for _, k := range sortedKeys(in) {
 		args = append(args, int64(k))
 	}
 	return args
+}
+
+// lockNamespace is what a store's lock keys are XORed with: advisory locks are the whole
+// database's, and stores in different schemas of one database (two installations, or the
+// tests' schemas) must not hold each other off. The public schema keeps the keys as they
+// are, so that replicas of different versions there still exclude each other.
+func lockNamespace(schema string) lockKey {
+	if schema == "" || schema == "public" {
+		return 0
+	}
+	return keyOf("schema", schema)
 }
 
 // sortedKeys returns keys in ascending order without repeats.

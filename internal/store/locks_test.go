@@ -21,6 +21,13 @@ func TestLockQuery(t *testing.T) {
 	if repoKey(1, "a") != a {
 		t.Fatal("a repository's key changes")
 	}
+	if lockNamespace("public") != 0 || lockNamespace("") != 0 || lockNamespace("t_1") == 0 || lockNamespace("t_1") == lockNamespace("t_2") {
+		t.Error("the public schema keeps its keys; every other schema has a namespace of its own")
+	}
+	ns := lockNamespace("t_1")
+	if got, want := fmt.Sprint(lockArgs(ns, []lockKey{b, a})), fmt.Sprint([]any{int64(writerLock ^ ns), int64(min(a^ns, b^ns)), int64(max(a^ns, b^ns))}); got != want {
+		t.Errorf("lockArgs in a namespace = %s, want %s", got, want)
+	}
 	lo, hi := min(a, b), max(a, b)
 	for _, c := range []struct {
 		mode  lockMode
@@ -37,7 +44,7 @@ func TestLockQuery(t *testing.T) {
 			t.Errorf("lockQuery(%v, %v) = %q, want %q", c.mode, c.keys, q, c.query)
 		}
 		if c.mode == lockShared {
-			if args := lockArgs(c.keys); fmt.Sprint(args) != fmt.Sprint(c.args) {
+			if args := lockArgs(0, c.keys); fmt.Sprint(args) != fmt.Sprint(c.args) {
 				t.Errorf("lockArgs(%v) = %v, want %v", c.keys, args, c.args)
 			}
 		}
@@ -72,11 +79,15 @@ func TestWritersSideBySide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { tx.Rollback() }) // also when the test fails while it holds them
 		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			t.Fatal(err)
 		}
 		return func() { tx.Rollback() }
 	}
+	// The store's keys as it locks them (its schema's namespace).
+	writer := int64(writerLock ^ s.lockNS)
+	repoA := int64(repoKey(reg.ID, "a") ^ s.lockNS)
 	// waiting reports whether a session waits for an advisory lock (a row in pg_locks not granted).
 	waiting := func() bool {
 		var n int
@@ -126,7 +137,7 @@ func TestWritersSideBySide(t *testing.T) {
 	}
 
 	// A writer of repository a (on another replica, say) holds its lock.
-	release := hold(`SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)`, int64(writerLock), int64(repoKey(reg.ID, "a")))
+	release := hold(`SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)`, writer, repoA)
 	passes("a push to b", push("b", "b1"))
 	passes("an upload's checkpoints", func(ctx context.Context) error {
 		if err := s.CreateUpload(ctx, Upload{ID: "u1", RegistryID: reg.ID, Repository: "a", HashAlgorithm: "sha256"}); err != nil {
@@ -144,19 +155,36 @@ func TestWritersSideBySide(t *testing.T) {
 	passes("a tag of b deleted", func(ctx context.Context) error { _, err := s.DeleteTag(ctx, reg.ID, "b", "latest"); return err })
 	waits("a push to a", release, push("a", "a1"))
 
-	release = hold(`SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)`, int64(writerLock), int64(repoKey(reg.ID, "a")))
+	release = hold(`SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)`, writer, repoA)
 	waits("a manifest of a deleted", release, func(ctx context.Context) error { _, err := s.DeleteManifest(ctx, reg.ID, "a", dg("a1")); return err })
 
 	// A write in flight anywhere holds off a configuration change…
-	release = hold(`SELECT pg_advisory_xact_lock_shared($1)`, int64(writerLock))
+	release = hold(`SELECT pg_advisory_xact_lock_shared($1)`, writer)
 	waits("a registry created", release, func(ctx context.Context) error { _, err := s.CreateRegistry(ctx, "team", ""); return err })
 	// …and a configuration change holds off every write.
-	release = hold(`SELECT pg_advisory_xact_lock($1)`, int64(writerLock))
+	release = hold(`SELECT pg_advisory_xact_lock($1)`, writer)
 	waits("a push to c", release, push("c", "c1"))
-	release = hold(`SELECT pg_advisory_xact_lock($1)`, int64(writerLock))
+	release = hold(`SELECT pg_advisory_xact_lock($1)`, writer)
 	waits("a batch of events", release, func(ctx context.Context) error {
 		return s.InsertEvents(ctx, nil, []RepositoryEvent{{Time: time.Now(), Registry: "default", Repository: "c"}})
 	})
+
+	// A store in another schema of the same database (another installation) is not held off
+	// by this one's configuration change.
+	elsewhere, err := Open(ctx, pgtest.DSN(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer elsewhere.Close()
+	if elsewhere.lockNS == s.lockNS {
+		t.Fatal("two schemas share a lock namespace")
+	}
+	release = hold(`SELECT pg_advisory_xact_lock($1)`, writer)
+	passes("a registry created in another schema", func(ctx context.Context) error {
+		_, err := elsewhere.CreateRegistry(ctx, "team2", "")
+		return err
+	})
+	release()
 }
 
 // TestReplicasRace (PostgreSQL): three stores over one database (replicas) move one tag and

@@ -98,11 +98,12 @@ func dollarPlaceholders(q string) string {
 
 // Store is the SQL metadata store.
 type Store struct {
-	d   dialect
-	rdb *sql.DB // reads
-	r   *reader // reads through rdb, prepared once on SQLite
-	wdb *sql.DB // writes (one connection for SQLite, so writers queue in Go, not in busy loops)
-	now func() time.Time
+	d      dialect
+	lockNS lockKey // PostgreSQL: the namespace of its advisory locks (lockNamespace)
+	rdb    *sql.DB // reads
+	r      *reader // reads through rdb, prepared once on SQLite
+	wdb    *sql.DB // writes (one connection for SQLite, so writers queue in Go, not in busy loops)
+	now    func() time.Time
 }
 
 // Options configure Open.
@@ -153,7 +154,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("store: connect to %s: %w", redactDSN(dsn), err)
 		}
-		s = &Store{d: postgresDialect, rdb: db, wdb: db, r: newReader(db, false), now: now}
+		var schema string
+		if err := db.QueryRowContext(ctx, "SELECT COALESCE(current_schema(), '')").Scan(&schema); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store: %s: current schema: %w", redactDSN(dsn), err)
+		}
+		s = &Store{d: postgresDialect, rdb: db, wdb: db, r: newReader(db, false), now: now, lockNS: lockNamespace(schema)}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		if path == "" {
@@ -345,7 +351,7 @@ func (s *Store) run(ctx context.Context, mode lockMode, keys []lockKey, fn func(
 		return err
 	}
 	if s.d.advisory {
-		if _, err := tx.ExecContext(ctx, lockQuery(mode, keys), lockArgs(keys)...); err != nil {
+		if _, err := tx.ExecContext(ctx, lockQuery(mode, keys), lockArgs(s.lockNS, keys)...); err != nil {
 			return errors.Join(err, tx.Rollback())
 		}
 	}

@@ -344,9 +344,9 @@ func TestCacheThrough(t *testing.T) {
 func TestMissesForgotten(t *testing.T) {
 	defer SetMaxCacheEntries(2)()
 	c := newCache(t, 1000)
-	_, a := blobOf(1)
-	_, b := blobOf(1)
-	_, d := blobOf(1)
+	_, a := blobOf(32) // 32 random bytes each: three distinct digests
+	_, b := blobOf(32)
+	_, d := blobOf(32)
 	for _, x := range []oci.Digest{a, b, d} {
 		if c.missedBefore(x) {
 			t.Fatalf("%s: missed before its first miss", x)

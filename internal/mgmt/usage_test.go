@@ -83,12 +83,17 @@ func TestUsageFlights(t *testing.T) {
 	}
 
 	t.Run("shared while computed", func(t *testing.T) {
-		f := newUsageFlights(time.Now)
+		// The computation takes a minute on the test's clock: a caller that comes only after
+		// it ended (a slow machine) is given the same figures, so one computation is the
+		// answer however the callers are scheduled.
+		c := &clock{t: time.Unix(1e9, 0)}
+		f := newUsageFlights(c.now)
 		release := make(chan struct{})
 		var calls atomic.Int64
 		compute := func(ctx context.Context) (store.Usage, error) {
 			calls.Add(1)
 			<-release
+			c.add(time.Minute)
 			return store.Usage{Tags: 7}, ctx.Err()
 		}
 		// The first caller leaves before the figures come: the others still get them.

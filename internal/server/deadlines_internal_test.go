@@ -221,7 +221,7 @@ func TestBodyPace(t *testing.T) {
 // gets it whole however long it takes in all: each Write gets its own write-idle deadline.
 func TestWritesEachGetTheirTime(t *testing.T) {
 	t.Parallel()
-	const pieces, piece = 48, 256 << 10 // 12 MiB
+	const pieces, piece = 96, 256 << 10 // 24 MiB
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		b := make([]byte, piece)
@@ -238,11 +238,11 @@ func TestWritesEachGetTheirTime(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var n int64
-	for err == nil { // 1 MiB every 100 ms: about 1.2 s in all, four times the write-idle timeout
+	for err == nil { // 1 MiB every 50 ms: 1.2 s in all, four times the write-idle timeout
 		var m int64
 		m, err = io.CopyN(io.Discard, resp.Body, 1<<20)
 		n += m
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err != io.EOF || n != pieces*piece {
 		t.Errorf("a reading client got %d of %d bytes (%v)", n, pieces*piece, err)

@@ -124,6 +124,18 @@ func TestPieces(t *testing.T) {
 	})
 }
 
+// readBlob is blob d as s reads it whole.
+func readBlob(t *testing.T, s *s3blob.Store, d oci.Digest) []byte {
+	t.Helper()
+	r, err := s.Open(context.Background(), d, 0)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", d, err)
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	return b
+}
+
 // TestPlaced: an upload's first piece synced with its digest is stored where that blob belongs,
 // so that its commit copies nothing; the upload never removes or changes that object (a blob
 // another upload or a manifest may hold), and a resume finds out when it is gone.
@@ -133,16 +145,7 @@ func TestPlaced(t *testing.T) {
 	data := make([]byte, 300_000)
 	rand.Read(data)
 	d := oci.FromBytes(oci.SHA256, data)
-	read := func(t *testing.T, d oci.Digest) []byte {
-		t.Helper()
-		r, err := s.Open(ctx, d, 0)
-		if err != nil {
-			t.Fatalf("Open(%s): %v", d, err)
-		}
-		defer r.Close()
-		b, _ := io.ReadAll(r)
-		return b
-	}
+	read := func(t *testing.T, d oci.Digest) []byte { return readBlob(t, s, d) }
 	place := func(t *testing.T, id string, b []byte) blob.Writer {
 		t.Helper()
 		w, err := s.Create(ctx, id)
@@ -378,16 +381,7 @@ func TestWhereBytesLand(t *testing.T) {
 	s, _ := newStoreIn(t, temp, func(*config.S3) {})
 	data := make([]byte, 200_000)
 	rand.Read(data)
-	read := func(t *testing.T, d oci.Digest) []byte {
-		t.Helper()
-		r, err := s.Open(ctx, d, 0)
-		if err != nil {
-			t.Fatalf("Open(%s): %v", d, err)
-		}
-		defer r.Close()
-		b, _ := io.ReadAll(r)
-		return b
-	}
+	read := func(t *testing.T, d oci.Digest) []byte { return readBlob(t, s, d) }
 	commit := func(t *testing.T, w blob.Writer, d oci.Digest) {
 		t.Helper()
 		if _, err := w.Commit(ctx, d); err != nil {

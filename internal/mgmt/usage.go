@@ -2,8 +2,11 @@ package mgmt
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/berth-registry/berth/internal/store"
 )
@@ -21,8 +24,8 @@ const (
 	// usageTimeout bounds a computation, which outlives the request that started it (others
 	// may be waiting for it).
 	usageTimeout = 5 * time.Minute
-	// usageMaxFlights bounds the figures held; past it, a computation is not shared.
-	usageMaxFlights = 10_000
+	// usageMaxKept bounds the figures kept; past it, slow figures are not kept.
+	usageMaxKept = 10_000
 )
 
 type usageKey struct {
@@ -30,89 +33,66 @@ type usageKey struct {
 	repository string // "" for the whole registry
 }
 
-type usageFlight struct {
-	done  chan struct{} // closed when u and err are set
+// usageFlights shares computations with singleflight (as the directory's password checks do) and
+// keeps the figures of slow ones.
+type usageFlights struct {
+	now    func() time.Time
+	flight singleflight.Group
+	mu     sync.Mutex
+	kept   map[usageKey]keptUsage
+}
+
+type keptUsage struct {
 	u     store.Usage
-	err   error
 	until time.Time // reuse the figures until then
 }
 
-type usageFlights struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[usageKey]*usageFlight
-}
-
 func newUsageFlights(now func() time.Time) *usageFlights {
-	return &usageFlights{now: now, m: map[usageKey]*usageFlight{}}
+	return &usageFlights{now: now, kept: map[usageKey]keptUsage{}}
 }
 
-// do returns the usage compute finds for k: that of a computation in progress, that of a recent
-// slow one, or its own.
+// do returns the usage compute finds for k: that of a recent slow computation, that of one in
+// progress, or its own. The computation runs on a context of its own (the request that started
+// it may leave while others wait).
 func (f *usageFlights) do(ctx context.Context, k usageKey, compute func(context.Context) (store.Usage, error)) (store.Usage, error) {
 	f.mu.Lock()
-	fl := f.m[k]
-	if fl != nil {
-		select {
-		case <-fl.done:
-			if f.now().Before(fl.until) {
-				f.mu.Unlock()
-				return fl.u, nil
-			}
-			fl = nil // too old: compute again
-		default: // in progress
-		}
-	}
-	if fl == nil {
-		if len(f.m) >= usageMaxFlights {
-			f.sweep()
-		}
-		if len(f.m) >= usageMaxFlights {
-			f.mu.Unlock()
-			return compute(ctx)
-		}
-		fl = &usageFlight{done: make(chan struct{})}
-		f.m[k] = fl
-		go f.run(ctx, k, fl, compute)
-	}
+	e, ok := f.kept[k]
 	f.mu.Unlock()
+	if ok && f.now().Before(e.until) {
+		return e.u, nil
+	}
+	ch := f.flight.DoChan(strconv.FormatInt(k.registry, 10)+"/"+k.repository, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), usageTimeout)
+		defer cancel()
+		start := f.now()
+		u, err := compute(ctx)
+		if took := f.now().Sub(start); err == nil && took >= usageSlow {
+			f.keep(k, keptUsage{u, f.now().Add(min(usageReuse*took, usageMaxReuse))})
+		}
+		return u, err
+	})
 	select {
-	case <-fl.done:
-		return fl.u, fl.err
+	case r := <-ch:
+		u, _ := r.Val.(store.Usage)
+		return u, r.Err
 	case <-ctx.Done():
 		return store.Usage{}, ctx.Err()
 	}
 }
 
-// run computes fl's figures on a context of its own (the request that started it may leave
-// while others wait), then keeps them only if they took long.
-func (f *usageFlights) run(parent context.Context, k usageKey, fl *usageFlight, compute func(context.Context) (store.Usage, error)) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), usageTimeout)
-	defer cancel()
-	start := f.now()
-	u, err := compute(ctx)
-	took := f.now().Sub(start)
+// keep holds e for k, unless usageMaxKept figures still in use are held already.
+func (f *usageFlights) keep(k usageKey, e keptUsage) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fl.u, fl.err = u, err
-	if err == nil && took >= usageSlow {
-		fl.until = f.now().Add(min(usageReuse*took, usageMaxReuse))
-	} else if f.m[k] == fl {
-		delete(f.m, k)
-	}
-	close(fl.done)
-}
-
-// sweep drops figures no longer reused. f.mu is held.
-func (f *usageFlights) sweep() {
-	now := f.now()
-	for k, fl := range f.m {
-		select {
-		case <-fl.done:
-			if !now.Before(fl.until) {
-				delete(f.m, k)
+	if len(f.kept) >= usageMaxKept {
+		now := f.now()
+		for k, e := range f.kept {
+			if !now.Before(e.until) {
+				delete(f.kept, k)
 			}
-		default:
 		}
+	}
+	if len(f.kept) < usageMaxKept {
+		f.kept[k] = e
 	}
 }

@@ -27,7 +27,7 @@ func (c *clock) add(d time.Duration) {
 func (f *usageFlights) held() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.m)
+	return len(f.kept)
 }
 
 // TestUsageFlights: figures are shared while computed, reused only when they took long (for ten
@@ -139,17 +139,17 @@ func TestUsageFlights(t *testing.T) {
 		f := newUsageFlights(c.now)
 		var calls atomic.Int64
 		slow := computing(c, &calls, time.Second, nil)
-		for i := range usageMaxFlights + 5 {
+		for i := range usageMaxKept + 5 {
 			if _, err := f.do(ctx, usageKey{int64(i), ""}, slow); err != nil {
 				t.Fatal(err)
 			}
 			c.add(-time.Second) // every one still reused
 		}
-		if held := f.held(); held != usageMaxFlights {
-			t.Errorf("%d figures held, want %d", held, usageMaxFlights)
+		if held := f.held(); held != usageMaxKept {
+			t.Errorf("%d figures held, want %d", held, usageMaxKept)
 		}
-		if n := calls.Load(); n != usageMaxFlights+5 {
-			t.Errorf("%d computations, want %d", n, usageMaxFlights+5)
+		if n := calls.Load(); n != usageMaxKept+5 {
+			t.Errorf("%d computations, want %d", n, usageMaxKept+5)
 		}
 		c.add(usageMaxReuse) // every one is old now: the next call sweeps them away
 		if _, err := f.do(ctx, usageKey{-1, ""}, slow); err != nil {
